@@ -1,0 +1,210 @@
+//! Architecture checks. `run` is called by `cargo xtask tidy` and by the test in
+//! `crates/syncd-types/tests/` indirectly through the binary; `check_workspace` is the
+//! testable core.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+/// Crates that must never pull tokio into their (normal) dependency tree: they are sans-IO or
+/// blocking-IO libraries driven by the engine.
+pub const NO_TOKIO: &[&str] = &[
+    "syncd-types",
+    "syncd-proto",
+    "syncd-ignore",
+    "syncd-conflict",
+    "syncd-index",
+    "syncd-scan",
+];
+
+/// Crates that must not touch the filesystem or the clock: pure functions of their inputs.
+pub const PURE: &[&str] = &["syncd-ignore", "syncd-conflict"];
+
+/// Runs every check on the workspace at `root` and prints a summary.
+pub fn run(root: &Path) -> Result<(), String> {
+    let problems = check_workspace(root)?;
+    if problems.is_empty() {
+        println!("tidy: ok");
+        Ok(())
+    } else {
+        let mut msg = format!("{} problem(s):\n", problems.len());
+        for p in &problems {
+            let _ = writeln!(msg, "  - {p}");
+        }
+        Err(msg)
+    }
+}
+
+/// Returns a list of human-readable rule violations (empty when tidy).
+pub fn check_workspace(root: &Path) -> Result<Vec<String>, String> {
+    let mut problems = Vec::new();
+    let crates_dir = root.join("crates");
+    let entries = std::fs::read_dir(&crates_dir)
+        .map_err(|e| format!("cannot read {}: {e}", crates_dir.display()))?;
+    let mut crates: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("Cargo.toml").is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    crates.sort();
+
+    for name in &crates {
+        let dir = crates_dir.join(name);
+        let lib = dir.join("src/lib.rs");
+        if lib.is_file() {
+            let text = std::fs::read_to_string(&lib)
+                .map_err(|e| format!("cannot read {}: {e}", lib.display()))?;
+            if !text.trim_start().starts_with("//!") {
+                problems.push(format!(
+                    "{}: lib.rs must open with a `//!` doc comment (the crate's job, types, invariants)",
+                    lib.display()
+                ));
+            }
+        }
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml"))
+            .map_err(|e| format!("cannot read {}/Cargo.toml: {e}", dir.display()))?;
+        if !manifest.contains("[lints]") || !manifest.contains("workspace = true") {
+            problems.push(format!(
+                "{}/Cargo.toml: add `[lints] workspace = true` (the workspace denies unwrap/expect)",
+                dir.display()
+            ));
+        }
+        if PURE.contains(&name.as_str()) {
+            for file in rust_files(&dir.join("src")) {
+                let text = std::fs::read_to_string(&file).unwrap_or_default();
+                for forbidden in ["std::fs", "SystemTime::now", "Instant::now", "File::open"] {
+                    if text.contains(forbidden) {
+                        problems.push(format!(
+                            "{}: `{forbidden}` in a pure crate (time and file contents are parameters)",
+                            file.display()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    for name in NO_TOKIO {
+        if !crates.iter().any(|c| c == name) {
+            continue;
+        }
+        let tree = cargo_tree(root, name)?;
+        if let Some(line) = tree
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some("tokio"))
+        {
+            problems.push(format!(
+                "{name} depends on tokio ({line}); only syncd-transport, syncd-engine and the binary may"
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+fn cargo_tree(root: &Path, package: &str) -> Result<String, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let out = Command::new(cargo)
+        .current_dir(root)
+        .args(["tree", "-e", "normal", "--prefix", "none", "-p", package])
+        .output()
+        .map_err(|e| format!("cannot run cargo tree: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo tree -p {package} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.filter_map(Result::ok) {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn write(path: &Path, text: &str) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    fn scratch_workspace(tag: &str, types_deps: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("syncd-tidy-{}-{tag}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        write(
+            &dir.join("Cargo.toml"),
+            "[workspace]\nresolver = \"2\"\nmembers = [\"crates/*\", \"vendor/tokio\"]\n\n[workspace.lints.rust]\nunsafe_code = \"deny\"\n",
+        );
+        write(
+            &dir.join("vendor/tokio/Cargo.toml"),
+            "[package]\nname = \"tokio\"\nversion = \"1.0.0\"\nedition = \"2021\"\n",
+        );
+        write(
+            &dir.join("vendor/tokio/src/lib.rs"),
+            "//! stand-in crate named tokio\n",
+        );
+        write(
+            &dir.join("crates/syncd-types/Cargo.toml"),
+            &format!(
+                "[package]\nname = \"syncd-types\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n{types_deps}\n\n[lints]\nworkspace = true\n"
+            ),
+        );
+        write(&dir.join("crates/syncd-types/src/lib.rs"), "//! types\n");
+        dir
+    }
+
+    #[test]
+    fn tidy_fails_when_syncd_types_depends_on_tokio() {
+        let dir = scratch_workspace("tokio", "tokio = { path = \"../../vendor/tokio\" }");
+        let problems = check_workspace(&dir).unwrap();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("syncd-types depends on tokio")),
+            "{problems:?}"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tidy_passes_the_same_workspace_without_tokio() {
+        let dir = scratch_workspace("clean", "");
+        let problems = check_workspace(&dir).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tidy_requires_a_crate_doc_comment() {
+        let dir = scratch_workspace("nodoc", "");
+        fs::write(dir.join("crates/syncd-types/src/lib.rs"), "pub fn f() {}\n").unwrap();
+        let problems = check_workspace(&dir).unwrap();
+        assert!(problems.iter().any(|p| p.contains("`//!`")), "{problems:?}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn this_workspace_is_tidy() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let problems = check_workspace(root).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+}
