@@ -46,7 +46,7 @@
 //!
 //! // On device b the local file loses and is moved aside, named after the winner.
 //! let Resolution::TakeRemote { fate: LocalFate::ConflictCopy { winner_modified_by }, .. } =
-//!     resolve(Some(&cb), &ca, DeleteRule::V2, "notes.txt", MaxConflicts::default())
+//!     resolve(Some(&cb), &ca, "notes.txt", MaxConflicts::default())
 //! else { panic!("expected a conflict copy") };
 //! let now = LocalTime::from_unix(1_767_366_245, 0);
 //! assert_eq!(conflict_copy_name("notes.txt", winner_modified_by, now).as_deref(),

@@ -1,21 +1,21 @@
-//! The conflict decision: what the device holding `local` does when `remote` is the version
+//! The conflict decision: what the device holding `local` does when `global` is the version
 //! to install (spec sync-semantics §2.1, §2.2, §2.5).
 
 use syncd_types::ShortId;
 
 use crate::names::{MaxConflicts, is_conflict_copy};
-use crate::order::{Candidate, DeleteRule, compare_candidates};
+use crate::order::{Candidate, needs};
 use crate::vector::VersionVector;
 
 /// What happens to the path on this device, decided by [`resolve`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Resolution {
-    /// The local record ranks at or before the remote one (or has that version already):
-    /// nothing changes here. If the versions conflict, the other device makes the copy.
+    /// The device has the global version (equal or newer vector) or the global is invalid:
+    /// nothing changes here. A conflict winner keeps its file; the losers make the copies.
     KeepLocal,
-    /// Install the remote version. First do what [`LocalFate`] says with the existing local
-    /// item; afterwards the local record takes the remote record with `adopt_version`.
+    /// Install the global version. First do what [`LocalFate`] says with the existing local
+    /// item; afterwards the local record takes the global record with `adopt_version`.
     TakeRemote {
         /// What happens to the existing local item.
         fate: LocalFate,
@@ -25,7 +25,7 @@ pub enum Resolution {
     },
 }
 
-/// What happens to the existing local item before the remote version is installed.
+/// What happens to the existing local item before the global version is installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LocalFate {
@@ -95,21 +95,28 @@ pub fn in_conflict(incoming: &Candidate<'_>, existing: &Candidate<'_>) -> bool {
 }
 
 /// The conflict decision for one path on the device holding `local` (`None` = no record),
-/// when `remote` is another device's record (normally the global one) and `local_path` the
-/// path's name (relative, `/`-separated).
+/// where `global` is the record [`select_global`](crate::select_global) chose from all
+/// records of the path (including `local`), and `local_path` the path's name (relative,
+/// `/`-separated). The delete rule already acted when the global was chosen.
 ///
-/// - `local` ranks at or before `remote` under `rule` (see
-///   [`compare_candidates`]) → [`Resolution::KeepLocal`]. The winner never copies anything.
-/// - Otherwise the remote version is taken ([`Resolution::TakeRemote`]) and the local item's
+/// - The device does not [`needs`](crate::needs) the global (its version is equal or newer,
+///   or the global is invalid) → [`Resolution::KeepLocal`]. The winner of a conflict never
+///   copies anything.
+/// - Otherwise the global version is taken ([`Resolution::TakeRemote`]) and the local item's
 ///   fate is, in order:
 ///   1. no live local item → [`LocalFate::Absent`];
 ///   2. both live regular files with equal, known `blocks_hash` → [`LocalFate::MetadataOnly`]
 ///      (identical content never makes a copy);
 ///   3. local is a directory or symlink, or not [`in_conflict`] → [`LocalFate::Overwrite`];
-///   4. local is a regular file in conflict (whatever the remote is: a file, a directory, a
-///      symlink, or under [`DeleteRule::V2`] a newer delete) → [`LocalFate::ConflictCopy`]
-///      named after the remote's `modified_by`, or [`LocalFate::Discard`] when `local_path`
-///      is already a conflict copy or `max_conflicts` is 0.
+///   4. local is a regular file in conflict (whatever the global is: a file, a directory, a
+///      symlink, or under [`DeleteRule::V2`](crate::DeleteRule::V2) a newer delete) →
+///      [`LocalFate::ConflictCopy`] named after the global's `modified_by`, or
+///      [`LocalFate::Discard`] when `local_path` is already a conflict copy or
+///      `max_conflicts` is 0.
+///
+/// A local record concurrent with the global one always takes it: it lost the ranking (it
+/// may even win a pairwise tie-break against the global while being superseded by a third
+/// record — ranking is decided over the whole set, never pairwise).
 ///
 /// ```
 /// use syncd_conflict::*;
@@ -122,52 +129,46 @@ pub fn in_conflict(incoming: &Candidate<'_>, existing: &Candidate<'_>) -> bool {
 ///     kind: FileKind::File, modified_s, modified_ns: 0, modified_by: ShortId(u64::from(device)),
 ///     blocks_hash, previous_blocks_hash: &[],
 /// };
-/// let local = cand(1, &ours, 20, b"ours");
-/// let remote = cand(2, &theirs, 30, b"theirs"); // newer mtime: remote wins
-/// let got = resolve(Some(&local), &remote, DeleteRule::V2, "notes.txt", MaxConflicts::default());
-/// assert_eq!(got, Resolution::TakeRemote {
-///     fate: LocalFate::ConflictCopy { winner_modified_by: ShortId(2) },
-///     adopt_version: theirs.clone(),
-/// });
-/// // On the other device the same pair resolves the other way round: it keeps its version.
-/// assert_eq!(resolve(Some(&remote), &local, DeleteRule::V2, "notes.txt", MaxConflicts::default()),
+/// let rows = [cand(1, &ours, 20, b"ours"), cand(2, &theirs, 30, b"theirs")];
+/// let g = select_global(&rows, DeleteRule::V2).unwrap_or_default();
+/// assert_eq!(g, 1); // newer mtime wins
+/// // On device 1 the local file loses and is moved aside, named after the winner.
+/// assert_eq!(resolve(Some(&rows[0]), &rows[g], "notes.txt", MaxConflicts::default()),
+///            Resolution::TakeRemote {
+///                fate: LocalFate::ConflictCopy { winner_modified_by: ShortId(2) },
+///                adopt_version: theirs.clone(),
+///            });
+/// // On device 2 nothing happens.
+/// assert_eq!(resolve(Some(&rows[1]), &rows[g], "notes.txt", MaxConflicts::default()),
 ///            Resolution::KeepLocal);
 /// ```
 pub fn resolve(
     local: Option<&Candidate<'_>>,
-    remote: &Candidate<'_>,
-    rule: DeleteRule,
+    global: &Candidate<'_>,
     local_path: &str,
     max_conflicts: MaxConflicts,
 ) -> Resolution {
+    if !needs(local, global) {
+        return Resolution::KeepLocal;
+    }
     let take = |fate| Resolution::TakeRemote {
         fate,
-        adopt_version: remote.version.clone(),
+        adopt_version: global.version.clone(),
     };
     let Some(local) = local else {
         return take(LocalFate::Absent);
     };
-    let local_keeps = if remote.invalid {
-        // An invalid record is never installed: nobody pulls it.
-        true
-    } else {
-        local.version.compare(remote.version).is_greater_or_equal()
-            || compare_candidates(local, remote, rule).is_le()
-    };
-    if local_keeps {
-        return Resolution::KeepLocal;
-    }
     if local.deleted {
         return take(LocalFate::Absent);
     }
     if local.is_live_file()
-        && remote.is_live_file()
+        && global.is_live_file()
         && !local.blocks_hash.is_empty()
-        && local.blocks_hash == remote.blocks_hash
+        && local.blocks_hash == global.blocks_hash
     {
         return take(LocalFate::MetadataOnly);
     }
-    if !local.is_live_file() || !in_conflict(remote, local) {
+    if !local.is_live_file() || !in_conflict(global, local) {
         return take(LocalFate::Overwrite);
     }
     let fate = if is_conflict_copy(local_path) {
@@ -180,7 +181,7 @@ pub fn resolve(
         }
     } else {
         LocalFate::ConflictCopy {
-            winner_modified_by: remote.modified_by,
+            winner_modified_by: global.modified_by,
         }
     };
     take(fate)

@@ -263,13 +263,9 @@ fn delete_after_conflict_becomes_global() {
     for rule in BOTH {
         let a = file(1, &[(1, 10)], 100, "a");
         let b = file(2, &[(2, 10)], 200, "b");
-        let Resolution::TakeRemote { adopt_version, .. } = resolve(
-            Some(&a.cand()),
-            &b.cand(),
-            rule,
-            "f",
-            MaxConflicts::default(),
-        ) else {
+        let Resolution::TakeRemote { adopt_version, .. } =
+            decide(Some(&a), &b, rule, "f", MaxConflicts::default())
+        else {
             panic!("b is newer and must win ({rule:?})");
         };
         assert_eq!(adopt_version, b.version);
@@ -405,16 +401,29 @@ fn copy_named_after(remote: &Rec) -> LocalFate {
 /// One row of the conflict-decision table: `(why, local, remote, path, expected)`.
 type Row = (&'static str, Option<Rec>, Rec, &'static str, Resolution);
 
+/// The decision on the device holding `local` when the only other record is `remote`: the
+/// global is chosen from both under `rule`, then resolved.
+fn decide(
+    local: Option<&Rec>,
+    remote: &Rec,
+    rule: DeleteRule,
+    path: &str,
+    max: MaxConflicts,
+) -> Resolution {
+    let rows: Vec<Candidate<'_>> = local
+        .iter()
+        .map(|r| r.cand())
+        .chain([remote.cand()])
+        .collect();
+    let Some(g) = select_global(&rows, rule) else {
+        panic!("two candidates have a global")
+    };
+    resolve(local.map(Rec::cand).as_ref(), &rows[g], path, max)
+}
+
 fn check_resolutions(rule: DeleteRule, rows: &[Row]) {
     for (why, local, remote, path, want) in rows {
-        let local = local.as_ref().map(Rec::cand);
-        let got = resolve(
-            local.as_ref(),
-            &remote.cand(),
-            rule,
-            path,
-            MaxConflicts::default(),
-        );
+        let got = decide(local.as_ref(), remote, rule, path, MaxConflicts::default());
         assert_eq!(&got, want, "{why} ({rule:?})");
     }
 }
@@ -666,13 +675,7 @@ fn max_conflicts_zero_discards_the_losing_file() {
     let local = file(1, &[(1, 10)], 100, "ours");
     let remote = file(2, &[(2, 10)], 200, "theirs");
     for rule in BOTH {
-        let got = resolve(
-            Some(&local.cand()),
-            &remote.cand(),
-            rule,
-            "f",
-            MaxConflicts::Keep(0),
-        );
+        let got = decide(Some(&local), &remote, rule, "f", MaxConflicts::Keep(0));
         assert_eq!(
             got,
             take(
@@ -682,13 +685,7 @@ fn max_conflicts_zero_discards_the_losing_file() {
                 &remote
             )
         );
-        let got = resolve(
-            Some(&local.cand()),
-            &remote.cand(),
-            rule,
-            "f",
-            MaxConflicts::Unlimited,
-        );
+        let got = decide(Some(&local), &remote, rule, "f", MaxConflicts::Unlimited);
         assert_eq!(got, take(copy_named_after(&remote), &remote));
     }
 }
