@@ -1,0 +1,313 @@
+//! [`FileRecord`], the index's own stored file entry, and its byte encoding (format version 1,
+//! described byte by byte in `docs/index-format.md`).
+
+use crate::codec::{Reader, put_bytes, put_ivarint, put_uvarint};
+use crate::error::DecodeError;
+use syncd_conflict::{Counter, VersionVector};
+use syncd_types::{FileKind, RelPath, ShortId};
+
+/// Version byte that opens every stored entry (the per-name value of the `files` table).
+pub(crate) const ENTRY_FORMAT: u8 = 1;
+
+/// One block or chunk of a file's content: where it lies and the SHA-256 of its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Block {
+    /// Byte offset in the file.
+    pub offset: u64,
+    /// Length in bytes.
+    pub size: u32,
+    /// SHA-256 of the bytes.
+    pub hash: [u8; 32],
+}
+
+/// What one device announced (or the local device has) for one path in one folder.
+///
+/// This is the index's own type, not the wire `FileInfo`: the engine converts at the edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    /// Path relative to the folder root.
+    pub name: RelPath,
+    /// File, directory or symlink.
+    pub kind: FileKind,
+    /// Size in bytes (0 for deleted entries).
+    pub size: u64,
+    /// Modification time, seconds since the Unix epoch.
+    pub modified_s: i64,
+    /// Nanosecond part of the modification time.
+    pub modified_ns: i32,
+    /// Unix permission bits.
+    pub permissions: u32,
+    /// The version vector.
+    pub version: VersionVector,
+    /// For local records, assigned by the index on apply (the value passed in is ignored); for
+    /// remote records, the sender's sequence.
+    pub sequence: u64,
+    /// Deleted entry (tombstone).
+    pub deleted: bool,
+    /// Invalid entry (ignored, unsupported, announced invalid by a peer): never global while a
+    /// valid one exists, needed by nobody.
+    pub invalid: bool,
+    /// Permissions are not to be applied.
+    pub no_permissions: bool,
+    /// Symlink target bytes (empty unless a symlink).
+    pub symlink_target: Vec<u8>,
+    /// Short ID of the device that last modified the entry.
+    pub modified_by: ShortId,
+    /// The BEP fixed-size block list.
+    pub blocks: Vec<Block>,
+    /// syncd's content-defined chunk list (empty when unknown, e.g. from a Syncthing peer).
+    pub chunks: Vec<Block>,
+    /// Hash over the block list (empty when unknown).
+    pub blocks_hash: Vec<u8>,
+    /// `blocks_hash` of the version this one was edited from (empty when unknown).
+    pub previous_blocks_hash: Vec<u8>,
+}
+
+impl FileRecord {
+    /// A record with the given name and kind and every other field empty or zero.
+    pub fn new(name: RelPath, kind: FileKind) -> Self {
+        FileRecord {
+            name,
+            kind,
+            size: 0,
+            modified_s: 0,
+            modified_ns: 0,
+            permissions: 0,
+            version: VersionVector::new(),
+            sequence: 0,
+            deleted: false,
+            invalid: false,
+            no_permissions: false,
+            symlink_target: Vec::new(),
+            modified_by: ShortId(0),
+            blocks: Vec::new(),
+            chunks: Vec::new(),
+            blocks_hash: Vec::new(),
+            previous_blocks_hash: Vec::new(),
+        }
+    }
+
+    /// The view of this record that `syncd-conflict` ranks.
+    pub fn candidate(&self, device: syncd_types::DeviceId) -> syncd_conflict::Candidate<'_> {
+        syncd_conflict::Candidate {
+            device,
+            version: &self.version,
+            invalid: self.invalid,
+            deleted: self.deleted,
+            kind: self.kind,
+            modified_s: self.modified_s,
+            modified_ns: self.modified_ns,
+            modified_by: self.modified_by,
+            blocks_hash: &self.blocks_hash,
+            previous_blocks_hash: &self.previous_blocks_hash,
+        }
+    }
+
+    /// Appends the encoding of everything but the name (which lives in the key).
+    pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
+        let flags = u8::from(self.deleted)
+            | u8::from(self.invalid) << 1
+            | u8::from(self.no_permissions) << 2;
+        out.push(flags);
+        out.push(match self.kind {
+            FileKind::File => 0,
+            FileKind::Directory => 1,
+            FileKind::Symlink => 2,
+        });
+        put_uvarint(out, self.size);
+        put_ivarint(out, self.modified_s);
+        put_ivarint(out, i64::from(self.modified_ns));
+        put_uvarint(out, u64::from(self.permissions));
+        put_uvarint(out, self.sequence);
+        out.extend_from_slice(&self.modified_by.0.to_be_bytes());
+        let counters = self.version.counters();
+        put_uvarint(out, counters.len() as u64);
+        for c in counters {
+            out.extend_from_slice(&c.id.0.to_be_bytes());
+            put_uvarint(out, c.value);
+        }
+        put_bytes(out, &self.symlink_target);
+        put_bytes(out, &self.blocks_hash);
+        put_bytes(out, &self.previous_blocks_hash);
+        encode_blocks(out, &self.blocks);
+        encode_blocks(out, &self.chunks);
+    }
+
+    /// Decodes one record body (as written by [`FileRecord::encode_into`]).
+    pub(crate) fn decode(name: RelPath, b: &[u8]) -> Result<FileRecord, DecodeError> {
+        let mut r = Reader::new(b, "file record");
+        let flags = r.u8()?;
+        if flags & !0b111 != 0 {
+            return Err(DecodeError::OutOfRange {
+                what: "file record",
+                field: "flags",
+                value: u64::from(flags),
+            });
+        }
+        let kind = match r.u8()? {
+            0 => FileKind::File,
+            1 => FileKind::Directory,
+            2 => FileKind::Symlink,
+            k => {
+                return Err(DecodeError::OutOfRange {
+                    what: "file record",
+                    field: "kind",
+                    value: u64::from(k),
+                });
+            }
+        };
+        let size = r.uvarint()?;
+        let modified_s = r.ivarint()?;
+        let ns = r.ivarint()?;
+        let modified_ns = i32::try_from(ns).map_err(|_| DecodeError::OutOfRange {
+            what: "file record",
+            field: "modified_ns",
+            value: ns as u64,
+        })?;
+        let permissions = r.u32varint("permissions")?;
+        let sequence = r.uvarint()?;
+        let modified_by = ShortId(u64::from_be_bytes(r.array()?));
+        let n = r.count("version counters", 9)?;
+        let mut counters = Vec::with_capacity(n);
+        for _ in 0..n {
+            let id = ShortId(u64::from_be_bytes(r.array()?));
+            let value = r.uvarint()?;
+            counters.push(Counter { id, value });
+        }
+        let symlink_target = r.bytes()?.to_vec();
+        let blocks_hash = r.bytes()?.to_vec();
+        let previous_blocks_hash = r.bytes()?.to_vec();
+        let blocks = decode_blocks(&mut r)?;
+        let chunks = decode_blocks(&mut r)?;
+        if !r.is_empty() {
+            return Err(DecodeError::Trailing {
+                what: "file record",
+                extra: 1,
+            });
+        }
+        Ok(FileRecord {
+            name,
+            kind,
+            size,
+            modified_s,
+            modified_ns,
+            permissions,
+            version: VersionVector::from_counters(counters),
+            sequence,
+            deleted: flags & 1 != 0,
+            invalid: flags & 2 != 0,
+            no_permissions: flags & 4 != 0,
+            symlink_target,
+            modified_by,
+            blocks,
+            chunks,
+            blocks_hash,
+            previous_blocks_hash,
+        })
+    }
+}
+
+/// Offsets are stored as the gap from where the previous block ended, so contiguous lists (the
+/// normal case) cost one byte per offset; any other layout still round-trips exactly.
+fn encode_blocks(out: &mut Vec<u8>, blocks: &[Block]) {
+    put_uvarint(out, blocks.len() as u64);
+    let mut expected: u64 = 0;
+    for b in blocks {
+        put_uvarint(out, b.offset.wrapping_sub(expected));
+        put_uvarint(out, u64::from(b.size));
+        out.extend_from_slice(&b.hash);
+        expected = b.offset.wrapping_add(u64::from(b.size));
+    }
+}
+
+fn decode_blocks(r: &mut Reader<'_>) -> Result<Vec<Block>, DecodeError> {
+    let n = r.count("blocks", 34)?;
+    let mut blocks = Vec::with_capacity(n);
+    let mut expected: u64 = 0;
+    for _ in 0..n {
+        let offset = expected.wrapping_add(r.uvarint()?);
+        let size = r.u32varint("block size")?;
+        let hash = r.array()?;
+        blocks.push(Block { offset, size, hash });
+        expected = offset.wrapping_add(u64::from(size));
+    }
+    Ok(blocks)
+}
+
+/// All records stored for one name: one per device, sorted by device number (the local device,
+/// number 0, first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) records: Vec<(u32, FileRecord)>,
+}
+
+impl Entry {
+    pub(crate) fn get(&self, device: u32) -> Option<&FileRecord> {
+        self.records
+            .iter()
+            .find(|(d, _)| *d == device)
+            .map(|(_, r)| r)
+    }
+
+    /// Replaces (or inserts, or with `None` removes) `device`'s record; returns the old one.
+    pub(crate) fn set(&mut self, device: u32, record: Option<FileRecord>) -> Option<FileRecord> {
+        match self.records.binary_search_by_key(&device, |(d, _)| *d) {
+            Ok(i) => match record {
+                Some(r) => Some(std::mem::replace(&mut self.records[i].1, r)),
+                None => Some(self.records.remove(i).1),
+            },
+            Err(i) => {
+                if let Some(r) = record {
+                    self.records.insert(i, (device, r));
+                }
+                None
+            }
+        }
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        out.push(ENTRY_FORMAT);
+        put_uvarint(&mut out, self.records.len() as u64);
+        let mut body = Vec::with_capacity(200);
+        for (d, r) in &self.records {
+            body.clear();
+            r.encode_into(&mut body);
+            put_uvarint(&mut out, u64::from(*d));
+            put_bytes(&mut out, &body);
+        }
+        out
+    }
+
+    pub(crate) fn decode(name: &RelPath, b: &[u8]) -> Result<Entry, DecodeError> {
+        let mut r = Reader::new(b, "entry");
+        let v = r.u8()?;
+        if v != ENTRY_FORMAT {
+            return Err(DecodeError::UnknownVersion {
+                what: "entry",
+                found: v,
+            });
+        }
+        let n = r.count("records", 2)?;
+        let mut records: Vec<(u32, FileRecord)> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let d = r.u32varint("device")?;
+            if records.last().is_some_and(|(prev, _)| *prev >= d) {
+                return Err(DecodeError::OutOfRange {
+                    what: "entry",
+                    field: "device order",
+                    value: u64::from(d),
+                });
+            }
+            let body = r.bytes()?;
+            records.push((d, FileRecord::decode(name.clone(), body)?));
+        }
+        if !r.is_empty() {
+            return Err(DecodeError::Trailing {
+                what: "entry",
+                extra: 1,
+            });
+        }
+        Ok(Entry { records })
+    }
+}

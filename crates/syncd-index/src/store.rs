@@ -1,0 +1,358 @@
+//! [`Index`]: opening the database, folders and devices, and the shared evaluation of one
+//! name's records (global, need, counts).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use syncd_conflict::{Candidate, DeleteRule, needs, remote_needs, select_global};
+use syncd_types::{DeviceId, FolderId};
+
+use crate::codec::{Reader, put_uvarint};
+use crate::counts::Counts;
+use crate::error::{DecodeError, IndexError, OpenError};
+use crate::keys::*;
+use crate::read::FolderReader;
+use crate::record::{Entry, FileRecord};
+use crate::write::FolderWriter;
+
+/// Version of the on-disk layout (tables, keys and values) described in `docs/index-format.md`.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// redb page-cache size used unless [`IndexOptions::cache_size`] says otherwise: 16 MiB.
+pub const DEFAULT_CACHE_SIZE: usize = 16 * 1024 * 1024;
+
+/// How to open an [`Index`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexOptions {
+    /// Bytes of redb page cache (redb's own default is 1 GiB; ours is [`DEFAULT_CACHE_SIZE`]).
+    pub cache_size: usize,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        IndexOptions {
+            cache_size: DEFAULT_CACHE_SIZE,
+        }
+    }
+}
+
+/// The on-disk index of one syncd device: every folder's records for the local device and
+/// each peer, with global versions, the need set, counts and the block map.
+///
+/// Reads take a consistent snapshot ([`Index::read`]); writes are batches that commit as one
+/// transaction ([`Index::write`]).
+pub struct Index {
+    db: Database,
+    local: DeviceId,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Index {
+    /// Opens (creating if absent) the index at `path` for the local device `local`, with the
+    /// default 16 MiB cache.
+    pub fn open(path: impl AsRef<Path>, local: DeviceId) -> Result<Index, OpenError> {
+        Index::open_with(path, local, IndexOptions::default())
+    }
+
+    /// Opens (creating if absent) the index at `path` with explicit options.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        local: DeviceId,
+        options: IndexOptions,
+    ) -> Result<Index, OpenError> {
+        let db = Database::builder()
+            .set_cache_size(options.cache_size)
+            .create(path)?;
+        let txn = db.begin_write().map_err(IndexError::from)?;
+        {
+            let mut meta = txn.open_table(META).map_err(IndexError::from)?;
+            let format = meta
+                .get("format")
+                .map_err(IndexError::from)?
+                .map(|g| be_u32(g.value()));
+            match format {
+                None => {
+                    meta.insert("format", FORMAT_VERSION.to_be_bytes().as_slice())
+                        .map_err(IndexError::from)?;
+                    meta.insert("local_device", local.as_bytes().as_slice())
+                        .map_err(IndexError::from)?;
+                }
+                Some(Some(FORMAT_VERSION)) => {}
+                Some(found) => {
+                    return Err(OpenError::UnsupportedFormat {
+                        found: found.unwrap_or(u32::MAX),
+                        supported: FORMAT_VERSION,
+                    });
+                }
+            }
+            let stored = meta
+                .get("local_device")
+                .map_err(IndexError::from)?
+                .and_then(|g| DeviceId::from_slice(g.value()));
+            match stored {
+                Some(s) if s == local => {}
+                Some(stored) => {
+                    return Err(OpenError::WrongDevice {
+                        stored,
+                        requested: local,
+                    });
+                }
+                None => {
+                    return Err(IndexError::Corrupt(DecodeError::Truncated {
+                        what: "meta local_device",
+                        offset: 0,
+                    })
+                    .into());
+                }
+            }
+            let mut devices = txn.open_table(DEVICES).map_err(IndexError::from)?;
+            if devices
+                .get(local.as_bytes().as_slice())
+                .map_err(IndexError::from)?
+                .is_none()
+            {
+                devices
+                    .insert(local.as_bytes().as_slice(), LOCAL)
+                    .map_err(IndexError::from)?;
+            }
+            // Create the remaining tables so read transactions always find them.
+            txn.open_table(FOLDERS).map_err(IndexError::from)?;
+            txn.open_table(FOLDER_DEVICES).map_err(IndexError::from)?;
+            txn.open_table(FILES).map_err(IndexError::from)?;
+            txn.open_table(NEED).map_err(IndexError::from)?;
+            txn.open_table(SEQUENCES).map_err(IndexError::from)?;
+            txn.open_table(BLOCKS).map_err(IndexError::from)?;
+            txn.open_table(COUNTS).map_err(IndexError::from)?;
+        }
+        txn.commit().map_err(IndexError::from)?;
+        Ok(Index { db, local })
+    }
+
+    /// The local device this index belongs to.
+    pub fn local_device(&self) -> DeviceId {
+        self.local
+    }
+
+    /// Starts a write batch on `folder` (created, empty, with a fresh local index ID and
+    /// [`DeleteRule::V1`], if new). Nothing is visible until [`FolderWriter::commit`]; dropping
+    /// the writer discards the batch. One writer at a time: a second call blocks until the
+    /// first is committed or dropped.
+    pub fn write(&self, folder: &FolderId) -> Result<FolderWriter<'_>, IndexError> {
+        FolderWriter::begin(self, self.db.begin_write()?, folder)
+    }
+
+    /// A consistent snapshot of `folder` (empty if the folder was never written).
+    pub fn read(&self, folder: &FolderId) -> Result<FolderReader, IndexError> {
+        FolderReader::begin(self.db.begin_read()?, folder)
+    }
+
+    /// Every folder in the index.
+    pub fn folders(&self) -> Result<Vec<FolderId>, IndexError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(FOLDERS)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (k, _) = item?;
+            if let Ok(f) = FolderId::new(k.value()) {
+                out.push(f);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rewrites the file to release free pages; returns whether anything was compacted.
+    pub fn compact(&mut self) -> Result<bool, IndexError> {
+        Ok(self.db.compact()?)
+    }
+
+    /// Number of names stored across all folders (a table length, no scan).
+    pub fn name_count(&self) -> Result<u64, IndexError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(FILES)?.len()?)
+    }
+}
+
+/// Folder row: number (u32 BE) + delete rule byte.
+pub(crate) fn encode_folder(idx: u32, rule: DeleteRule) -> [u8; 5] {
+    let b = idx.to_be_bytes();
+    [b[0], b[1], b[2], b[3], rule_byte(rule)]
+}
+
+pub(crate) fn decode_folder(b: &[u8]) -> Result<(u32, DeleteRule), DecodeError> {
+    let idx = be_u32(b).ok_or(DecodeError::Truncated {
+        what: "folder",
+        offset: 0,
+    })?;
+    let rule = match b.get(4) {
+        Some(1) => DeleteRule::V1,
+        Some(2) => DeleteRule::V2,
+        other => {
+            return Err(DecodeError::OutOfRange {
+                what: "folder",
+                field: "delete rule",
+                value: u64::from(other.copied().unwrap_or(0)),
+            });
+        }
+    };
+    Ok((idx, rule))
+}
+
+fn rule_byte(rule: DeleteRule) -> u8 {
+    match rule {
+        DeleteRule::V1 => 1,
+        DeleteRule::V2 => 2,
+    }
+}
+
+/// Per (folder, device) state: delta-index bookkeeping and how many records it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct DevState {
+    pub(crate) index_id: u64,
+    pub(crate) max_sequence: u64,
+    pub(crate) records: u64,
+}
+
+impl DevState {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = self.index_id.to_be_bytes().to_vec();
+        put_uvarint(&mut out, self.max_sequence);
+        put_uvarint(&mut out, self.records);
+        out
+    }
+
+    pub(crate) fn decode(b: &[u8]) -> Result<DevState, DecodeError> {
+        let mut r = Reader::new(b, "folder device");
+        let index_id = u64::from_be_bytes(r.array()?);
+        let max_sequence = r.uvarint()?;
+        let records = r.uvarint()?;
+        Ok(DevState {
+            index_id,
+            max_sequence,
+            records,
+        })
+    }
+}
+
+/// Loads the device numbering (small: one row per device ever seen).
+pub(crate) fn load_devices(
+    t: &impl ReadableTable<&'static [u8], u32>,
+) -> Result<Vec<DeviceId>, IndexError> {
+    let mut by_idx: BTreeMap<u32, DeviceId> = BTreeMap::new();
+    for item in t.iter()? {
+        let (k, v) = item?;
+        let id = DeviceId::from_slice(k.value()).ok_or(DecodeError::OutOfRange {
+            what: "devices",
+            field: "device id length",
+            value: k.value().len() as u64,
+        })?;
+        by_idx.insert(v.value(), id);
+    }
+    let mut out = Vec::with_capacity(by_idx.len());
+    for (i, (idx, id)) in by_idx.into_iter().enumerate() {
+        if idx as usize != i {
+            return Err(DecodeError::OutOfRange {
+                what: "devices",
+                field: "device number",
+                value: u64::from(idx),
+            }
+            .into());
+        }
+        out.push(id);
+    }
+    Ok(out)
+}
+
+/// Loads the folder's devices and their states.
+pub(crate) fn load_folder_devices(
+    t: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    folder: u32,
+) -> Result<BTreeMap<u32, DevState>, IndexError> {
+    let (start, end) = folder_range(folder);
+    let mut out = BTreeMap::new();
+    for item in t.range::<&[u8]>(start.as_slice()..end.as_slice())? {
+        let (k, v) = item?;
+        let dev = k
+            .value()
+            .get(4..)
+            .and_then(be_u32)
+            .ok_or(DecodeError::Truncated {
+                what: "folder device key",
+                offset: 4,
+            })?;
+        out.insert(dev, DevState::decode(v.value())?);
+    }
+    Ok(out)
+}
+
+/// What one name contributes: the global record and which devices need it.
+pub(crate) struct Evaluation {
+    /// Position in `entry.records` of the global record.
+    pub(crate) global: Option<usize>,
+}
+
+/// Builds the candidates of `entry` (device numbers mapped to IDs) in device-number order, the
+/// local device first.
+pub(crate) fn candidates<'e>(
+    entry: &'e Entry,
+    devices: &[DeviceId],
+) -> Result<Vec<Candidate<'e>>, IndexError> {
+    entry
+        .records
+        .iter()
+        .map(|(d, r)| {
+            let id = devices.get(*d as usize).ok_or(DecodeError::OutOfRange {
+                what: "entry",
+                field: "device number",
+                value: u64::from(*d),
+            })?;
+            Ok(r.candidate(*id))
+        })
+        .collect()
+}
+
+pub(crate) fn evaluate(
+    entry: &Entry,
+    devices: &[DeviceId],
+    rule: DeleteRule,
+) -> Result<Evaluation, IndexError> {
+    let cands = candidates(entry, devices)?;
+    Ok(Evaluation {
+        global: select_global(&cands, rule),
+    })
+}
+
+/// Whether `device` (holding `record`, if any) needs `global`: the local device by
+/// [`needs`], a peer by [`remote_needs`] (its completion).
+pub(crate) fn device_needs(
+    device: u32,
+    record: Option<&FileRecord>,
+    global: &FileRecord,
+    global_device: DeviceId,
+    devices: &[DeviceId],
+) -> bool {
+    let id = devices
+        .get(device as usize)
+        .copied()
+        .unwrap_or(DeviceId::EMPTY);
+    let cand = record.map(|r| r.candidate(id));
+    let g = global.candidate(global_device);
+    if device == LOCAL {
+        needs(cand.as_ref(), &g)
+    } else {
+        remote_needs(cand.as_ref(), &g)
+    }
+}
+
+/// The global counts contribution of a name: its global record, when that record is valid.
+pub(crate) fn global_counts(entry: &Entry, eval: &Evaluation) -> Option<Counts> {
+    let (_, g) = entry.records.get(eval.global?)?;
+    (!g.invalid).then(|| Counts::of(g))
+}
