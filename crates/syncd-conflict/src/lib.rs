@@ -11,7 +11,8 @@
 //!   always beats a delete; 2.x: a delete is an ordinary version).
 //! - [`resolve`] → [`Resolution`] / [`LocalFate`]: the conflict decision on the device holding
 //!   a losing local record: keep, overwrite, metadata only, conflict copy or discard, and the
-//!   version the local record adopts (§2.1, §2.2, §2.5).
+//!   version the local record adopts (§2.1, §2.2, §2.5; see [`Resolution::TakeRemote`] for
+//!   why a conflict loser merges and bumps instead of adopting the winner's vector as is).
 //! - [`conflict_copy_name`], [`is_conflict_copy`], [`conflicts_to_remove`], [`MaxConflicts`],
 //!   [`LocalTime`]: conflict-copy names and `maxConflicts` pruning (§2.3–§2.4).
 //!
@@ -46,7 +47,10 @@
 //!
 //! // On device b the local file loses and is moved aside, named after the winner.
 //! let Resolution::TakeRemote { fate: LocalFate::ConflictCopy { winner_modified_by }, .. } =
-//!     resolve(Some(&cb), &ca, "notes.txt", MaxConflicts::default())
+//!     resolve(Some(&cb), &ca, &LocalContext {
+//!         path: "notes.txt", device: b.short(), now_unix_secs: 3_000,
+//!         max_conflicts: MaxConflicts::default(),
+//!     })
 //! else { panic!("expected a conflict copy") };
 //! let now = LocalTime::from_unix(1_767_366_245, 0);
 //! assert_eq!(conflict_copy_name("notes.txt", winner_modified_by, now).as_deref(),
@@ -63,6 +67,6 @@ pub use names::{
     is_conflict_copy, is_conflict_copy_of,
 };
 pub use order::{Candidate, DeleteRule, compare_candidates, needs, remote_needs, select_global};
-pub use resolve::{DiscardReason, LocalFate, Resolution, in_conflict, resolve};
+pub use resolve::{DiscardReason, LocalContext, LocalFate, Resolution, in_conflict, resolve};
 pub use syncd_types::{DeviceId, ShortId};
 pub use vector::{Counter, VersionOrdering, VersionVector};

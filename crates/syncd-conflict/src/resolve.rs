@@ -1,7 +1,7 @@
 //! The conflict decision: what the device holding `local` does when `global` is the version
 //! to install (spec sync-semantics §2.1, §2.2, §2.5).
 
-use syncd_types::ShortId;
+use syncd_types::{FileKind, ShortId};
 
 use crate::names::{MaxConflicts, is_conflict_copy};
 use crate::order::{Candidate, needs};
@@ -19,8 +19,28 @@ pub enum Resolution {
     TakeRemote {
         /// What happens to the existing local item.
         fate: LocalFate,
-        /// The version the local record adopts: the winner's vector, unchanged (no merge,
-        /// no bump; Syncthing PR #6995), so the resolution needs no further round trip.
+        /// The version the local record adopts:
+        /// - the global vector unchanged when the local one was older;
+        /// - after a conflict (concurrent vectors) with the same content (both deleted, both
+        ///   directories, or equal known `blocks_hash`): the merge of both vectors;
+        /// - after a conflict with different content: the merge of both, bumped by this
+        ///   device at `now` — a new version of the winning content unique to this device.
+        ///
+        /// Deliberate deviation from spec §2.2, which adopts the winner's vector unchanged.
+        /// Ranking is not transitive (a superseded record can win a tie-break against the
+        /// winner — under [`DeleteRule::V1`](crate::DeleteRule::V1) a live file beats a
+        /// delete; under V2 a newer mtime beats an older one), so a loser that "forgets" the
+        /// versions it had seen can be flipped back by a stale announcement still in flight,
+        /// and the cluster cycles forever. Merging fixes that (the loser's record dominates
+        /// all it had seen, as Syncthing 1.x's resurrect-merge did). With different content
+        /// the merge alone lets two devices resolving crosswise from stale views reach the
+        /// same vector with different content and silently diverge, hence the bump; with the
+        /// same content a bump would make three devices outbid each other forever, hence
+        /// none. All three failures were found by this crate's model test. Cost: the other
+        /// devices see a newer vector (a metadata-only update when the content matches,
+        /// which stock Syncthing peers accept as an ordinary index update). For symlinks the
+        /// engine should put a hash of the target in `blocks_hash` so equal links compare
+        /// equal.
         adopt_version: VersionVector,
     },
 }
@@ -94,10 +114,55 @@ pub fn in_conflict(incoming: &Candidate<'_>, existing: &Candidate<'_>) -> bool {
         || incoming.previous_blocks_hash != existing.blocks_hash
 }
 
+/// True when two records hold the same thing: both deleted, both live directories, or both
+/// live files (or symlinks) with equal, known `blocks_hash`.
+fn same_content(a: &Candidate<'_>, b: &Candidate<'_>) -> bool {
+    match (a.deleted, b.deleted) {
+        (true, true) => true,
+        (false, false) if a.kind == b.kind => {
+            a.kind == FileKind::Directory
+                || (!a.blocks_hash.is_empty() && a.blocks_hash == b.blocks_hash)
+        }
+        _ => false,
+    }
+}
+
+/// See [`Resolution::TakeRemote`]'s `adopt_version`.
+fn adopted_version(
+    local: Option<&Candidate<'_>>,
+    global: &Candidate<'_>,
+    here: &LocalContext<'_>,
+) -> VersionVector {
+    match local {
+        Some(local) if local.version.compare(global.version).is_concurrent() => {
+            let merged = global.version.merged(local.version);
+            if same_content(local, global) {
+                merged
+            } else {
+                merged.updated(here.device, here.now_unix_secs)
+            }
+        }
+        _ => global.version.clone(),
+    }
+}
+
+/// What [`resolve`] needs to know about the deciding device and the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalContext<'a> {
+    /// The path (relative, `/`-separated), to recognise existing conflict copies.
+    pub path: &'a str,
+    /// The deciding device's short ID (bumps the adopted version after a conflict).
+    pub device: ShortId,
+    /// The current time, unix seconds (for that bump).
+    pub now_unix_secs: u64,
+    /// The folder's `maxConflicts`.
+    pub max_conflicts: MaxConflicts,
+}
+
 /// The conflict decision for one path on the device holding `local` (`None` = no record),
 /// where `global` is the record [`select_global`](crate::select_global) chose from all
-/// records of the path (including `local`), and `local_path` the path's name (relative,
-/// `/`-separated). The delete rule already acted when the global was chosen.
+/// records of the path (including `local`). The delete rule already acted when the global
+/// was chosen.
 ///
 /// - The device does not [`needs`](crate::needs) the global (its version is equal or newer,
 ///   or the global is invalid) → [`Resolution::KeepLocal`]. The winner of a conflict never
@@ -111,7 +176,7 @@ pub fn in_conflict(incoming: &Candidate<'_>, existing: &Candidate<'_>) -> bool {
 ///   4. local is a regular file in conflict (whatever the global is: a file, a directory, a
 ///      symlink, or under [`DeleteRule::V2`](crate::DeleteRule::V2) a newer delete) →
 ///      [`LocalFate::ConflictCopy`] named after the global's `modified_by`, or
-///      [`LocalFate::Discard`] when `local_path` is already a conflict copy or
+///      [`LocalFate::Discard`] when the path is already a conflict copy or
 ///      `max_conflicts` is 0.
 ///
 /// A local record concurrent with the global one always takes it: it lost the ranking (it
@@ -132,28 +197,30 @@ pub fn in_conflict(incoming: &Candidate<'_>, existing: &Candidate<'_>) -> bool {
 /// let rows = [cand(1, &ours, 20, b"ours"), cand(2, &theirs, 30, b"theirs")];
 /// let g = select_global(&rows, DeleteRule::V2).unwrap_or_default();
 /// assert_eq!(g, 1); // newer mtime wins
+/// let here = |device| LocalContext {
+///     path: "notes.txt", device, now_unix_secs: 40, max_conflicts: MaxConflicts::default(),
+/// };
 /// // On device 1 the local file loses and is moved aside, named after the winner.
-/// assert_eq!(resolve(Some(&rows[0]), &rows[g], "notes.txt", MaxConflicts::default()),
+/// assert_eq!(resolve(Some(&rows[0]), &rows[g], &here(ShortId(1))),
 ///            Resolution::TakeRemote {
 ///                fate: LocalFate::ConflictCopy { winner_modified_by: ShortId(2) },
-///                adopt_version: theirs.clone(),
+///                // Different content: merged and bumped by device 1.
+///                adopt_version: theirs.merged(&ours).updated(ShortId(1), 40),
 ///            });
 /// // On device 2 nothing happens.
-/// assert_eq!(resolve(Some(&rows[1]), &rows[g], "notes.txt", MaxConflicts::default()),
-///            Resolution::KeepLocal);
+/// assert_eq!(resolve(Some(&rows[1]), &rows[g], &here(ShortId(2))), Resolution::KeepLocal);
 /// ```
 pub fn resolve(
     local: Option<&Candidate<'_>>,
     global: &Candidate<'_>,
-    local_path: &str,
-    max_conflicts: MaxConflicts,
+    here: &LocalContext<'_>,
 ) -> Resolution {
     if !needs(local, global) {
         return Resolution::KeepLocal;
     }
     let take = |fate| Resolution::TakeRemote {
         fate,
-        adopt_version: global.version.clone(),
+        adopt_version: adopted_version(local, global, here),
     };
     let Some(local) = local else {
         return take(LocalFate::Absent);
@@ -171,11 +238,11 @@ pub fn resolve(
     if !local.is_live_file() || !in_conflict(global, local) {
         return take(LocalFate::Overwrite);
     }
-    let fate = if is_conflict_copy(local_path) {
+    let fate = if is_conflict_copy(here.path) {
         LocalFate::Discard {
             reason: DiscardReason::AlreadyConflictCopy,
         }
-    } else if max_conflicts == MaxConflicts::Keep(0) {
+    } else if here.max_conflicts == MaxConflicts::Keep(0) {
         LocalFate::Discard {
             reason: DiscardReason::CopiesDisabled,
         }

@@ -209,7 +209,13 @@ proptest! {
             let gv = select_global(&view, rule).map(|j| view[j].device);
             prop_assert_eq!(gv, Some(global.cand().device));
 
-            let got = resolve(Some(&local.cand()), &global.cand(), "d/f.txt", MaxConflicts::default());
+            let here = LocalContext {
+                path: "d/f.txt",
+                device: ShortId(u64::from(local.device)),
+                now_unix_secs: 99,
+                max_conflicts: MaxConflicts::default(),
+            };
+            let got = resolve(Some(&local.cand()), &global.cand(), &here);
             if i == g {
                 prop_assert_eq!(&got, &Resolution::KeepLocal);
             }
@@ -218,7 +224,19 @@ proptest! {
                 Resolution::KeepLocal => prop_assert!(!needed, "keeping the local record implies not needing the global"),
                 Resolution::TakeRemote { fate, adopt_version } => {
                     prop_assert!(needed, "taking the global implies needing it");
-                    prop_assert_eq!(&adopt_version, &global.version);
+                    if local.version.compare(&global.version).is_concurrent() {
+                        let merged = global.version.merged(&local.version);
+                        prop_assert!(adopt_version.compare(&merged).is_greater_or_equal());
+                        prop_assert_eq!(adopt_version.compare(&global.version), VersionOrdering::Greater);
+                        if matches!(fate, LocalFate::ConflictCopy { .. }) {
+                            // Different content: a fresh version of this device.
+                            prop_assert_eq!(&adopt_version, &merged.updated(here.device, 99));
+                        }
+                    } else {
+                        prop_assert_eq!(&adopt_version, &global.version);
+                    }
+                    prop_assert!(adopt_version.compare(&global.version).is_greater_or_equal());
+                    prop_assert!(adopt_version.compare(&local.version).is_greater_or_equal());
                     if let LocalFate::ConflictCopy { winner_modified_by } = fate {
                         prop_assert_eq!(winner_modified_by, ShortId(u64::from(global.device)));
                         names.extend(conflict_copy_name("d/f.txt", winner_modified_by, TIME));

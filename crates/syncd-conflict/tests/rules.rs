@@ -268,7 +268,10 @@ fn delete_after_conflict_becomes_global() {
         else {
             panic!("b is newer and must win ({rule:?})");
         };
-        assert_eq!(adopt_version, b.version);
+        assert_eq!(
+            adopt_version,
+            b.version.merged(&a.version).updated(ShortId(1), NOW)
+        );
         let mut deleted = file(1, &[], 300, "").deleted();
         deleted.version = adopt_version.updated(ShortId(1), 300);
         let rows = [a.cand(), b.cand(), deleted.cand()];
@@ -401,6 +404,31 @@ fn copy_named_after(remote: &Rec) -> LocalFate {
 /// One row of the conflict-decision table: `(why, local, remote, path, expected)`.
 type Row = (&'static str, Option<Rec>, Rec, &'static str, Resolution);
 
+/// The deciding device's clock in the conflict-decision tables.
+const NOW: u64 = 1_000;
+
+/// The version a device adopts when taking `remote` over `local`: the remote one, or after a
+/// conflict the merge of both bumped by the local device.
+fn adopted(local: Option<&Rec>, remote: &Rec) -> VersionVector {
+    match local {
+        Some(l) if l.version.compare(&remote.version).is_concurrent() => {
+            let merged = remote.version.merged(&l.version);
+            let same = (l.deleted && remote.deleted)
+                || (!l.deleted
+                    && !remote.deleted
+                    && l.kind == remote.kind
+                    && (l.kind == FileKind::Directory
+                        || (!l.blocks.is_empty() && l.blocks == remote.blocks)));
+            if same {
+                merged
+            } else {
+                merged.updated(ShortId(u64::from(l.device)), NOW)
+            }
+        }
+        _ => remote.version.clone(),
+    }
+}
+
 /// The decision on the device holding `local` when the only other record is `remote`: the
 /// global is chosen from both under `rule`, then resolved.
 fn decide(
@@ -418,12 +446,34 @@ fn decide(
     let Some(g) = select_global(&rows, rule) else {
         panic!("two candidates have a global")
     };
-    resolve(local.map(Rec::cand).as_ref(), &rows[g], path, max)
+    let here = LocalContext {
+        path,
+        device: ShortId(local.map_or(0, |l| u64::from(l.device))),
+        now_unix_secs: NOW,
+        max_conflicts: max,
+    };
+    resolve(local.map(Rec::cand).as_ref(), &rows[g], &here)
+}
+
+/// Checks the adopted version is the merge of both, then replaces it by the remote's version
+/// so table rows can state only the fate.
+fn fate_only(got: Resolution, local: Option<&Rec>, remote: &Rec) -> Resolution {
+    match got {
+        Resolution::TakeRemote {
+            fate,
+            adopt_version,
+        } => {
+            assert_eq!(adopt_version, adopted(local, remote), "adopted version");
+            take(fate, remote)
+        }
+        other => other,
+    }
 }
 
 fn check_resolutions(rule: DeleteRule, rows: &[Row]) {
     for (why, local, remote, path, want) in rows {
         let got = decide(local.as_ref(), remote, rule, path, MaxConflicts::default());
+        let got = fate_only(got, local.as_ref(), remote);
         assert_eq!(&got, want, "{why} ({rule:?})");
     }
 }
@@ -675,7 +725,11 @@ fn max_conflicts_zero_discards_the_losing_file() {
     let local = file(1, &[(1, 10)], 100, "ours");
     let remote = file(2, &[(2, 10)], 200, "theirs");
     for rule in BOTH {
-        let got = decide(Some(&local), &remote, rule, "f", MaxConflicts::Keep(0));
+        let got = fate_only(
+            decide(Some(&local), &remote, rule, "f", MaxConflicts::Keep(0)),
+            Some(&local),
+            &remote,
+        );
         assert_eq!(
             got,
             take(
@@ -685,7 +739,11 @@ fn max_conflicts_zero_discards_the_losing_file() {
                 &remote
             )
         );
-        let got = decide(Some(&local), &remote, rule, "f", MaxConflicts::Unlimited);
+        let got = fate_only(
+            decide(Some(&local), &remote, rule, "f", MaxConflicts::Unlimited),
+            Some(&local),
+            &remote,
+        );
         assert_eq!(got, take(copy_named_after(&remote), &remote));
     }
 }
