@@ -9,9 +9,9 @@
 //!   [`select_global`], [`needs`] and [`remote_needs`] rank candidates, pick the global version
 //!   and decide need (§1.3–§1.4), under a [`DeleteRule`] (Syncthing 1.x: a concurrent edit
 //!   always beats a delete; 2.x: a delete is an ordinary version).
-//! - [`resolve`] → [`Resolution`] / [`LocalFate`]: the conflict decision on the device holding
-//!   a losing local record: keep, overwrite, metadata only, conflict copy or discard, and the
-//!   version the local record adopts (§2.1, §2.2, §2.5; see [`Resolution::TakeRemote`] for
+//! - [`resolve`] (with a [`LocalContext`]) → [`Resolution`] / [`LocalFate`]: the conflict
+//!   decision on the device holding a losing local record: keep, overwrite, metadata only,
+//!   conflict copy or discard, and the version the local record adopts (§2.1, §2.2, §2.5; see [`Resolution::TakeRemote`] for
 //!   why a conflict loser merges and bumps instead of adopting the winner's vector as is).
 //! - [`conflict_copy_name`], [`is_conflict_copy`], [`conflicts_to_remove`], [`MaxConflicts`],
 //!   [`LocalTime`]: conflict-copy names and `maxConflicts` pruning (§2.3–§2.4).

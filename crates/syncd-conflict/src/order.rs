@@ -61,7 +61,9 @@ pub struct Candidate<'a> {
     /// The device that made this version.
     pub modified_by: ShortId,
     /// Hash of the block list; empty when unknown. Compared for equality only, so both sides
-    /// must be computed the same way (see `bep-wire` §7.6: 1.19 and 2.x hash differently).
+    /// must be computed the same way (see `bep-wire` §7.6: 1.19 and 2.x hash differently;
+    /// the engine should recompute it from the block lists). For a symlink, a hash of its
+    /// target, so identical links count as the same content.
     pub blocks_hash: &'a [u8],
     /// Hash of the block list this version replaced; empty when unknown.
     pub previous_blocks_hash: &'a [u8],
