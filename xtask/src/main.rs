@@ -3,6 +3,8 @@
 //! Tasks: `tidy` (architecture checks). Each task prints what it checks and exits non-zero
 //! with a message naming the file and the rule when a check fails.
 
+mod bench;
+mod index_crash;
 mod tidy;
 
 use std::path::PathBuf;
@@ -28,6 +30,8 @@ fn main() -> ExitCode {
     let root = workspace_root();
     let result = match task.as_str() {
         "tidy" => tidy::run(&root),
+        "bench" => bench::run(&root, args.get(1..).unwrap_or_default()),
+        "index-crash" => index_crash::run(&root),
         _ => return usage(),
     };
     match result {

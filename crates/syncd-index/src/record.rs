@@ -311,3 +311,86 @@ impl Entry {
         Ok(Entry { records })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> FileRecord {
+        let mut f = FileRecord::new(RelPath::new("a/b.txt").unwrap(), FileKind::File);
+        f.size = 300_000;
+        f.modified_s = -5;
+        f.modified_ns = 999_999_999;
+        f.permissions = 0o755;
+        f.sequence = 42;
+        f.version = VersionVector::from_counters([Counter {
+            id: ShortId(7),
+            value: 1_700_000_000,
+        }]);
+        f.modified_by = ShortId(7);
+        f.blocks = vec![
+            Block {
+                offset: 0,
+                size: 131_072,
+                hash: [1; 32],
+            },
+            Block {
+                offset: 131_072,
+                size: 168_928,
+                hash: [2; 32],
+            },
+        ];
+        f.chunks = vec![Block {
+            offset: 7,
+            size: 3,
+            hash: [3; 32],
+        }];
+        f.blocks_hash = vec![9; 32];
+        f.no_permissions = true;
+        f
+    }
+
+    #[test]
+    fn entry_round_trips() {
+        let e = Entry {
+            records: vec![(0, sample()), (3, sample())],
+        };
+        let name = RelPath::new("a/b.txt").unwrap();
+        assert_eq!(Entry::decode(&name, &e.encode()).unwrap(), e);
+    }
+
+    #[test]
+    fn contiguous_block_offsets_cost_one_byte() {
+        let mut a = Vec::new();
+        encode_blocks(&mut a, &sample().blocks);
+        // count + 2 × (gap 1 byte + size 3 bytes + hash 32)
+        assert_eq!(a.len(), 1 + 2 * (1 + 3 + 32));
+    }
+
+    #[test]
+    fn unknown_entry_format_is_an_error() {
+        let name = RelPath::new("x").unwrap();
+        assert!(matches!(
+            Entry::decode(&name, &[2, 0]),
+            Err(DecodeError::UnknownVersion { found: 2, .. })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic_the_decoder(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            let name = RelPath::new("x").unwrap();
+            let _ = Entry::decode(&name, &bytes);
+            let _ = FileRecord::decode(name, &bytes);
+        }
+
+        #[test]
+        fn truncated_entries_are_errors(cut in 0usize..200) {
+            let e = Entry { records: vec![(0, sample())] }.encode();
+            let name = RelPath::new("a/b.txt").unwrap();
+            prop_assume!(cut < e.len());
+            prop_assert!(Entry::decode(&name, &e[..cut]).is_err());
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! `cargo bench -p syncd-index`: the figures on a synthetic tree.
+//!
+//! SYNCD_INDEX_BENCH_FILES files (default 1,000,000; average path ~60 bytes, 1-3 blocks):
+//! ingest a full remote index in Index-message batches (1,000 records) coalesced 10 per
+//! transaction; apply 10,000 local updates; iterate the need set; look up 100,000 block
+//! hashes; compact. Prints ingest records/s, need records/s, lookups/s, peak RSS and
+//! bytes/file after compact(). One pass (not criterion sampling): the whole run is the
+//! measurement, and 1M files take a couple of minutes on a 2-core box.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // bench code: a panic is a failure
+
+use std::time::Instant;
+
+use syncd_conflict::{Counter, VersionVector};
+use syncd_index::{Block, FileRecord, Index, RemoteBatch};
+use syncd_types::{DeviceId, FileKind, FolderId, RelPath};
+
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+fn hash(file: u64, block: u64) -> [u8; 32] {
+    let mut h = [0u8; 32];
+    for (i, c) in h.chunks_mut(8).enumerate() {
+        c.copy_from_slice(&mix(file * 4 + block + ((i as u64) << 56)).to_le_bytes());
+    }
+    h
+}
+
+fn name(i: u64) -> RelPath {
+    // ~60 bytes: three directory levels and a file name.
+    RelPath::new(format!(
+        "src/module-{:03}/component-{:04}/file-{i:08}-{:06x}.rs",
+        i % 997,
+        (i / 997) % 1009,
+        mix(i) & 0xff_ffff
+    ))
+    .unwrap()
+}
+
+fn record(i: u64, by: DeviceId, seq: u64) -> FileRecord {
+    let mut f = FileRecord::new(name(i), FileKind::File);
+    let nblocks = 1 + mix(i) % 3;
+    f.size = (nblocks - 1) * 131_072 + 1000 + mix(i) % 100_000;
+    f.modified_s = 1_700_000_000 + (mix(i) % 1_000_000) as i64;
+    f.permissions = 0o644;
+    f.sequence = seq;
+    f.version = VersionVector::from_counters([Counter {
+        id: by.short(),
+        value: 1_700_000_000 + i,
+    }]);
+    f.modified_by = by.short();
+    f.blocks = (0..nblocks)
+        .map(|b| Block {
+            offset: b * 131_072,
+            size: if b + 1 == nblocks {
+                (f.size - b * 131_072) as u32
+            } else {
+                131_072
+            },
+            hash: hash(i, b),
+        })
+        .collect();
+    f.blocks_hash = hash(i, 99).to_vec();
+    f
+}
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let n: u64 = std::env::var("SYNCD_INDEX_BENCH_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir =
+        tempfile::tempdir_in(std::env::var("SYNCD_INDEX_BENCH_DIR").unwrap_or_else(|_| ".".into()))
+            .unwrap();
+    let path = dir.path().join("bench.redb");
+    let me = DeviceId::from_bytes([1; 32]);
+    let peer = DeviceId::from_bytes([2; 32]);
+    let folder = FolderId::new("bench").unwrap();
+    let mut index = Index::open(&path, me).unwrap();
+    eprintln!("syncd-index bench: {n} files, default cache (16 MiB)");
+
+    // 1. Full remote index: messages of 1,000 records, 10 messages per transaction.
+    let t = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let mut w = index.write(&folder).unwrap();
+        for m in 0..10 {
+            if i >= n {
+                break;
+            }
+            let end = (i + 1000).min(n);
+            let batch = if i == 0 && m == 0 {
+                RemoteBatch::Full
+            } else {
+                RemoteBatch::Update
+            };
+            w.apply_remote(peer, batch, (i..end).map(|k| record(k, peer, k + 1)))
+                .unwrap();
+            i = end;
+        }
+        w.commit().unwrap();
+    }
+    let s = t.elapsed().as_secs_f64();
+    eprintln!(
+        "ingest: {n} records in {s:.2} s = {:.0} records/s (target >= 100,000)",
+        n as f64 / s
+    );
+
+    // 2. 10,000 local updates: the local device now has the first 10k files (same content).
+    let local = 10_000.min(n);
+    let t = Instant::now();
+    let mut k = 0;
+    while k < local {
+        let end = (k + 1000).min(local);
+        let mut w = index.write(&folder).unwrap();
+        w.apply_local((k..end).map(|x| record(x, peer, 0))).unwrap();
+        w.commit().unwrap();
+        k = end;
+    }
+    let s = t.elapsed().as_secs_f64();
+    eprintln!(
+        "local updates: {local} in {s:.2} s = {:.0} records/s",
+        local as f64 / s
+    );
+
+    // 3. Need iteration (streamed).
+    let r = index.read(&folder).unwrap();
+    let counts = r.counts().unwrap();
+    let t = Instant::now();
+    let mut needed = 0u64;
+    let mut bytes = 0u64;
+    for item in r.need().unwrap() {
+        let item = item.unwrap();
+        needed += 1;
+        bytes += item.global.size;
+    }
+    let s = t.elapsed().as_secs_f64();
+    assert_eq!(needed, counts.need.entries());
+    assert_eq!(bytes, counts.need.bytes);
+    eprintln!(
+        "need iteration: {needed} records in {s:.2} s = {:.0} records/s (target >= 1,000,000)",
+        needed as f64 / s
+    );
+
+    // 4. 100,000 block lookups: hashes of local files' blocks (hits) and of remote-only files
+    //    (misses, the index maps local data only).
+    let t = Instant::now();
+    let mut hits = 0u64;
+    for q in 0..100_000u64 {
+        let file = mix(q) % (2 * local.max(1));
+        if !r.find_block(&hash(file, 0), 1).unwrap().is_empty() {
+            hits += 1;
+        }
+    }
+    let s = t.elapsed().as_secs_f64();
+    eprintln!(
+        "block lookups: 100000 in {s:.2} s = {:.0} lookups/s ({hits} hits)",
+        100_000.0 / s
+    );
+    drop(r);
+
+    // 5. Size after compact().
+    while index.compact().unwrap() {}
+    let size = std::fs::metadata(&path).unwrap().len();
+    eprintln!(
+        "file size after compact(): {size} bytes = {:.0} bytes/file (target <= 600)",
+        size as f64 / n as f64
+    );
+    eprintln!("peak RSS: {} MB (target <= 100)", peak_rss_kb() / 1024);
+}
