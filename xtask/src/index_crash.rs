@@ -29,6 +29,8 @@ pub fn run(root: &Path) -> Result<(), String> {
     if status.success() {
         Ok(())
     } else {
-        Err(format!("crates/syncd-index/tests/crash.rs: soak test failed ({status})"))
+        Err(format!(
+            "crates/syncd-index/tests/crash.rs: soak test failed ({status})"
+        ))
     }
 }
