@@ -143,14 +143,24 @@ thread_local! {
 }
 
 impl Compiled {
-    /// The lowest line index this set matches for `path`, if any.
-    fn first_line(&self, path: &str, byte_unsafe: &[bool]) -> Option<usize> {
+    /// The lowest line index this set matches for `path`, if any. With `any_line`, any
+    /// matching line will do (every line has the same outcome), which skips collecting all
+    /// matches.
+    fn first_line(&self, path: &str, byte_unsafe: &[bool], any_line: bool) -> Option<usize> {
         let candidate = Candidate::new(path);
         let unicode = if path.is_ascii() {
             None
         } else {
             self.unicode.as_ref()
         };
+        if unicode.is_none() {
+            if !self.set.is_match_candidate(&candidate) {
+                return None;
+            }
+            if any_line {
+                return self.line_of.first().copied();
+            }
+        }
         let from_globs = HITS.with(|hits| {
             let mut hits = hits.borrow_mut();
             self.set.matches_candidate_into(&candidate, &mut hits);
@@ -184,6 +194,8 @@ pub struct IgnoreSet {
     folded: Option<Compiled>,
     /// Per line: `globset` alone is not exact for it on non-ASCII paths.
     byte_unsafe: Vec<bool>,
+    /// Every line has the same outcome (e.g. plain ignore lines only), so any match decides.
+    uniform: bool,
     hash: [u8; 32],
     files: Vec<String>,
 }
@@ -212,6 +224,7 @@ impl IgnoreSet {
             exact: None,
             folded: None,
             byte_unsafe: Vec::new(),
+            uniform: true,
             hash: [0; 32],
             files: Vec::new(),
         })
@@ -233,10 +246,12 @@ impl IgnoreSet {
         let mut first = self
             .exact
             .as_ref()
-            .and_then(|c| c.first_line(path, &self.byte_unsafe));
-        if let Some(folded) = &self.folded {
+            .and_then(|c| c.first_line(path, &self.byte_unsafe, self.uniform));
+        if let Some(folded) = &self.folded
+            && !(self.uniform && first.is_some())
+        {
             let lower = fold(path);
-            if let Some(line) = folded.first_line(&lower, &self.byte_unsafe) {
+            if let Some(line) = folded.first_line(&lower, &self.byte_unsafe, self.uniform) {
                 first = Some(first.map_or(line, |f| f.min(line)));
             }
         }

@@ -439,7 +439,7 @@ impl Parser<'_> {
             hasher.update(b"\n");
         }
         let mut ok = true;
-        let skip_ok = self
+        let skip_ok: Vec<bool> = self
             .allows_skip
             .iter()
             .map(|&a| {
@@ -447,12 +447,20 @@ impl Parser<'_> {
                 ok
             })
             .collect();
+        let mut outcomes = self
+            .lines
+            .iter()
+            .zip(&skip_ok)
+            .map(|(l, s)| (l.negated, l.deletable, *s));
+        let first = outcomes.next();
+        let uniform = outcomes.all(|o| Some(o) == first);
         Ok(IgnoreSet {
             lines: self.lines,
             skip_ok,
             exact,
             folded,
             byte_unsafe: self.byte_unsafe,
+            uniform,
             hash: hasher.finalize().into(),
             files: self.files,
         })
