@@ -4,6 +4,7 @@
 //! with a message naming the file and the rule when a check fails.
 
 mod bench;
+mod fuzz;
 mod index_crash;
 mod tidy;
 
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
     let root = workspace_root();
     let result = match task.as_str() {
         "tidy" => tidy::run(&root),
+        "fuzz" => fuzz::run(&root, args.get(1..).unwrap_or_default()),
         "bench" => bench::run(&root, args.get(1..).unwrap_or_default()),
         "index-crash" => index_crash::run(&root),
         _ => return usage(),
