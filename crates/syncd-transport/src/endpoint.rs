@@ -1,0 +1,724 @@
+//! The endpoint: listens, dials configured devices with backoff, authenticates, exchanges Hello,
+//! keeps one live connection per device, and hands connections to the engine as [`Event`]s.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use syncd_proto::{CompressionPolicy, bep};
+use syncd_types::DeviceId;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
+
+use crate::address::PeerAddress;
+use crate::backoff::Backoff;
+use crate::connection::{
+    self, CloseHow, Connection, ConnectionError, ConnectionId, ConnectionInfo, Direction,
+    Keepalive, REASON_REPLACING, REASON_SHUTDOWN, Shared,
+};
+use crate::counters::{ByteCounters, ByteTotals, Counted};
+use crate::hello::{self, HelloExchangeError};
+use crate::identity::Identity;
+use crate::policy::{self, Decision, Side};
+use crate::tls::{self, TlsConfigError};
+
+/// A device we are willing to talk to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceConfig {
+    /// Its ID.
+    pub id: DeviceId,
+    /// Addresses to dial; empty or only `dynamic` means "accept incoming only".
+    pub addresses: Vec<PeerAddress>,
+    /// Our compression setting towards it.
+    pub compression: CompressionPolicy,
+}
+
+impl DeviceConfig {
+    /// A device reachable only when it dials us, with the default compression.
+    pub fn new(id: DeviceId) -> Self {
+        Self {
+            id,
+            addresses: Vec::new(),
+            compression: CompressionPolicy::default(),
+        }
+    }
+
+    /// Adds an address to dial.
+    pub fn with_address(mut self, address: PeerAddress) -> Self {
+        self.addresses.push(address);
+        self
+    }
+}
+
+/// Deadlines of connection setup (spec §1, §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP connect.
+    pub dial: Duration,
+    /// TLS handshake (Syncthing: 10 s).
+    pub tls_handshake: Duration,
+    /// Hello exchange (Syncthing: 20 s).
+    pub hello: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            dial: Duration::from_secs(10),
+            tls_handshake: Duration::from_secs(10),
+            hello: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Everything an [`Endpoint`] needs.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// Our certificate and key.
+    pub identity: Identity,
+    /// Our device name, sent in Hello to known devices.
+    pub device_name: String,
+    /// Our version, sent in Hello (`v0.1.0` style).
+    pub client_version: String,
+    /// Where to listen (`0.0.0.0:22000` by default; port 0 picks a free port). `None`: dial only.
+    pub listen: Option<SocketAddr>,
+    /// The devices we accept and dial.
+    pub devices: Vec<DeviceConfig>,
+    /// Reconnect delays.
+    pub backoff: Backoff,
+    /// Ping / receive timeout / close timeout.
+    pub keepalive: Keepalive,
+    /// Setup deadlines.
+    pub timeouts: Timeouts,
+    /// Messages buffered per direction per connection before senders/readers wait.
+    pub queue_depth: usize,
+}
+
+impl EndpointConfig {
+    /// Defaults: listen on `0.0.0.0:22000`, no devices, `client_version` = this crate's version.
+    pub fn new(identity: Identity, device_name: impl Into<String>) -> Self {
+        Self {
+            identity,
+            device_name: device_name.into(),
+            client_version: concat!("v", env!("CARGO_PKG_VERSION")).to_string(),
+            listen: Some(SocketAddr::from(([0, 0, 0, 0], 22000))),
+            devices: Vec::new(),
+            backoff: Backoff::default(),
+            keepalive: Keepalive::default(),
+            timeouts: Timeouts::default(),
+            queue_depth: 64,
+        }
+    }
+}
+
+/// A device that connected but is not configured: reported so the operator can add it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnknownDevice {
+    /// Its ID.
+    pub device: DeviceId,
+    /// The name from its Hello (often empty: Go fills it only for known devices).
+    pub name: String,
+    /// Its `client_name client_version`.
+    pub client: String,
+    /// Where it came from.
+    pub address: SocketAddr,
+}
+
+/// What the endpoint tells the engine.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// A new authenticated connection. Send ClusterConfig first.
+    Connected(Connection),
+    /// A connection ended (its receiver also reports why).
+    Disconnected {
+        /// Which connection.
+        id: ConnectionId,
+        /// Its device.
+        device: DeviceId,
+        /// Why.
+        error: ConnectionError,
+    },
+    /// An unconfigured device connected and was refused after Hello.
+    UnknownDevice(UnknownDevice),
+}
+
+/// Errors starting an endpoint.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndpointError {
+    /// Binding the listen address failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The TLS configuration could not be built.
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+}
+
+/// Why one connection attempt (dialed or accepted) did not produce a connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The address is `dynamic` (needs discovery).
+    #[error("address is dynamic; nothing to dial")]
+    Dynamic,
+    /// TCP connect failed.
+    #[error("connect to {address}: {source}")]
+    Connect {
+        /// The address dialed.
+        address: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A setup stage took too long.
+    #[error("{stage} timed out")]
+    Timeout {
+        /// `"connect"`, `"TLS handshake"` or `"Hello"`.
+        stage: &'static str,
+    },
+    /// The TLS handshake failed (including a bad handshake signature).
+    #[error("TLS handshake: {0}")]
+    Tls(std::io::Error),
+    /// The peer presented no certificate or more than one.
+    #[error("peer did not present exactly one certificate")]
+    BadCertificateCount,
+    /// We connected to ourselves.
+    #[error("connected to our own device ID")]
+    SelfConnection,
+    /// The Hello exchange failed.
+    #[error(transparent)]
+    Hello(#[from] HelloExchangeError),
+    /// The peer is not a configured device (reported as [`Event::UnknownDevice`]).
+    #[error("unknown device {device}")]
+    UnknownDevice {
+        /// Its ID.
+        device: DeviceId,
+    },
+    /// We dialed one device and another answered.
+    #[error("expected device {expected}, got {got}")]
+    UnexpectedDevice {
+        /// The device we dialed.
+        expected: DeviceId,
+        /// The device that answered.
+        got: DeviceId,
+    },
+    /// The device already has a live connection that wins (spec §0.11).
+    #[error("already connected to {device}")]
+    AlreadyConnected {
+        /// The device.
+        device: DeviceId,
+    },
+    /// The endpoint is shutting down.
+    #[error("endpoint is shutting down")]
+    ShuttingDown,
+    /// A socket error after connecting.
+    #[error("socket: {0}")]
+    Io(std::io::Error),
+}
+
+struct Live {
+    id: ConnectionId,
+    since: Instant,
+    side: Side,
+    shared: Arc<Shared>,
+}
+
+struct Inner {
+    identity: Identity,
+    device_name: String,
+    client_version: String,
+    devices: HashMap<DeviceId, DeviceConfig>,
+    backoff: Backoff,
+    keepalive: Keepalive,
+    timeouts: Timeouts,
+    queue_depth: usize,
+    connector: TlsConnector,
+    acceptor: TlsAcceptor,
+    local_addr: Option<SocketAddr>,
+    live: Mutex<HashMap<DeviceId, Live>>,
+    wake: HashMap<DeviceId, Arc<Notify>>,
+    events: mpsc::Sender<Event>,
+    totals: Arc<ByteCounters>,
+    next_id: AtomicU64,
+    shutdown: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A BEP endpoint. Cheap to clone; all clones share the same listener and connections.
+#[derive(Clone)]
+pub struct Endpoint {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("device_id", &self.inner.identity.device_id().to_string())
+            .field("local_addr", &self.inner.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// Binds the listener (if any), starts dialing every device with a static address, and
+    /// returns the endpoint with the stream of [`Event`]s. Must run inside a tokio runtime.
+    pub async fn start(
+        config: EndpointConfig,
+    ) -> Result<(Endpoint, mpsc::Receiver<Event>), EndpointError> {
+        let client = tls::client_config(&config.identity)?;
+        let server = tls::server_config(&config.identity)?;
+        let listener = match config.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| EndpointError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
+        let local_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+        let (events_tx, events_rx) = mpsc::channel(256);
+        let (shutdown, _) = watch::channel(false);
+        let devices: HashMap<DeviceId, DeviceConfig> =
+            config.devices.into_iter().map(|d| (d.id, d)).collect();
+        let wake = devices
+            .keys()
+            .map(|id| (*id, Arc::new(Notify::new())))
+            .collect();
+        let inner = Arc::new(Inner {
+            identity: config.identity,
+            device_name: config.device_name,
+            client_version: config.client_version,
+            devices,
+            backoff: config.backoff,
+            keepalive: config.keepalive,
+            timeouts: config.timeouts,
+            queue_depth: config.queue_depth,
+            connector: TlsConnector::from(client),
+            acceptor: TlsAcceptor::from(server),
+            local_addr,
+            live: Mutex::new(HashMap::new()),
+            wake,
+            events: events_tx,
+            totals: Arc::new(ByteCounters::default()),
+            next_id: AtomicU64::new(1),
+            shutdown,
+            tasks: Mutex::new(Vec::new()),
+        });
+        if let Some(listener) = listener {
+            let task = tokio::spawn(accept_loop(Arc::clone(&inner), listener));
+            inner.track(task);
+        }
+        let dialable: Vec<DeviceId> = inner
+            .devices
+            .values()
+            .filter(|d| d.addresses.iter().any(|a| *a != PeerAddress::Dynamic))
+            .map(|d| d.id)
+            .collect();
+        for device in dialable {
+            let task = tokio::spawn(dial_loop(Arc::clone(&inner), device));
+            inner.track(task);
+        }
+        tracing::info!(device = %inner.identity.device_id(), listen = ?local_addr, "endpoint started");
+        Ok((Endpoint { inner }, events_rx))
+    }
+
+    /// Our device ID.
+    pub fn device_id(&self) -> DeviceId {
+        self.inner.identity.device_id()
+    }
+
+    /// The bound listen address (with the real port when configured with port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.inner.local_addr
+    }
+
+    /// Bytes in and out over all connections since start (TLS overhead included).
+    pub fn totals(&self) -> ByteTotals {
+        self.inner.totals.totals()
+    }
+
+    /// The devices with a live connection right now.
+    pub fn connected_devices(&self) -> Vec<DeviceId> {
+        self.inner.lock_live().keys().copied().collect()
+    }
+
+    /// Dials `device` at `address` once (outside the automatic dialers). Returns when the
+    /// connection is established and announced as [`Event::Connected`], or why it was not.
+    pub async fn dial(
+        &self,
+        device: DeviceId,
+        address: &PeerAddress,
+    ) -> Result<ConnectionId, ConnectError> {
+        dial_once(&self.inner, device, address).await
+    }
+
+    /// Stops listening and dialing, sends `Close{"shutting down"}` on every connection and waits
+    /// (bounded by the close timeout) for them to finish.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+        let live: Vec<Arc<Shared>> = self
+            .inner
+            .lock_live()
+            .values()
+            .map(|l| Arc::clone(&l.shared))
+            .collect();
+        for shared in live {
+            shared.fail(
+                ConnectionError::ClosedLocally {
+                    reason: REASON_SHUTDOWN.into(),
+                },
+                CloseHow::Graceful(REASON_SHUTDOWN.into()),
+            );
+        }
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(
+            &mut *self
+                .inner
+                .tasks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        let wait = self.inner.keepalive.close_timeout + Duration::from_secs(1);
+        let _ = tokio::time::timeout(wait, async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        })
+        .await;
+    }
+}
+
+impl Inner {
+    fn lock_live(&self) -> std::sync::MutexGuard<'_, HashMap<DeviceId, Live>> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn track(&self, task: JoinHandle<()>) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// TLS, device check, Hello, registration, task start. Shared by both directions.
+    async fn establish(
+        self: &Arc<Self>,
+        tcp: TcpStream,
+        remote: SocketAddr,
+        direction: Direction,
+        expected: Option<DeviceId>,
+    ) -> Result<ConnectionId, ConnectError> {
+        if self.is_shutting_down() {
+            return Err(ConnectError::ShuttingDown);
+        }
+        let _ = tcp.set_nodelay(true);
+        let local = tcp.local_addr().map_err(ConnectError::Io)?;
+        let conn_counters = Arc::new(ByteCounters::default());
+        let counted = Counted::new(tcp, Arc::clone(&conn_counters), Arc::clone(&self.totals));
+        let hs = self.timeouts.tls_handshake;
+        let mut stream: TlsStream<Counted<TcpStream>> = match direction {
+            Direction::Outbound => {
+                let name = tls::dial_server_name(remote.ip());
+                let s = tokio::time::timeout(hs, self.connector.connect(name, counted))
+                    .await
+                    .map_err(|_| ConnectError::Timeout {
+                        stage: "TLS handshake",
+                    })?
+                    .map_err(ConnectError::Tls)?;
+                TlsStream::from(s)
+            }
+            Direction::Inbound => {
+                let s = tokio::time::timeout(hs, self.acceptor.accept(counted))
+                    .await
+                    .map_err(|_| ConnectError::Timeout {
+                        stage: "TLS handshake",
+                    })?
+                    .map_err(ConnectError::Tls)?;
+                TlsStream::from(s)
+            }
+        };
+        let device =
+            tls::peer_device_id(stream.get_ref().1).ok_or(ConnectError::BadCertificateCount)?;
+        if device == self.identity.device_id() {
+            return Err(ConnectError::SelfConnection);
+        }
+        let known = self.devices.get(&device);
+        let name = if known.is_some() {
+            self.device_name.as_str()
+        } else {
+            ""
+        };
+        let ours = hello::our_hello(name, &self.client_version);
+        let (peer_hello, leftover) =
+            tokio::time::timeout(self.timeouts.hello, hello::exchange(&mut stream, &ours))
+                .await
+                .map_err(|_| ConnectError::Timeout { stage: "Hello" })??;
+        if let Some(expected) = expected
+            && expected != device
+        {
+            tracing::warn!(%expected, got = %device, %remote, "dialed device answered with another ID");
+            return Err(ConnectError::UnexpectedDevice {
+                expected,
+                got: device,
+            });
+        }
+        let Some(cfg) = known else {
+            tracing::info!(%device, name = %peer_hello.device_name, %remote, "refusing connection from unknown device");
+            let _ = self
+                .events
+                .send(Event::UnknownDevice(UnknownDevice {
+                    device,
+                    name: peer_hello.device_name.clone(),
+                    client: format!("{} {}", peer_hello.client_name, peer_hello.client_version),
+                    address: remote,
+                }))
+                .await;
+            return Err(ConnectError::UnknownDevice { device });
+        };
+        let compression = cfg.compression;
+        self.register(
+            stream,
+            device,
+            peer_hello,
+            (remote, local),
+            direction,
+            compression,
+            leftover,
+            conn_counters,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn register(
+        self: &Arc<Self>,
+        stream: TlsStream<Counted<TcpStream>>,
+        device: DeviceId,
+        peer_hello: bep::Hello,
+        (remote, local): (SocketAddr, SocketAddr),
+        direction: Direction,
+        compression: CompressionPolicy,
+        leftover: Vec<u8>,
+        counters: Arc<ByteCounters>,
+    ) -> Result<ConnectionId, ConnectError> {
+        let id = ConnectionId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let side = Side {
+            dialed_by_us: direction == Direction::Outbound,
+        };
+        let peer_is_syncd = peer_hello.client_name == syncd_proto::SYNCD_CLIENT_NAME;
+        let (sender, receiver, shared, done) = {
+            let mut live = self.lock_live();
+            if self.is_shutting_down() {
+                return Err(ConnectError::ShuttingDown);
+            }
+            if let Some(existing) = live.get(&device) {
+                let age = Instant::now().saturating_duration_since(existing.since);
+                match policy::decide(
+                    self.identity.device_id(),
+                    device,
+                    peer_is_syncd,
+                    existing.side,
+                    age,
+                    side,
+                ) {
+                    Decision::KeepExisting => {
+                        tracing::info!(%device, %remote, "already connected; dropping the new connection");
+                        return Err(ConnectError::AlreadyConnected { device });
+                    }
+                    Decision::ReplaceExisting => {
+                        tracing::info!(%device, %remote, old = existing.id.0, "replacing connection");
+                        existing.shared.fail(
+                            ConnectionError::Replaced,
+                            CloseHow::Graceful(REASON_REPLACING.into()),
+                        );
+                    }
+                }
+            }
+            let spawned = connection::spawn(
+                stream,
+                connection::Spawn {
+                    id,
+                    device,
+                    compression,
+                    keepalive: self.keepalive,
+                    queue_depth: self.queue_depth,
+                    leftover,
+                },
+            );
+            live.insert(
+                device,
+                Live {
+                    id,
+                    since: Instant::now(),
+                    side,
+                    shared: Arc::clone(&spawned.2),
+                },
+            );
+            spawned
+        };
+        tracing::info!(%device, %remote, conn = id.0, ?direction, client = %peer_hello.client_name,
+            version = %peer_hello.client_version, "connection established");
+        let info = ConnectionInfo {
+            id,
+            device,
+            hello: peer_hello,
+            remote_addr: remote,
+            local_addr: local,
+            direction,
+            started_at: SystemTime::now(),
+            counters,
+        };
+        let _ = self
+            .events
+            .send(Event::Connected(Connection {
+                info,
+                sender,
+                receiver,
+            }))
+            .await;
+        let me = Arc::clone(self);
+        let supervisor = tokio::spawn(async move {
+            let _ = done.await;
+            {
+                let mut live = me.lock_live();
+                if live.get(&device).is_some_and(|l| l.id == id) {
+                    live.remove(&device);
+                }
+            }
+            if let Some(w) = me.wake.get(&device) {
+                w.notify_one();
+            }
+            let _ = me
+                .events
+                .send(Event::Disconnected {
+                    id,
+                    device,
+                    error: shared.error(),
+                })
+                .await;
+        });
+        self.track(supervisor);
+        Ok(id)
+    }
+}
+
+async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
+    let mut shutdown = inner.shutdown.subscribe();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((tcp, remote)) => {
+                let me = Arc::clone(&inner);
+                tokio::spawn(async move {
+                    if let Err(e) = me.establish(tcp, remote, Direction::Inbound, None).await {
+                        tracing::debug!(%remote, error = %e, "incoming connection not established");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                // Typically out of file descriptors: do not spin.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn dial_once(
+    inner: &Arc<Inner>,
+    device: DeviceId,
+    address: &PeerAddress,
+) -> Result<ConnectionId, ConnectError> {
+    let PeerAddress::Tcp { host, port } = address else {
+        return Err(ConnectError::Dynamic);
+    };
+    let tcp = tokio::time::timeout(
+        inner.timeouts.dial,
+        TcpStream::connect((host.as_str(), *port)),
+    )
+    .await
+    .map_err(|_| ConnectError::Timeout { stage: "connect" })?
+    .map_err(|source| ConnectError::Connect {
+        address: address.to_string(),
+        source,
+    })?;
+    let remote = tcp.peer_addr().map_err(|source| ConnectError::Connect {
+        address: address.to_string(),
+        source,
+    })?;
+    inner
+        .establish(tcp, remote, Direction::Outbound, Some(device))
+        .await
+}
+
+/// Keeps one device connected: dials its addresses in turn, backing off after failures.
+async fn dial_loop(inner: Arc<Inner>, device: DeviceId) {
+    let Some(cfg) = inner.devices.get(&device).cloned() else {
+        return;
+    };
+    let Some(wake) = inner.wake.get(&device).cloned() else {
+        return;
+    };
+    let mut shutdown = inner.shutdown.subscribe();
+    let mut failures: u32 = 0;
+    loop {
+        if inner.is_shutting_down() {
+            return;
+        }
+        if inner.lock_live().contains_key(&device) {
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => return,
+                _ = wake.notified() => {}
+            }
+            // Give a peer that just dropped us a moment, and never spin on a flapping peer.
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(inner.backoff.delay(0)) => {}
+            }
+            continue;
+        }
+        let mut connected = false;
+        for address in cfg.addresses.iter().filter(|a| **a != PeerAddress::Dynamic) {
+            match dial_once(&inner, device, address).await {
+                Ok(_) => {
+                    connected = true;
+                    break;
+                }
+                Err(ConnectError::AlreadyConnected { .. }) => {
+                    connected = true;
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(%device, %address, error = %e, "dial failed");
+                }
+            }
+        }
+        let delay = if connected {
+            failures = 0;
+            continue;
+        } else {
+            let d = inner.backoff.delay(failures);
+            failures = failures.saturating_add(1);
+            d
+        };
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
