@@ -1,2 +1,58 @@
-//! `syncd-engine`: see docs/ARCHITECTURE.md for this crate's job. Under construction: this crate
-//! does not yet export anything.
+//! `syncd-engine`: the embeddable sync daemon. It keeps folders identical on several devices:
+//! it scans and watches local folders into the index, exchanges indexes with peers over BEP,
+//! pulls what the local device needs and serves what peers request.
+//!
+//! Key types: [`Engine::start`] takes an [`EngineConfig`] (home, devices, folders) and returns
+//! an [`EngineHandle`]: folder and connection status ([`FolderStatus`], [`ConnectionStatus`],
+//! [`Completion`]), a typed [`Event`] stream, commands (`scan`, pause/resume, add/remove at
+//! runtime, `shutdown`) and [`EngineHandle::wait_until_synced`].
+//!
+//! Invariants:
+//! - A folder whose root is missing or lacks `.stfolder` is in [`FolderState::Error`] and
+//!   neither scans nor pulls; no pull happens before a folder's first full scan.
+//! - Every pulled block is verified against its hash; files appear under their final name only
+//!   after being written in full to a temp file and made durable; the index is updated after.
+//! - Nothing a peer sends can panic the engine: peer faults drop that connection only.
+//!
+//! It does NOT own the wire format (`syncd-proto`), the on-disk index (`syncd-index`), version
+//! ordering or conflict names (`syncd-conflict`), scanning (`syncd-scan`), ignore matching
+//! (`syncd-ignore`) or TLS (`syncd-transport`); it composes them. It has no CLI, config file or
+//! REST server (the `syncd` binary does).
+//!
+//! ```no_run
+//! use syncd_engine::{DeviceConfig, DeviceId, Engine, EngineConfig, FolderConfig, FolderId};
+//! # async fn run(peer: DeviceId) -> Result<(), Box<dyn std::error::Error>> {
+//! let folder = FolderId::new("work")?;
+//! let mut f = FolderConfig::new(folder.clone(), "/srv/work");
+//! f.devices.push(peer);
+//! let mut peer_cfg = DeviceConfig::new(peer);
+//! peer_cfg.addresses = vec!["tcp://127.0.0.1:22000".into()];
+//! let engine = Engine::start(EngineConfig {
+//!     home: "/var/lib/syncd".into(),
+//!     devices: vec![peer_cfg],
+//!     folders: vec![f],
+//!     ..EngineConfig::default()
+//! })
+//! .await?;
+//! engine.wait_until_synced(&folder, std::time::Duration::from_secs(60)).await?;
+//! engine.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod engine;
+mod error;
+mod event;
+mod folder;
+pub mod health;
+mod status;
+
+pub use config::{
+    CompressionPolicy, DEFAULT_INDEX_CACHE_BYTES, DEFAULT_MAX_CONFLICTS, DEFAULT_RESCAN_INTERVAL_S,
+    DEFAULT_WATCHER_DELAY_MS, DeviceConfig, EngineConfig, FolderConfig,
+};
+pub use engine::{Engine, EngineHandle};
+pub use error::{EngineError, PeerError, WaitError};
+pub use event::{EVENT_CAPACITY, Event, ItemAction};
+pub use status::{Completion, ConnectionStatus, Counts, FileError, FolderState, FolderStatus};
+pub use syncd_types::{DeviceId, FolderId, ShortId};

@@ -1,0 +1,168 @@
+//! Engine, device and folder configuration values with Syncthing's defaults.
+
+use std::path::PathBuf;
+
+use syncd_types::{DeviceId, FolderId};
+
+/// When to compress messages sent to a peer (the device's `compression` setting).
+///
+/// Temporary engine-local definition until `syncd-proto` exports its own; the path
+/// `syncd_engine::CompressionPolicy` and the variants stay the same when it becomes a re-export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CompressionPolicy {
+    /// Compress only metadata messages (Syncthing's default).
+    #[default]
+    Metadata,
+    /// Compress every message.
+    Always,
+    /// Never compress.
+    Never,
+}
+
+/// Default redb page cache: 16 MiB (redb's own default, 1 GiB, is half the reference VPS).
+pub const DEFAULT_INDEX_CACHE_BYTES: usize = 16 * 1024 * 1024;
+/// Default periodic full rescan interval in seconds.
+pub const DEFAULT_RESCAN_INTERVAL_S: u32 = 3600;
+/// Default watcher debounce in milliseconds.
+pub const DEFAULT_WATCHER_DELAY_MS: u32 = 50;
+/// Default number of conflict copies kept per file (`-1` = unlimited, `0` = none).
+pub const DEFAULT_MAX_CONFLICTS: i32 = 10;
+
+/// Everything [`crate::Engine::start`] needs. Cheap to clone; the engine keeps its own copy and
+/// updates it on runtime changes (see [`crate::EngineHandle::config`]).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Home directory: `cert.pem`/`key.pem` (created on first start) and `index-v1.redb`.
+    pub home: PathBuf,
+    /// The name we announce to peers in Hello and ClusterConfig.
+    pub device_name: String,
+    /// Listen addresses such as `tcp://0.0.0.0:22000`; port 0 picks a free port.
+    pub listen: Vec<String>,
+    /// Peers. Our own device may be listed; the engine skips it.
+    pub devices: Vec<DeviceConfig>,
+    /// Shared folders.
+    pub folders: Vec<FolderConfig>,
+    /// redb page cache size in bytes.
+    pub index_cache_bytes: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            home: PathBuf::from("."),
+            device_name: String::from("syncd"),
+            listen: vec![String::from("tcp://0.0.0.0:22000")],
+            devices: Vec::new(),
+            folders: Vec::new(),
+            index_cache_bytes: DEFAULT_INDEX_CACHE_BYTES,
+        }
+    }
+}
+
+/// One peer device.
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    /// The peer's device ID (SHA-256 of its certificate).
+    pub id: DeviceId,
+    /// A human name for logs and status.
+    pub name: String,
+    /// `tcp://host:port` addresses to dial, or `dynamic` (only accepted, never dialled here).
+    pub addresses: Vec<String>,
+    /// When to compress messages sent to this peer.
+    pub compression: CompressionPolicy,
+    /// A paused device is neither dialled nor accepted.
+    pub paused: bool,
+}
+
+impl DeviceConfig {
+    /// A device with the given ID, no addresses (`dynamic`), default compression, not paused.
+    pub fn new(id: DeviceId) -> Self {
+        DeviceConfig {
+            id,
+            name: String::new(),
+            addresses: vec![String::from("dynamic")],
+            compression: CompressionPolicy::default(),
+            paused: false,
+        }
+    }
+}
+
+/// One folder shared with some devices.
+#[derive(Debug, Clone)]
+pub struct FolderConfig {
+    /// The cluster-wide folder ID.
+    pub id: FolderId,
+    /// A human label.
+    pub label: String,
+    /// The folder root on disk. It must exist and contain `.stfolder`, else the folder is in
+    /// `error` and neither scans nor pulls.
+    pub path: PathBuf,
+    /// The peers sharing this folder.
+    pub devices: Vec<DeviceId>,
+    /// Periodic full rescan interval in seconds; 0 disables it.
+    pub rescan_interval_s: u32,
+    /// Watcher debounce in milliseconds.
+    pub watcher_delay_ms: u32,
+    /// Whether the filesystem watcher runs.
+    pub watcher_enabled: bool,
+    /// Do not sync permission bits.
+    pub ignore_perms: bool,
+    /// Conflict copies kept per file: `-1` unlimited, `0` none (the losing file is deleted).
+    pub max_conflicts: i32,
+    /// A paused folder neither scans, pulls nor exchanges indexes.
+    pub paused: bool,
+}
+
+impl FolderConfig {
+    /// A folder with the given ID and root, shared with nobody yet, every option at its default.
+    pub fn new(id: FolderId, path: impl Into<PathBuf>) -> Self {
+        FolderConfig {
+            label: id.as_str().to_owned(),
+            id,
+            path: path.into(),
+            devices: Vec::new(),
+            rescan_interval_s: DEFAULT_RESCAN_INTERVAL_S,
+            watcher_delay_ms: DEFAULT_WATCHER_DELAY_MS,
+            watcher_enabled: true,
+            ignore_perms: false,
+            max_conflicts: DEFAULT_MAX_CONFLICTS,
+            paused: false,
+        }
+    }
+}
+
+impl Default for FolderConfig {
+    /// The folder `default` rooted at `./Sync`, as Syncthing names its default folder.
+    fn default() -> Self {
+        FolderConfig::new(default_folder_id(), "Sync")
+    }
+}
+
+fn default_folder_id() -> FolderId {
+    match FolderId::new("default") {
+        Ok(id) => id,
+        // "default" is non-empty, short and has no control characters.
+        Err(_) => unreachable!("\"default\" is a valid folder ID"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_defaults_match_the_agreed_values() {
+        let f = FolderConfig::default();
+        assert_eq!(f.id.as_str(), "default");
+        assert_eq!(f.rescan_interval_s, 3600);
+        assert_eq!(f.watcher_delay_ms, 50);
+        assert!(f.watcher_enabled);
+        assert_eq!(f.max_conflicts, 10);
+        assert!(!f.paused && !f.ignore_perms);
+    }
+
+    #[test]
+    fn engine_default_sets_an_explicit_index_cache() {
+        assert_eq!(EngineConfig::default().index_cache_bytes, 16 * 1024 * 1024);
+    }
+}
