@@ -145,19 +145,29 @@ impl<'db> FolderWriter<'db> {
             let mut t = Tables::open(&self.txn)?;
             let mut seqs = self.txn.open_table(SEQUENCES)?;
             let mut blocks = self.txn.open_table(BLOCKS)?;
-            for mut rec in records {
+            // Sequences follow the input order; the tables are then updated in key order
+            // (a stable sort, so a name given twice still ends with its last record).
+            let records = sorted_by_name(records.into_iter().map(|mut rec| {
                 seq += 1;
                 rec.sequence = seq;
+                rec
+            }));
+            for rec in records {
+                let rec_seq = rec.sequence;
                 let name = rec.name.clone();
                 let new_blocks = block_keys(fidx, &rec);
-                let old = st.update_name(&mut t, &name, rule, rule, |e| e.set(LOCAL, Some(rec)))?;
+                let old = st.update_name(&mut t, &name, rule, rule, |e| {
+                    let old = e.set(LOCAL, Some(rec));
+                    let changed = old.as_ref() != e.get(LOCAL);
+                    (old, changed)
+                })?;
                 if let Some(old) = &old {
                     seqs.remove(seq_key(fidx, old.sequence).as_slice())?;
                     for (k, _) in block_keys(fidx, old) {
                         blocks.remove(k.as_slice())?;
                     }
                 }
-                seqs.insert(seq_key(fidx, seq).as_slice(), name.as_str().as_bytes())?;
+                seqs.insert(seq_key(fidx, rec_seq).as_slice(), name.as_str().as_bytes())?;
                 for (k, size) in new_blocks {
                     blocks.insert(k.as_slice(), size)?;
                 }
@@ -186,10 +196,16 @@ impl<'db> FolderWriter<'db> {
         let mut max = st.state(dev).max_sequence;
         {
             let mut t = Tables::open(&self.txn)?;
-            for rec in records {
+            // Applied in key order: sorted B-tree updates touch each page once per pass instead
+            // of at random (stable, so a name given twice still ends with its last record).
+            for rec in sorted_by_name(records) {
                 max = max.max(rec.sequence);
                 let name = rec.name.clone();
-                st.update_name(&mut t, &name, rule, rule, |e| e.set(dev, Some(rec)))?;
+                st.update_name(&mut t, &name, rule, rule, |e| {
+                    let old = e.set(dev, Some(rec));
+                    let changed = old.as_ref() != e.get(dev);
+                    ((), changed)
+                })?;
             }
         }
         st.state_mut(dev)?.max_sequence = max;
@@ -254,7 +270,7 @@ impl<'db> FolderWriter<'db> {
             return Ok(());
         }
         for_each_name(&self.txn, &mut self.st, |st, t, name| {
-            st.update_name(t, name, old, rule, |_| ()).map(|_| ())
+            st.update_name(t, name, old, rule, |_| ((), false))
         })?;
         self.st.rule = rule;
         let mut folders = self.txn.open_table(FOLDERS)?;
@@ -349,8 +365,7 @@ impl<'db> FolderWriter<'db> {
         }
         let rule = self.st.rule;
         for_each_name(&self.txn, &mut self.st, |st, t, name| {
-            st.update_name(t, name, rule, rule, |e| e.set(dev, None))
-                .map(|_| ())
+            st.update_name(t, name, rule, rule, |e| ((), e.set(dev, None).is_some()))
         })
     }
 }
@@ -444,14 +459,15 @@ impl State {
 
     /// Changes the records of one name with `change`, keeping the global, the local need set,
     /// every folder device's need counts and the have/global counts in step. `old_rule` and
-    /// `new_rule` differ only when the delete rule changes.
+    /// `new_rule` differ only when the delete rule changes. `change` returns its result and
+    /// whether it changed the entry's records (only then is the entry rewritten).
     fn update_name<R>(
         &mut self,
         t: &mut Tables<'_>,
         name: &RelPath,
         old_rule: DeleteRule,
         new_rule: DeleteRule,
-        change: impl FnOnce(&mut Entry) -> R,
+        change: impl FnOnce(&mut Entry) -> (R, bool),
     ) -> Result<R, IndexError> {
         let key = file_key(self.fidx, name.as_str().as_bytes());
         let mut entry = match t.files.get(key.as_slice())? {
@@ -459,8 +475,7 @@ impl State {
             None => Entry::default(),
         };
         let old_need = self.account(&entry, old_rule, false)?;
-        let before = entry.records.clone();
-        let r = change(&mut entry);
+        let (r, changed) = change(&mut entry);
         let new_need = self.account(&entry, new_rule, true)?;
         if old_need != new_need {
             if let Some(c) = old_need {
@@ -474,7 +489,7 @@ impl State {
                 )?;
             }
         }
-        if entry.records != before {
+        if changed {
             if entry.records.is_empty() {
                 t.files.remove(key.as_slice())?;
             } else {
@@ -534,6 +549,13 @@ impl State {
         }
         Ok(local_need)
     }
+}
+
+/// `records` in name (hence key) order; stable, so equal names keep their input order.
+fn sorted_by_name(records: impl IntoIterator<Item = FileRecord>) -> Vec<FileRecord> {
+    let mut v: Vec<FileRecord> = records.into_iter().collect();
+    v.sort_by(|a, b| a.name.as_str().as_bytes().cmp(b.name.as_str().as_bytes()));
+    v
 }
 
 /// The block-map keys of a local record: its blocks and chunks, for live regular files only.
