@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadOnlyTable, ReadTransaction};
+use std::cmp::Ordering;
+
+use redb::{AccessGuard, ReadOnlyTable, ReadTransaction};
 use syncd_conflict::{DeleteRule, VersionOrdering};
 use syncd_types::{DeviceId, FolderId, RelPath};
 
@@ -254,6 +256,9 @@ impl FolderReader {
             files,
             changes,
             deletes,
+            forward: None,
+            backward: None,
+            current: None,
             fidx: self.fidx.unwrap_or(0),
             rule: self.rule,
             devices: self.devices.clone(),
@@ -384,11 +389,69 @@ impl Iterator for LocalSince {
     }
 }
 
+/// One `files` table row as a range yields it.
+type FileRow = (
+    AccessGuard<'static, &'static [u8]>,
+    AccessGuard<'static, &'static [u8]>,
+);
+
+/// How many `files` rows the need walk steps over before it seeks the next needed name
+/// directly (when the need set is sparse, stepping would cost more than a lookup).
+const MAX_STEPS: usize = 16;
+
+/// Outcome of moving a `files` cursor to a key.
+enum Step {
+    /// The cursor's current row has the key.
+    Found,
+    /// The key is not in the table (the cursor passed it or ran out).
+    Missing,
+    /// Not reached within [`MAX_STEPS`]: seek instead.
+    Seek,
+}
+
+/// Advances `rows` (a cursor over `files` in ascending order if `ascending`, else descending)
+/// until `current` holds `target` or has passed it, stepping at most [`MAX_STEPS`] rows.
+fn step_to(
+    rows: &mut impl Iterator<Item = Result<FileRow, redb::StorageError>>,
+    current: &mut Option<FileRow>,
+    target: &[u8],
+    ascending: bool,
+) -> Result<Step, IndexError> {
+    for _ in 0..MAX_STEPS {
+        if let Some((k, _)) = current {
+            let ord = k.value().cmp(target);
+            match if ascending { ord } else { ord.reverse() } {
+                Ordering::Equal => return Ok(Step::Found),
+                Ordering::Greater => return Ok(Step::Missing),
+                Ordering::Less => {}
+            }
+        }
+        match rows.next() {
+            Some(row) => *current = Some(row?),
+            None => {
+                *current = None;
+                return Ok(Step::Missing);
+            }
+        }
+    }
+    Ok(Step::Seek)
+}
+
 /// The need set, from [`FolderReader::need`].
+///
+/// Need keys and `files` keys sort the same way (by name), so the entries are read by walking a
+/// `files` cursor alongside the need keys (forwards for changes, backwards for deletions)
+/// rather than by one lookup per needed name.
 pub struct NeedIter {
     files: ReadOnlyTable<&'static [u8], &'static [u8]>,
     changes: Option<redb::Range<'static, &'static [u8], ()>>,
     deletes: Option<std::iter::Rev<redb::Range<'static, &'static [u8], ()>>>,
+    /// `files` cursor for the changes (ascending); `None` until first used or after a seek.
+    forward: Option<redb::Range<'static, &'static [u8], &'static [u8]>>,
+    /// `files` cursor for the deletions (descending).
+    backward: Option<std::iter::Rev<redb::Range<'static, &'static [u8], &'static [u8]>>>,
+    /// The row the active cursor is on.
+    current: Option<FileRow>,
     fidx: u32,
     rule: DeleteRule,
     devices: Vec<DeviceId>,
@@ -401,22 +464,58 @@ impl std::fmt::Debug for NeedIter {
 }
 
 impl NeedIter {
-    fn resolve(&self, need_key: &[u8]) -> Result<Needed, IndexError> {
+    /// Moves the `files` cursor of the current direction to `key`; `true` if found.
+    fn seek_file(&mut self, key: &[u8], ascending: bool) -> Result<bool, IndexError> {
+        let (start, end) = folder_range(self.fidx);
+        for attempt in 0..2 {
+            let step = if ascending {
+                if self.forward.is_none() || attempt == 1 {
+                    self.current = None;
+                    self.forward = Some(self.files.range::<&[u8]>(key..end.as_slice())?);
+                }
+                match self.forward.as_mut() {
+                    Some(rows) => step_to(rows, &mut self.current, key, true)?,
+                    None => Step::Missing,
+                }
+            } else {
+                if self.backward.is_none() || attempt == 1 {
+                    self.current = None;
+                    self.backward = Some(self.files.range::<&[u8]>(start.as_slice()..=key)?.rev());
+                }
+                match self.backward.as_mut() {
+                    Some(rows) => step_to(rows, &mut self.current, key, false)?,
+                    None => Step::Missing,
+                }
+            };
+            match step {
+                Step::Found => return Ok(true),
+                Step::Missing => return Ok(false),
+                Step::Seek => {}
+            }
+        }
+        Ok(false)
+    }
+
+    fn resolve(&mut self, need_key: &[u8], ascending: bool) -> Result<Needed, IndexError> {
         let name_bytes = need_key.get(5..).ok_or(DecodeError::Truncated {
             what: "need key",
             offset: 5,
         })?;
         let name = RelPath::from_bytes(name_bytes).map_err(DecodeError::from)?;
         let key = file_key(self.fidx, name_bytes);
-        let g = self
-            .files
-            .get(key.as_slice())?
-            .ok_or(DecodeError::OutOfRange {
-                what: "need index",
-                field: "missing entry",
-                value: 0,
-            })?;
-        let mut entry = Entry::decode(&name, g.value())?;
+        let found = self.seek_file(&key, ascending)?;
+        let value = match (&self.current, found) {
+            (Some((_, v)), true) => v.value(),
+            _ => {
+                return Err(DecodeError::OutOfRange {
+                    what: "need index",
+                    field: "missing entry",
+                    value: 0,
+                }
+                .into());
+            }
+        };
+        let mut entry = Entry::decode(&name, value)?;
         let eval = evaluate(&entry, &self.devices, self.rule)?;
         let gi =
             eval.global
@@ -462,16 +561,19 @@ impl Iterator for NeedIter {
     type Item = Result<Needed, IndexError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let item = match self.changes.as_mut().and_then(|r| r.next()) {
-            Some(i) => i,
+        let (item, ascending) = match self.changes.as_mut().and_then(|r| r.next()) {
+            Some(i) => (i, true),
             None => {
-                self.changes = None;
-                self.deletes.as_mut()?.next()?
+                if self.changes.take().is_some() {
+                    self.forward = None;
+                    self.current = None;
+                }
+                (self.deletes.as_mut()?.next()?, false)
             }
         };
         Some(
             item.map_err(IndexError::from)
-                .and_then(|(k, _)| self.resolve(k.value())),
+                .and_then(|(k, _)| self.resolve(k.value(), ascending)),
         )
     }
 }

@@ -430,3 +430,79 @@ fn unknown_folder_reads_empty() {
     assert_eq!(r.counts().unwrap(), Default::default());
     assert_eq!(r.need().unwrap().count(), 0);
 }
+
+#[test]
+fn a_name_given_twice_in_one_batch_keeps_its_last_record() {
+    let (_d, index) = open();
+    let mut first = file("z", vv(&[(PEER, 1)]));
+    first.size = 1;
+    let mut second = file("z", vv(&[(PEER, 2)]));
+    second.size = 2;
+    remote(
+        &index,
+        RemoteBatch::Full,
+        vec![first, file("a", vv(&[(PEER, 1)])), second],
+    );
+    let r = index.read(&folder()).unwrap();
+    let got = r.get(PEER, &RelPath::new("z").unwrap()).unwrap().unwrap();
+    assert_eq!(got.size, 2);
+    drop(r);
+
+    let mut old = file("y", vv(&[(ME, 1)]));
+    old.size = 10;
+    let mut new = file("y", vv(&[(ME, 2)]));
+    new.size = 20;
+    assert_eq!(local(&index, vec![old, file("b", vv(&[(ME, 1)])), new]), 3);
+    let r = index.read(&folder()).unwrap();
+    let got = r.get(ME, &RelPath::new("y").unwrap()).unwrap().unwrap();
+    assert_eq!((got.size, got.sequence), (20, 3));
+    let seqs: Vec<(String, u64)> = r
+        .local_since(0)
+        .unwrap()
+        .map(|f| f.map(|f| (f.name.as_str().to_owned(), f.sequence)).unwrap())
+        .collect();
+    assert_eq!(seqs, [("b".to_owned(), 2), ("y".to_owned(), 3)]);
+}
+
+#[test]
+fn need_walk_finds_sparse_and_dense_needs_among_many_names() {
+    // Runs of consecutive needed names (the walk steps through them) and needed names far
+    // apart (the walk seeks), for changes (ascending) and deletions (descending).
+    let (_d, index) = open();
+    let names: Vec<String> = (0..300).map(|i| format!("d{}/f{i:04}", i % 7)).collect();
+    let v1 = vv(&[(ME, 1)]);
+    local(&index, names.iter().map(|n| file(n, v1.clone())).collect());
+    let v2 = vv(&[(ME, 1), (PEER, 1)]);
+    let mut changes = Vec::new();
+    let mut deletes = Vec::new();
+    let mut peer = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        if (10..40).contains(&i) || i % 50 == 3 {
+            changes.push(n.clone());
+            peer.push(file(n, v2.clone()));
+        } else if (200..230).contains(&i) || i % 45 == 7 {
+            deletes.push(n.clone());
+            peer.push(deleted(file(n, v2.clone())));
+        } else {
+            peer.push(file(n, v1.clone()));
+        }
+    }
+    remote(&index, RemoteBatch::Full, peer);
+    changes.sort();
+    deletes.sort();
+    deletes.reverse();
+    let expected: Vec<String> = changes.into_iter().chain(deletes).collect();
+
+    let r = index.read(&folder()).unwrap();
+    let mut got = Vec::new();
+    for item in r.need().unwrap() {
+        let item = item.unwrap();
+        let name = item.global.name.clone();
+        let global = r.global(&name).unwrap().unwrap();
+        assert_eq!(item.global, global.record, "{name}");
+        assert_eq!(item.local, r.get(ME, &name).unwrap(), "{name}");
+        assert_eq!(item.available, vec![PEER], "{name}");
+        got.push(name.as_str().to_owned());
+    }
+    assert_eq!(got, expected);
+}
