@@ -296,7 +296,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         "Syncthing: {}",
         shell(&s.syncthing.to_string_lossy(), &["--version"])
     ));
+    let syncd_asked = opts.pairs.iter().any(|p| *p != Pairing::SyncthingPair);
     preamble.push(match &s.syncd {
+        _ if !syncd_asked => "syncd: not run (`--pairs` left it out)".to_string(),
         Ok(p) => format!("syncd: {}", p.display()),
         Err(e) => format!("syncd daemon not available: {e}"),
     });
@@ -336,8 +338,12 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         }
         scenarios_out.push(sc);
     }
-    let mut notes: Vec<String> = results.iter().flat_map(|(_, r)| r.notes.clone()).collect();
-    notes.dedup();
+    let mut notes: Vec<String> = Vec::new();
+    for n in results.iter().flat_map(|(_, r)| r.notes.iter()) {
+        if !notes.contains(n) {
+            notes.push(n.clone());
+        }
+    }
     preamble.extend(notes);
     let md = report::report_markdown(&preamble, &scenarios_out);
     let latency: Vec<(String, Vec<f64>)> = results

@@ -227,7 +227,7 @@ fn esc(s: &str) -> String {
 /// marks), and initial-sync throughput per pairing as bars (`None` = not measured).
 pub fn chart_svg(latency: &[(String, Vec<f64>)], throughput: &[(String, Option<f64>)]) -> String {
     const W: f64 = 900.0;
-    const LEFT: f64 = 260.0;
+    const LEFT: f64 = 340.0;
     const RIGHT: f64 = 30.0;
     const ROW: f64 = 34.0;
     let plot_w = W - LEFT - RIGHT;
