@@ -1,2 +1,48 @@
-//! `syncd-scan`: see docs/ARCHITECTURE.md for this crate's job. Under construction: this crate
-//! does not yet export anything.
+//! `syncd-scan`: from bytes on disk to local index records — the walker, the hasher and the
+//! watcher of one folder.
+//!
+//! Key types:
+//! - [`Scanner`]: walks a folder root (or given sub-paths), prunes with `syncd-ignore`
+//!   (an ignored directory that [`syncd_ignore::Match::can_skip_dir`] allows is never opened),
+//!   compares every entry with its local record in `syncd-index` (kind, size, mtime ns,
+//!   permissions, symlink target: equal means not read), hashes what changed on a rayon pool,
+//!   bumps versions through `syncd-conflict` and commits **one batch per scan**. Missing
+//!   entries become deletion records; newly ignored ones become invalid.
+//! - [`hash::hash_file`]: one bounded-buffer pass producing the BEP block list (sizes from
+//!   `syncd-proto`'s table), the blocks hash and the FastCDC v2020 chunk list
+//!   (`syncd_proto::cdc` parameters), SHA-256 each; stat before and after, so a file that
+//!   changes while it is read is reported for retry, never announced with a torn hash.
+//! - [`FolderWatcher`]: inotify (via `notify`, non-recursive watches, one per non-ignored
+//!   directory), debounced and coalesced into paths to rescan, overflow → full rescan, a
+//!   watch cap with a one-time warning and periodic fallback, periodic full rescans.
+//! - [`CounterSnapshot`]: directories opened, files read, bytes hashed, progress totals.
+//!
+//! Invariants: symlinks are recorded (with their target bytes), never followed — not while
+//! walking, not while opening a file (`O_NOFOLLOW`), not through a symlinked parent of a
+//! rescanned path. Names are NFC `RelPath`s; a name that cannot be synced is an
+//! [`EntryError`], never a record. Internal names (`.stfolder`, `.stignore`, temp files) are
+//! never recorded. No whole-file buffers: memory per hashing thread is bounded.
+//!
+//! It does NOT pull, resolve conflicts, detect renames, or talk to peers; it does not
+//! decide what peers need (the index does).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use syncd_scan::{ScanConfig, Scanner};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let index = Arc::new(syncd_index::Index::open("/tmp/idx.redb", syncd_types::DeviceId::EMPTY)?);
+//! let folder: syncd_types::FolderId = "default".parse()?;
+//! let scanner = Scanner::new("/srv/sync", folder, index, ScanConfig::default())?;
+//! let report = scanner.scan()?;
+//! println!("{} records, {} errors", report.committed, report.errors.len());
+//! # Ok(()) }
+//! ```
+
+pub mod hash;
+mod params;
+mod scan;
+pub mod stat;
+mod watch;
+
+pub use scan::{CounterSnapshot, Counters, EntryError, ScanConfig, ScanError, ScanReport, Scanner};
+pub use watch::{FolderWatcher, WatchConfig, WatchError, WatchStats};

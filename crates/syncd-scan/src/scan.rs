@@ -1,0 +1,743 @@
+//! The scanner: walk (or re-check given paths), compare with the local index records, hash what
+//! changed on the rayon pool, and commit one batch per scan.
+
+use std::collections::HashSet;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use rayon::prelude::*;
+use syncd_conflict::VersionVector;
+use syncd_ignore::IgnoreSet;
+use syncd_index::{FileRecord, Index, IndexError};
+use syncd_types::{DeviceId, FileKind, FolderId, PathError, RelPath, ShortId, names};
+
+use crate::hash::{self, HashError, Hashed};
+use crate::stat::Stat;
+
+/// Scanner settings.
+#[derive(Debug, Clone, Default)]
+pub struct ScanConfig {
+    /// Hashing threads (0 = one per CPU).
+    pub hashers: usize,
+    /// Ignore permission changes (`ignorePerms`): records carry `no_permissions`.
+    pub ignore_perms: bool,
+}
+
+/// Monotonic counters, readable at any time (progress bars, REST, tests).
+#[derive(Debug, Default)]
+pub struct Counters {
+    dirs_opened: AtomicU64,
+    files_read: AtomicU64,
+    bytes_hashed: AtomicU64,
+    files_total: AtomicU64,
+    bytes_total: AtomicU64,
+    files_done: AtomicU64,
+    bytes_done: AtomicU64,
+    scans: AtomicU64,
+    batches: AtomicU64,
+}
+
+/// A copy of [`Counters`] at one instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CounterSnapshot {
+    /// Directories opened for listing.
+    pub dirs_opened: u64,
+    /// Files opened for hashing.
+    pub files_read: u64,
+    /// Bytes read and hashed.
+    pub bytes_hashed: u64,
+    /// Files queued for hashing, over all scans (progress denominator).
+    pub files_total: u64,
+    /// Bytes queued for hashing, over all scans (progress denominator).
+    pub bytes_total: u64,
+    /// Files whose hashing finished (successfully or not).
+    pub files_done: u64,
+    /// Bytes of queued files consumed so far.
+    pub bytes_done: u64,
+    /// Scans run.
+    pub scans: u64,
+    /// Non-empty batches committed to the index.
+    pub batches: u64,
+}
+
+impl Counters {
+    /// The current values.
+    pub fn snapshot(&self) -> CounterSnapshot {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        CounterSnapshot {
+            dirs_opened: g(&self.dirs_opened),
+            files_read: g(&self.files_read),
+            bytes_hashed: g(&self.bytes_hashed),
+            files_total: g(&self.files_total),
+            bytes_total: g(&self.bytes_total),
+            files_done: g(&self.files_done),
+            bytes_done: g(&self.bytes_done),
+            scans: g(&self.scans),
+            batches: g(&self.batches),
+        }
+    }
+}
+
+fn bump(a: &AtomicU64, n: u64) {
+    a.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Why one entry was not recorded; the scan goes on without it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EntryError {
+    /// The name cannot be synced (invalid UTF-8, a name the wire rejects): never recorded,
+    /// since peers disconnect on such names.
+    #[error("{path}: name cannot be synced: {reason}")]
+    UnsyncableName {
+        /// The path as found on disk (lossy UTF-8).
+        path: String,
+        /// Why.
+        reason: PathError,
+    },
+    /// Listing, stat-ing or reading failed.
+    #[error("{path}: {message}")]
+    Io {
+        /// The folder-relative path (lossy).
+        path: String,
+        /// The OS error text.
+        message: String,
+    },
+}
+
+/// Why a whole scan failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScanError {
+    /// The folder root is missing or not a directory.
+    #[error("folder root {path} is missing or not a directory")]
+    RootMissing {
+        /// The root.
+        path: PathBuf,
+    },
+    /// `.stignore` has errors: the folder must not be scanned with half its rules.
+    #[error("ignore patterns have errors: {0}")]
+    Ignore(#[from] syncd_ignore::ParseErrors),
+    /// Reading `.stignore` failed.
+    #[error("reading .stignore: {0}")]
+    IgnoreIo(std::io::Error),
+    /// The index failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The hashing pool could not be built.
+    #[error("building the hashing pool: {0}")]
+    Pool(String),
+}
+
+/// What one scan did.
+#[derive(Debug, Default, Clone)]
+pub struct ScanReport {
+    /// Records committed (new, changed, deleted, newly ignored).
+    pub committed: usize,
+    /// Entries skipped with an error (also kept in [`Scanner::errors`]).
+    pub errors: Vec<EntryError>,
+    /// Files that changed while being hashed: not announced, to be rescanned later.
+    pub retry: Vec<RelPath>,
+}
+
+/// One entry found on disk.
+struct Found {
+    path: RelPath,
+    stat: Stat,
+    kind: FileKind,
+    target: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Walk {
+    found: Vec<Found>,
+    errors: Vec<EntryError>,
+    /// Directories that could not be listed: records below them are not deleted.
+    failed: Vec<RelPath>,
+}
+
+/// Scans one folder into the local records of an index.
+pub struct Scanner {
+    root: PathBuf,
+    folder: FolderId,
+    index: Arc<Index>,
+    local: DeviceId,
+    me: ShortId,
+    config: ScanConfig,
+    ignore: RwLock<Arc<IgnoreSet>>,
+    counters: Counters,
+    pool: rayon::ThreadPool,
+    errors: Mutex<Vec<EntryError>>,
+    logged: Mutex<HashSet<String>>,
+    /// Serialises scans of this folder (the watcher and an API call may race).
+    running: Mutex<()>,
+}
+
+impl std::fmt::Debug for Scanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scanner")
+            .field("root", &self.root)
+            .field("folder", &self.folder)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Scanner {
+    /// A scanner for the folder `folder` rooted at `root`, recording into `index` as the
+    /// index's local device. Loads `.stignore` (see [`Scanner::reload_ignores`]).
+    pub fn new(
+        root: impl Into<PathBuf>,
+        folder: FolderId,
+        index: Arc<Index>,
+        config: ScanConfig,
+    ) -> Result<Scanner, ScanError> {
+        let threads = if config.hashers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            config.hashers
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("syncd-hash-{i}"))
+            .build()
+            .map_err(|e| ScanError::Pool(e.to_string()))?;
+        let local = index.local_device();
+        let s = Scanner {
+            root: root.into(),
+            folder,
+            index,
+            local,
+            me: local.short(),
+            config,
+            ignore: RwLock::new(Arc::new(IgnoreSet::empty())),
+            counters: Counters::default(),
+            pool,
+            errors: Mutex::new(Vec::new()),
+            logged: Mutex::new(HashSet::new()),
+            running: Mutex::new(()),
+        };
+        s.reload_ignores()?;
+        Ok(s)
+    }
+
+    /// The folder root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder ID.
+    pub fn folder(&self) -> &FolderId {
+        &self.folder
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> CounterSnapshot {
+        self.counters.snapshot()
+    }
+
+    /// The current ignore set.
+    pub fn ignores(&self) -> Arc<IgnoreSet> {
+        match self.ignore.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The entry errors of the latest scan that found any (the folder's error list).
+    pub fn errors(&self) -> Vec<EntryError> {
+        match self.errors.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads `<root>/.stignore` (and its includes). Returns true when the rules changed.
+    pub fn reload_ignores(&self) -> Result<bool, ScanError> {
+        let root = self.root.clone();
+        let text = match std::fs::read_to_string(root.join(names::IGNORE_FILE)) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(ScanError::IgnoreIo(e)),
+        };
+        let loader = move |p: &str| std::fs::read_to_string(root.join(p));
+        let set = IgnoreSet::parse(&text, &loader, syncd_ignore::Options::for_this_platform())?;
+        let mut g = match self.ignore.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let changed = g.hash() != set.hash();
+        *g = Arc::new(set);
+        Ok(changed)
+    }
+
+    /// Scans the whole folder.
+    pub fn scan(&self) -> Result<ScanReport, ScanError> {
+        self.scan_paths(&[])
+    }
+
+    /// Scans the given paths (each with everything below it); an empty slice scans the whole
+    /// folder. Commits at most one batch.
+    pub fn scan_paths(&self, paths: &[RelPath]) -> Result<ScanReport, ScanError> {
+        let _one_at_a_time = match self.running.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        bump(&self.counters.scans, 1);
+        match std::fs::symlink_metadata(&self.root) {
+            Ok(m) if m.is_dir() => {}
+            _ => {
+                return Err(ScanError::RootMissing {
+                    path: self.root.clone(),
+                });
+            }
+        }
+        let ignore = self.ignores();
+        let targets = self.normalise_targets(paths);
+        let mut walk = Walk::default();
+        // Targets whose missing records may lie anywhere below them (one pass over the local
+        // records), and targets that are single names (one lookup each).
+        let mut prefixes: Vec<Option<RelPath>> = Vec::new();
+        let mut singles: Vec<RelPath> = Vec::new();
+        for t in &targets {
+            match t {
+                None => {
+                    self.walk_dir(&ignore, &mut walk, &self.root, None);
+                    prefixes.push(None);
+                }
+                Some(rel) => match self.walk_target(&ignore, &mut walk, rel) {
+                    Some(FileKind::Directory) => prefixes.push(Some(rel.clone())),
+                    Some(_) => {}
+                    None => singles.push(rel.clone()),
+                },
+            }
+        }
+
+        let reader = self.index.read(&self.folder)?;
+        let mut batch = Vec::new();
+        let mut to_hash = Vec::new();
+        let mut seen: HashSet<RelPath> = HashSet::with_capacity(walk.found.len());
+        for f in walk.found {
+            let old = reader.get(self.local, &f.path)?;
+            seen.insert(f.path.clone());
+            if let Some(o) = &old
+                && self.unchanged(o, &f)
+            {
+                continue;
+            }
+            if f.kind.is_file() {
+                to_hash.push((f, old));
+            } else {
+                batch.push(self.record(&f, old.as_ref(), None));
+            }
+        }
+
+        // Deletions and newly ignored entries: local records under a target not seen on disk.
+        for rel in singles {
+            match reader.get(self.local, &rel)? {
+                Some(rec) if rec.kind.is_dir() && !rec.deleted => prefixes.push(Some(rel)),
+                Some(rec) if !rec.deleted && !rec.invalid && !seen.contains(&rec.name) => {
+                    batch.push(self.gone(&ignore, rec));
+                }
+                _ => {}
+            }
+        }
+        if !prefixes.is_empty() {
+            for rec in reader.local_since(0)? {
+                let rec = rec?;
+                if rec.deleted || rec.invalid || seen.contains(&rec.name) {
+                    continue;
+                }
+                let under = |p: &RelPath| rec.name.starts_with(p);
+                if !prefixes.iter().any(|t| t.as_ref().is_none_or(under)) {
+                    continue;
+                }
+                if walk.failed.iter().any(under) {
+                    continue;
+                }
+                batch.push(self.gone(&ignore, rec));
+            }
+        }
+        drop(reader);
+
+        let mut report = ScanReport::default();
+        let hashed = self.hash_all(to_hash);
+        for h in hashed {
+            match h {
+                Ok(r) => batch.push(r),
+                Err((path, HashError::ChangedWhileHashing { .. })) => report.retry.push(path),
+                Err((path, HashError::NotAFile { .. })) => report.retry.push(path),
+                Err((path, e)) => walk.errors.push(EntryError::Io {
+                    path: path.to_string(),
+                    message: e.to_string(),
+                }),
+            }
+        }
+
+        report.committed = batch.len();
+        if !batch.is_empty() {
+            let mut w = self.index.write(&self.folder)?;
+            w.apply_local(batch)?;
+            w.commit()?;
+            bump(&self.counters.batches, 1);
+        }
+        self.note_errors(&walk.errors);
+        report.errors = walk.errors;
+        Ok(report)
+    }
+
+    fn note_errors(&self, errors: &[EntryError]) {
+        if let Ok(mut logged) = self.logged.lock() {
+            for e in errors {
+                if logged.insert(e.to_string()) {
+                    tracing::warn!(folder = %self.folder, error = %e, "scan error");
+                }
+            }
+        }
+        if let Ok(mut g) = self.errors.lock() {
+            g.clear();
+            g.extend(errors.iter().cloned());
+        }
+    }
+
+    /// Sorted, de-duplicated, children of listed paths dropped; each widened to its highest
+    /// ancestor that is not a real directory (so a symlinked parent is never traversed).
+    /// `None` stands for the whole folder.
+    fn normalise_targets(&self, paths: &[RelPath]) -> Vec<Option<RelPath>> {
+        if paths.is_empty() {
+            return vec![None];
+        }
+        let mut widened: Vec<RelPath> = paths.iter().map(|p| self.widen(p)).collect();
+        widened.sort();
+        widened.dedup();
+        let mut out: Vec<RelPath> = Vec::new();
+        for p in widened {
+            if out.last().is_some_and(|l| p.starts_with(l)) {
+                continue;
+            }
+            out.push(p);
+        }
+        out.into_iter().map(Some).collect()
+    }
+
+    fn widen(&self, p: &RelPath) -> RelPath {
+        let mut cur: Option<RelPath> = None;
+        let mut abs = self.root.clone();
+        let depth = p.depth();
+        for (i, c) in p.components().enumerate() {
+            abs.push(c);
+            let next = match &cur {
+                None => RelPath::new(c),
+                Some(d) => d.join(c),
+            };
+            let Ok(next) = next else { return p.clone() };
+            if i + 1 < depth {
+                match std::fs::symlink_metadata(&abs) {
+                    Ok(m) if m.is_dir() => {}
+                    _ => return next,
+                }
+            }
+            cur = Some(next);
+        }
+        cur.unwrap_or_else(|| p.clone())
+    }
+
+    fn is_ignored(&self, ignore: &IgnoreSet, p: &RelPath, is_dir: bool) -> bool {
+        names::is_internal(p) || ignore.matched(p.as_str(), is_dir).is_ignored()
+    }
+
+    /// Records `rel` (and everything below it). Returns its kind, or `None` when it is
+    /// missing, special or ignored.
+    fn walk_target(&self, ignore: &IgnoreSet, walk: &mut Walk, rel: &RelPath) -> Option<FileKind> {
+        let abs = rel.to_path_under(&self.root);
+        let stat = Stat::lstat(&abs).ok()?;
+        let kind = stat.kind?;
+        if self.is_ignored(ignore, rel, kind.is_dir()) {
+            return None;
+        }
+        let target = if kind.is_symlink() {
+            match std::fs::read_link(&abs) {
+                Ok(t) => t.as_os_str().as_bytes().to_vec(),
+                Err(e) => {
+                    walk.errors.push(io_error(rel.as_str(), &e));
+                    walk.failed.push(rel.clone());
+                    return Some(kind);
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        walk.found.push(Found {
+            path: rel.clone(),
+            stat,
+            kind,
+            target,
+        });
+        if kind.is_dir() {
+            self.walk_dir(ignore, walk, &abs, Some(rel));
+        }
+        Some(kind)
+    }
+
+    /// Lists one directory and descends. Returns whether anything below was recorded.
+    fn walk_dir(
+        &self,
+        ignore: &IgnoreSet,
+        walk: &mut Walk,
+        abs: &Path,
+        rel: Option<&RelPath>,
+    ) -> bool {
+        let rd = match std::fs::read_dir(abs) {
+            Ok(rd) => rd,
+            Err(e) => {
+                let p = rel.map_or(String::new(), |r| r.to_string());
+                walk.errors.push(io_error(&p, &e));
+                if let Some(r) = rel {
+                    walk.failed.push(r.clone());
+                }
+                return false;
+            }
+        };
+        bump(&self.counters.dirs_opened, 1);
+        let mut any = false;
+        for entry in rd {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    walk.errors
+                        .push(io_error(&rel.map_or(String::new(), |r| r.to_string()), &e));
+                    if let Some(r) = rel {
+                        walk.failed.push(r.clone());
+                    }
+                    continue;
+                }
+            };
+            let name = entry.file_name();
+            let mut bytes = Vec::new();
+            if let Some(r) = rel {
+                bytes.extend_from_slice(r.as_str().as_bytes());
+                bytes.push(b'/');
+            }
+            bytes.extend_from_slice(name.as_bytes());
+            let path = match RelPath::from_bytes(&bytes) {
+                Ok(p) => p,
+                Err(reason) => {
+                    walk.errors.push(EntryError::UnsyncableName {
+                        path: String::from_utf8_lossy(&bytes).into_owned(),
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            if names::is_internal(&path) {
+                continue;
+            }
+            let stat = match entry.metadata() {
+                Ok(m) => Stat::from_metadata(&m),
+                Err(e) => {
+                    walk.errors.push(io_error(path.as_str(), &e));
+                    walk.failed.push(path);
+                    continue;
+                }
+            };
+            let Some(kind) = stat.kind else { continue };
+            let child_abs = entry.path();
+            let m = ignore.matched(path.as_str(), kind.is_dir());
+            if m.is_ignored() {
+                if kind.is_dir() && !m.can_skip_dir() {
+                    let idx = walk.found.len();
+                    if self.walk_dir(ignore, walk, &child_abs, Some(&path)) {
+                        // An un-ignored child keeps its ignored parent directory.
+                        walk.found.insert(
+                            idx,
+                            Found {
+                                path,
+                                stat,
+                                kind,
+                                target: Vec::new(),
+                            },
+                        );
+                        any = true;
+                    }
+                }
+                continue;
+            }
+            let target = if kind.is_symlink() {
+                match std::fs::read_link(&child_abs) {
+                    Ok(t) => t.as_os_str().as_bytes().to_vec(),
+                    Err(e) => {
+                        walk.errors.push(io_error(path.as_str(), &e));
+                        walk.failed.push(path);
+                        continue;
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            any = true;
+            let is_dir = kind.is_dir();
+            let p = path.clone();
+            walk.found.push(Found {
+                path,
+                stat,
+                kind,
+                target,
+            });
+            if is_dir {
+                self.walk_dir(ignore, walk, &child_abs, Some(&p));
+            }
+        }
+        any
+    }
+
+    /// Syncthing's equivalence shortcut (spec §4.2): same kind, not deleted or invalid, same
+    /// size, mtime (ns), permissions and symlink target.
+    fn unchanged(&self, old: &FileRecord, f: &Found) -> bool {
+        if old.deleted || old.invalid || old.kind != f.kind {
+            return false;
+        }
+        let perms_same = self.config.ignore_perms || old.permissions == f.stat.permissions;
+        match f.kind {
+            FileKind::File => {
+                old.size == f.stat.size
+                    && old.modified_s == f.stat.mtime_s
+                    && old.modified_ns == f.stat.mtime_ns
+                    && perms_same
+            }
+            FileKind::Directory => perms_same,
+            FileKind::Symlink => old.symlink_target == f.target,
+        }
+    }
+
+    fn version(&self, old: Option<&FileRecord>) -> VersionVector {
+        let base = old.map_or_else(VersionVector::new, |o| o.version.clone());
+        base.updated(self.me, now_secs())
+    }
+
+    fn record(&self, f: &Found, old: Option<&FileRecord>, hashed: Option<Hashed>) -> FileRecord {
+        let mut r = FileRecord::new(f.path.clone(), f.kind);
+        r.version = self.version(old);
+        r.modified_by = self.me;
+        r.previous_blocks_hash = old.map(|o| o.blocks_hash.clone()).unwrap_or_default();
+        match f.kind {
+            FileKind::Symlink => {
+                r.no_permissions = true;
+                r.symlink_target = f.target.clone();
+            }
+            FileKind::Directory | FileKind::File => {
+                r.modified_s = f.stat.mtime_s;
+                r.modified_ns = f.stat.mtime_ns;
+                r.permissions = f.stat.permissions;
+                r.no_permissions = self.config.ignore_perms;
+            }
+        }
+        if let Some(h) = hashed {
+            r.size = h.stat.size;
+            r.blocks = h.blocks.iter().map(to_index_block).collect();
+            r.chunks = h
+                .chunks
+                .iter()
+                .map(|c| syncd_index::Block {
+                    offset: c.offset,
+                    size: c.size,
+                    hash: c.hash,
+                })
+                .collect();
+            r.blocks_hash = h.blocks_hash.to_vec();
+        }
+        r
+    }
+
+    /// The record for a local entry no longer on disk: invalid when it is now ignored, else
+    /// a deletion.
+    fn gone(&self, ignore: &IgnoreSet, rec: FileRecord) -> FileRecord {
+        if self.is_ignored(ignore, &rec.name, rec.kind.is_dir()) {
+            let mut r = rec;
+            r.invalid = true;
+            r
+        } else {
+            self.deletion(rec)
+        }
+    }
+
+    fn deletion(&self, old: FileRecord) -> FileRecord {
+        let mut r = FileRecord::new(old.name.clone(), old.kind);
+        r.version = self.version(Some(&old));
+        r.modified_by = self.me;
+        r.deleted = true;
+        r.modified_s = i64::try_from(now_secs()).unwrap_or(i64::MAX);
+        r.previous_blocks_hash = old.blocks_hash;
+        r
+    }
+
+    /// The block size for a file: the table's, unless the old record's size is within a
+    /// factor of two of it (Syncthing's hysteresis, spec §4.2).
+    fn block_size_for(size: u64, old: Option<&FileRecord>) -> u32 {
+        let want = crate::params::block_size(size);
+        let old_bs = old
+            .filter(|o| o.kind.is_file() && o.blocks.len() > 1)
+            .and_then(|o| o.blocks.first())
+            .map(|b| b.size);
+        match old_bs {
+            Some(bs) if bs.is_power_of_two() && bs >= want / 2 && bs <= want.saturating_mul(2) => {
+                bs
+            }
+            _ => want,
+        }
+    }
+
+    fn hash_all(
+        &self,
+        items: Vec<(Found, Option<FileRecord>)>,
+    ) -> Vec<Result<FileRecord, (RelPath, HashError)>> {
+        if items.is_empty() {
+            return Vec::new();
+        }
+        bump(&self.counters.files_total, items.len() as u64);
+        bump(
+            &self.counters.bytes_total,
+            items.iter().map(|(f, _)| f.stat.size).sum(),
+        );
+        self.pool.install(|| {
+            items
+                .into_par_iter()
+                .map(|(f, old)| {
+                    let abs = f.path.to_path_under(&self.root);
+                    let bs = Self::block_size_for(f.stat.size, old.as_ref());
+                    bump(&self.counters.files_read, 1);
+                    let r = hash::hash_file(&abs, &f.stat, bs, &mut |n| {
+                        bump(&self.counters.bytes_hashed, n);
+                        bump(&self.counters.bytes_done, n);
+                    });
+                    bump(&self.counters.files_done, 1);
+                    match r {
+                        Ok(h) => Ok(self.record(&f, old.as_ref(), Some(h))),
+                        Err(e) => Err((f.path, e)),
+                    }
+                })
+                .collect()
+        })
+    }
+}
+
+fn to_index_block(b: &hash::Block) -> syncd_index::Block {
+    syncd_index::Block {
+        offset: b.offset,
+        size: b.size,
+        hash: b.hash,
+    }
+}
+
+fn io_error(path: &str, e: &std::io::Error) -> EntryError {
+    EntryError::Io {
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
+}

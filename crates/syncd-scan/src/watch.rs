@@ -1,0 +1,442 @@
+//! The watcher: inotify events → debounced, coalesced rescans of just the touched paths.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use notify::event::{AccessKind, EventKind, Flag, ModifyKind, RenameMode};
+use notify::{INotifyWatcher, RecursiveMode, Watcher};
+use syncd_types::{RelPath, names};
+
+use crate::scan::{ScanError, Scanner};
+
+/// Watcher settings.
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    /// How long events are gathered after the first one before the touched paths are
+    /// rescanned (default 50 ms).
+    pub delay: Duration,
+    /// Most inotify watches this folder may hold (`None`: until the kernel limit).
+    pub max_watches: Option<usize>,
+    /// Periodic full rescan interval, randomised ±25% (default 1 h; `None` disables).
+    pub rescan_interval: Option<Duration>,
+    /// How often directories left unwatched (watch limit reached) are rescanned.
+    pub fallback_interval: Duration,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            delay: Duration::from_millis(50),
+            max_watches: None,
+            rescan_interval: Some(Duration::from_secs(3600)),
+            fallback_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why the watcher could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WatchError {
+    /// inotify could not be initialised.
+    #[error("starting the filesystem watcher: {0}")]
+    Notify(#[from] notify::Error),
+    /// The initial scan failed.
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    /// The watcher thread could not be spawned.
+    #[error("spawning the watcher thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Live figures of a running watcher.
+#[derive(Debug, Default)]
+pub struct WatchStats {
+    /// inotify watches currently held.
+    pub watches: AtomicU64,
+    /// Rescans triggered by events (each commits at most one batch).
+    pub event_scans: AtomicU64,
+    /// Full rescans (overflow, periodic, fallback, API).
+    pub full_scans: AtomicU64,
+    /// Whether the watch limit was hit (some directories are covered by periodic scans).
+    pub limited: AtomicBool,
+}
+
+enum Input {
+    Fs(notify::Result<notify::Event>),
+    Scan(Vec<RelPath>),
+    Stop,
+}
+
+/// A running watcher for one folder: owns a thread that holds the inotify watches and drives
+/// the [`Scanner`].
+#[derive(Debug)]
+pub struct FolderWatcher {
+    tx: Sender<Input>,
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<WatchStats>,
+}
+
+impl FolderWatcher {
+    /// Puts watches on every non-ignored directory, runs the initial full scan, then starts
+    /// watching. Returns once the initial scan is committed.
+    pub fn start(scanner: Arc<Scanner>, config: WatchConfig) -> Result<FolderWatcher, WatchError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let ev_tx = Mutex::new(tx.clone());
+        let handler = move |res: notify::Result<notify::Event>| {
+            if let Ok(t) = ev_tx.lock() {
+                let _ = t.send(Input::Fs(res));
+            }
+        };
+        let watcher = INotifyWatcher::new(handler, notify::Config::default())?;
+        let stats = Arc::new(WatchStats::default());
+        let mut state = State {
+            root: scanner.root().to_path_buf(),
+            scanner,
+            config,
+            watcher,
+            watched: BTreeSet::new(),
+            unwatched: BTreeSet::new(),
+            warned: false,
+            stats: stats.clone(),
+        };
+        state.watch_tree(None);
+        state.scanner.scan()?;
+        let thread = std::thread::Builder::new()
+            .name("syncd-watch".into())
+            .spawn(move || state.run(rx))
+            .map_err(WatchError::Thread)?;
+        Ok(FolderWatcher {
+            tx,
+            thread: Some(thread),
+            stats,
+        })
+    }
+
+    /// Asks for a rescan now: of the given paths, or of the whole folder when empty.
+    pub fn scan_now(&self, paths: Vec<RelPath>) {
+        let _ = self.tx.send(Input::Scan(paths));
+    }
+
+    /// The live figures.
+    pub fn stats(&self) -> &WatchStats {
+        &self.stats
+    }
+
+    /// Stops the thread (after the scan in progress, if any) and releases the watches.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.tx.send(Input::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for FolderWatcher {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct State {
+    root: PathBuf,
+    scanner: Arc<Scanner>,
+    config: WatchConfig,
+    watcher: INotifyWatcher,
+    watched: BTreeSet<RelPath>,
+    /// Directories not watched because of the limit (`None`-like root never lands here).
+    unwatched: BTreeSet<RelPath>,
+    warned: bool,
+    stats: Arc<WatchStats>,
+}
+
+/// A pseudo-random factor in [0.75, 1.25], from the clock (no RNG dependency needed).
+fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos());
+    let f = 0.75 + f64::from(nanos % 1_000_001) / 2_000_002.0;
+    d.mul_f64(f)
+}
+
+impl State {
+    fn run(mut self, rx: Receiver<Input>) {
+        let mut pending: BTreeSet<RelPath> = BTreeSet::new();
+        let mut full = false;
+        let mut first_event: Option<Instant> = None;
+        let mut next_full = self
+            .config
+            .rescan_interval
+            .map(|i| Instant::now() + jitter(i));
+        let mut next_fallback: Option<Instant> = None;
+        loop {
+            if self.stats.limited.load(Ordering::Relaxed) && next_fallback.is_none() {
+                next_fallback = Some(Instant::now() + self.config.fallback_interval);
+            }
+            let deadline = [
+                first_event.map(|t| t + self.config.delay),
+                next_full,
+                next_fallback,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let input = match deadline {
+                Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match input {
+                Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Input::Scan(paths)) => {
+                    if paths.is_empty() {
+                        full = true;
+                    }
+                    pending.extend(paths);
+                    first_event.get_or_insert_with(Instant::now);
+                }
+                Ok(Input::Fs(ev)) => {
+                    if self.handle_event(ev, &mut pending, &mut full) {
+                        first_event.get_or_insert_with(Instant::now);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            let now = Instant::now();
+            if next_full.is_some_and(|t| now >= t) {
+                full = true;
+                first_event = Some(now.checked_sub(self.config.delay).unwrap_or(now));
+                next_full = self.config.rescan_interval.map(|i| now + jitter(i));
+            }
+            if next_fallback.is_some_and(|t| now >= t) {
+                pending.extend(self.unwatched.iter().cloned());
+                first_event.get_or_insert(now.checked_sub(self.config.delay).unwrap_or(now));
+                next_fallback = None;
+            }
+            if first_event.is_some_and(|t| now >= t + self.config.delay) {
+                first_event = None;
+                let paths: Vec<RelPath> = if full {
+                    Vec::new()
+                } else {
+                    pending.iter().cloned().collect()
+                };
+                pending.clear();
+                if full {
+                    full = false;
+                    self.stats.full_scans.fetch_add(1, Ordering::Relaxed);
+                    let _ = self.scanner.reload_ignores();
+                } else {
+                    self.stats.event_scans.fetch_add(1, Ordering::Relaxed);
+                }
+                match self.scanner.scan_paths(&paths) {
+                    Ok(report) if !report.retry.is_empty() => {
+                        // Changed while hashed: look again after another delay.
+                        pending.extend(report.retry);
+                        first_event = Some(Instant::now());
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(folder = %self.scanner.folder(), error = %e, "scan failed")
+                    }
+                }
+            }
+        }
+    }
+
+    fn rel(&self, p: &Path) -> Option<Option<RelPath>> {
+        let r = p.strip_prefix(&self.root).ok()?;
+        if r.as_os_str().is_empty() {
+            return Some(None);
+        }
+        let s = r.to_str()?;
+        RelPath::new(s).ok().map(Some)
+    }
+
+    /// Returns true when the event asks for a rescan.
+    fn handle_event(
+        &mut self,
+        ev: notify::Result<notify::Event>,
+        pending: &mut BTreeSet<RelPath>,
+        full: &mut bool,
+    ) -> bool {
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
+                    self.limit_hit();
+                }
+                tracing::warn!(folder = %self.scanner.folder(), error = %e, "watch error; rescanning");
+                *full = true;
+                return true;
+            }
+        };
+        if ev.flag() == Some(Flag::Rescan) {
+            *full = true;
+            return true;
+        }
+        match ev.kind {
+            // Opens and read-only closes are noise (our own hashing causes them).
+            EventKind::Access(AccessKind::Close(notify::event::AccessMode::Write)) => {}
+            EventKind::Access(_) => return false,
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => return false,
+            _ => {}
+        }
+        let is_dir_create = matches!(
+            ev.kind,
+            EventKind::Create(notify::event::CreateKind::Folder)
+                | EventKind::Modify(ModifyKind::Name(RenameMode::To))
+        );
+        let is_gone = matches!(
+            ev.kind,
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From))
+        );
+        let mut any = false;
+        for p in &ev.paths {
+            match self.rel(p) {
+                Some(Some(rel)) => {
+                    if rel.as_str() == names::IGNORE_FILE {
+                        *full = true;
+                        any = true;
+                        continue;
+                    }
+                    if names::is_internal(&rel) {
+                        continue;
+                    }
+                    if is_gone {
+                        self.forget_tree(&rel);
+                    } else if is_dir_create && p.is_dir() {
+                        self.watch_tree(Some(&rel));
+                    }
+                    pending.insert(rel);
+                    any = true;
+                }
+                Some(None) => {
+                    *full = true;
+                    any = true;
+                }
+                None => {
+                    // A name that is not a RelPath (e.g. invalid UTF-8): rescan its directory,
+                    // where the scanner reports it as an error.
+                    match p.parent().and_then(|d| self.rel(d)) {
+                        Some(Some(parent)) => {
+                            pending.insert(parent);
+                        }
+                        _ => *full = true,
+                    }
+                    any = true;
+                }
+            }
+        }
+        any
+    }
+
+    fn limit_hit(&mut self) {
+        self.stats.limited.store(true, Ordering::Relaxed);
+        if !self.warned {
+            self.warned = true;
+            tracing::warn!(
+                folder = %self.scanner.folder(),
+                watches = self.watched.len(),
+                fallback_s = self.config.fallback_interval.as_secs(),
+                "filesystem watch limit reached: directories beyond it are rescanned periodically \
+                 instead of watched (raise fs.inotify.max_user_watches or the folder's watch cap)"
+            );
+        }
+    }
+
+    fn forget_tree(&mut self, rel: &RelPath) {
+        let gone: Vec<RelPath> = self
+            .watched
+            .iter()
+            .filter(|w| w.starts_with(rel))
+            .cloned()
+            .collect();
+        for g in gone {
+            let _ = self.watcher.unwatch(&g.to_path_under(&self.root));
+            self.watched.remove(&g);
+        }
+        self.unwatched.retain(|u| !u.starts_with(rel));
+        self.stats
+            .watches
+            .store(self.watched.len() as u64 + 1, Ordering::Relaxed);
+    }
+
+    /// Watches `rel` (None = the root) and every non-ignored directory below it.
+    fn watch_tree(&mut self, rel: Option<&RelPath>) {
+        let ignore = self.scanner.ignores();
+        let mut stack: Vec<Option<RelPath>> = vec![rel.cloned()];
+        while let Some(dir) = stack.pop() {
+            let abs = dir
+                .as_ref()
+                .map_or_else(|| self.root.clone(), |d| d.to_path_under(&self.root));
+            if let Some(d) = &dir {
+                if self.watched.contains(d) {
+                    continue;
+                }
+                let m = ignore.matched(d.as_str(), true);
+                if names::is_internal(d) || (m.is_ignored() && m.can_skip_dir()) {
+                    continue;
+                }
+            }
+            if !self.add_watch(&abs, dir.as_ref()) {
+                continue;
+            }
+            let Ok(rd) = std::fs::read_dir(&abs) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    let name = e.file_name();
+                    let Some(name) = name.to_str() else { continue };
+                    let child = match &dir {
+                        None => RelPath::new(name),
+                        Some(d) => d.join(name),
+                    };
+                    if let Ok(c) = child {
+                        stack.push(Some(c));
+                    }
+                }
+            }
+        }
+        self.stats
+            .watches
+            .store(self.watched.len() as u64 + 1, Ordering::Relaxed);
+    }
+
+    /// Adds one watch; false when the limit stops it (the directory joins the fallback set).
+    fn add_watch(&mut self, abs: &Path, rel: Option<&RelPath>) -> bool {
+        let held = self.watched.len() + 1; // + the root
+        let capped = rel.is_some() && self.config.max_watches.is_some_and(|m| held >= m);
+        if capped {
+            self.limit_hit();
+            if let Some(r) = rel {
+                self.unwatched.insert(r.clone());
+            }
+            return false;
+        }
+        match self.watcher.watch(abs, RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                if let Some(r) = rel {
+                    self.watched.insert(r.clone());
+                }
+                true
+            }
+            Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
+                self.limit_hit();
+                if let Some(r) = rel {
+                    self.unwatched.insert(r.clone());
+                }
+                false
+            }
+            Err(_) => false,
+        }
+    }
+}

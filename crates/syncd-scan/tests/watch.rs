@@ -1,0 +1,133 @@
+//! Watcher behaviour on real temp trees with real inotify and a real index.
+
+#![allow(clippy::unwrap_used)] // test helpers below are not #[test] functions
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::Fixture;
+use syncd_scan::{FolderWatcher, WatchConfig};
+
+fn start(f: &Fixture, config: WatchConfig) -> FolderWatcher {
+    FolderWatcher::start(f.scanner.clone(), config).unwrap()
+}
+
+/// The number of watches held by the inotify instance of this process that watches `dir`,
+/// read from `/proc/self/fdinfo` (lines `inotify wd:N ino:<hex> sdev:...`).
+fn inotify_watches_holding(dir: &std::path::Path) -> usize {
+    let ino = format!("ino:{:x} ", std::fs::metadata(dir).unwrap().ino());
+    for fd in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(target) = std::fs::read_link(fd.path()) else {
+            continue;
+        };
+        if target.to_string_lossy() != "anon_inode:inotify" {
+            continue;
+        }
+        let info = std::fs::read_to_string(format!(
+            "/proc/self/fdinfo/{}",
+            fd.file_name().to_string_lossy()
+        ))
+        .unwrap_or_default();
+        let lines: Vec<&str> = info
+            .lines()
+            .filter(|l| l.starts_with("inotify wd:"))
+            .collect();
+        if lines.iter().any(|l| l.contains(&ino)) {
+            return lines.len();
+        }
+    }
+    0
+}
+
+#[test]
+fn a_write_becomes_an_index_record() {
+    let f = Fixture::new();
+    let _w = start(&f, WatchConfig::default());
+    f.write("hello.txt", b"hi");
+    f.eventually("hello.txt recorded", |f| {
+        f.record("hello.txt").is_some_and(|r| r.size == 2)
+    });
+}
+
+#[test]
+fn a_burst_of_1000_writes_becomes_at_most_5_batches() {
+    let f = Fixture::new();
+    f.mkdir("burst");
+    let w = start(&f, WatchConfig::default());
+    let before = f.scanner.counters().batches;
+    for i in 0..1000 {
+        std::fs::write(f.path(&format!("burst/{i}")), i.to_string()).unwrap();
+    }
+    f.eventually("all 1000 recorded", |f| f.live_names().len() == 1001);
+    std::thread::sleep(Duration::from_millis(200));
+    let batches = f.scanner.counters().batches - before;
+    assert!(batches <= 5, "{batches} batches");
+    drop(w);
+}
+
+#[test]
+fn renames_and_deletes_of_whole_directories_are_seen() {
+    let f = Fixture::new();
+    f.write("d/x", b"1");
+    f.write("d/sub/y", b"2");
+    let _w = start(&f, WatchConfig::default());
+    std::fs::rename(f.path("d"), f.path("e")).unwrap();
+    f.eventually("rename seen", |f| {
+        f.record("d/sub/y").is_some_and(|r| r.deleted)
+            && f.record("e/sub/y").is_some_and(|r| !r.deleted)
+    });
+    // The renamed directory is watched under its new name.
+    f.write("e/sub/z", b"3");
+    f.eventually("write in renamed dir seen", |f| {
+        f.record("e/sub/z").is_some()
+    });
+    std::fs::remove_dir_all(f.path("e")).unwrap();
+    f.eventually("delete seen", |f| {
+        ["e", "e/x", "e/sub", "e/sub/y", "e/sub/z"]
+            .iter()
+            .all(|p| f.record(p).is_some_and(|r| r.deleted))
+    });
+}
+
+#[test]
+fn inotify_watches_held_equal_the_non_ignored_directories() {
+    let f = Fixture::with_ignores("node_modules\n");
+    for d in ["a", "a/b", "c", "node_modules/x", "node_modules/y/z"] {
+        f.mkdir(d);
+    }
+    let _w = start(&f, WatchConfig::default());
+    // root, a, a/b, c
+    assert_eq!(inotify_watches_holding(f.root.path()), 4);
+    f.mkdir("c/new");
+    f.write("c/new/file", b"x");
+    f.eventually("new directory watched", |f| {
+        inotify_watches_holding(f.root.path()) == 5
+    });
+}
+
+#[test]
+fn past_the_watch_cap_changes_are_still_picked_up_by_fallback_scans() {
+    let f = Fixture::new();
+    for d in ["a", "b", "c", "d"] {
+        f.mkdir(d);
+    }
+    let config = WatchConfig {
+        max_watches: Some(2),
+        fallback_interval: Duration::from_millis(200),
+        ..WatchConfig::default()
+    };
+    let w = start(&f, config);
+    assert!(w.stats().limited.load(Ordering::Relaxed));
+    assert_eq!(inotify_watches_holding(f.root.path()), 2);
+    for d in ["a", "b", "c", "d"] {
+        f.write(&format!("{d}/file"), d.as_bytes());
+    }
+    f.eventually("every file recorded", |f| {
+        ["a", "b", "c", "d"]
+            .iter()
+            .all(|d| f.record(&format!("{d}/file")).is_some())
+    });
+}
