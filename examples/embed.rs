@@ -4,16 +4,23 @@
 
 use std::time::Duration;
 
-use syncd_engine::{DeviceConfig, Engine, EngineConfig, FolderConfig, FolderId, health};
+use syncd_engine::{
+    DeviceConfig, Engine, EngineConfig, FolderConfig, FolderId, device_id_for_home, health,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
     let folders = [FolderId::new("docs")?, FolderId::new("code")?];
-    // Each side: a home (identity + index) and one root per folder, marked with `.stfolder`.
-    let side = |name: &str| -> Result<EngineConfig, Box<dyn std::error::Error>> {
+    let (home_a, home_b) = (tmp.path().join("a/home"), tmp.path().join("b/home"));
+    let (id_a, id_b) = (device_id_for_home(&home_a)?, device_id_for_home(&home_b)?);
+    // One side: its home, both folders (each root marked with `.stfolder`) shared with `peer`.
+    let side = |name: &str,
+                home,
+                peer: DeviceConfig|
+     -> Result<EngineConfig, Box<dyn std::error::Error>> {
         let mut cfg = EngineConfig {
-            home: tmp.path().join(name).join("home"),
+            home,
             device_name: name.into(),
             listen: vec!["tcp://127.0.0.1:0".into()],
             ..EngineConfig::default()
@@ -22,26 +29,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let root = tmp.path().join(name).join(id.as_str());
             std::fs::create_dir_all(&root)?;
             health::create_marker(&root)?;
-            cfg.folders.push(FolderConfig::new(id.clone(), root));
+            cfg.folders.push(FolderConfig {
+                devices: vec![peer.id],
+                ..FolderConfig::new(id.clone(), root)
+            });
         }
+        cfg.devices.push(peer);
         Ok(cfg)
     };
-    let a = Engine::start(side("a")?).await?;
-    let b = Engine::start(side("b")?).await?;
-    // Introduce the devices to each other and share both folders; `a` dials `b`.
-    let mut b_at = DeviceConfig::new(b.device_id());
-    b_at.addresses = vec![format!("tcp://{}", b.listen_addrs()[0])];
-    a.add_device(b_at).await?;
-    b.add_device(DeviceConfig::new(a.device_id())).await?;
-    for (engine, peer) in [(&a, b.device_id()), (&b, a.device_id())] {
-        for mut f in engine.config().folders {
-            f.devices = vec![peer];
-            engine.add_folder(f).await?;
-        }
-    }
+    std::fs::create_dir_all(tmp.path().join("a/docs"))?;
     std::fs::write(tmp.path().join("a/docs/hello.txt"), "hello from a\n")?;
-    a.scan(&folders[0], None).await?;
+    // `b` listens on a free port; `a` dials it.
+    let b = Engine::start(side("b", home_b, DeviceConfig::new(id_a))?).await?;
+    let b_at = DeviceConfig {
+        addresses: vec![format!("tcp://{}", b.listen_addrs()[0])],
+        ..DeviceConfig::new(id_b)
+    };
+    let a = Engine::start(side("a", home_a, b_at)?).await?;
     for id in &folders {
+        a.wait_until_synced(id, Duration::from_secs(30)).await?;
         b.wait_until_synced(id, Duration::from_secs(30)).await?;
     }
     println!(

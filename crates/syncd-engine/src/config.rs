@@ -4,20 +4,7 @@ use std::path::PathBuf;
 
 use syncd_types::{DeviceId, FolderId};
 
-/// When to compress messages sent to a peer (the device's `compression` setting).
-///
-/// Temporary engine-local definition until `syncd-proto` exports its own; the path
-/// `syncd_engine::CompressionPolicy` and the variants stay the same when it becomes a re-export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CompressionPolicy {
-    /// Compress only metadata messages (Syncthing's default).
-    #[default]
-    Metadata,
-    /// Compress every message.
-    Always,
-    /// Never compress.
-    Never,
-}
+use crate::CompressionPolicy;
 
 /// Default redb page cache: 16 MiB (redb's own default, 1 GiB, is half the reference VPS).
 pub const DEFAULT_INDEX_CACHE_BYTES: usize = 16 * 1024 * 1024;

@@ -1,23 +1,62 @@
 //! `Engine::start` and the cloneable `EngineHandle`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use syncd_types::{DeviceId, FolderId};
-use tokio::sync::broadcast;
+use syncd_index::{Index, IndexOptions};
+use syncd_transport::{Endpoint, EndpointConfig, Identity, PeerAddress};
+use syncd_types::{DeviceId, FolderId, RelPath};
+use tokio::sync::{Semaphore, broadcast, oneshot};
+use tokio::task::JoinHandle;
 
 use crate::config::{DeviceConfig, EngineConfig, FolderConfig};
 use crate::error::{EngineError, WaitError};
 use crate::event::{Event, EventBus};
-use crate::folder::FolderRuntime;
-use crate::health;
+use crate::folder::{self, FolderCtx, FolderInput};
+use crate::peer::{self, Peer};
 use crate::status::{Completion, ConnectionStatus, Counts, FolderState, FolderStatus};
+
+/// The index file inside the home directory.
+pub const INDEX_FILE: &str = "index-v1.redb";
+/// Bytes of block data requested from peers and not yet received, per engine.
+const PULL_BYTES_IN_FLIGHT: usize = 32 * 1024 * 1024;
 
 /// The engine's entry point.
 #[derive(Debug)]
 pub struct Engine;
+
+/// Loads the TLS identity in `home` (creating `cert.pem`/`key.pem` on first use) and returns
+/// its device ID, without starting anything: what `syncd --device-id` prints, and how a
+/// program learns the ID of an engine before starting it.
+pub fn device_id_for_home(home: &Path) -> Result<DeviceId, EngineError> {
+    std::fs::create_dir_all(home).map_err(|source| EngineError::Io {
+        context: format!("create home {}", home.display()),
+        source,
+    })?;
+    Identity::load_or_generate(home)
+        .map(|i| i.device_id())
+        .map_err(|e| EngineError::Identity {
+            home: home.to_path_buf(),
+            message: e.to_string(),
+        })
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, EngineError> {
+    let bad = |m: &str| EngineError::Listen {
+        address: s.to_owned(),
+        message: m.to_owned(),
+    };
+    let rest = s
+        .strip_prefix("tcp://")
+        .or_else(|| s.strip_prefix("tcp4://"))
+        .or_else(|| s.strip_prefix("tcp6://"))
+        .unwrap_or(s);
+    rest.parse().map_err(|_| bad("expected tcp://<ip>:<port>"))
+}
 
 impl Engine {
     /// Loads or creates the identity in `config.home`, opens the index, starts listeners,
@@ -27,24 +66,110 @@ impl Engine {
             context: format!("create home {}", config.home.display()),
             source,
         })?;
-        Err(EngineError::Identity {
-            home: config.home.clone(),
-            message: String::from("TLS identity is provided by syncd-transport, not yet wired"),
-        })
+        let identity =
+            Identity::load_or_generate(&config.home).map_err(|e| EngineError::Identity {
+                home: config.home.clone(),
+                message: e.to_string(),
+            })?;
+        let device_id = identity.device_id();
+        let index = Index::open_with(
+            config.home.join(INDEX_FILE),
+            device_id,
+            IndexOptions {
+                cache_size: config.index_cache_bytes,
+            },
+        )
+        .map_err(|e| EngineError::Index(e.to_string()))?;
+        let mut ep = EndpointConfig::new(identity, config.device_name.clone());
+        ep.listen = match config.listen.first() {
+            Some(l) => Some(parse_listen(l)?),
+            None => None,
+        };
+        ep.devices = config
+            .devices
+            .iter()
+            .filter(|d| d.id != device_id && !d.paused)
+            .map(|d| syncd_transport::DeviceConfig {
+                id: d.id,
+                addresses: d
+                    .addresses
+                    .iter()
+                    .filter_map(|a| PeerAddress::parse(a).ok())
+                    .collect(),
+                compression: d.compression,
+            })
+            .collect();
+        let (endpoint, mut ep_events) =
+            Endpoint::start(ep).await.map_err(|e| EngineError::Listen {
+                address: config.listen.join(","),
+                message: e.to_string(),
+            })?;
+        let listen_addrs = endpoint.local_addr().into_iter().collect();
+        let devices = config
+            .devices
+            .iter()
+            .filter(|d| d.id != device_id)
+            .map(|d| {
+                (
+                    d.id,
+                    DeviceEntry {
+                        config: d.clone(),
+                        status: disconnected_status(d),
+                    },
+                )
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            device_id,
+            device_name: config.device_name.clone(),
+            config: Mutex::new(config.clone()),
+            events: EventBus::new(),
+            listen_addrs,
+            index: Arc::new(index),
+            endpoint,
+            folders: Mutex::new(BTreeMap::new()),
+            devices: Mutex::new(devices),
+            peers: Mutex::new(BTreeMap::new()),
+            connected_since_start: Mutex::new(BTreeSet::new()),
+            pull_budget: Arc::new(Semaphore::new(PULL_BYTES_IN_FLIGHT)),
+            tasks: Mutex::new(Vec::new()),
+        });
+        for f in config.folders {
+            shared.spawn_folder(f);
+        }
+        let s2 = shared.clone();
+        let conn_task = tokio::spawn(async move {
+            while let Some(ev) = ep_events.recv().await {
+                match ev {
+                    syncd_transport::Event::Connected(conn) => {
+                        let paused = lock(&s2.devices)
+                            .get(&conn.info.device)
+                            .is_none_or(|d| d.config.paused);
+                        if paused {
+                            conn.sender.close("device paused");
+                            continue;
+                        }
+                        tokio::spawn(peer::run(s2.clone(), conn));
+                    }
+                    syncd_transport::Event::UnknownDevice(u) => {
+                        s2.events.emit(Event::DeviceRejected {
+                            device: u.device,
+                            name: u.name,
+                            address: u.address,
+                        })
+                    }
+                    _ => {}
+                }
+            }
+        });
+        lock(&shared.tasks).push(conn_task);
+        Ok(EngineHandle { shared })
     }
 }
 
-/// Locks a std mutex, recovering the data if a panicking thread poisoned it (our state stays
-/// consistent per field; a poisoned lock must not take the whole engine down).
+/// Locks a std mutex, recovering the data if a panicking thread poisoned it.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// One folder as the engine holds it.
-#[derive(Debug)]
-pub(crate) struct FolderEntry {
-    pub(crate) config: FolderConfig,
-    pub(crate) runtime: Arc<Mutex<FolderRuntime>>,
 }
 
 /// One configured peer as the engine holds it.
@@ -54,21 +179,167 @@ pub(crate) struct DeviceEntry {
     pub(crate) status: ConnectionStatus,
 }
 
+/// A running folder: its context and its actor task.
+pub(crate) type FolderSlot = (Arc<FolderCtx>, JoinHandle<()>);
+
 /// State shared by the handle and every actor.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) device_id: DeviceId,
+    pub(crate) device_name: String,
     pub(crate) config: Mutex<EngineConfig>,
     pub(crate) events: EventBus,
     pub(crate) listen_addrs: Vec<SocketAddr>,
-    pub(crate) folders: Mutex<BTreeMap<FolderId, FolderEntry>>,
+    pub(crate) index: Arc<Index>,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) folders: Mutex<BTreeMap<FolderId, FolderSlot>>,
     pub(crate) devices: Mutex<BTreeMap<DeviceId, DeviceEntry>>,
+    pub(crate) peers: Mutex<BTreeMap<DeviceId, Arc<Peer>>>,
+    pub(crate) connected_since_start: Mutex<BTreeSet<DeviceId>>,
+    pub(crate) pull_budget: Arc<Semaphore>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    fn spawn_folder(self: &Arc<Self>, f: FolderConfig) {
+        let (ctx, rx) = FolderCtx::new(f);
+        let task = tokio::spawn(folder::run(self.clone(), ctx.clone(), rx));
+        let old = lock(&self.folders).insert(ctx.id.clone(), (ctx, task));
+        if let Some((old, _)) = old {
+            let _ = old.tx.send(FolderInput::Stop);
+        }
+    }
+
+    pub(crate) fn folder_ctx(&self, id: &FolderId) -> Option<Arc<FolderCtx>> {
+        lock(&self.folders).get(id).map(|(c, _)| c.clone())
+    }
+
+    pub(crate) fn folder_ctxs(&self) -> Vec<Arc<FolderCtx>> {
+        lock(&self.folders)
+            .values()
+            .map(|(c, _)| c.clone())
+            .collect()
+    }
+
+    pub(crate) fn peer(&self, device: DeviceId) -> Option<Arc<Peer>> {
+        lock(&self.peers)
+            .get(&device)
+            .filter(|p| !p.sender.is_closed())
+            .cloned()
+    }
+
+    pub(crate) fn device_name_of(&self, device: DeviceId) -> String {
+        lock(&self.devices)
+            .get(&device)
+            .map(|d| d.config.name.clone())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn request_rescan(&self, folder: &FolderId, paths: Vec<RelPath>) {
+        if let Some(c) = self.folder_ctx(folder) {
+            let _ = c.tx.send(FolderInput::Rescan(paths));
+        }
+    }
+
+    pub(crate) fn peer_connected(self: &Arc<Self>, peer: &Arc<Peer>) {
+        let info = &peer.info;
+        lock(&self.peers).insert(peer.device, peer.clone());
+        lock(&self.connected_since_start).insert(peer.device);
+        if let Some(d) = lock(&self.devices).get_mut(&peer.device) {
+            d.status.connected = true;
+            d.status.address = Some(info.remote_addr);
+            d.status.client_name = info.hello.client_name.clone();
+            d.status.client_version = info.hello.client_version.clone();
+            d.status.conn_type = peer::conn_type(info);
+            d.status.crypto = String::from("TLS1.3");
+            d.status.started_at = Some(info.started_at);
+        }
+        self.events.emit(Event::DeviceConnected {
+            device: peer.device,
+            device_name: info.hello.device_name.clone(),
+            client_name: info.hello.client_name.clone(),
+            client_version: info.hello.client_version.clone(),
+            addr: info.remote_addr,
+            conn_type: peer::conn_type(info),
+        });
+        // Syncthing 1.x peers resolve delete-vs-edit with the 1.x rule; so must we, for every
+        // folder shared with one (spec: the rule is 1.x while any sharing device runs 1.x).
+        let v1 =
+            info.hello.client_name == "syncthing" && info.hello.client_version.starts_with("v1.");
+        if v1 {
+            for ctx in self
+                .folder_ctxs()
+                .into_iter()
+                .filter(|c| c.shared_with(peer.device))
+            {
+                let (index, id) = (self.index.clone(), ctx.id.clone());
+                tokio::task::spawn_blocking(move || -> Result<(), syncd_index::IndexError> {
+                    let mut w = index.write(&id)?;
+                    w.set_delete_rule(syncd_conflict::DeleteRule::V1)?;
+                    w.commit()
+                });
+            }
+        }
+    }
+
+    pub(crate) fn peer_disconnected(&self, peer: &Arc<Peer>, reason: String) {
+        {
+            let mut peers = lock(&self.peers);
+            if peers
+                .get(&peer.device)
+                .is_some_and(|p| p.info.id == peer.info.id)
+            {
+                peers.remove(&peer.device);
+            } else {
+                return;
+            }
+        }
+        if let Some(d) = lock(&self.devices).get_mut(&peer.device) {
+            let totals = peer.info.counters.totals();
+            d.status = ConnectionStatus {
+                in_bytes_total: totals.in_bytes,
+                out_bytes_total: totals.out_bytes,
+                ..disconnected_status(&d.config)
+            };
+        }
+        self.events.emit(Event::DeviceDisconnected {
+            device: peer.device,
+            error: reason,
+        });
+        for ctx in self.folder_ctxs() {
+            if ctx.shared_with(peer.device) {
+                let _ = ctx.tx.send(FolderInput::PeerChanged);
+            }
+        }
+    }
+
+    /// Sends our current ClusterConfig to every connected peer (after folder changes).
+    fn resend_cluster_configs(self: &Arc<Self>) {
+        let peers: Vec<Arc<Peer>> = lock(&self.peers).values().cloned().collect();
+        for p in peers {
+            let s = self.clone();
+            tokio::spawn(async move {
+                let cc = peer::our_cluster_config(&s, p.device).await;
+                let _ = p.sender.send(syncd_proto::Message::ClusterConfig(cc)).await;
+            });
+        }
+    }
 }
 
 /// A cloneable handle on a running engine: status, events, commands.
 #[derive(Debug, Clone)]
 pub struct EngineHandle {
     pub(crate) shared: Arc<Shared>,
+}
+
+fn counts(c: &syncd_index::Counts) -> Counts {
+    Counts {
+        files: c.files,
+        directories: c.directories,
+        symlinks: c.symlinks,
+        deleted: c.deleted,
+        bytes: c.bytes,
+    }
 }
 
 impl EngineHandle {
@@ -92,12 +363,12 @@ impl EngineHandle {
         lock(&self.shared.folders).keys().cloned().collect()
     }
 
-    /// A folder's status, or `None` if it is not configured.
+    /// A folder's status, or `None` if it is not configured. Reads the index (a short
+    /// blocking read).
     pub fn folder_status(&self, folder: &FolderId) -> Option<FolderStatus> {
-        let folders = lock(&self.shared.folders);
-        let entry = folders.get(folder)?;
-        let rt = lock(&entry.runtime).clone();
-        Some(FolderStatus {
+        let ctx = self.shared.folder_ctx(folder)?;
+        let rt = lock(&ctx.runtime).clone();
+        let mut st = FolderStatus {
             state: rt.state,
             state_changed: rt.state_changed,
             error: rt.error,
@@ -110,35 +381,77 @@ impl EngineHandle {
             errors: rt.errors,
             remote_sequence: BTreeMap::new(),
             watch_error: rt.watch_error,
-        })
+        };
+        if let Ok(r) = self.shared.index.read(folder) {
+            if let Ok(c) = r.counts() {
+                st.global = counts(&c.global);
+                st.local = counts(&c.local);
+                st.need = counts(&c.need);
+                st.in_sync_files = c.global.files.saturating_sub(c.need.files);
+                st.in_sync_bytes = c.global.bytes.saturating_sub(c.need.bytes);
+            }
+            st.sequence = r.local_sequence();
+            for d in r.devices() {
+                if d == self.shared.device_id {
+                    continue;
+                }
+                if let Ok(Some(s)) = r.device(d) {
+                    st.remote_sequence.insert(d, s.max_sequence);
+                }
+            }
+        }
+        Some(st)
     }
 
     /// Every configured peer, connected or not.
     pub fn connections(&self) -> Vec<ConnectionStatus> {
+        let peers = lock(&self.shared.peers).clone();
         lock(&self.shared.devices)
             .values()
-            .map(|d| d.status.clone())
+            .map(|d| {
+                let mut s = d.status.clone();
+                if let Some(p) = peers.get(&d.config.id) {
+                    let t = p.info.counters.totals();
+                    s.in_bytes_total = t.in_bytes;
+                    s.out_bytes_total = t.out_bytes;
+                }
+                s
+            })
             .collect()
     }
 
     /// Completion of `folder` on `device` (`None` = the local device).
     pub fn completion(&self, folder: &FolderId, device: Option<DeviceId>) -> Option<Completion> {
-        let folders = lock(&self.shared.folders);
-        let entry = folders.get(folder)?;
-        let remote_state = match device {
-            None => "valid",
-            Some(d) if !entry.config.devices.contains(&d) => "notSharing",
-            Some(_) => "unknown",
+        let ctx = self.shared.folder_ctx(folder)?;
+        let r = self.shared.index.read(folder).ok()?;
+        let c = r.counts().ok()?;
+        let (need, sequence, remote_state) = match device {
+            None => (c.need, r.local_sequence(), "valid"),
+            Some(d) if !ctx.shared_with(d) => (syncd_index::Counts::default(), 0, "notSharing"),
+            Some(d) => {
+                let st = r.device(d).ok().flatten();
+                let state = match self.shared.peer(d) {
+                    Some(p) if p.shares(folder) => "valid",
+                    Some(_) => "paused",
+                    None => "unknown",
+                };
+                match st {
+                    Some(s) => (s.need, s.max_sequence, state),
+                    None => (c.global, 0, state),
+                }
+            }
         };
+        let global_items = c.global.files + c.global.directories + c.global.symlinks;
+        let need_items = need.files + need.directories + need.symlinks;
         Some(Completion {
-            completion: Completion::compute(0, 0, 0, 0),
-            global_bytes: 0,
-            need_bytes: 0,
-            global_items: 0,
-            need_items: 0,
-            need_deletes: 0,
+            completion: Completion::compute(c.global.bytes, need.bytes, need_items, need.deleted),
+            global_bytes: c.global.bytes,
+            need_bytes: need.bytes,
+            global_items,
+            need_items,
+            need_deletes: need.deleted,
             remote_state,
-            sequence: 0,
+            sequence,
         })
     }
 
@@ -149,24 +462,30 @@ impl EngineHandle {
 
     /// Scans `folder` (or only `sub` inside it); completes when the scan has committed.
     pub async fn scan(&self, folder: &FolderId, sub: Option<&str>) -> Result<(), EngineError> {
-        let _ = sub;
-        let root = self.folder_config(folder)?.path;
-        health::check(&root).map_err(|e| EngineError::FolderError {
-            folder: folder.clone(),
-            message: e.to_string(),
-        })?;
-        Err(EngineError::Scan {
-            folder: folder.clone(),
-            message: String::from("scanner not wired yet"),
-        })
+        let ctx = self
+            .shared
+            .folder_ctx(folder)
+            .ok_or_else(|| EngineError::UnknownFolder(folder.clone()))?;
+        let (tx, rx) = oneshot::channel();
+        ctx.tx
+            .send(FolderInput::Scan {
+                sub: sub.map(str::to_owned),
+                reply: Some(tx),
+            })
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
     }
 
-    /// Pauses a device: disconnects it and neither dials nor accepts it.
+    /// Pauses a device: disconnects it and refuses it until resumed.
     pub async fn pause_device(&self, id: DeviceId) -> Result<(), EngineError> {
-        self.set_device_paused(id, true)
+        self.set_device_paused(id, true)?;
+        if let Some(p) = self.shared.peer(id) {
+            p.sender.close("device paused");
+        }
+        Ok(())
     }
 
-    /// Resumes a paused device.
+    /// Resumes a paused device (the dialer reconnects it on its next attempt).
     pub async fn resume_device(&self, id: DeviceId) -> Result<(), EngineError> {
         self.set_device_paused(id, false)
     }
@@ -181,7 +500,9 @@ impl EngineHandle {
         self.set_folder_paused(folder, false)
     }
 
-    /// Adds a device, or replaces the existing one with the same ID.
+    /// Adds a device, or replaces the existing one with the same ID. (The TLS endpoint learns
+    /// devices at start; one added at runtime is recorded and reported, and connects once the
+    /// endpoint supports runtime device changes.)
     pub async fn add_device(&self, d: DeviceConfig) -> Result<(), EngineError> {
         if d.id == self.shared.device_id {
             return Ok(());
@@ -206,6 +527,9 @@ impl EngineHandle {
             return Err(EngineError::UnknownDevice(id));
         }
         lock(&self.shared.config).devices.retain(|d| d.id != id);
+        if let Some(p) = self.shared.peer(id) {
+            p.sender.close("device removed");
+        }
         Ok(())
     }
 
@@ -216,31 +540,22 @@ impl EngineHandle {
             cfg.folders.retain(|x| x.id != f.id);
             cfg.folders.push(f.clone());
         }
-        let runtime = Arc::new(Mutex::new(FolderRuntime::new(f.paused)));
-        if !f.paused
-            && let Err(e) = health::check(&f.path)
-        {
-            {
-                lock(&runtime).set_state(
-                    &f.id,
-                    FolderState::Error,
-                    Some(e.to_string()),
-                    &self.shared.events,
-                );
-            }
-        }
-        lock(&self.shared.folders).insert(f.id.clone(), FolderEntry { config: f, runtime });
+        self.shared.spawn_folder(f);
+        self.shared.resend_cluster_configs();
         Ok(())
     }
 
     /// Removes a folder (its files on disk are left alone).
     pub async fn remove_folder(&self, folder: &FolderId) -> Result<(), EngineError> {
-        if lock(&self.shared.folders).remove(folder).is_none() {
+        let Some((ctx, task)) = lock(&self.shared.folders).remove(folder) else {
             return Err(EngineError::UnknownFolder(folder.clone()));
-        }
+        };
         lock(&self.shared.config)
             .folders
             .retain(|f| &f.id != folder);
+        let _ = ctx.tx.send(FolderInput::Stop);
+        let _ = task.await;
+        self.shared.resend_cluster_configs();
         Ok(())
     }
 
@@ -252,28 +567,114 @@ impl EngineHandle {
         folder: &FolderId,
         timeout: Duration,
     ) -> Result<(), WaitError> {
-        let cfg = self
-            .folder_config(folder)
-            .map_err(|_| WaitError::UnknownFolder(folder.clone()))?;
-        Err(WaitError::Timeout {
-            folder: folder.clone(),
-            waited: timeout,
-            missing: cfg
-                .devices
-                .iter()
-                .map(|d| format!("device {} not connected since start", d.short()))
-                .collect(),
-        })
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut events = self.subscribe();
+        loop {
+            let missing = self.not_synced(folder)?;
+            if missing.is_empty() {
+                return Ok(());
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(WaitError::Timeout {
+                    folder: folder.clone(),
+                    waited: timeout,
+                    missing,
+                });
+            }
+            let nap = (deadline - now).min(Duration::from_millis(100));
+            let _ = tokio::time::timeout(nap, events.recv()).await;
+        }
     }
 
-    /// Stops the engine: closes connections, finishes in-flight writes, stops folders.
-    pub async fn shutdown(&self) {}
+    /// What keeps `folder` from being in sync (empty = in sync).
+    fn not_synced(&self, folder: &FolderId) -> Result<Vec<String>, WaitError> {
+        let ctx = self
+            .shared
+            .folder_ctx(folder)
+            .ok_or_else(|| WaitError::UnknownFolder(folder.clone()))?;
+        let rt = lock(&ctx.runtime).clone();
+        if rt.state == FolderState::Error {
+            return Err(WaitError::FolderError {
+                folder: folder.clone(),
+                message: rt.error.unwrap_or_default(),
+            });
+        }
+        let mut missing = Vec::new();
+        if !ctx.scanned_once.load(Ordering::SeqCst) {
+            missing.push(String::from("initial scan not finished"));
+        }
+        if ctx.pulling.load(Ordering::SeqCst) {
+            missing.push(String::from("pull in progress"));
+        }
+        let Ok(r) = self.shared.index.read(folder) else {
+            missing.push(String::from("index unreadable"));
+            return Ok(missing);
+        };
+        if let Ok(c) = r.counts()
+            && c.need.entries() > 0
+        {
+            missing.push(format!(
+                "local need: {} items, {} bytes",
+                c.need.entries(),
+                c.need.bytes
+            ));
+        }
+        let since = lock(&self.shared.connected_since_start).clone();
+        for d in ctx.config().devices {
+            if d == self.shared.device_id {
+                continue;
+            }
+            let short = d.short();
+            if !since.contains(&d) {
+                missing.push(format!("device {short} not connected since start"));
+                continue;
+            }
+            let Some(p) = self.shared.peer(d) else {
+                missing.push(format!("device {short} not connected"));
+                continue;
+            };
+            let Some(announced) = p.announced_max_sequence(folder) else {
+                missing.push(format!("device {short} has not announced the folder"));
+                continue;
+            };
+            let st = r.device(d).ok().flatten();
+            let have = st.as_ref().map_or(0, |s| s.max_sequence);
+            if have < announced {
+                missing.push(format!(
+                    "device {short}: index received up to {have} of {announced}"
+                ));
+            }
+            if let Some(s) = st
+                && s.need.entries() > 0
+            {
+                missing.push(format!(
+                    "device {short} needs {} items, {} bytes",
+                    s.need.entries(),
+                    s.need.bytes
+                ));
+            }
+        }
+        Ok(missing)
+    }
 
-    fn folder_config(&self, folder: &FolderId) -> Result<FolderConfig, EngineError> {
-        lock(&self.shared.folders)
-            .get(folder)
-            .map(|e| e.config.clone())
-            .ok_or_else(|| EngineError::UnknownFolder(folder.clone()))
+    /// Stops the engine: folders finish the pull in progress (in-flight writes), connections
+    /// close, the listener stops.
+    pub async fn shutdown(&self) {
+        let folders: Vec<(Arc<FolderCtx>, JoinHandle<()>)> =
+            std::mem::take(&mut *lock(&self.shared.folders))
+                .into_values()
+                .collect();
+        for (ctx, _) in &folders {
+            let _ = ctx.tx.send(FolderInput::Stop);
+        }
+        for (_, task) in folders {
+            let _ = task.await;
+        }
+        self.shared.endpoint.shutdown().await;
+        for t in std::mem::take(&mut *lock(&self.shared.tasks)) {
+            t.abort();
+        }
     }
 
     fn set_device_paused(&self, id: DeviceId, paused: bool) -> Result<(), EngineError> {
@@ -302,22 +703,19 @@ impl EngineHandle {
     }
 
     fn set_folder_paused(&self, folder: &FolderId, paused: bool) -> Result<(), EngineError> {
-        {
-            let mut folders = lock(&self.shared.folders);
-            let entry = folders
-                .get_mut(folder)
-                .ok_or_else(|| EngineError::UnknownFolder(folder.clone()))?;
-            if entry.config.paused == paused {
-                return Ok(());
-            }
-            entry.config.paused = paused;
-            let to = if paused {
-                FolderState::Paused
-            } else {
-                FolderState::Idle
-            };
-            lock(&entry.runtime).set_state(folder, to, None, &self.shared.events);
+        let ctx = self
+            .shared
+            .folder_ctx(folder)
+            .ok_or_else(|| EngineError::UnknownFolder(folder.clone()))?;
+        if ctx.config().paused == paused {
+            return Ok(());
         }
+        ctx.set_paused(paused);
+        let _ = ctx.tx.send(if paused {
+            FolderInput::Pause
+        } else {
+            FolderInput::Resume
+        });
         for f in lock(&self.shared.config)
             .folders
             .iter_mut()
@@ -334,6 +732,7 @@ impl EngineHandle {
                 folder: folder.clone(),
             }
         });
+        self.shared.resend_cluster_configs();
         Ok(())
     }
 }

@@ -1,10 +1,21 @@
 //! Per-folder runtime state and the folder state machine.
 
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
-use syncd_types::FolderId;
+use syncd_ignore::IgnoreSet;
+use syncd_scan::{FolderWatcher, ScanConfig, Scanner, WatchConfig};
+use syncd_types::{DeviceId, FolderId, RelPath};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 
+use crate::config::FolderConfig;
+use crate::engine::{Shared, lock};
+use crate::error::EngineError;
 use crate::event::{Event, EventBus};
+use crate::health;
+use crate::puller::{self, PullOutcome};
 use crate::status::{FileError, FolderState};
 
 /// The mutable runtime status of one folder, behind a std mutex (never held across `.await`).
@@ -59,6 +70,417 @@ impl FolderRuntime {
             to,
             error,
         });
+    }
+}
+
+/// Everything the folder actor reacts to (one closed enum, one loop).
+#[derive(Debug)]
+pub(crate) enum FolderInput {
+    /// Scan (all, or `sub`); reply when committed.
+    Scan {
+        sub: Option<String>,
+        reply: Option<oneshot::Sender<Result<(), EngineError>>>,
+    },
+    /// Rescan these paths (the puller found them changed, or made conflict copies).
+    Rescan(Vec<RelPath>),
+    /// A peer's index for this folder changed.
+    RemoteIndex,
+    /// A peer connected, disconnected or changed its cluster config.
+    PeerChanged,
+    /// The pull task finished.
+    PullDone(PullOutcome),
+    /// Pause / resume the folder.
+    Pause,
+    /// Resume after a pause.
+    Resume,
+    /// Stop the actor (after the pull in progress).
+    Stop,
+}
+
+/// One folder: its config, runtime status and the actor's inbox, shared with peers and the
+/// handle.
+pub(crate) struct FolderCtx {
+    pub(crate) id: FolderId,
+    config: Mutex<FolderConfig>,
+    pub(crate) runtime: Mutex<FolderRuntime>,
+    pub(crate) tx: mpsc::UnboundedSender<FolderInput>,
+    /// Our local sequence for this folder; index senders wait on it.
+    pub(crate) local_seq: watch::Sender<u64>,
+    scanner: Mutex<Option<Arc<Scanner>>>,
+    watcher: Mutex<Option<FolderWatcher>>,
+    /// True once a full scan has committed since start; no pull happens before.
+    pub(crate) scanned_once: AtomicBool,
+    /// True while a pull pass runs.
+    pub(crate) pulling: AtomicBool,
+}
+
+impl std::fmt::Debug for FolderCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FolderCtx")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FolderCtx {
+    pub(crate) fn new(cfg: FolderConfig) -> (Arc<FolderCtx>, mpsc::UnboundedReceiver<FolderInput>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let ctx = Arc::new(FolderCtx {
+            id: cfg.id.clone(),
+            runtime: Mutex::new(FolderRuntime::new(cfg.paused)),
+            config: Mutex::new(cfg),
+            tx,
+            local_seq: watch::channel(0).0,
+            scanner: Mutex::new(None),
+            watcher: Mutex::new(None),
+            scanned_once: AtomicBool::new(false),
+            pulling: AtomicBool::new(false),
+        });
+        (ctx, rx)
+    }
+
+    pub(crate) fn config(&self) -> FolderConfig {
+        lock(&self.config).clone()
+    }
+
+    pub(crate) fn set_paused(&self, paused: bool) {
+        lock(&self.config).paused = paused;
+    }
+
+    /// Whether this folder is shared with `device`.
+    pub(crate) fn shared_with(&self, device: DeviceId) -> bool {
+        lock(&self.config).devices.contains(&device)
+    }
+
+    /// The folder's current ignore patterns (once the scanner exists).
+    pub(crate) fn ignores(&self) -> Option<Arc<IgnoreSet>> {
+        lock(&self.scanner).as_ref().map(|s| s.ignores())
+    }
+
+    fn set_state(&self, shared: &Shared, to: FolderState, error: Option<String>) {
+        lock(&self.runtime).set_state(&self.id, to, error, &shared.events);
+    }
+
+    fn state(&self) -> FolderState {
+        lock(&self.runtime).state
+    }
+}
+
+/// How often the actor checks the local sequence (watcher scans commit on their own thread)
+/// and an `error` folder's health.
+const TICK: Duration = Duration::from_millis(50);
+const HEALTH_RETRY: Duration = Duration::from_secs(10);
+const PULL_RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// The folder actor: one loop over [`FolderInput`] and a timer.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    ctx: Arc<FolderCtx>,
+    mut rx: mpsc::UnboundedReceiver<FolderInput>,
+) {
+    let mut pull_wanted = false;
+    let mut pull_task: Option<tokio::task::JoinHandle<()>> = None;
+    let mut retry_at: Option<Instant> = None;
+    let mut retry_delay = Duration::from_secs(1);
+    let mut last_health = Instant::now();
+    let mut next_rescan: Option<Instant> = None;
+    if !ctx.config().paused {
+        start(&shared, &ctx).await;
+        pull_wanted = true;
+        next_rescan = rescan_deadline(&ctx);
+    }
+    let mut ticks: u64 = 0;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            input = rx.recv() => {
+                let Some(input) = input else { break };
+                match input {
+                    FolderInput::Stop => break,
+                    FolderInput::Scan { sub, reply } => {
+                        let r = scan(&shared, &ctx, sub).await;
+                        if r.is_ok() {
+                            pull_wanted = true;
+                        }
+                        if let Some(reply) = reply {
+                            let _ = reply.send(r);
+                        }
+                    }
+                    FolderInput::Rescan(paths) => {
+                        let scanner = lock(&ctx.scanner).clone();
+                        if let Some(s) = scanner {
+                            let _ = tokio::task::spawn_blocking(move || s.scan_paths(&paths)).await;
+                        }
+                        publish_sequence(&shared, &ctx).await;
+                        pull_wanted = true;
+                    }
+                    FolderInput::RemoteIndex | FolderInput::PeerChanged => pull_wanted = true,
+                    FolderInput::PullDone(outcome) => {
+                        pull_task = None;
+                        ctx.pulling.store(false, Ordering::SeqCst);
+                        let changed = outcome.changed > 0;
+                        if changed {
+                            publish_sequence(&shared, &ctx).await;
+                        }
+                        if !outcome.rescan.is_empty() {
+                            let _ = ctx.tx.send(FolderInput::Rescan(outcome.rescan));
+                        }
+                        let failed = !outcome.errors.is_empty();
+                        {
+                            let mut rt = lock(&ctx.runtime);
+                            rt.errors = outcome.errors.clone();
+                        }
+                        if failed {
+                            shared.events.emit(Event::FolderErrors { folder: ctx.id.clone(), errors: outcome.errors });
+                        }
+                        if ctx.state() == FolderState::Syncing {
+                            ctx.set_state(&shared, FolderState::Idle, None);
+                        }
+                        if outcome.more || (changed && !failed) {
+                            pull_wanted = true;
+                            retry_delay = Duration::from_secs(1);
+                        } else if failed {
+                            retry_at = Some(Instant::now() + retry_delay);
+                            retry_delay = (retry_delay * 2).min(PULL_RETRY_MAX);
+                        } else {
+                            retry_delay = Duration::from_secs(1);
+                        }
+                    }
+                    FolderInput::Pause => {
+                        stop_watcher(&ctx).await;
+                        ctx.set_state(&shared, FolderState::Paused, None);
+                    }
+                    FolderInput::Resume => {
+                        ctx.set_state(&shared, FolderState::Idle, None);
+                        start(&shared, &ctx).await;
+                        pull_wanted = true;
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                ticks += 1;
+                let state = ctx.state();
+                // A root that vanishes or loses its marker must stop everything at once:
+                // otherwise the watcher would record every file as deleted.
+                if ticks.is_multiple_of(20)
+                    && !matches!(state, FolderState::Error | FolderState::Paused)
+                    && let Err(e) = health::check(&ctx.config().path)
+                {
+                    stop_watcher(&ctx).await;
+                    *lock(&ctx.scanner) = None;
+                    ctx.set_state(&shared, FolderState::Error, Some(e.to_string()));
+                    last_health = Instant::now();
+                }
+                if state == FolderState::Error && !ctx.config().paused && last_health.elapsed() >= HEALTH_RETRY {
+                    last_health = Instant::now();
+                    start(&shared, &ctx).await;
+                    pull_wanted = true;
+                }
+                if retry_at.is_some_and(|t| Instant::now() >= t) {
+                    retry_at = None;
+                    pull_wanted = true;
+                }
+                if next_rescan.is_some_and(|t| Instant::now() >= t) {
+                    next_rescan = rescan_deadline(&ctx);
+                    if lock(&ctx.watcher).is_none() && ctx.scanned_once.load(Ordering::SeqCst) {
+                        let _ = scan(&shared, &ctx, None).await;
+                        pull_wanted = true;
+                    }
+                }
+                publish_sequence(&shared, &ctx).await;
+            }
+        }
+        let state = ctx.state();
+        if pull_wanted
+            && pull_task.is_none()
+            && ctx.scanned_once.load(Ordering::SeqCst)
+            && !matches!(state, FolderState::Error | FolderState::Paused)
+        {
+            pull_wanted = false;
+            if let Err(e) = health::check(&ctx.config().path) {
+                ctx.set_state(&shared, FolderState::Error, Some(e.to_string()));
+                continue;
+            }
+            ctx.pulling.store(true, Ordering::SeqCst);
+            ctx.set_state(&shared, FolderState::Syncing, None);
+            let (s2, c2) = (shared.clone(), ctx.clone());
+            pull_task = Some(tokio::spawn(async move {
+                let outcome = puller::pull(s2, c2.clone()).await;
+                let _ = c2.tx.send(FolderInput::PullDone(outcome));
+            }));
+        }
+    }
+    // Shutdown: let the pull in progress finish its writes, then stop watching.
+    if let Some(t) = pull_task {
+        let _ = t.await;
+    }
+    stop_watcher(&ctx).await;
+}
+
+fn rescan_deadline(ctx: &FolderCtx) -> Option<Instant> {
+    let s = ctx.config().rescan_interval_s;
+    (s > 0).then(|| Instant::now() + Duration::from_secs(u64::from(s)))
+}
+
+async fn stop_watcher(ctx: &FolderCtx) {
+    let w = lock(&ctx.watcher).take();
+    if let Some(w) = w {
+        let _ = tokio::task::spawn_blocking(move || w.stop()).await;
+    }
+}
+
+/// A started folder: its scanner, its watcher (if running) and why the watcher is not.
+type Started = (Arc<Scanner>, Option<FolderWatcher>, Option<String>);
+
+/// Health check, scanner creation and the initial full scan (through the watcher when it is
+/// enabled: it scans before it starts watching).
+async fn start(shared: &Arc<Shared>, ctx: &Arc<FolderCtx>) {
+    let cfg = ctx.config();
+    if let Err(e) = health::check(&cfg.path) {
+        ctx.set_state(shared, FolderState::Error, Some(e.to_string()));
+        return;
+    }
+    ctx.set_state(shared, FolderState::Scanning, None);
+    let index = shared.index.clone();
+    let scan_cfg = ScanConfig {
+        ignore_perms: cfg.ignore_perms,
+        ..ScanConfig::default()
+    };
+    let watch_cfg = WatchConfig {
+        delay: Duration::from_millis(u64::from(cfg.watcher_delay_ms.max(1))),
+        rescan_interval: (cfg.rescan_interval_s > 0)
+            .then(|| Duration::from_secs(u64::from(cfg.rescan_interval_s))),
+        ..WatchConfig::default()
+    };
+    let enabled = cfg.watcher_enabled;
+    let res = tokio::task::spawn_blocking(move || -> Result<Started, String> {
+        let scanner = Arc::new(
+            Scanner::new(&cfg.path, cfg.id.clone(), index, scan_cfg).map_err(|e| e.to_string())?,
+        );
+        if enabled {
+            match FolderWatcher::start(scanner.clone(), watch_cfg) {
+                Ok(w) => return Ok((scanner, Some(w), None)),
+                Err(e) => {
+                    scanner.scan().map_err(|e| e.to_string())?;
+                    return Ok((scanner, None, Some(e.to_string())));
+                }
+            }
+        }
+        scanner.scan().map_err(|e| e.to_string())?;
+        Ok((scanner, None, None))
+    })
+    .await;
+    match res {
+        Ok(Ok((scanner, watcher, watch_error))) => {
+            *lock(&ctx.scanner) = Some(scanner);
+            *lock(&ctx.watcher) = watcher;
+            lock(&ctx.runtime).watch_error = watch_error;
+            ctx.scanned_once.store(true, Ordering::SeqCst);
+            ctx.set_state(shared, FolderState::Idle, None);
+            shared.events.emit(Event::ScanFinished {
+                folder: ctx.id.clone(),
+            });
+            publish_sequence(shared, ctx).await;
+        }
+        Ok(Err(e)) => ctx.set_state(shared, FolderState::Error, Some(format!("scanning: {e}"))),
+        Err(e) => ctx.set_state(shared, FolderState::Error, Some(format!("scanning: {e}"))),
+    }
+}
+
+/// A user-requested scan of the whole folder or of `sub`.
+async fn scan(
+    shared: &Arc<Shared>,
+    ctx: &Arc<FolderCtx>,
+    sub: Option<String>,
+) -> Result<(), EngineError> {
+    let cfg = ctx.config();
+    if cfg.paused {
+        return Err(EngineError::FolderPaused(ctx.id.clone()));
+    }
+    if let Err(e) = health::check(&cfg.path) {
+        ctx.set_state(shared, FolderState::Error, Some(e.to_string()));
+        return Err(EngineError::FolderError {
+            folder: ctx.id.clone(),
+            message: e.to_string(),
+        });
+    }
+    let scanner = lock(&ctx.scanner).clone();
+    let Some(scanner) = scanner else {
+        start(shared, ctx).await;
+        return match lock(&ctx.runtime).error.clone() {
+            Some(message) => Err(EngineError::FolderError {
+                folder: ctx.id.clone(),
+                message,
+            }),
+            None => Ok(()),
+        };
+    };
+    let paths = match sub.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => vec![RelPath::new(s).map_err(|e| EngineError::Scan {
+            folder: ctx.id.clone(),
+            message: e.to_string(),
+        })?],
+        None => Vec::new(),
+    };
+    let prev = ctx.state();
+    ctx.set_state(shared, FolderState::Scanning, None);
+    let res = tokio::task::spawn_blocking(move || {
+        let _ = scanner.reload_ignores();
+        if paths.is_empty() {
+            scanner.scan()
+        } else {
+            scanner.scan_paths(&paths)
+        }
+    })
+    .await;
+    ctx.set_state(
+        shared,
+        if prev == FolderState::Syncing {
+            prev
+        } else {
+            FolderState::Idle
+        },
+        None,
+    );
+    shared.events.emit(Event::ScanFinished {
+        folder: ctx.id.clone(),
+    });
+    publish_sequence(shared, ctx).await;
+    match res {
+        Ok(Ok(_)) => {
+            ctx.scanned_once.store(true, Ordering::SeqCst);
+            Ok(())
+        }
+        Ok(Err(e)) => Err(EngineError::Scan {
+            folder: ctx.id.clone(),
+            message: e.to_string(),
+        }),
+        Err(e) => Err(EngineError::Scan {
+            folder: ctx.id.clone(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// Reads our local sequence and, when it moved, wakes the index senders.
+async fn publish_sequence(shared: &Arc<Shared>, ctx: &Arc<FolderCtx>) {
+    let (index, id) = (shared.index.clone(), ctx.id.clone());
+    let seq = tokio::task::spawn_blocking(move || index.read(&id).map(|r| r.local_sequence()))
+        .await
+        .ok()
+        .and_then(Result::ok);
+    if let Some(seq) = seq {
+        let old = *ctx.local_seq.borrow();
+        if seq != old {
+            ctx.local_seq.send_replace(seq);
+            shared.events.emit(Event::LocalIndexUpdated {
+                folder: ctx.id.clone(),
+                items: seq.saturating_sub(old),
+                sequence: seq,
+                filenames: Vec::new(),
+            });
+        }
     }
 }
 

@@ -40,19 +40,25 @@
 //! ```
 
 mod config;
+mod convert;
 mod engine;
 mod error;
 mod event;
 mod folder;
+mod fsutil;
 pub mod health;
+mod peer;
+mod puller;
+mod serve;
 mod status;
 
 pub use config::{
-    CompressionPolicy, DEFAULT_INDEX_CACHE_BYTES, DEFAULT_MAX_CONFLICTS, DEFAULT_RESCAN_INTERVAL_S,
+    DEFAULT_INDEX_CACHE_BYTES, DEFAULT_MAX_CONFLICTS, DEFAULT_RESCAN_INTERVAL_S,
     DEFAULT_WATCHER_DELAY_MS, DeviceConfig, EngineConfig, FolderConfig,
 };
-pub use engine::{Engine, EngineHandle};
+pub use engine::{Engine, EngineHandle, INDEX_FILE, device_id_for_home};
 pub use error::{EngineError, PeerError, WaitError};
 pub use event::{EVENT_CAPACITY, Event, ItemAction};
 pub use status::{Completion, ConnectionStatus, Counts, FileError, FolderState, FolderStatus};
+pub use syncd_proto::CompressionPolicy;
 pub use syncd_types::{DeviceId, FolderId, ShortId};

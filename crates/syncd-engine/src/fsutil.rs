@@ -1,0 +1,159 @@
+//! Filesystem helpers of the puller and the request server: safe path resolution (never
+//! through a symlink), mtimes, permissions.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use syncd_index::FileRecord;
+use syncd_types::{FileKind, RelPath};
+
+/// Resolves `rel` under `root`, refusing any path whose parent directories include a symlink
+/// or a non-directory (so nothing is ever read or written through a link). Missing parents
+/// are allowed (the caller creates them).
+pub(crate) fn safe_path(root: &Path, rel: &RelPath) -> io::Result<PathBuf> {
+    let mut cur = root.to_path_buf();
+    let comps: Vec<&str> = rel.components().collect();
+    let parents = comps.len().saturating_sub(1);
+    for c in comps.iter().take(parents) {
+        cur.push(c);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(io::Error::other(format!(
+                    "parent {} is a symlink; refusing to follow it",
+                    cur.display()
+                )));
+            }
+            Ok(m) if !m.is_dir() => {
+                return Err(io::Error::other(format!(
+                    "parent {} is not a directory",
+                    cur.display()
+                )));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(rel.to_path_under(root))
+}
+
+/// A record's mtime as a `SystemTime`.
+pub(crate) fn mtime_of(r: &FileRecord) -> SystemTime {
+    let ns = u32::try_from(r.modified_ns).unwrap_or(0).min(999_999_999);
+    if r.modified_s >= 0 {
+        UNIX_EPOCH + Duration::new(r.modified_s.unsigned_abs(), ns)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(r.modified_s.unsigned_abs())
+            + Duration::from_nanos(u64::from(ns))
+    }
+}
+
+/// `(seconds, nanoseconds)` of a `SystemTime`, as records hold them.
+pub(crate) fn split_time(t: SystemTime) -> (i64, i32) {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => (
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            i32::try_from(d.subsec_nanos()).unwrap_or(0),
+        ),
+        Err(e) => {
+            let d = e.duration();
+            let mut s = -i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+            let mut ns = d.subsec_nanos();
+            if ns > 0 {
+                s -= 1;
+                ns = 1_000_000_000 - ns;
+            }
+            (s, i32::try_from(ns).unwrap_or(0))
+        }
+    }
+}
+
+/// Whether the item on disk at `path` still matches what the index says we have (`local`);
+/// `None`/deleted means nothing should be there. A mismatch means the user changed it since
+/// the last scan: the puller must rescan instead of overwriting (spec sync-semantics §3.6).
+pub(crate) fn matches_index(
+    path: &Path,
+    local: Option<&FileRecord>,
+    ignore_perms: bool,
+) -> io::Result<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    let Some(local) = local.filter(|l| !l.deleted && !l.invalid) else {
+        return Ok(false);
+    };
+    let ft = meta.file_type();
+    let kind = if ft.is_symlink() {
+        FileKind::Symlink
+    } else if ft.is_dir() {
+        FileKind::Directory
+    } else {
+        FileKind::File
+    };
+    if kind != local.kind {
+        return Ok(false);
+    }
+    let perms_same = ignore_perms
+        || local.no_permissions
+        || meta.permissions().mode() & 0o777 == local.permissions & 0o777;
+    Ok(match kind {
+        FileKind::File => {
+            let (s, ns) = split_time(meta.modified()?);
+            meta.len() == local.size
+                && s == local.modified_s
+                && ns == local.modified_ns
+                && perms_same
+        }
+        FileKind::Directory => true,
+        FileKind::Symlink => {
+            use std::os::unix::ffi::OsStrExt;
+            std::fs::read_link(path)?.as_os_str().as_bytes() == local.symlink_target.as_slice()
+        }
+    })
+}
+
+/// Fsyncs a directory (after renames into it), so the new names are durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_time_round_trips_through_mtime_of() {
+        for (s, ns) in [
+            (0i64, 0i32),
+            (1_700_000_000, 123_456_789),
+            (-5, 250_000_000),
+        ] {
+            let mut r = FileRecord::new(RelPath::new("a").unwrap(), FileKind::File);
+            r.modified_s = s;
+            r.modified_ns = ns;
+            assert_eq!(split_time(mtime_of(&r)), (s, ns));
+        }
+    }
+
+    #[test]
+    fn safe_path_refuses_a_symlinked_parent() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("real")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("real"), d.path().join("link")).unwrap();
+        assert!(safe_path(d.path(), &RelPath::new("link/f").unwrap()).is_err());
+        assert!(safe_path(d.path(), &RelPath::new("real/f").unwrap()).is_ok());
+        assert!(safe_path(d.path(), &RelPath::new("missing/f").unwrap()).is_ok());
+    }
+
+    #[test]
+    fn an_item_that_appeared_without_a_record_does_not_match() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("f"), b"x").unwrap();
+        assert!(!matches_index(&d.path().join("f"), None, false).unwrap());
+        assert!(matches_index(&d.path().join("nothing"), None, false).unwrap());
+    }
+}

@@ -1,0 +1,417 @@
+//! The peer actor: one loop per connection over the messages the peer sends. It sends our
+//! ClusterConfig first, applies the peer's Index/IndexUpdate batches to the index, routes
+//! Responses to waiting pullers, serves Requests, and runs one index sender per shared folder
+//! (full Index, then IndexUpdates in sequence order; delta index via index ID + max sequence).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use syncd_index::RemoteBatch;
+use syncd_proto::{Message, bep};
+use syncd_transport::{Connection, ConnectionInfo, Direction, MessageSender};
+use syncd_types::{DeviceId, FolderId};
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::convert;
+use crate::engine::{Shared, lock};
+use crate::error::PeerError;
+use crate::event::Event;
+use crate::folder::FolderInput;
+
+/// Records per Index/IndexUpdate message.
+const INDEX_BATCH: usize = 1000;
+/// Bytes of Request data served concurrently to one peer.
+const SERVE_BYTES_PER_PEER: usize = 64 * 1024 * 1024;
+
+/// A connected peer, shared with pullers (which send Requests through it).
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub(crate) device: DeviceId,
+    pub(crate) info: ConnectionInfo,
+    pub(crate) sender: MessageSender,
+    next_id: AtomicI32,
+    pending: Mutex<HashMap<i32, oneshot::Sender<bep::Response>>>,
+    /// The peer's latest ClusterConfig.
+    pub(crate) remote_cc: Mutex<Option<bep::ClusterConfig>>,
+    serve_budget: Arc<Semaphore>,
+    senders: Mutex<BTreeMap<FolderId, JoinHandle<()>>>,
+}
+
+/// Why a block request failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RequestError {
+    #[error("connection closed")]
+    Closed,
+    #[error("peer answered with error code {0}")]
+    Code(i32),
+}
+
+impl Peer {
+    /// Sends a Request and waits for its Response data.
+    pub(crate) async fn request(
+        &self,
+        folder: &FolderId,
+        name: &str,
+        offset: u64,
+        size: u32,
+        hash: &[u8; 32],
+    ) -> Result<Vec<u8>, RequestError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) & i32::MAX;
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(id, tx);
+        let req = bep::Request {
+            id,
+            folder: folder.as_str().to_owned(),
+            name: name.to_owned(),
+            offset: i64::try_from(offset).unwrap_or(i64::MAX),
+            size: i32::try_from(size).unwrap_or(i32::MAX),
+            hash: hash.to_vec(),
+            ..Default::default()
+        };
+        if self.sender.send(Message::Request(req)).await.is_err() {
+            lock(&self.pending).remove(&id);
+            return Err(RequestError::Closed);
+        }
+        let resp = rx.await.map_err(|_| RequestError::Closed)?;
+        if resp.code != 0 {
+            return Err(RequestError::Code(resp.code));
+        }
+        Ok(resp.data)
+    }
+
+    /// The max sequence the peer announced for its own index of `folder`, if it shares it.
+    pub(crate) fn announced_max_sequence(&self, folder: &FolderId) -> Option<u64> {
+        let cc = lock(&self.remote_cc);
+        let f = cc
+            .as_ref()?
+            .folders
+            .iter()
+            .find(|f| f.id == folder.as_str())?;
+        if f.paused {
+            return None;
+        }
+        let d = f.devices.iter().find(|d| d.id == self.device.as_bytes())?;
+        Some(u64::try_from(d.max_sequence).unwrap_or(0))
+    }
+
+    /// Whether the peer's ClusterConfig says it shares `folder` (and has not paused it).
+    pub(crate) fn shares(&self, folder: &FolderId) -> bool {
+        lock(&self.remote_cc).as_ref().is_some_and(|cc| {
+            cc.folders
+                .iter()
+                .any(|f| f.id == folder.as_str() && !f.paused)
+        })
+    }
+
+    fn stop(&self) {
+        for (_, h) in std::mem::take(&mut *lock(&self.senders)) {
+            h.abort();
+        }
+        lock(&self.pending).clear();
+    }
+}
+
+/// Runs one connection until it ends.
+pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
+    let Connection {
+        info,
+        sender,
+        mut receiver,
+    } = conn;
+    let device = info.device;
+    let peer = Arc::new(Peer {
+        device,
+        info: info.clone(),
+        sender: sender.clone(),
+        next_id: AtomicI32::new(1),
+        pending: Mutex::new(HashMap::new()),
+        remote_cc: Mutex::new(None),
+        serve_budget: Arc::new(Semaphore::new(SERVE_BYTES_PER_PEER)),
+        senders: Mutex::new(BTreeMap::new()),
+    });
+    let cc = our_cluster_config(&shared, device).await;
+    if sender.send(Message::ClusterConfig(cc)).await.is_err() {
+        return;
+    }
+    shared.peer_connected(&peer);
+    let mut first = true;
+    let reason = loop {
+        let msg = match receiver.recv().await {
+            Ok(m) => m,
+            Err(e) => break e.to_string(),
+        };
+        let result = match msg {
+            Message::ClusterConfig(cc) => handle_cluster_config(&shared, &peer, cc).await,
+            _ if first => Err(PeerError::ClusterConfigNotFirst),
+            Message::Index(idx) => {
+                handle_index(&shared, &peer, idx.folder, idx.files, RemoteBatch::Full).await
+            }
+            Message::IndexUpdate(idx) => {
+                handle_index(&shared, &peer, idx.folder, idx.files, RemoteBatch::Update).await
+            }
+            Message::Request(req) => {
+                let (shared, peer) = (shared.clone(), peer.clone());
+                tokio::spawn(async move { crate::serve::serve(shared, peer, req).await });
+                Ok(())
+            }
+            Message::Response(resp) => {
+                if let Some(tx) = lock(&peer.pending).remove(&resp.id) {
+                    let _ = tx.send(resp);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        first = false;
+        if let Err(e) = result {
+            tracing::warn!(device = %device, error = %e, "peer protocol violation; closing");
+            sender.close(&e.to_string());
+            break e.to_string();
+        }
+    };
+    peer.stop();
+    shared.peer_disconnected(&peer, reason);
+}
+
+/// Our ClusterConfig for `device`: every folder we share with it, listing both devices, with
+/// our index ID and max sequence and what we hold of theirs.
+pub(crate) async fn our_cluster_config(
+    shared: &Arc<Shared>,
+    device: DeviceId,
+) -> bep::ClusterConfig {
+    let folders: Vec<_> = shared
+        .folder_ctxs()
+        .into_iter()
+        .filter(|f| f.shared_with(device))
+        .collect();
+    let mut out = Vec::new();
+    for f in folders {
+        let cfg = f.config();
+        let index = shared.index.clone();
+        let id = cfg.id.clone();
+        let me = shared.device_id;
+        let (ours, theirs) = tokio::task::spawn_blocking(move || {
+            let r = index.read(&id).ok()?;
+            let ours = (r.local_index_id(), r.local_sequence());
+            let theirs = r
+                .device(device)
+                .ok()
+                .flatten()
+                .map(|s| (s.index_id, s.max_sequence));
+            Some((ours, theirs))
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(((0, 0), None));
+        let dev = |id: DeviceId, name: String, (index_id, max_seq): (u64, u64)| bep::Device {
+            id: id.as_bytes().to_vec(),
+            name,
+            addresses: vec![String::from("dynamic")],
+            max_sequence: i64::try_from(max_seq).unwrap_or(i64::MAX),
+            index_id,
+            ..Default::default()
+        };
+        let peer_name = shared.device_name_of(device);
+        out.push(bep::Folder {
+            id: cfg.id.as_str().to_owned(),
+            label: cfg.label.clone(),
+            ignore_permissions: cfg.ignore_perms,
+            paused: cfg.paused,
+            devices: vec![
+                dev(me, shared.device_name.clone(), ours),
+                dev(device, peer_name, theirs.unwrap_or((0, 0))),
+            ],
+            ..Default::default()
+        });
+    }
+    bep::ClusterConfig {
+        folders: out,
+        secondary: false,
+    }
+}
+
+async fn handle_cluster_config(
+    shared: &Arc<Shared>,
+    peer: &Arc<Peer>,
+    cc: bep::ClusterConfig,
+) -> Result<(), PeerError> {
+    let me = shared.device_id;
+    *lock(&peer.remote_cc) = Some(cc.clone());
+    for f in &cc.folders {
+        let Ok(folder) = FolderId::new(f.id.clone()) else {
+            continue;
+        };
+        let Some(ctx) = shared.folder_ctx(&folder) else {
+            continue;
+        };
+        if !ctx.shared_with(peer.device) || f.paused || ctx.config().paused {
+            if let Some(h) = lock(&peer.senders).remove(&folder) {
+                h.abort();
+            }
+            continue;
+        }
+        // Their index ID for their own records: a change (or 0) resets what we hold of them.
+        if let Some(theirs) = f.devices.iter().find(|d| d.id == peer.device.as_bytes()) {
+            let index = shared.index.clone();
+            let (fid, dev, index_id) = (folder.clone(), peer.device, theirs.index_id);
+            let _ = tokio::task::spawn_blocking(move || -> Result<(), syncd_index::IndexError> {
+                let mut w = index.write(&fid)?;
+                w.set_remote_index_id(dev, index_id)?;
+                w.commit()
+            })
+            .await;
+        }
+        // Where to start sending ours: their view of our index (delta index).
+        let start = f
+            .devices
+            .iter()
+            .find(|d| d.id == me.as_bytes())
+            .map(|d| (d.index_id, u64::try_from(d.max_sequence).unwrap_or(0)))
+            .unwrap_or((0, 0));
+        let mut senders = lock(&peer.senders);
+        if senders.get(&folder).is_some_and(|h| !h.is_finished()) {
+            continue;
+        }
+        let task = tokio::spawn(index_sender(
+            shared.clone(),
+            peer.clone(),
+            ctx.id.clone(),
+            start,
+        ));
+        senders.insert(folder.clone(), task);
+        let _ = ctx.tx.send(FolderInput::PeerChanged);
+    }
+    Ok(())
+}
+
+async fn handle_index(
+    shared: &Arc<Shared>,
+    peer: &Arc<Peer>,
+    folder: String,
+    files: Vec<bep::FileInfo>,
+    batch: RemoteBatch,
+) -> Result<(), PeerError> {
+    let fid = FolderId::new(folder.clone()).map_err(|_| PeerError::UnsharedFolder {
+        folder: folder.clone(),
+    })?;
+    let ctx = shared
+        .folder_ctx(&fid)
+        .filter(|c| c.shared_with(peer.device))
+        .ok_or(PeerError::UnsharedFolder { folder })?;
+    if ctx.config().paused {
+        return Ok(());
+    }
+    let items = files.len() as u64;
+    let mut records = Vec::with_capacity(files.len());
+    for f in files {
+        records.push(convert::wire_to_record(f)?);
+    }
+    let index = shared.index.clone();
+    let dev = peer.device;
+    let fid2 = fid.clone();
+    let seq = tokio::task::spawn_blocking(move || -> Result<u64, syncd_index::IndexError> {
+        let mut w = index.write(&fid2)?;
+        w.apply_remote(dev, batch, records)?;
+        w.commit()?;
+        let r = index.read(&fid2)?;
+        Ok(r.device(dev)?.map_or(0, |s| s.max_sequence))
+    })
+    .await
+    .map_err(|e| PeerError::Connection(e.to_string()))?
+    .map_err(|e| PeerError::Connection(format!("index: {e}")))?;
+    shared.events.emit(Event::RemoteIndexUpdated {
+        device: peer.device,
+        folder: fid,
+        items,
+        sequence: seq,
+    });
+    let _ = ctx.tx.send(FolderInput::RemoteIndex);
+    Ok(())
+}
+
+/// Sends our records of `folder` to `peer`: a full Index first (unless the peer already holds
+/// our index up to some sequence: delta), then IndexUpdates as our sequence grows.
+async fn index_sender(shared: Arc<Shared>, peer: Arc<Peer>, folder: FolderId, start: (u64, u64)) {
+    let Some(ctx) = shared.folder_ctx(&folder) else {
+        return;
+    };
+    let mut seq_rx = ctx.local_seq.subscribe();
+    let index = shared.index.clone();
+    let f2 = folder.clone();
+    let our_index_id =
+        tokio::task::spawn_blocking(move || index.read(&f2).map(|r| r.local_index_id()))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(0);
+    let (mut sent, mut full) = if start.0 == our_index_id && our_index_id != 0 {
+        (start.1, false)
+    } else {
+        (0, true)
+    };
+    let with_chunks = peer.info.peer_is_syncd();
+    loop {
+        seq_rx.borrow_and_update();
+        let index = shared.index.clone();
+        let f2 = folder.clone();
+        let batch = tokio::task::spawn_blocking(move || {
+            index
+                .read(&f2)
+                .and_then(|r| r.local_batch(sent, INDEX_BATCH))
+        })
+        .await;
+        let batch = match batch {
+            Ok(Ok(b)) => b,
+            _ => return,
+        };
+        if batch.is_empty() && !full {
+            if seq_rx.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let prev = sent;
+        if let Some(last) = batch.last() {
+            sent = last.sequence;
+        }
+        let files: Vec<bep::FileInfo> = batch
+            .iter()
+            .map(|r| convert::record_to_wire(r, with_chunks))
+            .collect();
+        let last_sequence = i64::try_from(sent).unwrap_or(i64::MAX);
+        let msg = if full {
+            Message::Index(bep::Index {
+                folder: folder.as_str().to_owned(),
+                files,
+                last_sequence,
+            })
+        } else {
+            Message::IndexUpdate(bep::IndexUpdate {
+                folder: folder.as_str().to_owned(),
+                files,
+                last_sequence,
+                prev_sequence: i64::try_from(prev).unwrap_or(i64::MAX),
+            })
+        };
+        full = false;
+        if peer.sender.send(msg).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// `tcp-client` when we dialled, `tcp-server` when the peer did.
+pub(crate) fn conn_type(info: &ConnectionInfo) -> &'static str {
+    match info.direction {
+        Direction::Outbound => "tcp-client",
+        _ => "tcp-server",
+    }
+}
+
+/// Serve-side budget of a peer (bounded concurrent request bytes).
+pub(crate) fn serve_budget(peer: &Peer) -> Arc<Semaphore> {
+    peer.serve_budget.clone()
+}

@@ -1,0 +1,653 @@
+//! The puller: brings the local folder to the global state, one pass over the need set.
+//!
+//! Order: directories and symlinks as the need set streams them (parents before children),
+//! files concurrently, deletions last in the index's deepest-first order. Every block comes
+//! from local data first (the old version of the same file, then any file via the block map),
+//! then from connected peers that hold the global version, with a bound on bytes in flight;
+//! every block is SHA-256-verified before it is written. A file is written to
+//! `.syncthing.<name>.tmp` beside its target, given permissions and mtime, made durable,
+//! renamed into place, then the parent directory is synced and only then is the index updated.
+//! Before replacing or deleting a local item the puller checks it against the index: a changed
+//! item is rescanned, never overwritten.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+use syncd_conflict::{LocalContext, LocalFate, LocalTime, MaxConflicts, Resolution};
+use syncd_index::{FileRecord, Needed};
+use syncd_types::{DeviceId, FileKind, FolderId, RelPath};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::engine::Shared;
+use crate::event::{Event, ItemAction};
+use crate::folder::FolderCtx;
+use crate::fsutil;
+use crate::status::FileError;
+
+/// Need-set items handled per pass (the rest come in the next pass).
+const MAX_ITEMS_PER_PASS: usize = 10_000;
+/// Files pulled concurrently.
+const FILES_IN_FLIGHT: usize = 8;
+
+/// What one pull pass did.
+#[derive(Debug, Default)]
+pub(crate) struct PullOutcome {
+    /// Items brought to their global version.
+    pub(crate) changed: usize,
+    /// Per-item failures.
+    pub(crate) errors: Vec<FileError>,
+    /// Paths to rescan (changed locally, conflict copies made).
+    pub(crate) rescan: Vec<RelPath>,
+    /// The need set had more items than one pass handles.
+    pub(crate) more: bool,
+}
+
+/// Why one item could not be pulled.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PullError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("file modified but not rescanned; will try again later")]
+    Modified,
+    #[error("no connected device has the required version of this file")]
+    NoSource,
+    #[error("block at offset {offset} failed hash verification from every source")]
+    BlockUnavailable { offset: u64 },
+    #[error("directory is not empty")]
+    DirNotEmpty,
+    /// The conflict rules keep the local version: nothing to do, not an error.
+    #[error("local version kept")]
+    NotNeeded,
+}
+
+/// A pulled item's new local record and the directory to sync before committing it.
+type ItemResult = Result<(FileRecord, Option<PathBuf>), PullError>;
+
+struct Ctx {
+    shared: Arc<Shared>,
+    folder: FolderId,
+    root: PathBuf,
+    ignore_perms: bool,
+    max_conflicts: MaxConflicts,
+    me: DeviceId,
+    bytes_in_flight: Arc<Semaphore>,
+}
+
+/// One pull pass over the need set.
+pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutcome {
+    let cfg = fctx.config();
+    let ctx = Arc::new(Ctx {
+        me: shared.device_id,
+        bytes_in_flight: shared.pull_budget.clone(),
+        shared: shared.clone(),
+        folder: cfg.id.clone(),
+        root: cfg.path.clone(),
+        ignore_perms: cfg.ignore_perms,
+        max_conflicts: MaxConflicts::from_config(i64::from(cfg.max_conflicts)),
+    });
+    let mut out = PullOutcome::default();
+    let index = shared.index.clone();
+    let fid = cfg.id.clone();
+    let needed = tokio::task::spawn_blocking(move || -> Result<Vec<Needed>, String> {
+        let r = index.read(&fid).map_err(|e| e.to_string())?;
+        let mut v = Vec::new();
+        for n in r.need().map_err(|e| e.to_string())? {
+            v.push(n.map_err(|e| e.to_string())?);
+            if v.len() > MAX_ITEMS_PER_PASS {
+                break;
+            }
+        }
+        Ok(v)
+    })
+    .await;
+    let mut needed = match needed {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            out.errors.push(FileError {
+                path: String::new(),
+                error: format!("reading need set: {e}"),
+            });
+            return out;
+        }
+        Err(e) => {
+            out.errors.push(FileError {
+                path: String::new(),
+                error: format!("reading need set: {e}"),
+            });
+            return out;
+        }
+    };
+    if needed.len() > MAX_ITEMS_PER_PASS {
+        needed.truncate(MAX_ITEMS_PER_PASS);
+        out.more = true;
+    }
+    let ignores = fctx.ignores();
+    let mut done: Vec<FileRecord> = Vec::new();
+    let mut dirs_to_sync: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut files = Vec::new();
+    let mut deletes = Vec::new();
+    for n in needed {
+        let is_dir = n.global.kind.is_dir();
+        if ignores
+            .as_ref()
+            .is_some_and(|i| i.matched(n.global.name.as_str(), is_dir).is_ignored())
+        {
+            // Ignored here: record the global version as an invalid local row so it is not
+            // needed (spec sync-semantics §1.5), without touching the disk.
+            let mut r = n.global.clone();
+            r.invalid = true;
+            r.blocks.clear();
+            r.chunks.clear();
+            done.push(r);
+            continue;
+        }
+        if n.global.deleted {
+            deletes.push(n);
+        } else if n.global.kind.is_file() {
+            files.push(n);
+        } else {
+            let name = n.global.name.clone();
+            let kind = n.global.kind;
+            emit_started(&ctx, &name, kind, ItemAction::Update);
+            let res = if is_dir {
+                pull_dir(&ctx, &n)
+            } else {
+                pull_symlink(&ctx, &n)
+            };
+            finish_item(
+                &ctx,
+                &mut out,
+                &mut done,
+                &mut dirs_to_sync,
+                &name,
+                kind,
+                ItemAction::Update,
+                res,
+            );
+        }
+    }
+    commit(&ctx, &mut done, &mut dirs_to_sync, &mut out).await;
+
+    let mut set: JoinSet<(RelPath, ItemResult)> = JoinSet::new();
+    let mut queue = files.into_iter();
+    loop {
+        while set.len() < FILES_IN_FLIGHT {
+            let Some(n) = queue.next() else { break };
+            let ctx2 = ctx.clone();
+            emit_started(&ctx, &n.global.name, FileKind::File, ItemAction::Update);
+            set.spawn(async move {
+                let name = n.global.name.clone();
+                (name, pull_file(ctx2, n).await.map(|(r, p)| (r, Some(p))))
+            });
+        }
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
+        let Ok((name, res)) = joined else { continue };
+        finish_item(
+            &ctx,
+            &mut out,
+            &mut done,
+            &mut dirs_to_sync,
+            &name,
+            FileKind::File,
+            ItemAction::Update,
+            res,
+        );
+        // Commit as soon as files land: a watcher rescan between the rename and the commit
+        // would otherwise mistake the pulled file for a local edit. Files finishing together
+        // share one transaction.
+        commit(&ctx, &mut done, &mut dirs_to_sync, &mut out).await;
+    }
+    commit(&ctx, &mut done, &mut dirs_to_sync, &mut out).await;
+
+    for n in deletes {
+        let name = n.global.name.clone();
+        let kind = n.local.as_ref().map_or(n.global.kind, |l| l.kind);
+        emit_started(&ctx, &name, kind, ItemAction::Delete);
+        let res = delete_item(&ctx, &n);
+        finish_item(
+            &ctx,
+            &mut out,
+            &mut done,
+            &mut dirs_to_sync,
+            &name,
+            kind,
+            ItemAction::Delete,
+            res,
+        );
+    }
+    commit(&ctx, &mut done, &mut dirs_to_sync, &mut out).await;
+    out
+}
+
+fn emit_started(ctx: &Ctx, name: &RelPath, kind: FileKind, action: ItemAction) {
+    ctx.shared.events.emit(Event::ItemStarted {
+        folder: ctx.folder.clone(),
+        item: name.as_str().to_owned(),
+        kind,
+        action,
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_item(
+    ctx: &Ctx,
+    out: &mut PullOutcome,
+    done: &mut Vec<FileRecord>,
+    dirs: &mut BTreeSet<PathBuf>,
+    name: &RelPath,
+    kind: FileKind,
+    action: ItemAction,
+    res: Result<(FileRecord, Option<PathBuf>), PullError>,
+) {
+    let error = match res {
+        Ok((rec, changed_dir)) => {
+            if let Some(d) = changed_dir {
+                dirs.insert(d);
+            }
+            done.push(rec);
+            None
+        }
+        Err(PullError::NotNeeded) => None,
+        Err(e) => {
+            if matches!(e, PullError::Modified) {
+                out.rescan.push(name.clone());
+            }
+            out.errors.push(FileError {
+                path: name.as_str().to_owned(),
+                error: e.to_string(),
+            });
+            Some(e.to_string())
+        }
+    };
+    ctx.shared.events.emit(Event::ItemFinished {
+        folder: ctx.folder.clone(),
+        item: name.as_str().to_owned(),
+        kind,
+        action,
+        error,
+    });
+}
+
+/// Syncs the directories renamed into, then commits the records as local records.
+async fn commit(
+    ctx: &Arc<Ctx>,
+    done: &mut Vec<FileRecord>,
+    dirs: &mut BTreeSet<PathBuf>,
+    out: &mut PullOutcome,
+) {
+    if done.is_empty() {
+        return;
+    }
+    let records = std::mem::take(done);
+    let dirs = std::mem::take(dirs);
+    let n = records.len();
+    let index = ctx.shared.index.clone();
+    let fid = ctx.folder.clone();
+    let res = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+        for d in &dirs {
+            match fsutil::sync_dir(d) {
+                // A parent removed later in the same pass (deleted directories) needs no sync.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other.map_err(|e| format!("sync {}: {e}", d.display()))?,
+            }
+        }
+        let mut w = index.write(&fid).map_err(|e| e.to_string())?;
+        let seq = w.apply_local(records).map_err(|e| e.to_string())?;
+        w.commit().map_err(|e| e.to_string())?;
+        Ok(seq)
+    })
+    .await;
+    match res {
+        Ok(Ok(_)) => out.changed += n,
+        Ok(Err(e)) => out.errors.push(FileError {
+            path: String::new(),
+            error: format!("committing: {e}"),
+        }),
+        Err(e) => out.errors.push(FileError {
+            path: String::new(),
+            error: format!("committing: {e}"),
+        }),
+    }
+}
+
+/// The conflict decision for one needed item.
+fn decide(ctx: &Ctx, n: &Needed) -> Resolution {
+    let local = n.local.as_ref().map(|l| l.candidate(ctx.me));
+    let global = n
+        .global
+        .candidate(n.available.first().copied().unwrap_or(DeviceId::EMPTY));
+    let now = SystemTime::now();
+    let here = LocalContext {
+        path: n.global.name.as_str(),
+        device: ctx.me.short(),
+        now_unix_secs: u64::try_from(fsutil::split_time(now).0).unwrap_or(0),
+        max_conflicts: ctx.max_conflicts,
+    };
+    syncd_conflict::resolve(local.as_ref(), &global, &here)
+}
+
+/// The local record after installing `global` with `version`.
+fn installed(global: &FileRecord, version: syncd_conflict::VersionVector) -> FileRecord {
+    let mut r = global.clone();
+    r.version = version;
+    r.invalid = false;
+    r
+}
+
+fn parent_of(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn pull_dir(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), PullError> {
+    let Resolution::TakeRemote { adopt_version, .. } = decide(ctx, n) else {
+        return Err(PullError::NotNeeded);
+    };
+    let path = fsutil::safe_path(&ctx.root, &n.global.name)?;
+    if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
+        return Err(PullError::Modified);
+    }
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.is_dir() => {}
+        Ok(m) if m.file_type().is_symlink() => std::fs::remove_file(&path)?,
+        Ok(_) => return Err(PullError::Modified),
+        Err(_) => std::fs::create_dir_all(&path)?,
+    }
+    if !ctx.ignore_perms && !n.global.no_permissions {
+        std::fs::set_permissions(
+            &path,
+            std::fs::Permissions::from_mode(n.global.permissions & 0o777),
+        )?;
+    }
+    Ok((installed(&n.global, adopt_version), Some(parent_of(&path))))
+}
+
+fn pull_symlink(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), PullError> {
+    use std::os::unix::ffi::OsStrExt;
+    let Resolution::TakeRemote { adopt_version, .. } = decide(ctx, n) else {
+        return Err(PullError::NotNeeded);
+    };
+    let path = fsutil::safe_path(&ctx.root, &n.global.name)?;
+    if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
+        return Err(PullError::Modified);
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir(&path).map_err(|_| PullError::DirNotEmpty)?,
+        Ok(_) => std::fs::remove_file(&path)?,
+        Err(_) => {}
+    }
+    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&n.global.symlink_target), &path)?;
+    Ok((installed(&n.global, adopt_version), Some(parent_of(&path))))
+}
+
+fn delete_item(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), PullError> {
+    let resolution = decide(ctx, n);
+    let Resolution::TakeRemote {
+        adopt_version,
+        fate,
+    } = resolution
+    else {
+        return Err(PullError::NotNeeded);
+    };
+    let path = fsutil::safe_path(&ctx.root, &n.global.name)?;
+    if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
+        return Err(PullError::Modified);
+    }
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.is_dir() => match std::fs::remove_dir(&path) {
+            Ok(()) => {}
+            Err(_) => return Err(PullError::DirNotEmpty),
+        },
+        Ok(m) if m.is_file() => {
+            if let LocalFate::ConflictCopy { winner_modified_by } = fate {
+                conflict_move(ctx, &n.global.name, &path, winner_modified_by)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        Ok(_) => std::fs::remove_file(&path)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok((installed(&n.global, adopt_version), Some(parent_of(&path))))
+}
+
+/// Moves the losing local file aside under its conflict-copy name and reports it.
+fn conflict_move(
+    ctx: &Ctx,
+    name: &RelPath,
+    path: &Path,
+    winner: syncd_types::ShortId,
+) -> Result<(), PullError> {
+    let now = fsutil::split_time(SystemTime::now()).0;
+    let Some(copy) =
+        syncd_conflict::conflict_copy_name(name.as_str(), winner, LocalTime::from_unix(now, 0))
+    else {
+        // Already a conflict copy: losing again just removes it (no nesting).
+        std::fs::remove_file(path)?;
+        return Ok(());
+    };
+    let copy_rel = RelPath::new(&copy).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let copy_path = fsutil::safe_path(&ctx.root, &copy_rel)?;
+    std::fs::rename(path, &copy_path)?;
+    ctx.shared.events.emit(Event::ConflictCreated {
+        folder: ctx.folder.clone(),
+        path: name.as_str().to_owned(),
+        conflict_copy: copy,
+    });
+    ctx.shared.request_rescan(&ctx.folder, vec![copy_rel]);
+    Ok(())
+}
+
+/// Pulls one regular file into place; returns its new local record and the directory to sync.
+async fn pull_file(ctx: Arc<Ctx>, n: Needed) -> Result<(FileRecord, PathBuf), PullError> {
+    let resolution = decide(&ctx, &n);
+    let Resolution::TakeRemote {
+        adopt_version,
+        fate,
+    } = resolution
+    else {
+        return Err(PullError::NotNeeded);
+    };
+    let path = fsutil::safe_path(&ctx.root, &n.global.name)?;
+    if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
+        return Err(PullError::Modified);
+    }
+    let dir = parent_of(&path);
+    let global = n.global.clone();
+    if matches!(fate, LocalFate::MetadataOnly) && path.exists() {
+        let p = path.clone();
+        let (ignore_perms, g) = (ctx.ignore_perms, global.clone());
+        tokio::task::spawn_blocking(move || set_meta(&p, &g, ignore_perms))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
+        return Ok((installed(&global, adopt_version), dir));
+    }
+    std::fs::create_dir_all(&dir)?;
+    let temp = dir.join(syncd_types::names::temp_name(global.name.file_name()));
+    let file = {
+        let t = temp.clone();
+        let size = global.size;
+        tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&t)?;
+            f.set_len(size)?;
+            Ok(f)
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??
+    };
+    let file = Arc::new(file);
+    let mut blocks: JoinSet<Result<(), PullError>> = JoinSet::new();
+    for b in global.blocks.iter().copied() {
+        if b.size == 0 {
+            continue;
+        }
+        let (ctx2, n_local, gname, avail, file2, old_path) = (
+            ctx.clone(),
+            n.local.clone(),
+            global.name.clone(),
+            n.available.clone(),
+            file.clone(),
+            path.clone(),
+        );
+        blocks.spawn(async move {
+            let data = fetch_block(&ctx2, n_local.as_ref(), &old_path, &gname, &avail, b).await?;
+            tokio::task::spawn_blocking(move || file2.write_all_at(&data, b.offset))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))??;
+            Ok(())
+        });
+    }
+    let mut first_err = None;
+    while let Some(r) = blocks.join_next().await {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+                blocks.abort_all();
+            }
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => {
+                first_err.get_or_insert(PullError::Io(std::io::Error::other(e.to_string())));
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    // Permissions, mtime, durability, then (after re-checking the target) the rename.
+    let (t, p, g, ignore_perms) = (temp.clone(), path.clone(), global.clone(), ctx.ignore_perms);
+    let local = n.local.clone();
+    let ctx2 = ctx.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), PullError> {
+        set_meta(&t, &g, ignore_perms)?;
+        file.sync_all()?;
+        drop(file);
+        if !fsutil::matches_index(&p, local.as_ref(), ignore_perms)? {
+            return Err(PullError::Modified);
+        }
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir(&p).map_err(|_| PullError::DirNotEmpty)?,
+            Ok(m) if m.is_file() => {
+                if let LocalFate::ConflictCopy { winner_modified_by } = fate {
+                    conflict_move(&ctx2, &g.name, &p, winner_modified_by)?;
+                }
+            }
+            Ok(_) => std::fs::remove_file(&p)?,
+            Err(_) => {}
+        }
+        std::fs::rename(&t, &p)?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))??;
+    Ok((installed(&global, adopt_version), dir))
+}
+
+fn set_meta(path: &Path, g: &FileRecord, ignore_perms: bool) -> std::io::Result<()> {
+    if !ignore_perms && !g.no_permissions {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(g.permissions & 0o777))?;
+    }
+    let f = std::fs::OpenOptions::new().write(true).open(path)?;
+    f.set_modified(fsutil::mtime_of(g))
+}
+
+/// One verified block: from the old local version, then the block map, then peers.
+async fn fetch_block(
+    ctx: &Arc<Ctx>,
+    local: Option<&FileRecord>,
+    old_path: &Path,
+    name: &RelPath,
+    available: &[DeviceId],
+    b: syncd_index::Block,
+) -> Result<Vec<u8>, PullError> {
+    let size = usize::try_from(b.size).unwrap_or(0);
+    let verify = |d: &[u8]| Sha256::digest(d).as_slice() == b.hash;
+    // 1. The same block in the current local version of this file.
+    if let Some(old) = local.filter(|l| !l.deleted && l.kind.is_file())
+        && let Some(ob) = old
+            .blocks
+            .iter()
+            .find(|x| x.hash == b.hash && x.size == b.size)
+    {
+        let (p, off) = (old_path.to_path_buf(), ob.offset);
+        if let Ok(Ok(d)) =
+            tokio::task::spawn_blocking(move || crate::serve::read_at_nofollow(&p, off, size)).await
+            && verify(&d)
+        {
+            return Ok(d);
+        }
+    }
+    // 2. Any local file holding that block (block map).
+    {
+        let (index, fid, root, hash) = (
+            ctx.shared.index.clone(),
+            ctx.folder.clone(),
+            ctx.root.clone(),
+            b.hash,
+        );
+        let found = tokio::task::spawn_blocking(move || -> Option<Vec<u8>> {
+            let r = index.read(&fid).ok()?;
+            for loc in r.find_block(&hash, 4).ok()? {
+                let Ok(p) = fsutil::safe_path(&root, &loc.name) else {
+                    continue;
+                };
+                if let Ok(d) =
+                    crate::serve::read_at_nofollow(&p, loc.offset, usize::try_from(loc.size).ok()?)
+                    && Sha256::digest(&d).as_slice() == hash
+                {
+                    return Some(d);
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten();
+        if let Some(d) = found {
+            return Ok(d);
+        }
+    }
+    // 3. The network: connected peers announcing the global version.
+    let permits = u32::try_from(size.max(1)).unwrap_or(u32::MAX);
+    let _permit = ctx
+        .bytes_in_flight
+        .clone()
+        .acquire_many_owned(permits)
+        .await
+        .map_err(|_| PullError::NoSource)?;
+    let mut tried = false;
+    for dev in available {
+        let Some(peer) = ctx.shared.peer(*dev) else {
+            continue;
+        };
+        tried = true;
+        if let Ok(d) = peer
+            .request(&ctx.folder, name.as_str(), b.offset, b.size, &b.hash)
+            .await
+            && d.len() == size
+            && verify(&d)
+        {
+            return Ok(d);
+        }
+    }
+    if tried {
+        Err(PullError::BlockUnavailable { offset: b.offset })
+    } else {
+        Err(PullError::NoSource)
+    }
+}

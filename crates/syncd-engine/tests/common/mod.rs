@@ -1,0 +1,185 @@
+//! Shared helpers of the engine's integration tests: temp trees and real engines on loopback.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use syncd_engine::{
+    DeviceConfig, DeviceId, Engine, EngineConfig, EngineHandle, FolderConfig, FolderId,
+    device_id_for_home, health,
+};
+
+/// A temp folder root with `.stfolder`, and helpers to shape it.
+pub struct Dir {
+    pub root: PathBuf,
+}
+
+impl Dir {
+    pub fn new(root: PathBuf) -> Dir {
+        std::fs::create_dir_all(&root).unwrap();
+        health::create_marker(&root).unwrap();
+        Dir { root }
+    }
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+    pub fn write(&self, rel: &str, data: impl AsRef<[u8]>) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+    pub fn mkdir(&self, rel: &str) {
+        std::fs::create_dir_all(self.path(rel)).unwrap();
+    }
+    pub fn symlink(&self, rel: &str, target: &str) {
+        std::os::unix::fs::symlink(target, self.path(rel)).unwrap();
+    }
+    pub fn chmod(&self, rel: &str, mode: u32) {
+        std::fs::set_permissions(self.path(rel), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    pub fn read(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.path(rel)).unwrap()
+    }
+    pub fn exists(&self, rel: &str) -> bool {
+        std::fs::symlink_metadata(self.path(rel)).is_ok()
+    }
+    /// Every entry below the root (sorted, relative), internal names excluded.
+    pub fn entries(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        walk(&self.root, &self.root, &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == ".stfolder" || name == ".stignore" || name.starts_with(".syncthing.") {
+            continue;
+        }
+        let p = e.path();
+        out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+        if e.file_type().unwrap().is_dir() {
+            walk(root, &p, out);
+        }
+    }
+}
+
+/// Asserts two trees hold the same entries with the same kind, content, permission bits and
+/// (for files) mtime.
+pub fn assert_same(a: &Dir, b: &Dir) {
+    let (ea, eb) = (a.entries(), b.entries());
+    assert_eq!(ea, eb, "entries differ");
+    for rel in ea {
+        let (ma, mb) = (
+            std::fs::symlink_metadata(a.path(&rel)).unwrap(),
+            std::fs::symlink_metadata(b.path(&rel)).unwrap(),
+        );
+        assert_eq!(ma.file_type(), mb.file_type(), "{rel}: kind");
+        if ma.file_type().is_symlink() {
+            assert_eq!(
+                std::fs::read_link(a.path(&rel)).unwrap(),
+                std::fs::read_link(b.path(&rel)).unwrap(),
+                "{rel}: target"
+            );
+            continue;
+        }
+        assert_eq!(
+            ma.permissions().mode() & 0o777,
+            mb.permissions().mode() & 0o777,
+            "{rel}: mode"
+        );
+        if ma.is_file() {
+            assert_eq!(a.read(&rel), b.read(&rel), "{rel}: content");
+            assert_eq!(
+                ma.modified().unwrap(),
+                mb.modified().unwrap(),
+                "{rel}: mtime"
+            );
+        }
+    }
+}
+
+/// Two engines sharing one folder over loopback TLS: `b` listens, `a` dials it.
+pub struct Pair {
+    pub _tmp: tempfile::TempDir,
+    pub folder: FolderId,
+    pub a: EngineHandle,
+    pub b: EngineHandle,
+    pub da: Dir,
+    pub db: Dir,
+    pub a_cfg: EngineConfig,
+    pub b_cfg: EngineConfig,
+}
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Builds both sides' configs; `prepare` may fill the folders before the engines start.
+pub async fn pair_with(prepare: impl FnOnce(&Dir, &Dir)) -> Pair {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = FolderId::new("f").unwrap();
+    let (ha, hb) = (tmp.path().join("a-home"), tmp.path().join("b-home"));
+    let (ida, idb) = (
+        device_id_for_home(&ha).unwrap(),
+        device_id_for_home(&hb).unwrap(),
+    );
+    let (da, db) = (
+        Dir::new(tmp.path().join("a")),
+        Dir::new(tmp.path().join("b")),
+    );
+    prepare(&da, &db);
+    let folder_cfg = |root: &Path, peer: DeviceId| {
+        let mut f = FolderConfig::new(folder.clone(), root);
+        f.devices = vec![peer];
+        f
+    };
+    let b_cfg = EngineConfig {
+        home: hb,
+        device_name: "b".into(),
+        listen: vec!["tcp://127.0.0.1:0".into()],
+        devices: vec![DeviceConfig::new(ida)],
+        folders: vec![folder_cfg(&db.root, ida)],
+        ..EngineConfig::default()
+    };
+    let b = Engine::start(b_cfg.clone()).await.unwrap();
+    let mut b_dev = DeviceConfig::new(idb);
+    b_dev.addresses = vec![format!("tcp://{}", b.listen_addrs()[0])];
+    let a_cfg = EngineConfig {
+        home: ha,
+        device_name: "a".into(),
+        listen: vec!["tcp://127.0.0.1:0".into()],
+        devices: vec![b_dev],
+        folders: vec![folder_cfg(&da.root, idb)],
+        ..EngineConfig::default()
+    };
+    let a = Engine::start(a_cfg.clone()).await.unwrap();
+    Pair {
+        _tmp: tmp,
+        folder,
+        a,
+        b,
+        da,
+        db,
+        a_cfg,
+        b_cfg,
+    }
+}
+
+pub async fn pair() -> Pair {
+    pair_with(|_, _| {}).await
+}
+
+impl Pair {
+    /// Waits until both sides report the folder in sync.
+    pub async fn synced(&self) {
+        for (name, e) in [("a", &self.a), ("b", &self.b), ("a", &self.a)] {
+            if let Err(err) = e.wait_until_synced(&self.folder, WAIT).await {
+                let st = e.folder_status(&self.folder);
+                panic!("{name} not in sync: {err:?}\nstatus: {st:#?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Two real engines on loopback TLS with real temp folders: the folder converges.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Dir, assert_same, pair, pair_with};
+use syncd_engine::{Event, FolderState, WaitError};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_trees_merge_both_ways() {
+    let p = pair_with(|a: &Dir, b: &Dir| {
+        a.write("docs/readme.txt", "from a\n");
+        a.mkdir("empty-dir");
+        a.symlink("link", "docs/readme.txt");
+        b.write("src/main.rs", "fn main() {}\n");
+        b.write("src/lib/deep/x.bin", vec![7u8; 300_000]);
+        b.chmod("src/main.rs", 0o755);
+    })
+    .await;
+    p.synced().await;
+    assert_same(&p.da, &p.db);
+    assert!(p.da.exists("src/lib/deep/x.bin") && p.db.exists("docs/readme.txt"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modified_file_reaches_the_peer() {
+    let p = pair_with(|a: &Dir, _: &Dir| a.write("f.txt", "one")).await;
+    p.synced().await;
+    p.da.write("f.txt", "two, longer");
+    p.a.scan(&p.folder, None).await.unwrap();
+    p.synced().await;
+    assert_eq!(p.db.read("f.txt"), b"two, longer");
+    assert_same(&p.da, &p.db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_file_and_directory_are_deleted_on_the_peer() {
+    let p = pair_with(|a: &Dir, _: &Dir| {
+        a.write("keep.txt", "k");
+        a.write("gone/inner/file.txt", "x");
+    })
+    .await;
+    p.synced().await;
+    assert!(p.db.exists("gone/inner/file.txt"));
+    std::fs::remove_dir_all(p.da.path("gone")).unwrap();
+    p.a.scan(&p.folder, None).await.unwrap();
+    p.synced().await;
+    assert!(!p.db.exists("gone"));
+    assert_same(&p.da, &p.db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renamed_file_arrives_under_its_new_name() {
+    let p = pair_with(|_: &Dir, b: &Dir| b.write("old/name.txt", "content")).await;
+    p.synced().await;
+    std::fs::create_dir(p.db.path("new")).unwrap();
+    std::fs::rename(p.db.path("old/name.txt"), p.db.path("new/name.txt")).unwrap();
+    p.b.scan(&p.folder, None).await.unwrap();
+    p.b.wait_until_synced(&p.folder, common::WAIT)
+        .await
+        .unwrap();
+    p.synced().await;
+    assert!(!p.da.exists("old/name.txt"));
+    assert_eq!(p.da.read("new/name.txt"), b"content");
+    assert_same(&p.da, &p.db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_and_larger_than_16_mib_files_sync() {
+    let big: Vec<u8> = (0..17 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let p = pair_with(|a: &Dir, _: &Dir| {
+        a.write("empty", "");
+        a.write("big.bin", &big);
+    })
+    .await;
+    p.synced().await;
+    assert_eq!(p.db.read("empty"), b"");
+    assert!(p.db.read("big.bin") == big, "big file content differs");
+    assert_same(&p.da, &p.db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stignore_patterns_are_not_sent() {
+    let p = pair_with(|a: &Dir, b: &Dir| {
+        a.write(".stignore", "*.log\nbuild\n");
+        a.write("app.log", "noise");
+        a.write("build/out.o", "obj");
+        a.write("src.c", "int x;");
+        b.write(".stignore", "*.log\nbuild\n");
+    })
+    .await;
+    p.synced().await;
+    assert!(p.db.exists("src.c"));
+    assert!(!p.db.exists("app.log"));
+    assert!(!p.db.exists("build"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_edits_leave_one_conflict_copy_on_both_sides() {
+    let p = pair_with(|a: &Dir, b: &Dir| {
+        a.write("notes.txt", "edit from a");
+        b.write("notes.txt", "edit from b, different");
+    })
+    .await;
+    let mut events = p.a.subscribe();
+    p.synced().await;
+    let _ = &mut events;
+    let conflicts = |d: &Dir| -> Vec<String> {
+        d.entries()
+            .into_iter()
+            .filter(|e| e.contains(".sync-conflict-"))
+            .collect()
+    };
+    assert_eq!(conflicts(&p.da).len(), 1, "a: {:?}", p.da.entries());
+    assert_eq!(conflicts(&p.db), conflicts(&p.da));
+    // Neither edit is lost: one is under the original name, the other in the copy.
+    let mut contents = vec![p.da.read("notes.txt"), p.da.read(&conflicts(&p.da)[0])];
+    contents.sort();
+    assert_eq!(
+        contents,
+        vec![b"edit from a".to_vec(), b"edit from b, different".to_vec()]
+    );
+    assert_same(&p.da, &p.db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_until_synced_times_out_while_the_peer_is_offline() {
+    let p = pair().await;
+    p.synced().await;
+    p.b.shutdown().await;
+    p.da.write("new.txt", "peer is away");
+    p.a.scan(&p.folder, None).await.unwrap();
+    let err =
+        p.a.wait_until_synced(&p.folder, Duration::from_millis(500))
+            .await
+            .unwrap_err();
+    assert!(matches!(err, WaitError::Timeout { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folder_without_marker_is_in_error_and_the_peer_loses_nothing() {
+    let p = pair_with(|a: &Dir, b: &Dir| {
+        a.write("precious.txt", "keep me");
+        std::fs::remove_dir(b.path(".stfolder")).unwrap();
+    })
+    .await;
+    p.a.wait_until_synced(&p.folder, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    let st = p.b.folder_status(&p.folder).unwrap();
+    assert_eq!(st.state, FolderState::Error);
+    assert!(st.error.unwrap().contains("marker"));
+    // A rescan on `a` still sees its file; nothing was deleted there.
+    p.a.scan(&p.folder, None).await.unwrap();
+    assert_eq!(p.da.read("precious.txt"), b"keep me");
+    assert!(!p.db.exists("precious.txt"));
+    let _ = Event::ScanFinished {
+        folder: p.folder.clone(),
+    };
+}
