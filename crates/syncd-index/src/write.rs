@@ -20,6 +20,10 @@ use crate::store::{
 /// delete rule): bounds the memory of those scans.
 const SCAN_CHUNK: usize = 1024;
 
+/// Remote records held back by a writer before they are applied, in key order, in one pass:
+/// several coalesced Index messages then update the B-trees in one sorted sweep.
+const PENDING_MAX: usize = 10_000;
+
 /// Whether a remote batch is a full `Index` (replaces everything held for that device) or an
 /// `IndexUpdate` (adds to or overwrites it), spec bep-wire §7.3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +45,9 @@ pub struct FolderWriter<'db> {
     txn: WriteTransaction,
     folder: FolderId,
     st: State,
+    /// Remote records accepted but not yet applied (at most [`PENDING_MAX`]), with their
+    /// device number; applied in key order before anything that reads or drops records.
+    pending: Vec<(u32, FileRecord)>,
 }
 
 /// The writer's bookkeeping, apart from the transaction so tables (which borrow the
@@ -121,6 +128,7 @@ impl<'db> FolderWriter<'db> {
                 states,
                 deltas: BTreeMap::new(),
             },
+            pending: Vec::new(),
         })
     }
 
@@ -137,6 +145,7 @@ impl<'db> FolderWriter<'db> {
         &mut self,
         records: impl IntoIterator<Item = FileRecord>,
     ) -> Result<u64, IndexError> {
+        self.flush()?;
         let st = &mut self.st;
         let fidx = st.fidx;
         let rule = st.rule;
@@ -180,6 +189,11 @@ impl<'db> FolderWriter<'db> {
     /// Applies records announced by `device` (a peer, not the local device). With
     /// [`RemoteBatch::Full`] everything previously held for the device is dropped first.
     /// Records keep the sender's sequence; the device's max sequence becomes the highest seen.
+    ///
+    /// The records of consecutive calls are held back (up to ~10,000) and applied together in
+    /// key order, so an error while applying them (a corrupt stored entry) may be reported by
+    /// a later call on this writer or by [`FolderWriter::commit`]; either way the batch must
+    /// then be dropped, as after any error.
     pub fn apply_remote(
         &mut self,
         device: DeviceId,
@@ -191,24 +205,44 @@ impl<'db> FolderWriter<'db> {
             self.drop_records(dev)?;
             self.st.state_mut(dev)?.max_sequence = 0;
         }
+        let mut max = self.st.state(dev).max_sequence;
+        for rec in records {
+            max = max.max(rec.sequence);
+            self.pending.push((dev, rec));
+        }
+        self.st.state_mut(dev)?.max_sequence = max;
+        if self.pending.len() >= PENDING_MAX {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Applies the held-back remote records in key order (a stable sort, so a name given
+    /// twice by one device still ends with its last record).
+    fn flush(&mut self) -> Result<(), IndexError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_by(|a, b| {
+            a.1.name
+                .as_str()
+                .as_bytes()
+                .cmp(b.1.name.as_str().as_bytes())
+        });
         let st = &mut self.st;
         let rule = st.rule;
-        let mut max = st.state(dev).max_sequence;
-        {
-            let mut t = Tables::open(&self.txn)?;
-            // Applied in key order: sorted B-tree updates touch each page once per pass instead
-            // of at random (stable, so a name given twice still ends with its last record).
-            for rec in sorted_by_name(records) {
-                max = max.max(rec.sequence);
-                let name = rec.name.clone();
-                st.update_name(&mut t, &name, rule, rule, |e| {
-                    let old = e.set(dev, Some(rec));
-                    let changed = old.as_ref() != e.get(dev);
-                    ((), changed)
-                })?;
-            }
+        let mut t = Tables::open(&self.txn)?;
+        for (dev, rec) in pending.drain(..) {
+            let name = rec.name.clone();
+            st.update_name(&mut t, &name, rule, rule, |e| {
+                let old = e.set(dev, Some(rec));
+                let changed = old.as_ref() != e.get(dev);
+                ((), changed)
+            })?;
         }
-        st.state_mut(dev)?.max_sequence = max;
+        // Keep the allocation for the next coalesced messages.
+        self.pending = pending;
         Ok(())
     }
 
@@ -269,6 +303,7 @@ impl<'db> FolderWriter<'db> {
         if rule == old {
             return Ok(());
         }
+        self.flush()?;
         for_each_name(&self.txn, &mut self.st, |st, t, name| {
             st.update_name(t, name, old, rule, |_| ((), false))
         })?;
@@ -282,7 +317,8 @@ impl<'db> FolderWriter<'db> {
     }
 
     /// Makes the batch durable and visible.
-    pub fn commit(self) -> Result<(), IndexError> {
+    pub fn commit(mut self) -> Result<(), IndexError> {
+        self.flush()?;
         let FolderWriter {
             txn, folder, st, ..
         } = self;
@@ -336,6 +372,11 @@ impl<'db> FolderWriter<'db> {
                 n
             }
         };
+        if !st.states.contains_key(&dev) && !self.pending.is_empty() {
+            // The new device's need is computed from the stored entries: apply first.
+            self.flush()?;
+        }
+        let st = &mut self.st;
         if let std::collections::btree_map::Entry::Vacant(v) = st.states.entry(dev) {
             v.insert(DevState::default());
             let mut total = Delta::default();
@@ -360,6 +401,8 @@ impl<'db> FolderWriter<'db> {
 
     /// Removes every record of `dev` in the folder (chunked scan).
     fn drop_records(&mut self, dev: u32) -> Result<(), IndexError> {
+        // Held-back records count only once applied.
+        self.flush()?;
         if self.st.state(dev).records == 0 {
             return Ok(());
         }

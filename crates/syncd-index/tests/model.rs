@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use syncd_conflict::{
     Candidate, Counter, DeleteRule, VersionVector, needs, remote_needs, select_global,
 };
-use syncd_index::{Block, Counts, FileRecord, Index, RemoteBatch};
+use syncd_index::{Block, Counts, FileRecord, FolderWriter, Index, RemoteBatch};
 use syncd_types::{DeviceId, FileKind, FolderId, RelPath, ShortId};
 
 const NAMES: [&str; 8] = ["a", "a/b", "a/b/c", "a.b", "b", "b/x", "c/d/e", "ab"];
@@ -228,85 +228,132 @@ fn add(c: &mut Counts, f: &FileRecord) {
     c.bytes += o.bytes;
 }
 
+/// Applies one writer operation to `w` and to the model.
+fn apply(w: &mut FolderWriter<'_>, op: &Op, m: &mut Model) {
+    match op {
+        Op::Local(recs) => {
+            let recs: Vec<FileRecord> = recs.iter().map(to_record).collect();
+            for mut f in recs.clone() {
+                m.max_seq[0] += 1;
+                f.sequence = m.max_seq[0];
+                let ni = NAMES.iter().position(|n| *n == f.name.as_str()).unwrap();
+                m.records.insert((0, ni), f);
+            }
+            let last = w.apply_local(recs).unwrap();
+            assert_eq!(last, m.max_seq[0]);
+        }
+        Op::Remote { peer, full, recs } => {
+            let peer = *peer;
+            let batch = if *full {
+                RemoteBatch::Full
+            } else {
+                RemoteBatch::Update
+            };
+            if *full {
+                m.drop_device(peer);
+                m.max_seq[peer] = 0;
+            }
+            let recs: Vec<FileRecord> = recs.iter().map(to_record).collect();
+            for f in &recs {
+                m.max_seq[peer] = m.max_seq[peer].max(f.sequence);
+                let ni = NAMES.iter().position(|n| *n == f.name.as_str()).unwrap();
+                m.records.insert((peer, ni), f.clone());
+            }
+            w.apply_remote(dev(peer), batch, recs).unwrap();
+        }
+        Op::IndexId { peer, id } => {
+            let (peer, id) = (*peer, *id);
+            let reset = id == 0 || m.index_id[peer] != id;
+            assert_eq!(w.set_remote_index_id(dev(peer), id).unwrap(), reset);
+            if reset {
+                m.drop_device(peer);
+                m.index_id[peer] = id;
+                m.max_seq[peer] = 0;
+            }
+        }
+        Op::Rule(v2) => {
+            let rule = if *v2 { DeleteRule::V2 } else { DeleteRule::V1 };
+            w.set_delete_rule(rule).unwrap();
+            m.rule = rule;
+        }
+        Op::Abort(_) | Op::Reopen => unreachable!("not a writer operation"),
+    }
+}
+
+/// Runs `ops`; writer operations share one writer until an operation flagged `true` (or an
+/// abort or reopen) commits it. The index is checked against the model after every commit.
+fn run(ops: Vec<(Op, bool)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("i.redb");
+    let folder = FolderId::new("f").unwrap();
+    let mut index = Some(Index::open(&path, dev(0)).unwrap());
+    let mut m = Model {
+        registered: [true, false, false],
+        ..Model::default()
+    };
+    {
+        // Number peers 1 and 2 in a fixed order, as the model assumes.
+        let mut w = index.as_ref().unwrap().write(&folder).unwrap();
+        w.add_device(dev(1)).unwrap();
+        w.add_device(dev(2)).unwrap();
+        w.commit().unwrap();
+        m.registered = [true, true, true];
+    }
+    let mut ops = ops.into_iter().peekable();
+    while ops.peek().is_some() {
+        // One writer for a run of writer operations.
+        {
+            let idx = index.as_ref().unwrap();
+            let mut w = None;
+            while let Some((op, commit)) =
+                ops.next_if(|(op, _)| !matches!(op, Op::Abort(_) | Op::Reopen))
+            {
+                apply(
+                    w.get_or_insert_with(|| idx.write(&folder).unwrap()),
+                    &op,
+                    &mut m,
+                );
+                if commit {
+                    w.take().unwrap().commit().unwrap();
+                    check(idx, &folder, &m);
+                }
+            }
+            if let Some(w) = w {
+                w.commit().unwrap();
+                check(idx, &folder, &m);
+            }
+        }
+        match ops.next() {
+            Some((Op::Abort(recs), _)) => {
+                let mut w = index.as_ref().unwrap().write(&folder).unwrap();
+                w.apply_local(recs.iter().map(to_record)).unwrap();
+                w.apply_remote(dev(1), RemoteBatch::Full, recs.iter().map(to_record))
+                    .unwrap();
+                drop(w);
+            }
+            Some((Op::Reopen, _)) => {
+                drop(index.take());
+                index = Some(Index::open(&path, dev(0)).unwrap());
+            }
+            _ => continue,
+        }
+        check(index.as_ref().unwrap(), &folder, &m);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
     #[test]
     fn index_matches_recomputation_from_model(ops in prop::collection::vec(op(), 1..25)) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("i.redb");
-        let folder = FolderId::new("f").unwrap();
-        let mut index = Some(Index::open(&path, dev(0)).unwrap());
-        let mut m = Model { registered: [true, false, false], ..Model::default() };
-        {
-            // Number peers 1 and 2 in a fixed order, as the model assumes.
-            let mut w = index.as_ref().unwrap().write(&folder).unwrap();
-            w.add_device(dev(1)).unwrap();
-            w.add_device(dev(2)).unwrap();
-            w.commit().unwrap();
-            m.registered = [true, true, true];
-        }
-        for op in ops {
-            let idx = index.as_ref().unwrap();
-            match op {
-                Op::Local(recs) => {
-                    let mut w = idx.write(&folder).unwrap();
-                    let recs: Vec<FileRecord> = recs.iter().map(to_record).collect();
-                    for mut f in recs.clone() {
-                        m.max_seq[0] += 1;
-                        f.sequence = m.max_seq[0];
-                        let ni = NAMES.iter().position(|n| *n == f.name.as_str()).unwrap();
-                        m.records.insert((0, ni), f);
-                    }
-                    let last = w.apply_local(recs).unwrap();
-                    assert_eq!(last, m.max_seq[0]);
-                    w.commit().unwrap();
-                }
-                Op::Remote { peer, full, recs } => {
-                    let mut w = idx.write(&folder).unwrap();
-                    let batch = if full { RemoteBatch::Full } else { RemoteBatch::Update };
-                    if full {
-                        m.drop_device(peer);
-                        m.max_seq[peer] = 0;
-                    }
-                    let recs: Vec<FileRecord> = recs.iter().map(to_record).collect();
-                    for f in &recs {
-                        m.max_seq[peer] = m.max_seq[peer].max(f.sequence);
-                        let ni = NAMES.iter().position(|n| *n == f.name.as_str()).unwrap();
-                        m.records.insert((peer, ni), f.clone());
-                    }
-                    w.apply_remote(dev(peer), batch, recs).unwrap();
-                    w.commit().unwrap();
-                }
-                Op::IndexId { peer, id } => {
-                    let mut w = idx.write(&folder).unwrap();
-                    let reset = id == 0 || m.index_id[peer] != id;
-                    assert_eq!(w.set_remote_index_id(dev(peer), id).unwrap(), reset);
-                    if reset {
-                        m.drop_device(peer);
-                        m.index_id[peer] = id;
-                        m.max_seq[peer] = 0;
-                    }
-                    w.commit().unwrap();
-                }
-                Op::Rule(v2) => {
-                    let rule = if v2 { DeleteRule::V2 } else { DeleteRule::V1 };
-                    let mut w = idx.write(&folder).unwrap();
-                    w.set_delete_rule(rule).unwrap();
-                    m.rule = rule;
-                    w.commit().unwrap();
-                }
-                Op::Abort(recs) => {
-                    let mut w = idx.write(&folder).unwrap();
-                    w.apply_local(recs.iter().map(to_record)).unwrap();
-                    w.apply_remote(dev(1), RemoteBatch::Full, recs.iter().map(to_record)).unwrap();
-                    drop(w);
-                }
-                Op::Reopen => {
-                    drop(index.take());
-                    index = Some(Index::open(&path, dev(0)).unwrap());
-                }
-            }
-            check(index.as_ref().unwrap(), &folder, &m);
-        }
+        run(ops.into_iter().map(|op| (op, true)).collect());
+    }
+
+    /// Several operations in one writer (coalesced Index messages, held back and applied in
+    /// key order, interleaved with local changes, index-ID resets and rule switches).
+    #[test]
+    fn coalesced_batches_match_recomputation_from_model(
+        ops in prop::collection::vec((op(), prop::bool::weighted(0.25)), 1..30)
+    ) {
+        run(ops);
     }
 }
