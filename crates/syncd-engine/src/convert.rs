@@ -167,3 +167,66 @@ fn clamp_i64(v: u64) -> i64 {
 fn clamp_i32(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> FileRecord {
+        let mut r = FileRecord::new(RelPath::new("dir/file.txt").unwrap(), FileKind::File);
+        r.size = 5;
+        r.modified_s = 1_700_000_000;
+        r.modified_ns = 42;
+        r.permissions = 0o644;
+        r.version = VersionVector::new().updated(ShortId(7), 1_700_000_000);
+        r.sequence = 9;
+        r.modified_by = ShortId(7);
+        r.blocks = vec![Block {
+            offset: 0,
+            size: 5,
+            hash: [3; 32],
+        }];
+        r.blocks_hash = syncd_proto::blocks_hash(&[bep::BlockInfo {
+            offset: 0,
+            size: 5,
+            hash: vec![3; 32],
+            weak_hash: 0,
+        }])
+        .to_vec();
+        r.chunks = vec![Block {
+            offset: 0,
+            size: 5,
+            hash: [4; 32],
+        }];
+        r
+    }
+
+    #[test]
+    fn record_survives_the_wire_round_trip() {
+        let r = sample();
+        assert_eq!(wire_to_record(record_to_wire(&r, true)).unwrap(), r);
+    }
+
+    #[test]
+    fn chunks_are_sent_only_to_syncd_peers() {
+        assert!(record_to_wire(&sample(), false).syncd_chunks.is_none());
+        assert!(record_to_wire(&sample(), true).syncd_chunks.is_some());
+    }
+
+    #[test]
+    fn a_name_escaping_the_root_is_a_peer_fault() {
+        let mut f = record_to_wire(&sample(), false);
+        f.name = "../etc/passwd".into();
+        assert!(matches!(
+            wire_to_record(f),
+            Err(PeerError::InvalidFile { .. })
+        ));
+    }
+
+    #[test]
+    fn a_short_block_hash_is_a_peer_fault_not_a_panic() {
+        let mut f = record_to_wire(&sample(), false);
+        f.blocks[0].hash = vec![1, 2, 3];
+        assert!(wire_to_record(f).is_err());
+    }
+}

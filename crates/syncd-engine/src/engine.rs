@@ -133,6 +133,7 @@ impl Engine {
             connected_since_start: Mutex::new(BTreeSet::new()),
             pull_budget: Arc::new(Semaphore::new(PULL_BYTES_IN_FLIGHT)),
             tasks: Mutex::new(Vec::new()),
+            peer_tasks: Mutex::new(Vec::new()),
         });
         for f in config.folders {
             shared.spawn_folder(f);
@@ -149,7 +150,10 @@ impl Engine {
                             conn.sender.close("device paused");
                             continue;
                         }
-                        tokio::spawn(peer::run(s2.clone(), conn));
+                        let task = tokio::spawn(peer::run(s2.clone(), conn));
+                        let mut tasks = lock(&s2.peer_tasks);
+                        tasks.retain(|t| !t.is_finished());
+                        tasks.push(task);
                     }
                     syncd_transport::Event::UnknownDevice(u) => {
                         s2.events.emit(Event::DeviceRejected {
@@ -198,6 +202,7 @@ pub(crate) struct Shared {
     pub(crate) connected_since_start: Mutex<BTreeSet<DeviceId>>,
     pub(crate) pull_budget: Arc<Semaphore>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    peer_tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Shared {
@@ -237,7 +242,7 @@ impl Shared {
 
     pub(crate) fn request_rescan(&self, folder: &FolderId, paths: Vec<RelPath>) {
         if let Some(c) = self.folder_ctx(folder) {
-            let _ = c.tx.send(FolderInput::Rescan(paths));
+            c.queue_rescan(paths);
         }
     }
 
@@ -607,6 +612,9 @@ impl EngineHandle {
         if ctx.pulling.load(Ordering::SeqCst) {
             missing.push(String::from("pull in progress"));
         }
+        if ctx.pending_rescans.load(Ordering::SeqCst) > 0 {
+            missing.push(String::from("rescan pending"));
+        }
         let Ok(r) = self.shared.index.read(folder) else {
             missing.push(String::from("index unreadable"));
             return Ok(missing);
@@ -659,7 +667,8 @@ impl EngineHandle {
     }
 
     /// Stops the engine: folders finish the pull in progress (in-flight writes), connections
-    /// close, the listener stops.
+    /// close, the listener stops. The index file is released when the last handle clone is
+    /// dropped (then the same home can be started again in this process).
     pub async fn shutdown(&self) {
         let folders: Vec<(Arc<FolderCtx>, JoinHandle<()>)> =
             std::mem::take(&mut *lock(&self.shared.folders))
@@ -674,6 +683,16 @@ impl EngineHandle {
         self.shared.endpoint.shutdown().await;
         for t in std::mem::take(&mut *lock(&self.shared.tasks)) {
             t.abort();
+        }
+        // Peer actors end once their connection is closed; wait for them so that, once the
+        // last handle is dropped, nothing holds the index open.
+        for t in std::mem::take(&mut *lock(&self.shared.peer_tasks)) {
+            if tokio::time::timeout(Duration::from_secs(5), t)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a peer task did not stop within 5 s of shutdown");
+            }
         }
     }
 

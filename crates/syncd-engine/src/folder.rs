@@ -1,6 +1,6 @@
 //! Per-folder runtime state and the folder state machine.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -112,6 +112,9 @@ pub(crate) struct FolderCtx {
     pub(crate) scanned_once: AtomicBool,
     /// True while a pull pass runs.
     pub(crate) pulling: AtomicBool,
+    /// Rescans queued and not yet done (conflict copies, changed files): the folder is not
+    /// in sync until they have committed.
+    pub(crate) pending_rescans: AtomicUsize,
 }
 
 impl std::fmt::Debug for FolderCtx {
@@ -135,6 +138,7 @@ impl FolderCtx {
             watcher: Mutex::new(None),
             scanned_once: AtomicBool::new(false),
             pulling: AtomicBool::new(false),
+            pending_rescans: AtomicUsize::new(0),
         });
         (ctx, rx)
     }
@@ -155,6 +159,14 @@ impl FolderCtx {
     /// The folder's current ignore patterns (once the scanner exists).
     pub(crate) fn ignores(&self) -> Option<Arc<IgnoreSet>> {
         lock(&self.scanner).as_ref().map(|s| s.ignores())
+    }
+
+    /// Queues a rescan of `paths` on the actor.
+    pub(crate) fn queue_rescan(&self, paths: Vec<RelPath>) {
+        self.pending_rescans.fetch_add(1, Ordering::SeqCst);
+        if self.tx.send(FolderInput::Rescan(paths)).is_err() {
+            self.pending_rescans.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     fn set_state(&self, shared: &Shared, to: FolderState, error: Option<String>) {
@@ -213,6 +225,7 @@ pub(crate) async fn run(
                             let _ = tokio::task::spawn_blocking(move || s.scan_paths(&paths)).await;
                         }
                         publish_sequence(&shared, &ctx).await;
+                        ctx.pending_rescans.fetch_sub(1, Ordering::SeqCst);
                         pull_wanted = true;
                     }
                     FolderInput::RemoteIndex | FolderInput::PeerChanged => pull_wanted = true,
@@ -224,7 +237,7 @@ pub(crate) async fn run(
                             publish_sequence(&shared, &ctx).await;
                         }
                         if !outcome.rescan.is_empty() {
-                            let _ = ctx.tx.send(FolderInput::Rescan(outcome.rescan));
+                            ctx.queue_rescan(outcome.rescan);
                         }
                         let failed = !outcome.errors.is_empty();
                         {
