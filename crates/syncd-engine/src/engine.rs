@@ -686,7 +686,8 @@ impl EngineHandle {
         }
         // Peer actors end once their connection is closed; wait for them so that, once the
         // last handle is dropped, nothing holds the index open.
-        for t in std::mem::take(&mut *lock(&self.shared.peer_tasks)) {
+        let peer_tasks = std::mem::take(&mut *lock(&self.shared.peer_tasks));
+        for t in peer_tasks {
             if tokio::time::timeout(Duration::from_secs(5), t)
                 .await
                 .is_err()
