@@ -220,3 +220,19 @@ async fn restarted_engine_catches_up_with_changes_made_while_it_was_down() {
     assert_eq!(p.da.read("first.txt"), b"changed while a was stopped");
     assert_same(&p.da, &p.db);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executable_bit_change_reaches_the_peer_without_data() {
+    let p = pair_with(|a: &Dir, _: &Dir| a.write("run.sh", "#!/bin/sh\necho hi\n")).await;
+    p.synced().await;
+    p.da.chmod("run.sh", 0o755);
+    p.a.scan(&p.folder, None).await.unwrap();
+    p.synced().await;
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(p.db.path("run.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755);
+    assert_same(&p.da, &p.db);
+}
