@@ -93,10 +93,21 @@ fn cpu_s() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Seconds the main thread has spent runnable but waiting for a core (second field of
+/// /proc/self/schedstat): the share of the wall clock that the machine's load, not the index,
+/// accounts for. The rest of wall − CPU − this is time blocked (fsync, disk).
+fn runqueue_wait_s() -> f64 {
+    std::fs::read_to_string("/proc/self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1e9)
+}
+
 /// Wall-clock and CPU time since a start point.
 struct Clock {
     wall: Instant,
     cpu: f64,
+    wait: f64,
 }
 
 impl Clock {
@@ -104,15 +115,18 @@ impl Clock {
         Clock {
             wall: Instant::now(),
             cpu: cpu_s(),
+            wait: runqueue_wait_s(),
         }
     }
 
-    /// "`n` in W s = R/s wall (C s CPU = R/s per CPU second)".
+    /// "`n` in W s = R/s wall (C s CPU = R/s per CPU second; Q s waiting for a core)".
     fn report(&self, n: u64) -> String {
         let w = self.wall.elapsed().as_secs_f64();
         let c = (cpu_s() - self.cpu).max(1e-9);
+        let q = runqueue_wait_s() - self.wait;
         format!(
-            "{n} in {w:.2} s = {:.0}/s wall ({c:.2} s CPU = {:.0}/s per CPU second)",
+            "{n} in {w:.2} s = {:.0}/s wall ({c:.2} s CPU = {:.0}/s per CPU second; \
+             {q:.2} s waiting for a core)",
             n as f64 / w,
             n as f64 / c
         )

@@ -15,7 +15,9 @@
 //!   [`FolderWriter::set_remote_index_id`] implements the delta-index reset rule;
 //!   [`FolderWriter::set_delete_rule`] switches between Syncthing 1.x and 2.x delete
 //!   semantics. Several Index messages may be coalesced into one writer (up to ~10,000
-//!   records) before [`FolderWriter::commit`].
+//!   records) before [`FolderWriter::commit`]: the writer holds remote records back and
+//!   applies them in key order in one pass (sorted B-tree updates touch each page once), so
+//!   an error applying them may surface at a later call or at commit.
 //! - [`FolderReader`] ([`Index::read`]): a consistent snapshot. [`FolderReader::local_since`]
 //!   streams local records with sequence > N (delta indexes); [`FolderReader::need`] streams
 //!   the need set (changes in name order so directories precede their contents, then
@@ -28,7 +30,8 @@
 //!   from the records (checked by the model-based test).
 //! - A process killed at any point reopens at the last committed batch (redb's commit is
 //!   atomic and durable), consistent.
-//! - Memory: redb's page cache plus at most one batch of records; iterators stream.
+//! - Memory: redb's page cache plus at most one batch of records (a writer holds back at most
+//!   10,000 remote records); iterators stream.
 //!
 //! It does **not**: decide version order or conflicts (`syncd-conflict`), speak the wire
 //! format (`syncd-proto`; convert at the edge), touch folder contents on disk, or bump version
