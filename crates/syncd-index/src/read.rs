@@ -259,6 +259,7 @@ impl FolderReader {
             forward: None,
             backward: None,
             current: None,
+            key: Vec::new(),
             fidx: self.fidx.unwrap_or(0),
             rule: self.rule,
             devices: self.devices.clone(),
@@ -452,6 +453,8 @@ pub struct NeedIter {
     backward: Option<std::iter::Rev<redb::Range<'static, &'static [u8], &'static [u8]>>>,
     /// The row the active cursor is on.
     current: Option<FileRow>,
+    /// Scratch buffer for `files` keys.
+    key: Vec<u8>,
     fidx: u32,
     rule: DeleteRule,
     devices: Vec<DeviceId>,
@@ -502,8 +505,13 @@ impl NeedIter {
             offset: 5,
         })?;
         let name = RelPath::from_bytes(name_bytes).map_err(DecodeError::from)?;
-        let key = file_key(self.fidx, name_bytes);
-        let found = self.seek_file(&key, ascending)?;
+        let mut key = std::mem::take(&mut self.key);
+        key.clear();
+        key.extend_from_slice(&self.fidx.to_be_bytes());
+        key.extend_from_slice(name_bytes);
+        let found = self.seek_file(&key, ascending);
+        self.key = key;
+        let found = found?;
         let value = match (&self.current, found) {
             (Some((_, v)), true) => v.value(),
             _ => {
@@ -515,7 +523,7 @@ impl NeedIter {
                 .into());
             }
         };
-        let mut entry = Entry::decode(&name, value)?;
+        let mut entry = Entry::decode_owned(name, value)?;
         let eval = evaluate(&entry, &self.devices, self.rule)?;
         let gi =
             eval.global

@@ -280,6 +280,12 @@ impl Entry {
     }
 
     pub(crate) fn decode(name: &RelPath, b: &[u8]) -> Result<Entry, DecodeError> {
+        Entry::decode_owned(name.clone(), b)
+    }
+
+    /// [`Entry::decode`] taking the name by value: the last record gets it without a copy.
+    pub(crate) fn decode_owned(name: RelPath, b: &[u8]) -> Result<Entry, DecodeError> {
+        let mut name = Some(name);
         let mut r = Reader::new(b, "entry");
         let v = r.u8()?;
         if v != ENTRY_FORMAT {
@@ -300,7 +306,17 @@ impl Entry {
                 });
             }
             let body = r.bytes()?;
-            records.push((d, FileRecord::decode(name.clone(), body)?));
+            let this_name = if records.len() + 1 == n {
+                name.take()
+            } else {
+                name.clone()
+            };
+            let this_name = this_name.ok_or(DecodeError::OutOfRange {
+                what: "entry",
+                field: "records",
+                value: n as u64,
+            })?;
+            records.push((d, FileRecord::decode(this_name, body)?));
         }
         if !r.is_empty() {
             return Err(DecodeError::Trailing {
