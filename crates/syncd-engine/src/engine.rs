@@ -681,8 +681,10 @@ impl EngineHandle {
             let _ = task.await;
         }
         self.shared.endpoint.shutdown().await;
-        for t in std::mem::take(&mut *lock(&self.shared.tasks)) {
+        let tasks = std::mem::take(&mut *lock(&self.shared.tasks));
+        for t in tasks {
             t.abort();
+            let _ = t.await;
         }
         // Peer actors end once their connection is closed; wait for them so that, once the
         // last handle is dropped, nothing holds the index open.

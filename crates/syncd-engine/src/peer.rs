@@ -105,9 +105,14 @@ impl Peer {
         })
     }
 
-    fn stop(&self) {
-        for (_, h) in std::mem::take(&mut *lock(&self.senders)) {
+    /// Stops the index senders and waits until they are gone (they hold the index).
+    async fn stop(&self) {
+        let senders = std::mem::take(&mut *lock(&self.senders));
+        for h in senders.values() {
             h.abort();
+        }
+        for (_, h) in senders {
+            let _ = h.await;
         }
         lock(&self.pending).clear();
     }
@@ -137,6 +142,7 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
     }
     shared.peer_connected(&peer);
     let mut first = true;
+    let mut serving = tokio::task::JoinSet::new();
     let reason = loop {
         let msg = match receiver.recv().await {
             Ok(m) => m,
@@ -153,7 +159,8 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
             }
             Message::Request(req) => {
                 let (shared, peer) = (shared.clone(), peer.clone());
-                tokio::spawn(async move { crate::serve::serve(shared, peer, req).await });
+                while serving.try_join_next().is_some() {}
+                serving.spawn(async move { crate::serve::serve(shared, peer, req).await });
                 Ok(())
             }
             Message::Response(resp) => {
@@ -171,7 +178,8 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
             break e.to_string();
         }
     };
-    peer.stop();
+    serving.shutdown().await;
+    peer.stop().await;
     shared.peer_disconnected(&peer, reason);
 }
 
