@@ -492,7 +492,16 @@ async fn pull_file(ctx: Arc<Ctx>, n: Needed) -> Result<(FileRecord, PathBuf), Pu
     };
     let file = Arc::new(file);
     let mut blocks: JoinSet<Result<(), PullError>> = JoinSet::new();
-    for b in global.blocks.iter().copied() {
+    // Between syncd peers the content-defined chunk list is used: an insertion in a large file
+    // then shifts no chunk boundaries after it, so only the changed chunks are fetched. Each
+    // chunk is verified like a block (the list covers the file exactly; see
+    // `syncd_proto::cdc::usable_chunks`), and requests name the chunk's range and hash.
+    let pieces = if global.chunks.is_empty() {
+        &global.blocks
+    } else {
+        &global.chunks
+    };
+    for b in pieces.iter().copied() {
         if b.size == 0 {
             continue;
         }
@@ -580,8 +589,9 @@ async fn fetch_block(
     // 1. The same block in the current local version of this file.
     if let Some(old) = local.filter(|l| !l.deleted && l.kind.is_file())
         && let Some(ob) = old
-            .blocks
+            .chunks
             .iter()
+            .chain(old.blocks.iter())
             .find(|x| x.hash == b.hash && x.size == b.size)
     {
         let (p, off) = (old_path.to_path_buf(), ob.offset);

@@ -236,3 +236,38 @@ async fn executable_bit_change_reaches_the_peer_without_data() {
     assert_eq!(mode & 0o777, 0o755);
     assert_same(&p.da, &p.db);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserting_one_byte_at_the_start_of_a_large_file_transfers_only_changed_chunks() {
+    const SIZE: usize = 24 * 1024 * 1024;
+    let mut data: Vec<u8> = Vec::with_capacity(SIZE + 1);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..SIZE {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.push((x >> 24) as u8);
+    }
+    let p = pair_with(|a: &Dir, _: &Dir| a.write("big.bin", &data)).await;
+    p.synced().await;
+    let received = |e: &syncd_engine::EngineHandle| {
+        e.connections()
+            .iter()
+            .map(|c| c.in_bytes_total)
+            .sum::<u64>()
+    };
+    let before = received(&p.b);
+    data.insert(0, b'!');
+    p.da.write("big.bin", &data);
+    p.a.scan(&p.folder, None).await.unwrap();
+    p.synced().await;
+    assert!(
+        p.db.read("big.bin") == data,
+        "content differs after the insert"
+    );
+    let moved = received(&p.b) - before;
+    assert!(
+        moved < 1024 * 1024,
+        "b received {moved} bytes for a 1-byte insert into a 24 MiB file"
+    );
+}
