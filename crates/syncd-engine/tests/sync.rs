@@ -271,3 +271,29 @@ async fn inserting_one_byte_at_the_start_of_a_large_file_transfers_only_changed_
         "b received {moved} bytes for a 1-byte insert into a 24 MiB file"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renaming_a_large_file_transfers_no_file_data() {
+    let data: Vec<u8> = (0..8 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_246_822_519) >> 23) as u8)
+        .collect();
+    let p = pair_with(|a: &Dir, _: &Dir| a.write("old.bin", &data)).await;
+    p.synced().await;
+    let received = |e: &syncd_engine::EngineHandle| {
+        e.connections()
+            .iter()
+            .map(|c| c.in_bytes_total)
+            .sum::<u64>()
+    };
+    let before = received(&p.b);
+    std::fs::rename(p.da.path("old.bin"), p.da.path("new.bin")).unwrap();
+    p.a.scan(&p.folder, None).await.unwrap();
+    p.synced().await;
+    assert!(!p.db.exists("old.bin"));
+    assert!(p.db.read("new.bin") == data, "renamed content differs");
+    let moved = received(&p.b) - before;
+    assert!(
+        moved < 256 * 1024,
+        "b received {moved} bytes for renaming an 8 MiB file"
+    );
+}
