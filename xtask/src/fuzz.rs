@@ -33,11 +33,16 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     targets.sort();
     for target in &targets {
         println!("fuzz: {target} for {seconds} s");
-        let corpus = fuzz_dir.join("corpus").join(target);
+        // New inputs go to a scratch corpus under fuzz/target (ignored by git); the committed
+        // seed corpus is only read, so it stays small.
+        let seeds = fuzz_dir.join("corpus").join(target);
+        let work = fuzz_dir.join("target").join("corpus-work").join(target);
+        std::fs::create_dir_all(&work).map_err(|e| format!("creating {}: {e}", work.display()))?;
         let status = Command::new("cargo")
             .current_dir(&fuzz_dir)
             .args(["+nightly", "fuzz", "run", target])
-            .arg(&corpus)
+            .arg(&work)
+            .arg(&seeds)
             .args(["--", &format!("-max_total_time={seconds}")])
             .status()
             .map_err(|e| format!("running cargo fuzz: {e}"))?;
