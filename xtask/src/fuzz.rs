@@ -47,7 +47,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             .status()
             .map_err(|e| format!("running cargo fuzz: {e}"))?;
         if !status.success() {
-            return Err(format!("target {target} failed ({status}); see fuzz/artifacts/{target}/"));
+            return Err(format!(
+                "target {target} failed ({status}); see fuzz/artifacts/{target}/"
+            ));
         }
     }
     println!("fuzz: ok ({} target(s))", targets.len());
