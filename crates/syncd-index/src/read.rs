@@ -469,11 +469,11 @@ impl std::fmt::Debug for NeedIter {
 impl NeedIter {
     /// Moves the `files` cursor of the current direction to `key`; `true` if found.
     fn seek_file(&mut self, key: &[u8], ascending: bool) -> Result<bool, IndexError> {
-        let (start, end) = folder_range(self.fidx);
         for attempt in 0..2 {
             let step = if ascending {
                 if self.forward.is_none() || attempt == 1 {
                     self.current = None;
+                    let (_, end) = folder_range(self.fidx);
                     self.forward = Some(self.files.range::<&[u8]>(key..end.as_slice())?);
                 }
                 match self.forward.as_mut() {
@@ -483,6 +483,7 @@ impl NeedIter {
             } else {
                 if self.backward.is_none() || attempt == 1 {
                     self.current = None;
+                    let (start, _) = folder_range(self.fidx);
                     self.backward = Some(self.files.range::<&[u8]>(start.as_slice()..=key)?.rev());
                 }
                 match self.backward.as_mut() {
