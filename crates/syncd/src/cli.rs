@@ -1,0 +1,843 @@
+//! Command-line interface: argument parsing (clap), the subcommands, and exit codes.
+//!
+//! Exit codes: 0 success (for `wait`: in sync), 1 error, 2 usage or config error, 3 timeout.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+use syncd_transport::Identity;
+use syncd_types::{DeviceId, FolderId};
+
+use crate::client::{Client, ClientError, encode_query};
+use crate::config::{Compression, Config, ConfigError, DeviceEntry, FolderEntry};
+use crate::home;
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: an error.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code: bad usage or a bad config.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: `wait` timed out.
+pub const EXIT_TIMEOUT: u8 = 3;
+
+/// syncd: real-time two-way file sync that speaks Syncthing's protocol.
+#[derive(Debug, Parser)]
+#[command(name = "syncd", version, about, long_about = None)]
+pub struct Cli {
+    /// The syncd home directory (config, identity, index). Default: $XDG_CONFIG_HOME/syncd or
+    /// ~/.config/syncd (macOS: ~/Library/Application Support/syncd).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Print this device's ID and exit (same as `syncd device-id`).
+    #[arg(long)]
+    pub device_id: bool,
+    /// Options for `serve`, which runs when no subcommand is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options of `syncd serve`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Accepted for compatibility with Syncthing's runbooks; syncd never opens a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// REST API address for this run, IP:port (port 0 picks a free port); the config is unchanged.
+    #[arg(long, value_name = "ADDR")]
+    pub gui_address: Option<String>,
+    /// BEP listen address for this run, tcp://IP:port (repeatable; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<String>,
+    /// On first start, do not create the `default` folder at ~/Sync.
+    #[arg(long)]
+    pub no_default_folder: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (the default).
+    Serve(ServeArgs),
+    /// Print this device's ID (creates the identity if missing).
+    DeviceId,
+    /// Create the home, identity and config if missing, print the device ID, and exit.
+    Generate {
+        /// Do not create the `default` folder at ~/Sync.
+        #[arg(long)]
+        no_default_folder: bool,
+    },
+    /// Print the REST API key (for `curl -H "X-API-Key: $(syncd api-key)" ...`).
+    ApiKey,
+    /// Manage peer devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Manage shared folders.
+    #[command(subcommand)]
+    Folder(FolderCommand),
+    /// Move this machine from Syncthing to syncd: adopt its identity and import its config.
+    ImportSyncthing {
+        /// Syncthing's home (default: the platform's Syncthing location).
+        dir: Option<PathBuf>,
+        /// Replace an existing syncd config and identity.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show the device ID, peers, and each folder's state and need (needs a running daemon).
+    Status {
+        /// Only this folder.
+        #[arg(long)]
+        folder: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Wait until a folder is in sync with every peer sharing it. Exit 0 in sync, 1 error,
+    /// 2 usage/config error or unknown folder, 3 timeout.
+    Wait {
+        /// The folder to wait for.
+        #[arg(long)]
+        folder: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+        timeout: f64,
+    },
+}
+
+/// `syncd device ...`.
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Add (or update) a peer device.
+    Add {
+        /// The peer's device ID (see `syncd device-id` on that machine).
+        id: String,
+        /// A name for it.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Where to dial it, tcp://host:port (repeatable). Without one, it must dial us.
+        #[arg(long = "address", value_name = "ADDR")]
+        addresses: Vec<String>,
+        /// Compression: metadata (default), always or never.
+        #[arg(long, default_value = "metadata")]
+        compression: String,
+    },
+    /// List peer devices.
+    List,
+    /// Remove a peer device (and unshare every folder with it).
+    Remove {
+        /// The device ID.
+        id: String,
+    },
+}
+
+/// `syncd folder ...`.
+#[derive(Debug, Subcommand)]
+pub enum FolderCommand {
+    /// Add (or update) a shared folder; creates the directory and its .stfolder marker.
+    Add {
+        /// The folder ID, the same on every device sharing it.
+        id: String,
+        /// Where it lives on this machine.
+        path: PathBuf,
+        /// A human label (default: the ID).
+        #[arg(long)]
+        label: Option<String>,
+        /// A device to share it with (repeatable; add the device first).
+        #[arg(long = "device", value_name = "ID")]
+        devices: Vec<String>,
+    },
+    /// List shared folders.
+    List,
+    /// Remove a shared folder from the config (its files stay on disk).
+    Remove {
+        /// The folder ID.
+        id: String,
+    },
+}
+
+/// A failure with its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// The process exit code.
+    pub code: u8,
+    /// What went wrong.
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code: EXIT_USAGE,
+            error: error.into(),
+        }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        let error = e.into();
+        let code = if error.downcast_ref::<ConfigError>().is_some() {
+            EXIT_USAGE
+        } else {
+            EXIT_ERROR
+        };
+        Failure { code, error }
+    }
+}
+
+type CliResult = Result<u8, Failure>;
+
+/// Parses the process arguments, runs, and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("syncd: error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> CliResult {
+    let home = match cli.home.clone().or_else(home::default_home) {
+        Some(h) => h,
+        None => {
+            return Err(Failure::usage(anyhow!(
+                "cannot find a home directory: set HOME or pass --home DIR"
+            )));
+        }
+    };
+    if cli.device_id {
+        return device_id(&home);
+    }
+    match cli.command {
+        None => serve(&home, cli.serve),
+        Some(Command::Serve(args)) => serve(&home, merge(cli.serve, args)),
+        Some(Command::DeviceId) => device_id(&home),
+        Some(Command::Generate { no_default_folder }) => {
+            let (config, id, created) = load_or_init(&home, !no_default_folder)?;
+            println!("Device ID: {id}");
+            if created {
+                println!(
+                    "Created {} (API key: run `syncd api-key`).",
+                    Config::path_in(&home).display()
+                );
+                for f in &config.folders {
+                    println!("Default folder `{}` at {}", f.id, f.path.display());
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Some(Command::ApiKey) => {
+            let (config, _, _) = load_or_init(&home, true)?;
+            println!("{}", config.gui.api_key);
+            Ok(EXIT_OK)
+        }
+        Some(Command::Device(cmd)) => device_cmd(&home, cmd),
+        Some(Command::Folder(cmd)) => folder_cmd(&home, cmd),
+        Some(Command::ImportSyncthing { dir, force }) => import_syncthing(&home, dir, force),
+        Some(Command::Status { folder, json }) => status(&home, folder.as_deref(), json),
+        Some(Command::Wait { folder, timeout }) => wait(&home, &folder, timeout),
+    }
+}
+
+fn merge(top: ServeArgs, sub: ServeArgs) -> ServeArgs {
+    ServeArgs {
+        no_browser: top.no_browser || sub.no_browser,
+        gui_address: sub.gui_address.or(top.gui_address),
+        listen: if sub.listen.is_empty() {
+            top.listen
+        } else {
+            sub.listen
+        },
+        no_default_folder: top.no_default_folder || sub.no_default_folder,
+    }
+}
+
+/// Loads the identity and config of `home`, creating whatever is missing: the directory, a
+/// fresh identity, and a config with a random API key and (if `default_folder`) the `default`
+/// folder at `~/Sync` with its marker. Returns whether the config was created.
+pub fn load_or_init(
+    home: &Path,
+    default_folder: bool,
+) -> Result<(Config, DeviceId, bool), Failure> {
+    home::create_private_dir(home).with_context(|| format!("creating home {}", home.display()))?;
+    let identity = Identity::load_or_generate(home)
+        .with_context(|| format!("loading or creating the identity in {}", home.display()))?;
+    let id = identity.device_id();
+    if let Some(config) = Config::load(home)? {
+        return Ok((config, id, false));
+    }
+    let mut config = Config::new_with_key(crate::config::random_api_key());
+    if default_folder && let Some(user_home) = home::user_home() {
+        let path = user_home.join("Sync");
+        home::create_folder_root(&path)
+            .with_context(|| format!("creating the default folder {}", path.display()))?;
+        let mut f = FolderEntry::new(FolderId::new("default")?, path);
+        f.label = "Default Folder".to_owned();
+        config.upsert_folder(f);
+    }
+    config.save(home)?;
+    tracing::info!(home = %home.display(), "created a new config");
+    Ok((config, id, true))
+}
+
+fn device_id(home: &Path) -> CliResult {
+    home::create_private_dir(home).with_context(|| format!("creating home {}", home.display()))?;
+    let identity = Identity::load_or_generate(home)
+        .with_context(|| format!("loading or creating the identity in {}", home.display()))?;
+    println!("{}", identity.device_id());
+    Ok(EXIT_OK)
+}
+
+/// A client for the daemon of `home` if one is running and is really ours (its
+/// `X-Syncthing-ID` is our device ID).
+fn running_daemon(home: &Path, config: &Config, my_id: &DeviceId) -> Option<Client> {
+    let client = Client::for_home(home, config)?.with_timeout(Duration::from_secs(10));
+    let resp = client.request("GET", "/rest/system/ping", None).ok()?;
+    let ours = resp
+        .header("x-syncthing-id")
+        .is_some_and(|h| h == my_id.to_string());
+    (resp.status == 200 && ours).then_some(client)
+}
+
+fn require_daemon(home: &Path) -> Result<(Config, DeviceId, Client), Failure> {
+    let Some(config) = Config::load(home)? else {
+        return Err(Failure::usage(anyhow!(
+            "no config in {}: run `syncd serve` (or `syncd generate`) first",
+            home.display()
+        )));
+    };
+    let id = Identity::load(home)
+        .with_context(|| format!("loading the identity in {}", home.display()))?
+        .device_id();
+    let client = Client::for_home(home, &config)
+        .ok_or_else(|| Failure::usage(anyhow!("gui.address in the config is not IP:port")))?;
+    match running_daemon(home, &config, &id) {
+        Some(c) => Ok((config, id, c)),
+        None => Err(anyhow!(
+            "no syncd daemon for {} answers at {}; start it with `syncd serve --home {}`",
+            home.display(),
+            client.addr(),
+            home.display()
+        )
+        .into()),
+    }
+}
+
+fn parse_device(raw: &str) -> Result<DeviceId, Failure> {
+    raw.parse()
+        .map_err(|e| Failure::usage(anyhow!("`{raw}` is not a device ID: {e}")))
+}
+
+fn device_cmd(home: &Path, cmd: DeviceCommand) -> CliResult {
+    let (mut config, my_id, _) = load_or_init(home, true)?;
+    let daemon = running_daemon(home, &config, &my_id);
+    match cmd {
+        DeviceCommand::Add {
+            id,
+            name,
+            addresses,
+            compression,
+        } => {
+            let id = parse_device(&id)?;
+            if id == my_id {
+                return Err(Failure::usage(anyhow!(
+                    "{id} is this device's own ID; add the other machine's ID"
+                )));
+            }
+            for a in &addresses {
+                if a != "dynamic"
+                    && crate::config::parse_listen(a).is_none()
+                    && !looks_like_tcp_host(a)
+                {
+                    return Err(Failure::usage(anyhow!(
+                        "`{a}` is not an address like tcp://host:22000"
+                    )));
+                }
+            }
+            let mut entry = config
+                .device(&id)
+                .cloned()
+                .unwrap_or_else(|| DeviceEntry::new(id));
+            if !name.is_empty() {
+                entry.name = name;
+            }
+            if !addresses.is_empty() {
+                entry.addresses = addresses;
+            }
+            entry.compression = Compression::parse(&compression).ok_or_else(|| {
+                Failure::usage(anyhow!(
+                    "compression must be metadata, always or never, not `{compression}`"
+                ))
+            })?;
+            match daemon {
+                Some(c) => {
+                    c.json(
+                        "PUT",
+                        &format!("/rest/config/devices/{id}"),
+                        Some(&crate::json::device(&entry)),
+                    )?;
+                    println!("Added device {id} (applied to the running daemon).");
+                }
+                None => {
+                    config.upsert_device(entry);
+                    config.save(home)?;
+                    println!("Added device {id}; it takes effect when the daemon starts.");
+                }
+            }
+        }
+        DeviceCommand::List => {
+            for d in &config.devices {
+                let paused = if d.paused { " (paused)" } else { "" };
+                println!("{}  {}  {}{paused}", d.id, d.name, d.addresses.join(","));
+            }
+        }
+        DeviceCommand::Remove { id } => {
+            let id = parse_device(&id)?;
+            if config.device(&id).is_none() {
+                return Err(Failure::usage(anyhow!("no device {id} in the config")));
+            }
+            match daemon {
+                Some(c) => {
+                    c.json("DELETE", &format!("/rest/config/devices/{id}"), None)?;
+                }
+                None => {
+                    config.remove_device(&id);
+                    config.save(home)?;
+                }
+            }
+            println!("Removed device {id}.");
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn looks_like_tcp_host(a: &str) -> bool {
+    a.strip_prefix("tcp://")
+        .and_then(|rest| rest.rsplit_once(':'))
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
+fn folder_cmd(home: &Path, cmd: FolderCommand) -> CliResult {
+    let (mut config, my_id, _) = load_or_init(home, true)?;
+    let daemon = running_daemon(home, &config, &my_id);
+    match cmd {
+        FolderCommand::Add {
+            id,
+            path,
+            label,
+            devices,
+        } => {
+            let fid = FolderId::new(id.as_str())
+                .map_err(|e| Failure::usage(anyhow!("folder ID `{id}`: {e}")))?;
+            let path = home::expand_tilde(&path);
+            let path = if path.is_absolute() {
+                path
+            } else {
+                std::env::current_dir()?.join(path)
+            };
+            let mut devs = Vec::new();
+            for raw in &devices {
+                let d = parse_device(raw)?;
+                if d == my_id {
+                    continue;
+                }
+                if config.device(&d).is_none() {
+                    return Err(Failure::usage(anyhow!(
+                        "device {d} is not configured; add it first with `syncd device add {d} --name NAME`"
+                    )));
+                }
+                devs.push(d);
+            }
+            home::create_folder_root(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            let mut entry = config
+                .folder(&id)
+                .cloned()
+                .unwrap_or_else(|| FolderEntry::new(fid.clone(), path.clone()));
+            entry.path = path.clone();
+            if let Some(l) = label {
+                entry.label = l;
+            }
+            if !devices.is_empty() {
+                entry.devices = devs;
+            }
+            match daemon {
+                Some(c) => {
+                    let body = crate::json::folder(&entry, &my_id);
+                    c.json(
+                        "PUT",
+                        &format!("/rest/config/folders/{}", encode_query(&id)),
+                        Some(&body),
+                    )?;
+                    println!(
+                        "Added folder `{id}` at {} (applied to the running daemon).",
+                        path.display()
+                    );
+                }
+                None => {
+                    config.upsert_folder(entry);
+                    config.save(home)?;
+                    println!(
+                        "Added folder `{id}` at {}; it takes effect when the daemon starts.",
+                        path.display()
+                    );
+                }
+            }
+        }
+        FolderCommand::List => {
+            for f in &config.folders {
+                let devs: Vec<String> = f.devices.iter().map(|d| d.short().to_string()).collect();
+                let paused = if f.paused { " (paused)" } else { "" };
+                println!(
+                    "{}  {}  shared with: {}{paused}",
+                    f.id,
+                    f.path.display(),
+                    devs.join(",")
+                );
+            }
+        }
+        FolderCommand::Remove { id } => {
+            if config.folder(&id).is_none() {
+                return Err(Failure::usage(anyhow!("no folder `{id}` in the config")));
+            }
+            match daemon {
+                Some(c) => {
+                    c.json(
+                        "DELETE",
+                        &format!("/rest/config/folders/{}", encode_query(&id)),
+                        None,
+                    )?;
+                }
+                None => {
+                    config.remove_folder(&id);
+                    config.save(home)?;
+                }
+            }
+            println!("Removed folder `{id}` (its files stay on disk).");
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn import_syncthing(home: &Path, dir: Option<PathBuf>, force: bool) -> CliResult {
+    let dir = dir.or_else(home::default_syncthing_home).ok_or_else(|| {
+        Failure::usage(anyhow!(
+            "cannot find Syncthing's home: pass it as an argument"
+        ))
+    })?;
+    let xml_path = dir.join("config.xml");
+    let text = std::fs::read_to_string(&xml_path).map_err(|e| {
+        Failure::usage(anyhow!(
+            "cannot read {}: {e}; pass Syncthing's home directory as an argument",
+            xml_path.display()
+        ))
+    })?;
+    let identity = Identity::load(&dir)
+        .with_context(|| format!("reading Syncthing's identity in {}", dir.display()))?;
+    let id = identity.device_id();
+    if !force {
+        if Config::path_in(home).exists() {
+            return Err(Failure::usage(anyhow!(
+                "{} already exists; pass --force to replace it with the imported config",
+                Config::path_in(home).display()
+            )));
+        }
+        if let Ok(existing) = Identity::load(home)
+            && existing.device_id() != id
+        {
+            return Err(Failure::usage(anyhow!(
+                "{} already holds another identity ({}); pass --force to replace it",
+                home.display(),
+                existing.device_id()
+            )));
+        }
+    }
+    let imported = crate::import::from_syncthing_xml(&text, id).map_err(Failure::usage)?;
+    home::create_private_dir(home)?;
+    for name in [
+        syncd_transport::identity::CERT_FILE,
+        syncd_transport::identity::KEY_FILE,
+    ] {
+        let (from, to) = (dir.join(name), home.join(name));
+        std::fs::copy(&from, &to)
+            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+        #[cfg(unix)]
+        if name == syncd_transport::identity::KEY_FILE {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    imported.config.save(home)?;
+    println!(
+        "Imported Syncthing's home {} into {}.",
+        dir.display(),
+        home.display()
+    );
+    println!("Device ID (kept): {id}");
+    println!(
+        "Devices: {}, folders: {}, REST API: {}",
+        imported.config.devices.len(),
+        imported.config.folders.len(),
+        imported.config.gui.address
+    );
+    for f in &imported.config.folders {
+        println!("  folder `{}` at {}", f.id, f.path.display());
+    }
+    if imported.not_carried.is_empty() {
+        println!("Every setting was carried over.");
+    } else {
+        println!("Not carried over ({}):", imported.not_carried.len());
+        for n in &imported.not_carried {
+            println!("  - {n}");
+        }
+    }
+    println!("Stop Syncthing before starting syncd: both use the same ports and device ID.");
+    Ok(EXIT_OK)
+}
+
+fn human_bytes(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", units.get(u).copied().unwrap_or("B"))
+    }
+}
+
+fn folder_status_or_exit(c: &Client, folder: &str) -> Result<Value, Failure> {
+    match c.get(&format!("/rest/db/status?folder={}", encode_query(folder))) {
+        Ok(v) => Ok(v),
+        Err(ClientError::Status { status: 404, .. }) => Err(Failure::usage(anyhow!(
+            "no folder `{folder}` (see `syncd folder list`)"
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn status(home: &Path, only: Option<&str>, as_json: bool) -> CliResult {
+    let (_, my_id, c) = require_daemon(home)?;
+    let conns = c.get("/rest/system/connections")?;
+    let cfg = c.get("/rest/config")?;
+    let folder_ids: Vec<String> = match only {
+        Some(f) => vec![f.to_owned()],
+        None => cfg["folders"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let mut folders = serde_json::Map::new();
+    for f in &folder_ids {
+        folders.insert(f.clone(), folder_status_or_exit(&c, f)?);
+    }
+    if as_json {
+        let out = json!({"myID": my_id.to_string(), "connections": conns["connections"], "folders": folders});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(EXIT_OK);
+    }
+    println!("Device ID: {my_id}");
+    println!("REST API:  http://{}", c.addr());
+    let names: std::collections::HashMap<String, String> = cfg["devices"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| {
+                    Some((
+                        d["deviceID"].as_str()?.to_owned(),
+                        d["name"].as_str()?.to_owned(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    println!("Peers:");
+    if let Some(map) = conns["connections"].as_object() {
+        if map.is_empty() {
+            println!(
+                "  (none: add one with `syncd device add ID --name NAME --address tcp://host:22000`)"
+            );
+        }
+        for (id, v) in map {
+            let short = id.split('-').next().unwrap_or(id);
+            let name = names.get(id).map(String::as_str).unwrap_or("");
+            let state = if v["paused"].as_bool() == Some(true) {
+                "paused".to_owned()
+            } else if v["connected"].as_bool() == Some(true) {
+                format!(
+                    "connected {} ({})",
+                    v["address"].as_str().unwrap_or(""),
+                    v["clientVersion"].as_str().unwrap_or("")
+                )
+            } else {
+                "not connected".to_owned()
+            };
+            println!("  {short} {name}: {state}");
+        }
+    }
+    println!("Folders:");
+    if folders.is_empty() {
+        println!("  (none: add one with `syncd folder add ID PATH --device ID`)");
+    }
+    for (id, s) in &folders {
+        let state = match s["state"].as_str() {
+            Some("") => "paused",
+            Some(st) => st,
+            None => "?",
+        };
+        println!(
+            "  {id}: {state}; need {} items, {}; global {} files, {}{}",
+            s["needTotalItems"],
+            human_bytes(s["needBytes"].as_u64().unwrap_or(0)),
+            s["globalFiles"],
+            human_bytes(s["globalBytes"].as_u64().unwrap_or(0)),
+            match s["error"].as_str() {
+                Some(e) if !e.is_empty() => format!("; error: {e}"),
+                _ => String::new(),
+            }
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+fn wait(home: &Path, folder: &str, timeout: f64) -> CliResult {
+    if !timeout.is_finite() || timeout < 0.0 {
+        return Err(Failure::usage(anyhow!(
+            "--timeout must be a number of seconds >= 0"
+        )));
+    }
+    let (_, _, c) = require_daemon(home)?;
+    let c = c.with_timeout(Duration::from_secs_f64(timeout) + Duration::from_secs(30));
+    let path = format!(
+        "/rest/syncd/wait?folder={}&timeout={timeout}",
+        encode_query(folder)
+    );
+    match c.get(&path) {
+        Ok(v) if v["inSync"].as_bool() == Some(true) => {
+            println!("folder `{folder}` is in sync");
+            Ok(EXIT_OK)
+        }
+        Ok(v) => {
+            let missing: Vec<String> = v["missing"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|m| m.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            eprintln!(
+                "syncd: folder `{folder}` not in sync after {timeout} s: {}",
+                missing.join("; ")
+            );
+            Ok(EXIT_TIMEOUT)
+        }
+        Err(ClientError::Status { status: 404, .. }) => Err(Failure::usage(anyhow!(
+            "no folder `{folder}` (see `syncd folder list`)"
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn serve(home: &Path, args: ServeArgs) -> CliResult {
+    let (mut config, my_id, created) = load_or_init(home, !args.no_default_folder)?;
+    let gui_overridden = args.gui_address.is_some();
+    if let Some(addr) = args.gui_address {
+        let addr = addr
+            .strip_prefix("http://")
+            .unwrap_or(&addr)
+            .trim_end_matches('/')
+            .to_owned();
+        if addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err(Failure::usage(anyhow!(
+                "--gui-address `{addr}` is not IP:port (e.g. 127.0.0.1:8384)"
+            )));
+        }
+        config.gui.address = addr;
+    }
+    if !args.listen.is_empty() {
+        for l in &args.listen {
+            if crate::config::parse_listen(l).is_none() {
+                return Err(Failure::usage(anyhow!(
+                    "--listen `{l}` is not tcp://IP:port (e.g. tcp://0.0.0.0:22000)"
+                )));
+            }
+        }
+        config.options.listen = args.listen;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(crate::serve::run(crate::serve::ServeOptions {
+        home: home.to_owned(),
+        config,
+        my_id,
+        created,
+        gui_overridden,
+    }))?;
+    Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bare_flags_mean_serve() {
+        let cli =
+            Cli::try_parse_from(["syncd", "--no-browser", "--gui-address", "127.0.0.1:0"]).unwrap();
+        assert!(cli.command.is_none());
+        assert!(cli.serve.no_browser);
+        assert_eq!(cli.serve.gui_address.as_deref(), Some("127.0.0.1:0"));
+    }
+
+    #[test]
+    fn home_works_after_a_subcommand() {
+        let cli = Cli::try_parse_from(["syncd", "status", "--home", "/h", "--json"]).unwrap();
+        assert_eq!(cli.home, Some(PathBuf::from("/h")));
+    }
+
+    #[test]
+    fn wait_requires_a_folder() {
+        assert!(Cli::try_parse_from(["syncd", "wait"]).is_err());
+    }
+
+    #[test]
+    fn tcp_host_addresses_are_accepted() {
+        assert!(looks_like_tcp_host("tcp://vps.example.com:22000"));
+        assert!(!looks_like_tcp_host("vps:22000"));
+        assert!(!looks_like_tcp_host("tcp://vps"));
+    }
+
+    #[test]
+    fn bytes_are_shown_in_binary_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+}

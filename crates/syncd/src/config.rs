@@ -1,0 +1,775 @@
+//! The daemon's TOML config file: its model, loading with errors that point at a line, saving,
+//! first-start defaults and the conversion to the engine's [`EngineConfig`].
+//!
+//! The file lives at `<home>/config.toml`. Every field has a default, so a minimal file is
+//! valid; unknown fields are errors (a typo must not be silently ignored).
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt::Display;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use syncd_engine::{CompressionPolicy, DeviceConfig, EngineConfig, FolderConfig};
+use syncd_types::{DeviceId, FolderId};
+
+/// The config file's name inside the home directory.
+pub const CONFIG_FILE: &str = "config.toml";
+/// The REST address used when the config does not name one (Syncthing's).
+pub const DEFAULT_GUI_ADDRESS: &str = "127.0.0.1:8384";
+/// The BEP listen address used when the config does not name one (Syncthing's).
+pub const DEFAULT_LISTEN: &str = "tcp://0.0.0.0:22000";
+/// Default full-rescan interval, seconds (Syncthing's).
+pub const DEFAULT_RESCAN_INTERVAL_S: u32 = 3600;
+/// Default delay between a filesystem event and the scan it triggers, milliseconds.
+pub const DEFAULT_WATCHER_DELAY_MS: u32 = 50;
+/// Default number of conflict copies kept per file (Syncthing's).
+pub const DEFAULT_MAX_CONFLICTS: i32 = 10;
+/// Default redb page cache for the index, MiB.
+pub const DEFAULT_INDEX_CACHE_MIB: u64 = 16;
+/// Length of a generated API key (Syncthing's).
+pub const API_KEY_LEN: usize = 32;
+
+/// The whole config file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Daemon-wide options.
+    #[serde(default)]
+    pub options: Options,
+    /// The REST API ("GUI" in Syncthing's words).
+    #[serde(default)]
+    pub gui: Gui,
+    /// Peer devices, as `[[device]]` tables.
+    #[serde(default, rename = "device", skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceEntry>,
+    /// Shared folders, as `[[folder]]` tables.
+    #[serde(default, rename = "folder", skip_serializing_if = "Vec::is_empty")]
+    pub folders: Vec<FolderEntry>,
+}
+
+/// `[options]`: daemon-wide settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Options {
+    /// This device's name, announced to peers.
+    pub device_name: String,
+    /// BEP listen addresses, `tcp://host:port` (port 0 = any free port).
+    pub listen: Vec<String>,
+    /// The index's page cache, MiB.
+    pub index_cache_mib: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            device_name: crate::home::hostname(),
+            listen: vec![DEFAULT_LISTEN.to_owned()],
+            index_cache_mib: DEFAULT_INDEX_CACHE_MIB,
+        }
+    }
+}
+
+/// `[gui]`: the REST API's address and key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Gui {
+    /// `host:port` the REST API listens on (port 0 = any free port).
+    pub address: String,
+    /// The API key clients send as `X-API-Key` or `Authorization: Bearer`.
+    pub api_key: String,
+}
+
+impl Default for Gui {
+    fn default() -> Self {
+        Gui {
+            address: DEFAULT_GUI_ADDRESS.to_owned(),
+            api_key: String::new(),
+        }
+    }
+}
+
+/// How much of the BEP traffic to a device is LZ4-compressed (Syncthing's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Only metadata messages (Index, ClusterConfig): Syncthing's default.
+    #[default]
+    Metadata,
+    /// Every message, data included.
+    Always,
+    /// Nothing.
+    Never,
+}
+
+impl Compression {
+    /// Syncthing's string for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Metadata => "metadata",
+            Compression::Always => "always",
+            Compression::Never => "never",
+        }
+    }
+
+    /// Parses Syncthing's strings, including the legacy `true`/`false`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "metadata" | "true" => Some(Compression::Metadata),
+            "always" => Some(Compression::Always),
+            "never" | "false" => Some(Compression::Never),
+            _ => None,
+        }
+    }
+
+    fn to_engine(self) -> CompressionPolicy {
+        match self {
+            Compression::Metadata => CompressionPolicy::Metadata,
+            Compression::Always => CompressionPolicy::Always,
+            Compression::Never => CompressionPolicy::Never,
+        }
+    }
+}
+
+/// One `[[device]]`: a peer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceEntry {
+    /// The peer's device ID.
+    #[serde(with = "as_string")]
+    pub id: DeviceId,
+    /// A human name for it.
+    #[serde(default)]
+    pub name: String,
+    /// Where to dial it: `tcp://host:port`, or `dynamic` (discovery; not dialled yet).
+    #[serde(default = "dynamic")]
+    pub addresses: Vec<String>,
+    /// Compression policy towards it.
+    #[serde(default)]
+    pub compression: Compression,
+    /// A paused device is neither dialled nor accepted.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+fn dynamic() -> Vec<String> {
+    vec!["dynamic".to_owned()]
+}
+
+impl DeviceEntry {
+    /// A device with defaults for everything but its ID.
+    pub fn new(id: DeviceId) -> Self {
+        DeviceEntry {
+            id,
+            name: String::new(),
+            addresses: dynamic(),
+            compression: Compression::Metadata,
+            paused: false,
+        }
+    }
+}
+
+/// A folder's type. Only send-receive exists so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FolderType {
+    /// Both directions (Syncthing's `sendreceive`).
+    #[default]
+    Sendreceive,
+}
+
+/// One `[[folder]]`: a shared folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FolderEntry {
+    /// The cluster-wide folder ID.
+    #[serde(with = "as_string")]
+    pub id: FolderId,
+    /// A human label.
+    #[serde(default)]
+    pub label: String,
+    /// Where it lives on this machine (`~` is expanded).
+    pub path: PathBuf,
+    /// Folder type; `sendreceive`.
+    #[serde(default, rename = "type")]
+    pub kind: FolderType,
+    /// Seconds between full rescans (0 = never).
+    #[serde(default = "default_rescan")]
+    pub rescan_interval_s: u32,
+    /// Whether a filesystem watcher triggers scans.
+    #[serde(default = "yes")]
+    pub watcher_enabled: bool,
+    /// Milliseconds between a filesystem event and its scan.
+    #[serde(default = "default_watcher_delay")]
+    pub watcher_delay_ms: u32,
+    /// Ignore permission bits.
+    #[serde(default)]
+    pub ignore_perms: bool,
+    /// Conflict copies kept per file (-1 = unlimited, 0 = none).
+    #[serde(default = "default_max_conflicts")]
+    pub max_conflicts: i32,
+    /// A paused folder neither scans nor syncs.
+    #[serde(default)]
+    pub paused: bool,
+    /// The peers it is shared with.
+    #[serde(default, with = "as_strings")]
+    pub devices: Vec<DeviceId>,
+}
+
+fn default_rescan() -> u32 {
+    DEFAULT_RESCAN_INTERVAL_S
+}
+fn yes() -> bool {
+    true
+}
+fn default_watcher_delay() -> u32 {
+    DEFAULT_WATCHER_DELAY_MS
+}
+fn default_max_conflicts() -> i32 {
+    DEFAULT_MAX_CONFLICTS
+}
+
+impl FolderEntry {
+    /// A folder with defaults for everything but its ID and path.
+    pub fn new(id: FolderId, path: PathBuf) -> Self {
+        FolderEntry {
+            label: id.as_str().to_owned(),
+            id,
+            path,
+            kind: FolderType::Sendreceive,
+            rescan_interval_s: DEFAULT_RESCAN_INTERVAL_S,
+            watcher_enabled: true,
+            watcher_delay_ms: DEFAULT_WATCHER_DELAY_MS,
+            ignore_perms: false,
+            max_conflicts: DEFAULT_MAX_CONFLICTS,
+            paused: false,
+            devices: Vec::new(),
+        }
+    }
+}
+
+/// `T` as its `Display` string, parsed back with `FromStr`.
+mod as_string {
+    use super::*;
+    pub fn serialize<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let s = String::deserialize(d)?;
+        s.parse()
+            .map_err(|e| serde::de::Error::custom(format!("`{s}`: {e}")))
+    }
+}
+
+/// `Vec<T>` as a list of `Display` strings.
+mod as_strings {
+    use super::*;
+    use serde::ser::SerializeSeq;
+    pub fn serialize<T: Display, S: Serializer>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(v.len()))?;
+        for item in v {
+            seq.serialize_element(&item.to_string())?;
+        }
+        seq.end()
+    }
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Vec<T>, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let strings = Vec::<String>::deserialize(d)?;
+        strings
+            .iter()
+            .map(|s| {
+                s.parse()
+                    .map_err(|e| serde::de::Error::custom(format!("`{s}`: {e}")))
+            })
+            .collect()
+    }
+}
+
+/// Why the config could not be loaded or saved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file exists but could not be read.
+    #[error("cannot read config {}: {source}", path.display())]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file could not be written.
+    #[error("cannot write config {}: {source}", path.display())]
+    Write {
+        /// The config file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file's content is wrong at a known place.
+    #[error(
+        "{}:{line}: bad config field `{field}`: {message}\n  what to do: {hint}",
+        path.display()
+    )]
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The field (`section.key`) at fault.
+        field: String,
+        /// What is wrong.
+        message: String,
+        /// What the operator should do.
+        hint: String,
+    },
+}
+
+impl Config {
+    /// A fresh config: the given API key, no devices, no folders.
+    pub fn new_with_key(api_key: String) -> Self {
+        Config {
+            gui: Gui {
+                api_key,
+                ..Gui::default()
+            },
+            ..Config::default()
+        }
+    }
+
+    /// The config file's path inside `home`.
+    pub fn path_in(home: &Path) -> PathBuf {
+        home.join(CONFIG_FILE)
+    }
+
+    /// Parses `text` (the content of `path`), validating it. Errors name the file, line and field.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            let message = e.message().trim().to_owned();
+            let hint = hint_for(&message);
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line: line_of_offset(text, offset),
+                field: field_at(text, offset),
+                message,
+                hint,
+            }
+        })?;
+        config.validate(path, text)?;
+        Ok(config)
+    }
+
+    /// Loads `<home>/config.toml`; `Ok(None)` when it does not exist.
+    pub fn load(home: &Path) -> Result<Option<Config>, ConfigError> {
+        let path = Self::path_in(home);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&path, &text).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+
+    /// Writes the config to `<home>/config.toml` atomically (temp file + rename), mode 0600
+    /// on Unix because it holds the API key.
+    pub fn save(&self, home: &Path) -> Result<(), ConfigError> {
+        let path = Self::path_in(home);
+        let wrap = |source| ConfigError::Write {
+            path: path.clone(),
+            source,
+        };
+        let body = toml::to_string_pretty(self)
+            .map_err(|e| wrap(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+        let text = format!(
+            "# syncd configuration. Edit while the daemon is stopped, or use `syncd device ...` /\n\
+             # `syncd folder ...` / the REST API (which apply changes to a running daemon).\n\n{body}"
+        );
+        let tmp = home.join(format!(".{CONFIG_FILE}.tmp"));
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp).map_err(wrap)?;
+        f.write_all(text.as_bytes()).map_err(wrap)?;
+        f.sync_all().map_err(wrap)?;
+        drop(f);
+        std::fs::rename(&tmp, &path).map_err(wrap)
+    }
+
+    /// Checks rules serde cannot express: unique IDs, parsable addresses.
+    fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let invalid = |needle: &str, nth: usize, field: &str, message: String, hint: &str| {
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line: line_of_nth(text, needle, nth),
+                field: field.to_owned(),
+                message,
+                hint: hint.to_owned(),
+            }
+        };
+        if self.gui.address.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                &self.gui.address,
+                0,
+                "gui.address",
+                format!("`{}` is not an IP:port address", self.gui.address),
+                "write it as IP:port, e.g. \"127.0.0.1:8384\" (port 0 picks a free port)",
+            ));
+        }
+        for addr in &self.options.listen {
+            if parse_listen(addr).is_none() {
+                return Err(invalid(
+                    addr,
+                    0,
+                    "options.listen",
+                    format!("`{addr}` is not a tcp://IP:port address"),
+                    "write listen addresses as \"tcp://0.0.0.0:22000\" (port 0 picks a free port)",
+                ));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for d in &self.devices {
+            if !seen.insert(d.id) {
+                let id = d.id.to_string();
+                return Err(invalid(
+                    &id,
+                    1,
+                    "device.id",
+                    format!("device {id} is listed twice"),
+                    "delete one of the two [[device]] tables",
+                ));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for f in &self.folders {
+            if !seen.insert(f.id.as_str()) {
+                return Err(invalid(
+                    &format!("\"{}\"", f.id),
+                    1,
+                    "folder.id",
+                    format!("folder `{}` is listed twice", f.id),
+                    "delete one of the two [[folder]] tables or give one another id",
+                ));
+            }
+            if f.path.as_os_str().is_empty() {
+                return Err(invalid(
+                    &format!("\"{}\"", f.id),
+                    0,
+                    "folder.path",
+                    format!("folder `{}` has an empty path", f.id),
+                    "set path to the folder's directory, e.g. path = \"~/Sync\"",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The folder with this ID.
+    pub fn folder(&self, id: &str) -> Option<&FolderEntry> {
+        self.folders.iter().find(|f| f.id.as_str() == id)
+    }
+
+    /// The device with this ID.
+    pub fn device(&self, id: &DeviceId) -> Option<&DeviceEntry> {
+        self.devices.iter().find(|d| d.id == *id)
+    }
+
+    /// Adds or replaces (same ID) a device.
+    pub fn upsert_device(&mut self, entry: DeviceEntry) {
+        match self.devices.iter_mut().find(|d| d.id == entry.id) {
+            Some(slot) => *slot = entry,
+            None => self.devices.push(entry),
+        }
+    }
+
+    /// Adds or replaces (same ID) a folder.
+    pub fn upsert_folder(&mut self, entry: FolderEntry) {
+        match self.folders.iter_mut().find(|f| f.id == entry.id) {
+            Some(slot) => *slot = entry,
+            None => self.folders.push(entry),
+        }
+    }
+
+    /// Removes a device (and its share of every folder); whether it was there.
+    pub fn remove_device(&mut self, id: &DeviceId) -> bool {
+        let before = self.devices.len();
+        self.devices.retain(|d| d.id != *id);
+        for f in &mut self.folders {
+            f.devices.retain(|d| d != id);
+        }
+        self.devices.len() != before
+    }
+
+    /// Removes a folder; whether it was there.
+    pub fn remove_folder(&mut self, id: &str) -> bool {
+        let before = self.folders.len();
+        self.folders.retain(|f| f.id.as_str() != id);
+        self.folders.len() != before
+    }
+
+    /// The engine's view of this config, with `~` expanded in folder paths.
+    pub fn to_engine(&self, home: &Path) -> EngineConfig {
+        EngineConfig {
+            home: home.to_owned(),
+            device_name: self.options.device_name.clone(),
+            listen: self.options.listen.clone(),
+            devices: self.devices.iter().map(DeviceEntry::to_engine).collect(),
+            folders: self.folders.iter().map(FolderEntry::to_engine).collect(),
+            index_cache_bytes: usize::try_from(
+                self.options.index_cache_mib.saturating_mul(1 << 20),
+            )
+            .unwrap_or(usize::MAX),
+        }
+    }
+}
+
+impl DeviceEntry {
+    /// The engine's view of this device.
+    pub fn to_engine(&self) -> DeviceConfig {
+        DeviceConfig {
+            id: self.id,
+            name: self.name.clone(),
+            addresses: self.addresses.clone(),
+            compression: self.compression.to_engine(),
+            paused: self.paused,
+        }
+    }
+}
+
+impl FolderEntry {
+    /// The engine's view of this folder, with `~` expanded.
+    pub fn to_engine(&self) -> FolderConfig {
+        FolderConfig {
+            id: self.id.clone(),
+            label: self.label.clone(),
+            path: crate::home::expand_tilde(&self.path),
+            devices: self.devices.clone(),
+            rescan_interval_s: self.rescan_interval_s,
+            watcher_delay_ms: self.watcher_delay_ms,
+            watcher_enabled: self.watcher_enabled,
+            ignore_perms: self.ignore_perms,
+            max_conflicts: self.max_conflicts,
+            paused: self.paused,
+        }
+    }
+}
+
+/// Parses a BEP listen address (`tcp://IP:port`, `tcp4://`, `tcp6://`).
+pub fn parse_listen(addr: &str) -> Option<std::net::SocketAddr> {
+    let rest = addr
+        .strip_prefix("tcp://")
+        .or_else(|| addr.strip_prefix("tcp4://"))
+        .or_else(|| addr.strip_prefix("tcp6://"))?;
+    rest.parse().ok()
+}
+
+/// A random API key: `API_KEY_LEN` characters of `[A-Za-z0-9]`.
+pub fn random_api_key() -> String {
+    use rand::Rng;
+    use rand::distr::Alphanumeric;
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(API_KEY_LEN)
+        .map(char::from)
+        .collect()
+}
+
+/// 1-based line number of a byte offset.
+fn line_of_offset(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()
+        .get(..end)
+        .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
+        + 1
+}
+
+/// 1-based line of the `nth` (0-based) occurrence of `needle`, or 1.
+fn line_of_nth(text: &str, needle: &str, nth: usize) -> usize {
+    if needle.is_empty() {
+        return 1;
+    }
+    text.match_indices(needle)
+        .nth(nth)
+        .map_or(1, |(at, _)| line_of_offset(text, at))
+}
+
+/// `section.key` of the line holding `offset`: the key before `=` on that line (if any),
+/// prefixed by the nearest `[section]`/`[[section]]` header above it.
+fn field_at(text: &str, offset: usize) -> String {
+    let line_no = line_of_offset(text, offset);
+    let lines: Vec<&str> = text.lines().collect();
+    let idx = line_no.saturating_sub(1);
+    let key = lines
+        .get(idx)
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim().trim_matches('"').to_owned());
+    let section = lines
+        .get(..=idx.min(lines.len().saturating_sub(1)))
+        .unwrap_or(&[])
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    match (section, key) {
+        (Some(s), Some(k)) => format!("{s}.{k}"),
+        (Some(s), None) => s,
+        (None, Some(k)) => k,
+        (None, None) => "(top level)".to_owned(),
+    }
+}
+
+fn hint_for(message: &str) -> String {
+    if message.contains("unknown field") {
+        "remove that line or fix the spelling (the message lists the known fields)".to_owned()
+    } else if message.contains("missing field") {
+        "add the missing field to that table".to_owned()
+    } else if message.contains("invalid type") {
+        "give the value the type the message expects (strings need quotes)".to_owned()
+    } else {
+        "fix the value on that line and start syncd again; delete the file to start over with \
+         defaults (cert.pem/key.pem keep the device ID)"
+            .to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PEER: &str = "P56IOI7-MZJNU2Y-IQGDREY-DM2MGTI-MGL3BXN-PQ6W5BM-TBBZ4TJ-XZWICQ2";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/h/config.toml"), text)
+    }
+
+    fn invalid(text: &str) -> (usize, String, String) {
+        match parse(text) {
+            Err(ConfigError::Invalid {
+                line,
+                field,
+                message,
+                ..
+            }) => (line, field, message),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_file_gets_every_default() {
+        let c = parse("").unwrap();
+        assert_eq!(c.gui.address, DEFAULT_GUI_ADDRESS);
+        assert_eq!(c.options.listen, vec![DEFAULT_LISTEN.to_owned()]);
+        assert!(c.devices.is_empty() && c.folders.is_empty());
+    }
+
+    #[test]
+    fn saved_config_parses_back_equal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config::new_with_key(random_api_key());
+        let mut d = DeviceEntry::new(PEER.parse().unwrap());
+        d.addresses = vec!["tcp://10.0.0.2:22000".into()];
+        d.compression = Compression::Always;
+        c.upsert_device(d);
+        let mut f = FolderEntry::new(FolderId::new("photos").unwrap(), "~/Photos".into());
+        f.devices = vec![PEER.parse().unwrap()];
+        f.watcher_delay_ms = 250;
+        c.upsert_folder(f);
+        c.save(dir.path()).unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap(), Some(c));
+    }
+
+    #[test]
+    fn unknown_field_names_line_and_field() {
+        let (line, field, message) =
+            invalid("[gui]\naddress = \"127.0.0.1:8384\"\napikey = \"x\"\n");
+        assert_eq!(line, 3);
+        assert_eq!(field, "gui.apikey");
+        assert!(message.contains("unknown field"), "{message}");
+    }
+
+    #[test]
+    fn bad_device_id_names_line_and_field() {
+        let text =
+            format!("[[device]]\nid = \"{PEER}\"\n\n[[device]]\nname = \"x\"\nid = \"NOPE\"\n");
+        let (line, field, message) = invalid(&text);
+        assert_eq!((line, field.as_str()), (6, "device.id"));
+        assert!(message.contains("NOPE"), "{message}");
+    }
+
+    #[test]
+    fn wrong_type_names_line_and_field() {
+        let (line, field, _) =
+            invalid("[[folder]]\nid = \"a\"\npath = \"/tmp/a\"\nrescan_interval_s = \"often\"\n");
+        assert_eq!((line, field.as_str()), (4, "folder.rescan_interval_s"));
+    }
+
+    #[test]
+    fn duplicate_folder_id_names_second_occurrence() {
+        let text = "[[folder]]\nid = \"a\"\npath = \"/x\"\n[[folder]]\nid = \"a\"\npath = \"/y\"\n";
+        let (line, field, _) = invalid(text);
+        assert_eq!((line, field.as_str()), (5, "folder.id"));
+    }
+
+    #[test]
+    fn bad_gui_address_is_rejected() {
+        let (line, field, _) = invalid("[gui]\naddress = \"localhost\"\n");
+        assert_eq!((line, field.as_str()), (2, "gui.address"));
+    }
+
+    #[test]
+    fn error_message_names_file_line_and_what_to_do() {
+        let err = parse("[options]\nlisten = [\"udp://x\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("/h/config.toml:2: bad config field `options.listen`"),
+            "{err}"
+        );
+        assert!(err.contains("what to do:"), "{err}");
+    }
+
+    #[test]
+    fn api_keys_are_random_and_alphanumeric() {
+        let (a, b) = (random_api_key(), random_api_key());
+        assert_eq!(a.len(), API_KEY_LEN);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn removing_a_device_unshares_it_from_folders() {
+        let id: DeviceId = PEER.parse().unwrap();
+        let mut c = Config::default();
+        c.upsert_device(DeviceEntry::new(id));
+        let mut f = FolderEntry::new(FolderId::new("a").unwrap(), "/a".into());
+        f.devices.push(id);
+        c.upsert_folder(f);
+        assert!(c.remove_device(&id));
+        assert!(c.folders[0].devices.is_empty());
+    }
+
+    #[test]
+    fn compression_accepts_legacy_booleans() {
+        for (s, want) in [
+            ("metadata", Some(Compression::Metadata)),
+            ("true", Some(Compression::Metadata)),
+            ("always", Some(Compression::Always)),
+            ("never", Some(Compression::Never)),
+            ("false", Some(Compression::Never)),
+            ("sometimes", None),
+        ] {
+            assert_eq!(Compression::parse(s), want, "{s}");
+        }
+    }
+}

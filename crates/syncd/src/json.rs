@@ -1,0 +1,862 @@
+//! Syncthing's JSON shapes: engine status and events to JSON, and the config file model to and
+//! from the `/rest/config` JSON. Pure functions; `rest` does the IO.
+//!
+//! Key names, nesting and JSON types follow Syncthing 1.19 (captured responses live in
+//! `tests/fixtures/syncthing-1.19.2/`), so existing Syncthing REST clients can read them.
+
+use serde_json::{Map, Value, json};
+use syncd_engine::{Completion, ConnectionStatus, Counts, Event, FolderStatus};
+use syncd_types::{DeviceId, FileKind, FolderId};
+
+use crate::config::{Compression, Config, DeviceEntry, FolderEntry};
+use crate::timefmt::{ZERO_TIME, rfc3339, rfc3339_or_zero};
+
+/// `/rest/db/status` (and the `FolderSummary` event's `summary`).
+pub fn folder_summary(s: &FolderStatus, has_ignore_patterns: bool) -> Value {
+    let counts = |prefix: &str, c: &Counts, deleted_key: &str, out: &mut Map<String, Value>| {
+        out.insert(format!("{prefix}Files"), json!(c.files));
+        out.insert(format!("{prefix}Directories"), json!(c.directories));
+        out.insert(format!("{prefix}Symlinks"), json!(c.symlinks));
+        out.insert(format!("{prefix}{deleted_key}"), json!(c.deleted));
+        out.insert(format!("{prefix}Bytes"), json!(c.bytes));
+        // Syncthing's TotalItems counts deleted entries too.
+        out.insert(
+            format!("{prefix}TotalItems"),
+            json!(c.items().saturating_add(c.deleted)),
+        );
+    };
+    let mut m = Map::new();
+    counts("global", &s.global, "Deleted", &mut m);
+    counts("local", &s.local, "Deleted", &mut m);
+    counts("need", &s.need, "Deletes", &mut m);
+    counts("receiveOnlyChanged", &Counts::default(), "Deletes", &mut m);
+    m.remove("receiveOnlyChangedTotalItems");
+    m.insert("receiveOnlyTotalItems".into(), json!(0));
+    let errors = s.errors.len();
+    let remote: Map<String, Value> = s
+        .remote_sequence
+        .iter()
+        .map(|(d, seq)| (d.to_string(), json!(seq)))
+        .collect();
+    m.insert("inSyncFiles".into(), json!(s.in_sync_files));
+    m.insert("inSyncBytes".into(), json!(s.in_sync_bytes));
+    m.insert("errors".into(), json!(errors));
+    m.insert("pullErrors".into(), json!(errors));
+    m.insert("invalid".into(), json!(""));
+    m.insert("state".into(), json!(s.state.as_str()));
+    m.insert("stateChanged".into(), json!(rfc3339(s.state_changed)));
+    m.insert("error".into(), json!(s.error.clone().unwrap_or_default()));
+    m.insert("sequence".into(), json!(s.sequence));
+    m.insert("version".into(), json!(s.sequence));
+    m.insert("remoteSequence".into(), Value::Object(remote));
+    m.insert("ignorePatterns".into(), json!(has_ignore_patterns));
+    m.insert(
+        "watchError".into(),
+        json!(s.watch_error.clone().unwrap_or_default()),
+    );
+    Value::Object(m)
+}
+
+/// `/rest/db/completion`.
+pub fn completion(c: &Completion) -> Value {
+    json!({
+        "completion": c.completion,
+        "globalBytes": c.global_bytes,
+        "needBytes": c.need_bytes,
+        "globalItems": c.global_items,
+        "needItems": c.need_items,
+        "needDeletes": c.need_deletes,
+        "remoteState": c.remote_state,
+        "sequence": c.sequence,
+    })
+}
+
+/// One entry of `/rest/system/connections`'s `connections` map.
+pub fn connection(c: &ConnectionStatus, now: std::time::SystemTime) -> Value {
+    let at = if c.connected {
+        rfc3339(now)
+    } else {
+        ZERO_TIME.to_owned()
+    };
+    let mut v = json!({
+        "at": at,
+        "inBytesTotal": c.in_bytes_total,
+        "outBytesTotal": c.out_bytes_total,
+        "startedAt": rfc3339_or_zero(c.started_at),
+        "connected": c.connected,
+        "paused": c.paused,
+        "address": c.address.map(|a| a.to_string()).unwrap_or_default(),
+        "clientVersion": c.client_version,
+        "clientName": c.client_name,
+        "type": c.conn_type,
+        "crypto": c.crypto,
+        "isLocal": c.address.is_some_and(|a| is_lan(a.ip())),
+    });
+    let primary = v.clone();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("primary".into(), primary);
+        obj.insert("secondary".into(), json!([]));
+    }
+    v
+}
+
+fn is_lan(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
+/// `/rest/system/connections`.
+pub fn connections(list: &[ConnectionStatus], now: std::time::SystemTime) -> Value {
+    let (mut inb, mut outb) = (0u64, 0u64);
+    let mut map = Map::new();
+    for c in list {
+        inb = inb.saturating_add(c.in_bytes_total);
+        outb = outb.saturating_add(c.out_bytes_total);
+        map.insert(c.device.to_string(), connection(c, now));
+    }
+    json!({
+        "connections": map,
+        "total": {"at": rfc3339(now), "inBytesTotal": inb, "outBytesTotal": outb},
+    })
+}
+
+fn kind_str(k: FileKind) -> &'static str {
+    match k {
+        FileKind::File => "file",
+        FileKind::Directory => "dir",
+        FileKind::Symlink => "symlink",
+    }
+}
+
+/// Syncthing's type name and `data` for an engine event; `None` for events Syncthing has no
+/// equivalent of. `state_seconds` is how long the folder was in its previous state (for
+/// `StateChanged.duration`).
+pub fn event(e: &Event, state_seconds: f64) -> Option<(&'static str, Value)> {
+    Some(match e {
+        Event::StateChanged {
+            folder,
+            from,
+            to,
+            error,
+        } => {
+            let mut data = json!({"folder": folder.as_str(), "from": from.as_str(), "to": to.as_str(), "duration": state_seconds});
+            if let (Some(err), Some(obj)) = (error, data.as_object_mut()) {
+                obj.insert("error".into(), json!(err));
+            }
+            ("StateChanged", data)
+        }
+        Event::LocalIndexUpdated {
+            folder,
+            items,
+            sequence,
+            filenames,
+        } => (
+            "LocalIndexUpdated",
+            json!({"folder": folder.as_str(), "items": items, "filenames": filenames, "sequence": sequence, "version": sequence}),
+        ),
+        Event::RemoteIndexUpdated {
+            device,
+            folder,
+            items,
+            sequence,
+        } => (
+            "RemoteIndexUpdated",
+            json!({"device": device.to_string(), "folder": folder.as_str(), "items": items, "sequence": sequence, "version": sequence}),
+        ),
+        Event::ItemStarted {
+            folder,
+            item,
+            kind,
+            action,
+        } => (
+            "ItemStarted",
+            json!({"folder": folder.as_str(), "item": item, "type": kind_str(*kind), "action": action.as_str()}),
+        ),
+        Event::ItemFinished {
+            folder,
+            item,
+            kind,
+            action,
+            error,
+        } => (
+            "ItemFinished",
+            json!({"folder": folder.as_str(), "item": item, "type": kind_str(*kind), "action": action.as_str(), "error": error}),
+        ),
+        Event::DeviceConnected {
+            device,
+            device_name,
+            client_name,
+            client_version,
+            addr,
+            conn_type,
+        } => (
+            "DeviceConnected",
+            json!({"id": device.to_string(), "deviceName": device_name, "clientName": client_name, "clientVersion": client_version, "type": conn_type, "addr": addr.to_string()}),
+        ),
+        Event::DeviceDisconnected { device, error } => (
+            "DeviceDisconnected",
+            json!({"id": device.to_string(), "error": error}),
+        ),
+        Event::DeviceRejected {
+            device,
+            name,
+            address,
+        } => (
+            "DeviceRejected",
+            json!({"device": device.to_string(), "name": name, "address": address.to_string()}),
+        ),
+        Event::DevicePaused { device } => ("DevicePaused", json!({"device": device.to_string()})),
+        Event::DeviceResumed { device } => ("DeviceResumed", json!({"device": device.to_string()})),
+        Event::FolderPaused { folder } => (
+            "FolderPaused",
+            json!({"id": folder.as_str(), "label": folder.as_str()}),
+        ),
+        Event::FolderResumed { folder } => (
+            "FolderResumed",
+            json!({"id": folder.as_str(), "label": folder.as_str()}),
+        ),
+        Event::FolderErrors { folder, errors } => (
+            "FolderErrors",
+            json!({"folder": folder.as_str(), "errors": errors.iter().map(|e| json!({"path": e.path, "error": e.error})).collect::<Vec<_>>()}),
+        ),
+        Event::FolderCompletion {
+            folder,
+            device,
+            completion: c,
+        } => {
+            let mut data = completion(c);
+            if let Some(obj) = data.as_object_mut() {
+                obj.insert("folder".into(), json!(folder.as_str()));
+                obj.insert("device".into(), json!(device.to_string()));
+            }
+            ("FolderCompletion", data)
+        }
+        Event::FolderScanProgress {
+            folder,
+            current,
+            total,
+        } => (
+            "FolderScanProgress",
+            json!({"folder": folder.as_str(), "current": current, "total": total, "rate": 0}),
+        ),
+        _ => return None,
+    })
+}
+
+/// A watcher delay in ms as Syncthing's `fsWatcherDelayS`: an integer when whole, else a
+/// fraction (newer Syncthing versions use a float).
+fn delay_seconds(ms: u32) -> Value {
+    if ms.is_multiple_of(1000) {
+        json!(ms / 1000)
+    } else {
+        json!(f64::from(ms) / 1000.0)
+    }
+}
+
+fn folder_device(id: &DeviceId) -> Value {
+    json!({"deviceID": id.to_string(), "introducedBy": "", "encryptionPassword": ""})
+}
+
+/// A folder in `/rest/config/folders` shape. `my_id` is listed among its devices, as
+/// Syncthing always does.
+pub fn folder(f: &FolderEntry, my_id: &DeviceId) -> Value {
+    let mut devices = vec![folder_device(my_id)];
+    devices.extend(f.devices.iter().filter(|d| *d != my_id).map(folder_device));
+    json!({
+        "id": f.id.as_str(),
+        "label": f.label,
+        "filesystemType": "basic",
+        "path": f.path.to_string_lossy(),
+        "type": "sendreceive",
+        "devices": devices,
+        "rescanIntervalS": f.rescan_interval_s,
+        "fsWatcherEnabled": f.watcher_enabled,
+        "fsWatcherDelayS": delay_seconds(f.watcher_delay_ms),
+        "ignorePerms": f.ignore_perms,
+        "autoNormalize": true,
+        "minDiskFree": {"value": 1, "unit": "%"},
+        "versioning": {"type": "", "params": {}, "cleanupIntervalS": 3600, "fsPath": "", "fsType": "basic"},
+        "copiers": 0,
+        "pullerMaxPendingKiB": 0,
+        "hashers": 0,
+        "order": "random",
+        "ignoreDelete": false,
+        "scanProgressIntervalS": 0,
+        "pullerPauseS": 0,
+        "maxConflicts": f.max_conflicts,
+        "disableSparseFiles": false,
+        "disableTempIndexes": false,
+        "paused": f.paused,
+        "weakHashThresholdPct": 25,
+        "markerName": ".stfolder",
+        "copyOwnershipFromParent": false,
+        "modTimeWindowS": 0,
+        "maxConcurrentWrites": 2,
+        "disableFsync": false,
+        "blockPullOrder": "standard",
+        "copyRangeMethod": "standard",
+        "caseSensitiveFS": false,
+        "junctionsAsDirs": false,
+    })
+}
+
+/// A device in `/rest/config/devices` shape.
+pub fn device(d: &DeviceEntry) -> Value {
+    json!({
+        "deviceID": d.id.to_string(),
+        "name": d.name,
+        "addresses": d.addresses,
+        "compression": d.compression.as_str(),
+        "certName": "",
+        "introducer": false,
+        "skipIntroductionRemovals": false,
+        "introducedBy": "",
+        "paused": d.paused,
+        "allowedNetworks": [],
+        "autoAcceptFolders": false,
+        "maxSendKbps": 0,
+        "maxRecvKbps": 0,
+        "ignoredFolders": [],
+        "maxRequestKiB": 0,
+        "untrusted": false,
+        "remoteGUIPort": 0,
+    })
+}
+
+/// Our own device as Syncthing lists it among the devices.
+pub fn own_device(config: &Config, my_id: DeviceId) -> Value {
+    let mut me = DeviceEntry::new(my_id);
+    me.name = config.options.device_name.clone();
+    device(&me)
+}
+
+/// `/rest/config/options`.
+pub fn options(config: &Config) -> Value {
+    json!({
+        "listenAddresses": config.options.listen,
+        "globalAnnounceServers": [],
+        "globalAnnounceEnabled": false,
+        "localAnnounceEnabled": false,
+        "localAnnouncePort": 21027,
+        "localAnnounceMCAddr": "[ff12::8384]:21027",
+        "maxSendKbps": 0,
+        "maxRecvKbps": 0,
+        "reconnectionIntervalS": 60,
+        "relaysEnabled": false,
+        "relayReconnectIntervalM": 10,
+        "startBrowser": false,
+        "natEnabled": false,
+        "natLeaseMinutes": 60,
+        "natRenewalMinutes": 30,
+        "natTimeoutSeconds": 10,
+        "urAccepted": -1,
+        "urSeen": 0,
+        "urUniqueId": "",
+        "urURL": "",
+        "urPostInsecurely": false,
+        "urInitialDelayS": 1800,
+        "restartOnWakeup": true,
+        "autoUpgradeIntervalH": 0,
+        "upgradeToPreReleases": false,
+        "keepTemporariesH": 24,
+        "cacheIgnoredFiles": false,
+        "progressUpdateIntervalS": 5,
+        "limitBandwidthInLan": false,
+        "minHomeDiskFree": {"value": 1, "unit": "%"},
+        "releasesURL": "",
+        "alwaysLocalNets": [],
+        "overwriteRemoteDeviceNamesOnConnect": false,
+        "tempIndexMinBlocks": 10,
+        "unackedNotificationIDs": [],
+        "trafficClass": 0,
+        "setLowPriority": true,
+        "maxFolderConcurrency": 0,
+        "crURL": "",
+        "crashReportingEnabled": false,
+        "stunKeepaliveStartS": 180,
+        "stunKeepaliveMinS": 20,
+        "stunServers": [],
+        "databaseTuning": "auto",
+        "maxConcurrentIncomingRequestKiB": 0,
+        "announceLANAddresses": false,
+        "sendFullIndexOnUpgrade": false,
+        "featureFlags": [],
+        "connectionLimitEnough": 0,
+        "connectionLimitMax": 0,
+        "insecureAllowOldTLSVersions": false,
+    })
+}
+
+/// `/rest/config/gui`. `address` is the configured one.
+pub fn gui(config: &Config) -> Value {
+    json!({
+        "enabled": true,
+        "address": config.gui.address,
+        "unixSocketPermissions": "",
+        "user": "",
+        "password": "",
+        "authMode": "static",
+        "useTLS": false,
+        "apiKey": config.gui.api_key,
+        "insecureAdminAccess": false,
+        "theme": "default",
+        "debugging": false,
+        "insecureSkipHostcheck": false,
+        "insecureAllowFrameLoading": false,
+    })
+}
+
+/// `/rest/config` (and the legacy `/rest/system/config`): the whole config.
+pub fn config(config: &Config, my_id: DeviceId) -> Value {
+    let mut devices = vec![own_device(config, my_id)];
+    devices.extend(config.devices.iter().filter(|d| d.id != my_id).map(device));
+    let default_folder = FolderEntry::new(
+        FolderId::new("default").unwrap_or_else(|_| unreachable_folder()),
+        "~".into(),
+    );
+    let mut defaults_folder = folder(&default_folder, &my_id);
+    if let Some(obj) = defaults_folder.as_object_mut() {
+        obj.insert("id".into(), json!(""));
+        obj.insert("label".into(), json!(""));
+    }
+    json!({
+        "version": 36,
+        "folders": config.folders.iter().map(|f| folder(f, &my_id)).collect::<Vec<_>>(),
+        "devices": devices,
+        "gui": gui(config),
+        "ldap": {"address": "", "bindDN": "", "transport": "plain", "insecureSkipVerify": false, "searchBaseDN": "", "searchFilter": ""},
+        "options": options(config),
+        "remoteIgnoredDevices": [],
+        "defaults": {
+            "folder": defaults_folder,
+            "device": device(&DeviceEntry::new(DeviceId::default())),
+            "ignores": {"lines": []},
+        },
+    })
+}
+
+fn unreachable_folder() -> FolderId {
+    // "default" is a valid folder ID; this branch is never taken.
+    unreachable!("\"default\" is a valid folder ID")
+}
+
+/// Why a JSON body is not a valid folder or device.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BodyError(pub String);
+
+fn get_str<'a>(o: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, BodyError> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(BodyError(format!("{key}: expected a string, got {other}"))),
+    }
+}
+
+fn get_bool(o: &Map<String, Value>, key: &str) -> Result<Option<bool>, BodyError> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(BodyError(format!(
+            "{key}: expected true or false, got {other}"
+        ))),
+    }
+}
+
+fn get_f64(o: &Map<String, Value>, key: &str) -> Result<Option<f64>, BodyError> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| BodyError(format!("{key}: not a number"))),
+        Some(other) => Err(BodyError(format!("{key}: expected a number, got {other}"))),
+    }
+}
+
+fn get_int<T: TryFrom<i64>>(o: &Map<String, Value>, key: &str) -> Result<Option<T>, BodyError> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .and_then(|n| T::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| BodyError(format!("{key}: expected an integer in range, got {v}"))),
+    }
+}
+
+fn as_object(v: &Value) -> Result<&Map<String, Value>, BodyError> {
+    v.as_object()
+        .ok_or_else(|| BodyError("expected a JSON object".into()))
+}
+
+/// Applies a Syncthing folder object to `base` (a full replace starts from defaults, a PATCH
+/// from the current folder). Unknown keys are ignored, as Syncthing does; `my_id` is dropped
+/// from the device list. The ID in the body, if any, must match `base`'s unless `base` is new.
+pub fn apply_folder(
+    base: FolderEntry,
+    body: &Value,
+    my_id: &DeviceId,
+) -> Result<FolderEntry, BodyError> {
+    let o = as_object(body)?;
+    let mut f = base;
+    if let Some(id) = get_str(o, "id")? {
+        f.id = FolderId::new(id).map_err(|e| BodyError(format!("id: {e}")))?;
+    }
+    if let Some(v) = get_str(o, "label")? {
+        f.label = v.to_owned();
+    }
+    if let Some(v) = get_str(o, "path")? {
+        f.path = v.into();
+    }
+    if let Some(t) = get_str(o, "type")?
+        && !matches!(t, "sendreceive" | "readwrite" | "")
+    {
+        return Err(BodyError(format!(
+            "type: \"{t}\" is not supported (only sendreceive)"
+        )));
+    }
+    if let Some(v) = get_int(o, "rescanIntervalS")? {
+        f.rescan_interval_s = v;
+    }
+    if let Some(v) = get_bool(o, "fsWatcherEnabled")? {
+        f.watcher_enabled = v;
+    }
+    if let Some(s) = get_f64(o, "fsWatcherDelayS")? {
+        f.watcher_delay_ms = if s > 0.0 {
+            (s * 1000.0).round().min(f64::from(u32::MAX)) as u32
+        } else {
+            10_000
+        };
+    }
+    if let Some(v) = get_bool(o, "ignorePerms")? {
+        f.ignore_perms = v;
+    }
+    if let Some(v) = get_int(o, "maxConflicts")? {
+        f.max_conflicts = v;
+    }
+    if let Some(v) = get_bool(o, "paused")? {
+        f.paused = v;
+    }
+    if let Some(devs) = o.get("devices") {
+        let list = devs
+            .as_array()
+            .ok_or_else(|| BodyError("devices: expected an array".into()))?;
+        let mut out = Vec::new();
+        for d in list {
+            let raw = d
+                .get("deviceID")
+                .and_then(Value::as_str)
+                .ok_or_else(|| BodyError("devices: each entry needs a deviceID string".into()))?;
+            let id: DeviceId = raw
+                .parse()
+                .map_err(|e| BodyError(format!("devices: \"{raw}\": {e}")))?;
+            if id != *my_id && !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        f.devices = out;
+    }
+    if f.path.as_os_str().is_empty() {
+        return Err(BodyError("path: a folder needs a path".into()));
+    }
+    Ok(f)
+}
+
+/// Applies a Syncthing device object to `base` (see [`apply_folder`]).
+pub fn apply_device(base: DeviceEntry, body: &Value) -> Result<DeviceEntry, BodyError> {
+    let o = as_object(body)?;
+    let mut d = base;
+    if let Some(raw) = get_str(o, "deviceID")? {
+        d.id = raw
+            .parse()
+            .map_err(|e| BodyError(format!("deviceID: \"{raw}\": {e}")))?;
+    }
+    if let Some(v) = get_str(o, "name")? {
+        d.name = v.to_owned();
+    }
+    if let Some(addrs) = o.get("addresses") {
+        let list = addrs
+            .as_array()
+            .ok_or_else(|| BodyError("addresses: expected an array".into()))?;
+        let mut out = Vec::new();
+        for a in list {
+            let a = a
+                .as_str()
+                .ok_or_else(|| BodyError("addresses: expected strings".into()))?;
+            out.push(a.to_owned());
+        }
+        d.addresses = if out.is_empty() {
+            vec!["dynamic".to_owned()]
+        } else {
+            out
+        };
+    }
+    if let Some(c) = get_str(o, "compression")? {
+        d.compression = Compression::parse(c).ok_or_else(|| {
+            BodyError(format!(
+                "compression: \"{c}\" is not metadata, always or never"
+            ))
+        })?;
+    }
+    if let Some(v) = get_bool(o, "paused")? {
+        d.paused = v;
+    }
+    if d.id.is_empty() {
+        return Err(BodyError("deviceID: required".into()));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::time::{Duration, UNIX_EPOCH};
+    use syncd_engine::FolderState;
+
+    const ME: &str = "ZDQ4WGD-IV3NRYP-TRDL6DH-PFQ5EQN-QBLXLV5-4O4ZEZH-O4EYNCV-SIFLCAY";
+    const PEER: &str = "P56IOI7-MZJNU2Y-IQGDREY-DM2MGTI-MGL3BXN-PQ6W5BM-TBBZ4TJ-XZWICQ2";
+
+    fn me() -> DeviceId {
+        ME.parse().unwrap()
+    }
+
+    /// Every key of `reference` exists in `ours` with the same JSON type (numbers are one type),
+    /// recursively through objects.
+    fn assert_same_shape(path: &str, reference: &Value, ours: &Value) {
+        let kind = |v: &Value| match v {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        if let (Value::Object(r), Value::Object(o)) = (reference, ours) {
+            for (k, rv) in r {
+                let ov = o.get(k).unwrap_or_else(|| panic!("{path}.{k} missing"));
+                assert_same_shape(&format!("{path}.{k}"), rv, ov);
+            }
+        } else if !reference.is_null() {
+            assert_eq!(kind(reference), kind(ours), "{path}");
+        }
+    }
+
+    fn fixture(name: &str) -> Value {
+        let p = format!(
+            "{}/tests/fixtures/syncthing-1.19.2/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    }
+
+    fn status() -> FolderStatus {
+        FolderStatus {
+            state: FolderState::Syncing,
+            state_changed: UNIX_EPOCH + Duration::from_secs(1_795_816_533),
+            error: None,
+            global: Counts {
+                files: 3,
+                directories: 1,
+                symlinks: 0,
+                deleted: 2,
+                bytes: 300,
+            },
+            local: Counts {
+                files: 1,
+                directories: 1,
+                symlinks: 0,
+                deleted: 0,
+                bytes: 100,
+            },
+            need: Counts {
+                files: 2,
+                directories: 0,
+                symlinks: 0,
+                deleted: 1,
+                bytes: 200,
+            },
+            in_sync_files: 1,
+            in_sync_bytes: 100,
+            sequence: 7,
+            errors: vec![],
+            remote_sequence: BTreeMap::from([(PEER.parse().unwrap(), 9)]),
+            watch_error: None,
+        }
+    }
+
+    #[test]
+    fn db_status_has_syncthings_keys_and_types() {
+        assert_same_shape(
+            "db/status",
+            &fixture("db_status.json"),
+            &folder_summary(&status(), false),
+        );
+    }
+
+    #[test]
+    fn db_status_counts_are_the_engines() {
+        let v = folder_summary(&status(), false);
+        assert_eq!(v["globalFiles"], 3);
+        assert_eq!(v["globalBytes"], 300);
+        assert_eq!(v["needDeletes"], 1);
+        assert_eq!(v["needTotalItems"], 3);
+        assert_eq!(v["state"], "syncing");
+        assert_eq!(v["stateChanged"], "2026-11-27T21:55:33Z");
+        assert_eq!(v["remoteSequence"][PEER], 9);
+    }
+
+    #[test]
+    fn config_has_syncthings_keys_and_types() {
+        let mut c = Config::new_with_key("k".into());
+        c.upsert_folder(FolderEntry::new(
+            FolderId::new("default").unwrap(),
+            "/tmp/x".into(),
+        ));
+        let ours = config(&c, me());
+        let reference = fixture("config.json");
+        for section in ["gui", "options"] {
+            assert_same_shape(section, &reference[section], &ours[section]);
+        }
+        assert_same_shape("folder", &reference["folders"][0], &ours["folders"][0]);
+        assert_same_shape("device", &reference["devices"][0], &ours["devices"][0]);
+        assert_same_shape(
+            "defaults.folder",
+            &reference["defaults"]["folder"],
+            &ours["defaults"]["folder"],
+        );
+        for key in reference.as_object().unwrap().keys() {
+            assert!(ours.get(key).is_some(), "config.{key} missing");
+        }
+    }
+
+    #[test]
+    fn watcher_delay_is_shown_in_seconds() {
+        for (ms, want) in [(10_000, json!(10)), (50, json!(0.05)), (1500, json!(1.5))] {
+            let mut f = FolderEntry::new(FolderId::new("a").unwrap(), "/a".into());
+            f.watcher_delay_ms = ms;
+            assert_eq!(folder(&f, &me())["fsWatcherDelayS"], want, "{ms}");
+        }
+    }
+
+    #[test]
+    fn folder_json_round_trips_and_drops_own_device() {
+        let mut f = FolderEntry::new(FolderId::new("work").unwrap(), "/srv/work".into());
+        f.devices = vec![PEER.parse().unwrap()];
+        f.watcher_delay_ms = 250;
+        f.max_conflicts = -1;
+        let v = folder(&f, &me());
+        assert_eq!(v["devices"].as_array().unwrap().len(), 2);
+        let back = apply_folder(
+            FolderEntry::new(FolderId::new("x").unwrap(), "/".into()),
+            &v,
+            &me(),
+        )
+        .unwrap();
+        assert_eq!(back, f);
+    }
+
+    #[test]
+    fn patch_changes_only_given_fields() {
+        let f = FolderEntry::new(FolderId::new("work").unwrap(), "/srv/work".into());
+        let patched = apply_folder(
+            f.clone(),
+            &json!({"paused": true, "fsWatcherDelayS": 2}),
+            &me(),
+        )
+        .unwrap();
+        assert!(patched.paused);
+        assert_eq!(patched.watcher_delay_ms, 2000);
+        assert_eq!((patched.path, patched.label), (f.path, f.label));
+    }
+
+    #[test]
+    fn bad_bodies_are_errors() {
+        let f = FolderEntry::new(FolderId::new("w").unwrap(), "/w".into());
+        for body in [
+            json!([1]),
+            json!({"paused": "yes"}),
+            json!({"type": "receiveonly"}),
+            json!({"devices": [{"deviceID": "nope"}]}),
+            json!({"rescanIntervalS": -1}),
+        ] {
+            assert!(apply_folder(f.clone(), &body, &me()).is_err(), "{body}");
+        }
+        let d = DeviceEntry::new(PEER.parse().unwrap());
+        for body in [
+            json!({"compression": "sometimes"}),
+            json!({"deviceID": "x"}),
+            json!({"addresses": "tcp://x"}),
+        ] {
+            assert!(apply_device(d.clone(), &body).is_err(), "{body}");
+        }
+    }
+
+    #[test]
+    fn device_json_round_trips() {
+        let mut d = DeviceEntry::new(PEER.parse().unwrap());
+        d.name = "mac".into();
+        d.addresses = vec!["tcp://10.0.0.2:22000".into()];
+        d.compression = Compression::Never;
+        d.paused = true;
+        let back = apply_device(DeviceEntry::new(DeviceId::default()), &device(&d)).unwrap();
+        assert_eq!(back, d);
+    }
+
+    #[test]
+    fn connections_have_syncthings_shape_and_sum_totals() {
+        let c = ConnectionStatus {
+            device: PEER.parse().unwrap(),
+            name: "mac".into(),
+            connected: true,
+            paused: false,
+            address: Some("127.0.0.1:22000".parse().unwrap()),
+            client_name: "syncthing".into(),
+            client_version: "v1.19.2".into(),
+            conn_type: "tcp-client",
+            crypto: "TLS1.3-TLS_AES_128_GCM_SHA256".into(),
+            started_at: Some(UNIX_EPOCH),
+            in_bytes_total: 10,
+            out_bytes_total: 20,
+        };
+        let v = connections(&[c], UNIX_EPOCH);
+        let reference = fixture("system_connections.json");
+        let ref_conn = reference["connections"]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap();
+        assert_same_shape("connection", ref_conn, &v["connections"][PEER]);
+        assert_same_shape("total", &reference["total"], &v["total"]);
+        assert_eq!(v["total"]["inBytesTotal"], 10);
+        assert_eq!(v["connections"][PEER]["address"], "127.0.0.1:22000");
+    }
+
+    #[test]
+    fn state_changed_event_carries_error_only_when_given() {
+        let folder = FolderId::new("a").unwrap();
+        let e = Event::StateChanged {
+            folder: folder.clone(),
+            from: FolderState::Syncing,
+            to: FolderState::Idle,
+            error: None,
+        };
+        let (ty, data) = event(&e, 1.5).unwrap();
+        assert_eq!(ty, "StateChanged");
+        assert_eq!(
+            data,
+            json!({"folder": "a", "from": "syncing", "to": "idle", "duration": 1.5})
+        );
+        let e = Event::StateChanged {
+            folder,
+            from: FolderState::Idle,
+            to: FolderState::Error,
+            error: Some("x".into()),
+        };
+        assert_eq!(event(&e, 0.0).unwrap().1["error"], "x");
+    }
+}

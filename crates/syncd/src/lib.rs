@@ -1,0 +1,33 @@
+//! The `syncd` daemon: a thin binary over `syncd-engine` that adds a TOML config file, a CLI,
+//! and a Syncthing-compatible REST API, so Syncthing's runbooks and REST clients work unchanged.
+//!
+//! Modules: [`config`] (the TOML file: model, errors with file/line/field, defaults, conversion
+//! to the engine's `EngineConfig`), [`home`] (where things live), [`cli`] (clap commands and
+//! exit codes), [`rest`] (axum routes, auth, host check), [`json`] (Syncthing's JSON shapes),
+//! [`events`] (the `/rest/events` log), [`client`] (the CLI's tiny HTTP/1.1 client to its own
+//! daemon), [`import`] (`import-syncthing`), [`serve`] (wiring), [`progress`] (bars or log lines).
+//!
+//! Invariants: the REST API never answers `/rest/*` (except `/rest/noauth/*`) without the API
+//! key; a config change through REST reaches the running engine before it is saved; nothing in
+//! a config file, a Syncthing `config.xml` or an HTTP request can panic the daemon.
+//!
+//! It does NOT sync anything itself (the engine does), serve a web GUI, or do discovery/relays.
+//!
+//! ```no_run
+//! // The binary is `syncd::cli::main()`; embedders use `syncd-engine` directly.
+//! let code = syncd::cli::run(<syncd::cli::Cli as clap::Parser>::parse_from(["syncd", "device-id"]));
+//! assert!(code.is_ok());
+//! ```
+#![recursion_limit = "256"]
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod events;
+pub mod home;
+pub mod import;
+pub mod json;
+pub mod progress;
+pub mod rest;
+pub mod serve;
+pub mod timefmt;

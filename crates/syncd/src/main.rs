@@ -1,0 +1,15 @@
+//! The `syncd` binary: see the `syncd` library for everything it does.
+
+fn main() -> std::process::ExitCode {
+    init_logging();
+    syncd::cli::main()
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,1027 @@
+//! The Syncthing-compatible REST API (axum): routes, auth, host check, handlers.
+//!
+//! Auth as Syncthing: every `/rest/*` path except `/rest/noauth/*` needs the API key in
+//! `X-API-Key` or `Authorization: Bearer`; otherwise 403 `CSRF Error`. When the server is bound
+//! to loopback, a request whose `Host` is not a loopback name is refused with 403
+//! `Host check error` (DNS-rebinding guard). Errors are plain text. Every response carries
+//! `X-Syncthing-ID` and `X-Syncthing-Version`.
+//!
+//! Config changes (`/rest/config/folders`, `/rest/config/devices`, pause/resume) are applied to
+//! the running engine first and then saved to the config file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use syncd_engine::{DeviceId, EngineError, EngineHandle, FolderId, WaitError};
+use tokio::sync::Mutex;
+
+use crate::config::{Config, DeviceEntry, FolderEntry};
+use crate::events::EventLog;
+use crate::timefmt::rfc3339;
+
+/// The version string we report (`X-Syncthing-Version`, `/rest/system/version`).
+pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+
+/// Everything the handlers share.
+pub struct RestState {
+    /// The running engine.
+    pub engine: EngineHandle,
+    /// The syncd home (config file lives here).
+    pub home: PathBuf,
+    /// The config file model; the lock also serialises config changes.
+    pub config: Mutex<Config>,
+    /// Our device ID.
+    pub my_id: DeviceId,
+    /// The API key (fixed for the daemon's lifetime).
+    pub api_key: String,
+    /// The `/rest/events` log.
+    pub events: Arc<EventLog>,
+    /// The address the REST server is bound to.
+    pub bound: std::net::SocketAddr,
+    /// Whether `--gui-address` overrode the config.
+    pub gui_overridden: bool,
+    /// Start time.
+    pub started: SystemTime,
+    /// Start instant, for uptime.
+    pub started_at: Instant,
+    /// Notified when a client asks the daemon to shut down.
+    pub shutdown: Arc<tokio::sync::Notify>,
+}
+
+type Shared = Arc<RestState>;
+
+/// A handler's error: status + plain-text body.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, format!("{}\n", self.1)).into_response()
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn bad_request(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+fn not_found(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, msg.into())
+}
+fn internal(msg: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, msg.to_string())
+}
+
+fn engine_error(e: EngineError) -> ApiError {
+    match e {
+        EngineError::UnknownFolder(_) => not_found("no such folder"),
+        EngineError::UnknownDevice(_) => not_found("no such device"),
+        other => internal(other),
+    }
+}
+
+fn ok_json(v: Value) -> ApiResult {
+    Ok(axum::Json(v).into_response())
+}
+
+fn ok_empty() -> ApiResult {
+    Ok(StatusCode::OK.into_response())
+}
+
+/// Decoded `key=value` pairs of a query string (repeated keys kept in order).
+fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    let decode = |s: &str| -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            match b {
+                b'+' => out.push(b' '),
+                b'%' => {
+                    let hex = bytes
+                        .get(i + 1..i + 3)
+                        .and_then(|h| std::str::from_utf8(h).ok());
+                    match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                        Some(v) => {
+                            out.push(v);
+                            i += 2;
+                        }
+                        None => out.push(b'%'),
+                    }
+                }
+                _ => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    raw.unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn new(raw: &Option<String>) -> Self {
+        Query(query_pairs(raw.as_deref()))
+    }
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+    fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
+        self.get(key)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| bad_request(format!("{key}: not a number: {v}")))
+            })
+            .transpose()
+    }
+    fn folder(&self, state: &RestState) -> Result<FolderId, ApiError> {
+        let raw = self
+            .get("folder")
+            .ok_or_else(|| bad_request("missing folder parameter"))?;
+        let id = FolderId::new(raw).map_err(|_| not_found("no such folder"))?;
+        if !state.engine.folder_ids().contains(&id) {
+            return Err(not_found("no such folder"));
+        }
+        Ok(id)
+    }
+    fn device(&self) -> Result<Option<DeviceId>, ApiError> {
+        self.get("device")
+            .map(|raw| {
+                raw.parse::<DeviceId>()
+                    .map_err(|e| internal(format!("\"{raw}\": device ID invalid: {e}")))
+            })
+            .transpose()
+    }
+}
+
+/// The router with every route, the auth/host-check middleware and shared state.
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route(
+            "/rest/noauth/health",
+            get(|| async { axum::Json(json!({"status": "OK"})) }),
+        )
+        .route("/rest/system/ping", get(ping).post(ping))
+        .route("/rest/system/version", get(version))
+        .route("/rest/system/status", get(system_status))
+        .route("/rest/system/connections", get(system_connections))
+        .route("/rest/system/pause", post(pause))
+        .route("/rest/system/resume", post(resume))
+        .route("/rest/system/shutdown", post(shutdown))
+        .route("/rest/system/config", get(get_config))
+        .route("/rest/db/status", get(db_status))
+        .route("/rest/db/completion", get(db_completion))
+        .route("/rest/db/scan", post(db_scan))
+        .route("/rest/folder/errors", get(folder_errors))
+        .route("/rest/events", get(events))
+        .route("/rest/config", get(get_config))
+        .route(
+            "/rest/config/insync",
+            get(|| async { axum::Json(json!({"configInSync": true})) }),
+        )
+        .route(
+            "/rest/config/restart-required",
+            get(|| async { axum::Json(json!({"requiresRestart": false})) }),
+        )
+        .route("/rest/config/options", get(get_options))
+        .route("/rest/config/gui", get(get_gui))
+        .route(
+            "/rest/config/folders",
+            get(list_folders).post(post_folders).put(put_folders),
+        )
+        .route(
+            "/rest/config/folders/{id}",
+            get(get_folder)
+                .put(put_folder)
+                .patch(patch_folder)
+                .delete(delete_folder),
+        )
+        .route(
+            "/rest/config/devices",
+            get(list_devices).post(post_devices).put(put_devices),
+        )
+        .route(
+            "/rest/config/devices/{id}",
+            get(get_device)
+                .put(put_device)
+                .patch(patch_device)
+                .delete(delete_device),
+        )
+        .route("/rest/svc/deviceid", get(svc_deviceid))
+        .route("/rest/syncd/wait", get(syncd_wait))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "404 page not found".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// Host check, API-key auth and the identifying headers.
+async fn guard(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let headers = req.headers().clone();
+    let mut resp = if state.bound.ip().is_loopback() && !host_is_local(&headers) {
+        (StatusCode::FORBIDDEN, "Host check error\n").into_response()
+    } else if path.starts_with("/rest/")
+        && !path.starts_with("/rest/noauth/")
+        && !key_ok(&headers, &state)
+    {
+        (StatusCode::FORBIDDEN, "CSRF Error\n").into_response()
+    } else {
+        let mut r = next.run(req).await;
+        if path.starts_with("/rest/") {
+            let h = r.headers_mut();
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("max-age=0, no-cache, no-store"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+        }
+        r
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&state.my_id.to_string()) {
+        h.insert("X-Syncthing-ID", v);
+    }
+    h.insert("X-Syncthing-Version", HeaderValue::from_static(VERSION));
+    h.insert(
+        "X-Content-Type-Options",
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+fn host_is_local(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        // HTTP/1.0 clients may omit Host; nothing to rebind then.
+        return true;
+    };
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, p)| {
+            if p.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        })
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn key_ok(headers: &HeaderMap, state: &RestState) -> bool {
+    !state.api_key.is_empty() && presented_key(headers).is_some_and(|k| ct_eq(k, &state.api_key))
+}
+
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(k) = headers.get("X-API-Key").and_then(|v| v.to_str().ok()) {
+        return Some(k.trim());
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// Constant-time string equality (the key is a secret).
+fn ct_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+async fn ping() -> ApiResult {
+    ok_json(json!({"ping": "pong"}))
+}
+
+async fn version() -> ApiResult {
+    let os = std::env::consts::OS;
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    ok_json(json!({
+        "version": VERSION,
+        "codename": "syncd",
+        "longVersion": format!("syncd {VERSION} (rust {os}-{arch})"),
+        "extra": "",
+        "os": os,
+        "arch": arch,
+        "isBeta": false,
+        "isCandidate": false,
+        "isRelease": true,
+        "date": "",
+        "tags": [],
+        "stamp": "",
+        "user": "",
+        "container": false,
+    }))
+}
+
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+async fn system_status(State(s): State<Shared>) -> ApiResult {
+    let mut services = serde_json::Map::new();
+    for addr in s.engine.listen_addrs() {
+        let url = format!("tcp://{addr}");
+        services.insert(
+            url.clone(),
+            json!({"error": null, "lanAddresses": [url.clone()], "wanAddresses": [url]}),
+        );
+    }
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    let rss = resident_bytes();
+    let tilde = crate::home::user_home()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    ok_json(json!({
+        "myID": s.my_id.to_string(),
+        "alloc": rss,
+        "sys": rss,
+        "goroutines": tasks,
+        "cpuPercent": 0,
+        "tilde": tilde,
+        "pathSeparator": std::path::MAIN_SEPARATOR.to_string(),
+        "urVersionMax": 3,
+        "uptime": s.started_at.elapsed().as_secs(),
+        "startTime": rfc3339(s.started),
+        "discoveryEnabled": false,
+        "discoveryStatus": {},
+        "discoveryMethods": 0,
+        "discoveryErrors": {},
+        "connectionServiceStatus": services,
+        "lastDialStatus": {},
+        "guiAddressOverridden": s.gui_overridden,
+        "guiAddressUsed": s.bound.to_string(),
+    }))
+}
+
+async fn system_connections(State(s): State<Shared>) -> ApiResult {
+    let list: Vec<_> = s
+        .engine
+        .connections()
+        .into_iter()
+        .filter(|c| c.device != s.my_id)
+        .collect();
+    ok_json(crate::json::connections(&list, SystemTime::now()))
+}
+
+async fn set_paused(s: &RestState, device: Option<DeviceId>, paused: bool) -> ApiResult {
+    let mut config = s.config.lock().await;
+    let targets: Vec<DeviceId> = match device {
+        Some(d) => {
+            if config.device(&d).is_none() {
+                return Err(not_found("no such device"));
+            }
+            vec![d]
+        }
+        None => config.devices.iter().map(|d| d.id).collect(),
+    };
+    for id in targets {
+        let r = if paused {
+            s.engine.pause_device(id).await
+        } else {
+            s.engine.resume_device(id).await
+        };
+        r.map_err(engine_error)?;
+        if let Some(d) = config.devices.iter_mut().find(|d| d.id == id) {
+            d.paused = paused;
+        }
+    }
+    save(s, &config)?;
+    ok_empty()
+}
+
+async fn pause(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let device = Query::new(&q).device()?;
+    set_paused(&s, device, true).await
+}
+
+async fn resume(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let device = Query::new(&q).device()?;
+    set_paused(&s, device, false).await
+}
+
+async fn shutdown(State(s): State<Shared>) -> ApiResult {
+    s.shutdown.notify_one();
+    ok_json(json!({"ok": "shutting down"}))
+}
+
+async fn get_config(State(s): State<Shared>) -> ApiResult {
+    let config = s.config.lock().await;
+    ok_json(crate::json::config(&config, s.my_id))
+}
+
+async fn get_options(State(s): State<Shared>) -> ApiResult {
+    ok_json(crate::json::options(&*s.config.lock().await))
+}
+
+async fn get_gui(State(s): State<Shared>) -> ApiResult {
+    ok_json(crate::json::gui(&*s.config.lock().await))
+}
+
+fn has_ignore_patterns(path: &std::path::Path) -> bool {
+    std::fs::read_to_string(path.join(syncd_types::names::IGNORE_FILE)).is_ok_and(|t| {
+        t.lines().any(|l| {
+            let l = l.trim();
+            !l.is_empty() && !l.starts_with("//")
+        })
+    })
+}
+
+async fn db_status(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let folder = Query::new(&q).folder(&s)?;
+    let status = s
+        .engine
+        .folder_status(&folder)
+        .ok_or_else(|| not_found("no such folder"))?;
+    let path = s
+        .config
+        .lock()
+        .await
+        .folder(folder.as_str())
+        .map(|f| f.to_engine().path);
+    let ignores = path.is_some_and(|p| has_ignore_patterns(&p));
+    ok_json(crate::json::folder_summary(&status, ignores))
+}
+
+async fn db_completion(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::new(&q);
+    let device = q.device()?;
+    let folders = if q.get("folder").is_some() {
+        vec![q.folder(&s)?]
+    } else {
+        s.engine.folder_ids()
+    };
+    let (
+        mut global_bytes,
+        mut need_bytes,
+        mut global_items,
+        mut need_items,
+        mut need_deletes,
+        mut seq,
+    ) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut remote_state = "valid";
+    let mut single = None;
+    for f in &folders {
+        let Some(c) = s.engine.completion(f, device) else {
+            continue;
+        };
+        global_bytes += c.global_bytes;
+        need_bytes += c.need_bytes;
+        global_items += c.global_items;
+        need_items += c.need_items;
+        need_deletes += c.need_deletes;
+        seq += c.sequence;
+        remote_state = c.remote_state;
+        single = Some(c);
+    }
+    if folders.len() == 1 {
+        if let Some(c) = single {
+            return ok_json(crate::json::completion(&c));
+        }
+        return Err(not_found("no such folder"));
+    }
+    let completion =
+        syncd_engine::Completion::compute(global_bytes, need_bytes, need_items, need_deletes);
+    ok_json(json!({
+        "completion": completion,
+        "globalBytes": global_bytes,
+        "needBytes": need_bytes,
+        "globalItems": global_items,
+        "needItems": need_items,
+        "needDeletes": need_deletes,
+        "remoteState": remote_state,
+        "sequence": seq,
+    }))
+}
+
+async fn db_scan(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::new(&q);
+    let folders = if q.get("folder").is_some() {
+        vec![q.folder(&s)?]
+    } else {
+        s.engine.folder_ids()
+    };
+    let subs = q.all("sub");
+    for f in &folders {
+        if subs.is_empty() {
+            s.engine.scan(f, None).await.map_err(engine_error)?;
+        }
+        for sub in &subs {
+            s.engine.scan(f, Some(sub)).await.map_err(engine_error)?;
+        }
+    }
+    ok_empty()
+}
+
+async fn folder_errors(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let folder = Query::new(&q).folder(&s)?;
+    let status = s
+        .engine
+        .folder_status(&folder)
+        .ok_or_else(|| not_found("no such folder"))?;
+    let errors: Vec<Value> = status
+        .errors
+        .iter()
+        .map(|e| json!({"path": e.path, "error": e.error}))
+        .collect();
+    let n = errors.len();
+    ok_json(json!({"folder": folder.as_str(), "errors": errors, "page": 1, "perpage": n.max(1)}))
+}
+
+async fn events(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::new(&q);
+    let since: u64 = q.number("since")?.unwrap_or(0);
+    let limit: Option<usize> = q.number("limit")?;
+    let timeout_s: u64 = q.number("timeout")?.unwrap_or(60);
+    let mask = q.get("events").map(|e| {
+        e.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    });
+    let got = s
+        .events
+        .poll(since, mask, limit, Duration::from_secs(timeout_s))
+        .await;
+    ok_json(Value::Array(got))
+}
+
+fn save(s: &RestState, config: &Config) -> Result<(), ApiError> {
+    config.save(&s.home).map_err(internal)?;
+    s.events
+        .push("ConfigSaved", crate::json::config(config, s.my_id));
+    Ok(())
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid JSON: {e}")))
+}
+
+fn folder_id(raw: &str) -> Result<FolderId, ApiError> {
+    FolderId::new(raw).map_err(|_| not_found("No folder with given ID"))
+}
+
+fn device_id(raw: &str) -> Result<DeviceId, ApiError> {
+    raw.parse()
+        .map_err(|_| not_found("No device with given ID"))
+}
+
+/// Applies one folder to the engine (creating its root and marker) and to `config`.
+async fn apply_folder_change(
+    s: &RestState,
+    config: &mut Config,
+    entry: FolderEntry,
+) -> Result<(), ApiError> {
+    for d in &entry.devices {
+        if config.device(d).is_none() {
+            return Err(bad_request(format!(
+                "folder {} is shared with unknown device {d}; add the device first",
+                entry.id
+            )));
+        }
+    }
+    let engine_cfg = entry.to_engine();
+    crate::home::create_folder_root(&engine_cfg.path)
+        .map_err(|e| internal(format!("creating {}: {e}", engine_cfg.path.display())))?;
+    s.engine
+        .add_folder(engine_cfg)
+        .await
+        .map_err(engine_error)?;
+    config.upsert_folder(entry);
+    Ok(())
+}
+
+async fn list_folders(State(s): State<Shared>) -> ApiResult {
+    let config = s.config.lock().await;
+    ok_json(Value::Array(
+        config
+            .folders
+            .iter()
+            .map(|f| crate::json::folder(f, &s.my_id))
+            .collect(),
+    ))
+}
+
+async fn get_folder(State(s): State<Shared>, UrlPath(id): UrlPath<String>) -> ApiResult {
+    let config = s.config.lock().await;
+    let f = config
+        .folder(&id)
+        .ok_or_else(|| not_found("No folder with given ID"))?;
+    ok_json(crate::json::folder(f, &s.my_id))
+}
+
+fn new_folder_from(body: &Value, my_id: &DeviceId) -> Result<FolderEntry, ApiError> {
+    let id = body
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad_request("id: required"))?;
+    let id = FolderId::new(id).map_err(|e| bad_request(format!("id: {e}")))?;
+    let base = FolderEntry::new(id, PathBuf::new());
+    crate::json::apply_folder(base, body, my_id).map_err(|e| bad_request(e.0))
+}
+
+async fn post_folders(State(s): State<Shared>, body: Bytes) -> ApiResult {
+    let body = parse_body(&body)?;
+    let items = match body {
+        Value::Array(items) => items,
+        one => vec![one],
+    };
+    let mut config = s.config.lock().await;
+    for item in &items {
+        let entry = new_folder_from(item, &s.my_id)?;
+        apply_folder_change(&s, &mut config, entry).await?;
+    }
+    save(&s, &config)?;
+    ok_empty()
+}
+
+async fn put_folders(State(s): State<Shared>, body: Bytes) -> ApiResult {
+    let body = parse_body(&body)?;
+    let items = body
+        .as_array()
+        .ok_or_else(|| bad_request("expected an array of folders"))?;
+    let entries = items
+        .iter()
+        .map(|i| new_folder_from(i, &s.my_id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut config = s.config.lock().await;
+    let keep: Vec<&FolderId> = entries.iter().map(|e| &e.id).collect();
+    let gone: Vec<FolderId> = config
+        .folders
+        .iter()
+        .map(|f| f.id.clone())
+        .filter(|id| !keep.contains(&id))
+        .collect();
+    for id in gone {
+        s.engine.remove_folder(&id).await.map_err(engine_error)?;
+        config.remove_folder(id.as_str());
+    }
+    for entry in entries {
+        apply_folder_change(&s, &mut config, entry).await?;
+    }
+    save(&s, &config)?;
+    ok_empty()
+}
+
+async fn put_folder(
+    State(s): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> ApiResult {
+    let id = folder_id(&id)?;
+    let body = parse_body(&body)?;
+    let entry = crate::json::apply_folder(
+        FolderEntry::new(id.clone(), PathBuf::new()),
+        &body,
+        &s.my_id,
+    )
+    .map_err(|e| bad_request(e.0))?;
+    if entry.id != id {
+        return Err(bad_request(
+            "the folder ID in the body differs from the one in the path",
+        ));
+    }
+    let mut config = s.config.lock().await;
+    apply_folder_change(&s, &mut config, entry).await?;
+    save(&s, &config)?;
+    ok_empty()
+}
+
+async fn patch_folder(
+    State(s): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> ApiResult {
+    let body = parse_body(&body)?;
+    let mut config = s.config.lock().await;
+    let current = config
+        .folder(&id)
+        .cloned()
+        .ok_or_else(|| not_found("No folder with given ID"))?;
+    let entry = crate::json::apply_folder(current.clone(), &body, &s.my_id)
+        .map_err(|e| bad_request(e.0))?;
+    if entry.id != current.id {
+        return Err(bad_request("the folder ID cannot be changed"));
+    }
+    apply_folder_change(&s, &mut config, entry).await?;
+    save(&s, &config)?;
+    ok_empty()
+}
+
+async fn delete_folder(State(s): State<Shared>, UrlPath(id): UrlPath<String>) -> ApiResult {
+    let fid = folder_id(&id)?;
+    let mut config = s.config.lock().await;
+    if config.folder(&id).is_none() {
+        return Err(not_found("No folder with given ID"));
+    }
+    s.engine.remove_folder(&fid).await.map_err(engine_error)?;
+    config.remove_folder(&id);
+    save(&s, &config)?;
+    ok_empty()
+}
+
+async fn list_devices(State(s): State<Shared>) -> ApiResult {
+    let config = s.config.lock().await;
+    let mut list = vec![crate::json::own_device(&config, s.my_id)];
+    list.extend(
+        config
+            .devices
+            .iter()
+            .filter(|d| d.id != s.my_id)
+            .map(crate::json::device),
+    );
+    ok_json(Value::Array(list))
+}
+
+async fn get_device(State(s): State<Shared>, UrlPath(id): UrlPath<String>) -> ApiResult {
+    let id = device_id(&id)?;
+    let config = s.config.lock().await;
+    if id == s.my_id {
+        return ok_json(crate::json::own_device(&config, s.my_id));
+    }
+    let d = config
+        .device(&id)
+        .ok_or_else(|| not_found("No device with given ID"))?;
+    ok_json(crate::json::device(d))
+}
+
+/// Applies one device; our own ID only renames us.
+async fn apply_device_change(
+    s: &RestState,
+    config: &mut Config,
+    entry: DeviceEntry,
+) -> Result<(), ApiError> {
+    if entry.id == s.my_id {
+        if !entry.name.is_empty() {
+            config.options.device_name = entry.name;
+        }
+        return Ok(());
+    }
+    s.engine
+        .add_device(entry.to_engine())
+        .await
+        .map_err(engine_error)?;
+    config.upsert_device(entry);
+    Ok(())
+}
+
+fn new_device_from(body: &Value) -> Result<DeviceEntry, ApiError> {
+    crate::json::apply_device(DeviceEntry::new(DeviceId::default()), body)
+        .map_err(|e| bad_request(e.0))
+}
+
+async fn post_devices(State(s): State<Shared>, body: Bytes) -> ApiResult {
+    let body = parse_body(&body)?;
+    let items = match body {
+        Value::Array(items) => items,
+        one => vec![one],
+    };
+    let entries = items
+        .iter()
+        .map(new_device_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut config = s.config.lock().await;
+    for entry in entries {
+        apply_device_change(&s, &mut config, entry).await?;
+    }
+    save(&s, &config)?;
+    ok_empty()
+}
+
+async fn put_devices(State(s): State<Shared>, body: Bytes) -> ApiResult {
+    let body = parse_body(&body)?;
+    let items = body
+        .as_array()
+        .ok_or_else(|| bad_request("expected an array of devices"))?;
+    let entries = items
+        .iter()
+        .map(new_device_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut config = s.config.lock().await;
+    let gone: Vec<DeviceId> = config
+        .devices
+        .iter()
+        .map(|d| d.id)
+        .filter(|id| !entries.iter().any(|e| e.id == *id))
+        .collect();
+    for id in gone {
+        s.engine.remove_device(id).await.map_err(engine_error)?;
+        config.remove_device(&id);
+    }
+    for entry in entries {
+        apply_device_change(&s, &mut config, entry).await?;
+    }
+    save(&s, &config)?;
+    ok_empty()
+}
+
+async fn put_device(
+    State(s): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> ApiResult {
+    let id = device_id(&id)?;
+    let body = parse_body(&body)?;
+    let entry =
+        crate::json::apply_device(DeviceEntry::new(id), &body).map_err(|e| bad_request(e.0))?;
+    if entry.id != id {
+        return Err(bad_request(
+            "the device ID in the body differs from the one in the path",
+        ));
+    }
+    let mut config = s.config.lock().await;
+    apply_device_change(&s, &mut config, entry).await?;
+    save(&s, &config)?;
+    ok_empty()
+}
+
+async fn patch_device(
+    State(s): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> ApiResult {
+    let id = device_id(&id)?;
+    let body = parse_body(&body)?;
+    let mut config = s.config.lock().await;
+    let current = config
+        .device(&id)
+        .cloned()
+        .ok_or_else(|| not_found("No device with given ID"))?;
+    let entry = crate::json::apply_device(current, &body).map_err(|e| bad_request(e.0))?;
+    if entry.id != id {
+        return Err(bad_request("the device ID cannot be changed"));
+    }
+    apply_device_change(&s, &mut config, entry).await?;
+    save(&s, &config)?;
+    ok_empty()
+}
+
+async fn delete_device(State(s): State<Shared>, UrlPath(id): UrlPath<String>) -> ApiResult {
+    let id = device_id(&id)?;
+    let mut config = s.config.lock().await;
+    if config.device(&id).is_none() {
+        return Err(not_found("No device with given ID"));
+    }
+    s.engine.remove_device(id).await.map_err(engine_error)?;
+    // Folders shared with it are re-applied without it.
+    let affected: Vec<FolderEntry> = config
+        .folders
+        .iter()
+        .filter(|f| f.devices.contains(&id))
+        .cloned()
+        .map(|mut f| {
+            f.devices.retain(|d| *d != id);
+            f
+        })
+        .collect();
+    config.remove_device(&id);
+    for f in affected {
+        s.engine
+            .add_folder(f.to_engine())
+            .await
+            .map_err(engine_error)?;
+    }
+    save(&s, &config)?;
+    ok_empty()
+}
+
+async fn svc_deviceid(RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::new(&q);
+    let raw = q.get("id").unwrap_or("");
+    match raw.parse::<DeviceId>() {
+        Ok(id) => ok_json(json!({"id": id.to_string()})),
+        Err(e) => ok_json(json!({"error": e.to_string()})),
+    }
+}
+
+/// syncd's own endpoint behind `syncd wait`: the engine's `wait_until_synced`.
+/// 200 `{"inSync":true}` when in sync; 200 `{"inSync":false,"timedOut":true,"missing":[...]}`
+/// on timeout; 404 for an unknown folder; 500 for a folder in error.
+async fn syncd_wait(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::new(&q);
+    let folder = q.folder(&s)?;
+    let timeout: f64 = q.number("timeout")?.unwrap_or(60.0);
+    let timeout = Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or(Duration::from_secs(60));
+    match s.engine.wait_until_synced(&folder, timeout).await {
+        Ok(()) => ok_json(json!({"folder": folder.as_str(), "inSync": true})),
+        Err(WaitError::Timeout { missing, .. }) => ok_json(
+            json!({"folder": folder.as_str(), "inSync": false, "timedOut": true, "missing": missing}),
+        ),
+        Err(WaitError::UnknownFolder(_)) => Err(not_found("no such folder")),
+        Err(other) => Err(internal(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_pairs_decode_percent_and_plus_and_keep_repeats() {
+        let q = query_pairs(Some("folder=a%20b&sub=x+y&sub=z&flag"));
+        assert_eq!(
+            q,
+            vec![
+                ("folder".into(), "a b".into()),
+                ("sub".into(), "x y".into()),
+                ("sub".into(), "z".into()),
+                ("flag".into(), String::new()),
+            ]
+        );
+        assert_eq!(
+            query_pairs(Some("a=%zz%")),
+            vec![("a".into(), "%zz%".into())]
+        );
+    }
+
+    #[test]
+    fn host_check_accepts_loopback_names_only() {
+        for (host, ok) in [
+            ("localhost:8384", true),
+            ("127.0.0.1:8384", true),
+            ("[::1]:8384", true),
+            ("LOCALHOST", true),
+            ("127.0.0.1", true),
+            ("evil.com", false),
+            ("evil.com:8384", false),
+            ("192.168.1.2:8384", false),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, HeaderValue::from_static(host));
+            assert_eq!(host_is_local(&h), ok, "{host}");
+        }
+    }
+
+    #[test]
+    fn key_is_read_from_either_header() {
+        let mut h = HeaderMap::new();
+        h.insert("X-API-Key", HeaderValue::from_static("abc"));
+        assert_eq!(presented_key(&h), Some("abc"));
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(presented_key(&h), Some("abc"));
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(presented_key(&h), None);
+    }
+
+    #[test]
+    fn constant_time_compare_is_equality() {
+        assert!(ct_eq("abc", "abc"));
+        assert!(!ct_eq("abc", "abd"));
+        assert!(!ct_eq("abc", "ab"));
+    }
+}

@@ -1,0 +1,803 @@
+//! End-to-end tests of the real `syncd` binary: first start, CLI, REST API, exit codes,
+//! import-syncthing, and two daemons syncing a folder configured only through the CLI.
+//!
+//! Every daemon binds port 0 on loopback and is stopped by its PID when the test ends.
+
+// The helpers below are test code too: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use syncd::client::Client;
+
+const BIN: &str = env!("CARGO_BIN_EXE_syncd");
+const PEER: &str = "P56IOI7-MZJNU2Y-IQGDREY-DM2MGTI-MGL3BXN-PQ6W5BM-TBBZ4TJ-XZWICQ2";
+
+/// A test machine: a user home (`$HOME`) and a syncd home inside it.
+struct Machine {
+    _dir: tempfile::TempDir,
+    user: PathBuf,
+    home: PathBuf,
+}
+
+impl Machine {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let user = dir.path().join("user");
+        std::fs::create_dir_all(&user).unwrap();
+        let home = dir.path().join("syncd-home");
+        Machine {
+            _dir: dir,
+            user,
+            home,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .arg("--home")
+            .arg(&self.home)
+            .env("HOME", &self.user)
+            .env_remove("XDG_CONFIG_HOME")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs and asserts success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "syncd {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn device_id(&self) -> String {
+        self.ok(&["device-id"]).trim().to_owned()
+    }
+
+    fn api_key(&self) -> String {
+        self.ok(&["api-key"]).trim().to_owned()
+    }
+
+    fn start(&self) -> Daemon {
+        self.start_with(&[])
+    }
+
+    fn start_with(&self, extra: &[&str]) -> Daemon {
+        let mut args = vec![
+            "serve",
+            "--no-browser",
+            "--gui-address",
+            "127.0.0.1:0",
+            "--listen",
+            "tcp://127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        let mut child = self
+            .cmd(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut rest = None;
+        let mut listen = None;
+        let mut lines = Vec::new();
+        while rest.is_none() || listen.is_none() {
+            let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+                let _ = child.kill();
+                panic!("daemon did not print its addresses; got {lines:?}");
+            };
+            if let Some(a) = line.strip_prefix("REST API: http://") {
+                rest = Some(a.trim().parse::<SocketAddr>().unwrap());
+            }
+            if let Some(a) = line.strip_prefix("Listening for devices on: tcp://") {
+                listen = Some(
+                    a.split(',')
+                        .next()
+                        .unwrap()
+                        .trim()
+                        .parse::<SocketAddr>()
+                        .unwrap(),
+                );
+            }
+            lines.push(line);
+        }
+        Daemon {
+            child,
+            rest: rest.unwrap(),
+            listen: listen.unwrap(),
+            key: self.api_key(),
+            banner: lines,
+        }
+    }
+}
+
+/// A running daemon, killed by PID on drop.
+struct Daemon {
+    child: Child,
+    rest: SocketAddr,
+    listen: SocketAddr,
+    key: String,
+    banner: Vec<String>,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    fn client(&self) -> Client {
+        Client::new(self.rest, self.key.clone())
+    }
+    fn get(&self, path: &str) -> Value {
+        self.client().get(path).unwrap()
+    }
+    fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        // Our own client always sends the key; for auth tests, speak HTTP by hand.
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.rest).unwrap();
+        let mut req =
+            format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n");
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            req.push_str(&format!("Host: {}\r\n", self.rest));
+        }
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+}
+
+#[test]
+fn first_start_creates_home_identity_config_api_key_and_default_folder() {
+    let m = Machine::new();
+    let d = m.start();
+    for f in ["cert.pem", "key.pem", "config.toml"] {
+        assert!(m.home.join(f).is_file(), "{f} missing");
+    }
+    assert!(
+        m.user.join("Sync/.stfolder").is_dir(),
+        "default folder marker missing"
+    );
+    let key = &d.key;
+    assert_eq!(key.len(), 32);
+    assert!(key.chars().all(|c| c.is_ascii_alphanumeric()));
+    let folders = d.get("/rest/config/folders");
+    assert_eq!(folders[0]["id"], "default");
+    assert_eq!(
+        folders[0]["path"],
+        m.user.join("Sync").to_string_lossy().as_ref()
+    );
+    assert!(
+        d.banner.iter().any(|l| l.starts_with("Device ID: ")),
+        "{:?}",
+        d.banner
+    );
+}
+
+#[test]
+fn no_default_folder_skips_the_default_folder() {
+    let m = Machine::new();
+    let d = m.start_with(&["--no-default-folder"]);
+    assert_eq!(d.get("/rest/config/folders"), json!([]));
+    assert!(!m.user.join("Sync").exists());
+}
+
+#[test]
+fn device_id_prints_the_id_the_rest_api_reports() {
+    let m = Machine::new();
+    let d = m.start();
+    let status = d.get("/rest/system/status");
+    assert_eq!(status["myID"], m.device_id());
+    assert_eq!(m.ok(&["--device-id"]).trim(), m.device_id());
+    assert!(d.banner.contains(&format!("Device ID: {}", m.device_id())));
+}
+
+#[test]
+fn rest_requires_the_api_key() {
+    let m = Machine::new();
+    let d = m.start();
+    let key = d.key.clone();
+    assert_eq!(
+        d.raw("GET", "/rest/system/status", &[]),
+        (403, "CSRF Error\n".to_owned())
+    );
+    assert_eq!(
+        d.raw("GET", "/rest/system/status", &[("X-API-Key", "wrong")])
+            .0,
+        403
+    );
+    assert_eq!(
+        d.raw("GET", "/rest/system/status", &[("X-API-Key", &key)])
+            .0,
+        200
+    );
+    let bearer = format!("Bearer {key}");
+    assert_eq!(
+        d.raw("GET", "/rest/system/status", &[("Authorization", &bearer)])
+            .0,
+        200
+    );
+    assert_eq!(
+        d.raw("GET", "/rest/noauth/health", &[]),
+        (200, "{\"status\":\"OK\"}".to_owned())
+    );
+}
+
+#[test]
+fn rest_refuses_foreign_host_headers_on_loopback() {
+    let m = Machine::new();
+    let d = m.start();
+    let key = d.key.clone();
+    let (status, body) = d.raw(
+        "GET",
+        "/rest/system/ping",
+        &[("X-API-Key", &key), ("Host", "evil.example:8384")],
+    );
+    assert_eq!((status, body.as_str()), (403, "Host check error\n"));
+    assert_eq!(
+        d.raw(
+            "GET",
+            "/rest/system/ping",
+            &[("X-API-Key", &key), ("Host", "localhost:8384")]
+        )
+        .0,
+        200
+    );
+}
+
+#[test]
+fn responses_carry_the_device_id_header() {
+    let m = Machine::new();
+    let d = m.start();
+    let resp = d
+        .client()
+        .request("GET", "/rest/system/ping", None)
+        .unwrap();
+    assert_eq!(resp.header("x-syncthing-id"), Some(m.device_id().as_str()));
+    assert_eq!(resp.text(), "{\"ping\":\"pong\"}");
+}
+
+#[test]
+fn unknown_folder_is_404_with_a_plain_text_error() {
+    let m = Machine::new();
+    let d = m.start();
+    let key = d.key.clone();
+    let (status, body) = d.raw("GET", "/rest/db/status?folder=nope", &[("X-API-Key", &key)]);
+    assert_eq!((status, body.as_str()), (404, "no such folder\n"));
+    assert_eq!(
+        d.raw("GET", "/rest/config/folders/nope", &[("X-API-Key", &key)])
+            .0,
+        404
+    );
+}
+
+#[test]
+fn events_long_poll_returns_new_events_and_times_out_empty() {
+    let m = Machine::new();
+    let d = m.start();
+    let all = d.get("/rest/events?since=0&timeout=1");
+    let first = &all.as_array().unwrap()[0];
+    assert_eq!(first["type"], "Starting");
+    assert_eq!(first["data"]["myID"], m.device_id());
+    let latest = d.get("/rest/events?since=0&limit=1&timeout=1");
+    let last_id = latest[0]["id"].as_u64().unwrap();
+    // A config change makes a new event; polling after the last ID returns it.
+    d.client()
+        .json(
+            "PUT",
+            &format!("/rest/config/devices/{PEER}"),
+            Some(&json!({"deviceID": PEER, "name": "p"})),
+        )
+        .unwrap();
+    let newer = d.get(&format!("/rest/events?since={last_id}&timeout=5"));
+    assert!(
+        newer
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "ConfigSaved"),
+        "{newer}"
+    );
+    let newest = newer.as_array().unwrap().last().unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        d.get(&format!(
+            "/rest/events?since={newest}&timeout=1&events=ConfigSaved"
+        )),
+        json!([])
+    );
+}
+
+#[test]
+fn config_changes_through_rest_take_effect_without_restart() {
+    let m = Machine::new();
+    let d = m.start_with(&["--no-default-folder"]);
+    let c = d.client();
+    c.json(
+        "POST",
+        "/rest/config/devices",
+        Some(&json!({"deviceID": PEER, "name": "peer", "addresses": ["tcp://127.0.0.1:1"]})),
+    )
+    .unwrap();
+    let path = m.user.join("work");
+    let body = json!({"id": "work", "label": "Work", "path": path, "devices": [{"deviceID": PEER}], "fsWatcherDelayS": 0.2});
+    c.json("POST", "/rest/config/folders", Some(&body)).unwrap();
+    assert!(
+        path.join(".stfolder").is_dir(),
+        "folder root and marker are created"
+    );
+    let st = d.get("/rest/db/status?folder=work");
+    assert!(st["state"].is_string(), "{st}");
+    let conns = d.get("/rest/system/connections");
+    assert!(conns["connections"].get(PEER).is_some(), "{conns}");
+    c.json(
+        "PATCH",
+        "/rest/config/folders/work",
+        Some(&json!({"label": "Renamed"})),
+    )
+    .unwrap();
+    assert_eq!(d.get("/rest/config/folders/work")["label"], "Renamed");
+    assert_eq!(d.get("/rest/config/folders/work")["fsWatcherDelayS"], 0.2);
+    let saved = std::fs::read_to_string(m.home.join("config.toml")).unwrap();
+    assert!(
+        saved.contains("label = \"Renamed\"") && saved.contains(PEER),
+        "{saved}"
+    );
+    c.json("DELETE", "/rest/config/folders/work", None).unwrap();
+    assert_eq!(
+        c.request("GET", "/rest/db/status?folder=work", None)
+            .unwrap()
+            .status,
+        404
+    );
+    c.json("DELETE", &format!("/rest/config/devices/{PEER}"), None)
+        .unwrap();
+    assert!(
+        d.get("/rest/system/connections")["connections"]
+            .get(PEER)
+            .is_none()
+    );
+}
+
+#[test]
+fn cli_device_and_folder_add_apply_to_a_running_daemon() {
+    let m = Machine::new();
+    let d = m.start_with(&["--no-default-folder"]);
+    let out = m.ok(&[
+        "device",
+        "add",
+        PEER,
+        "--name",
+        "mac",
+        "--address",
+        "tcp://127.0.0.1:1",
+    ]);
+    assert!(out.contains("running daemon"), "{out}");
+    let devices = d.get("/rest/config/devices");
+    assert!(
+        devices
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["deviceID"] == PEER && x["name"] == "mac"),
+        "{devices}"
+    );
+    let dir = m.user.join("docs");
+    m.ok(&[
+        "folder",
+        "add",
+        "docs",
+        dir.to_str().unwrap(),
+        "--device",
+        PEER,
+    ]);
+    assert!(dir.join(".stfolder").is_dir());
+    assert_eq!(
+        d.get("/rest/config/folders/docs")["devices"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(m.ok(&["folder", "list"]).contains("docs"));
+    m.ok(&["folder", "remove", "docs"]);
+    assert_eq!(
+        d.client()
+            .request("GET", "/rest/config/folders/docs", None)
+            .unwrap()
+            .status,
+        404
+    );
+}
+
+#[test]
+fn folder_add_refuses_an_unknown_device() {
+    let m = Machine::new();
+    let out = m.run(&[
+        "folder",
+        "add",
+        "x",
+        m.user.join("x").to_str().unwrap(),
+        "--device",
+        PEER,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("device add"));
+}
+
+#[test]
+fn status_without_a_daemon_exits_1_and_says_what_to_do() {
+    let m = Machine::new();
+    m.ok(&["generate"]);
+    let out = m.run(&["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("syncd serve"));
+}
+
+#[test]
+fn status_shows_device_peers_and_folders() {
+    let m = Machine::new();
+    let _d = m.start();
+    m.ok(&["device", "add", PEER, "--name", "mac"]);
+    let text = m.ok(&["status"]);
+    assert!(
+        text.contains(&format!("Device ID: {}", m.device_id())),
+        "{text}"
+    );
+    assert!(text.contains("P56IOI7 mac: not connected"), "{text}");
+    assert!(text.contains("default: "), "{text}");
+    let v: Value =
+        serde_json::from_str(&m.ok(&["status", "--json", "--folder", "default"])).unwrap();
+    assert_eq!(v["myID"], m.device_id());
+    assert!(v["folders"]["default"]["globalFiles"].is_u64(), "{v}");
+}
+
+#[test]
+fn status_and_wait_on_an_unknown_folder_exit_2() {
+    let m = Machine::new();
+    let _d = m.start();
+    assert_eq!(
+        m.run(&["status", "--folder", "nope"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        m.run(&["wait", "--folder", "nope", "--timeout", "1"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn wait_exits_0_for_an_unshared_folder_once_scanned() {
+    let m = Machine::new();
+    std::fs::create_dir_all(m.user.join("Sync")).unwrap();
+    std::fs::write(m.user.join("Sync/a.txt"), b"hello").unwrap();
+    let _d = m.start();
+    let out = m.run(&["wait", "--folder", "default", "--timeout", "60"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn wait_exits_3_when_a_sharing_peer_never_connects() {
+    let m = Machine::new();
+    let d = m.start_with(&["--no-default-folder"]);
+    m.ok(&["device", "add", PEER, "--address", "tcp://127.0.0.1:1"]);
+    m.ok(&[
+        "folder",
+        "add",
+        "shared",
+        m.user.join("shared").to_str().unwrap(),
+        "--device",
+        PEER,
+    ]);
+    let out = m.run(&["wait", "--folder", "shared", "--timeout", "1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(d);
+}
+
+#[test]
+fn broken_config_names_file_line_field_and_what_to_do() {
+    let m = Machine::new();
+    m.ok(&["generate", "--no-default-folder"]);
+    let path = m.home.join("config.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("\n[[folder]]\nid = \"x\"\npath = \"/tmp/x\"\nrescan_interval_s = \"hourly\"\n");
+    std::fs::write(&path, &text).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("rescan_interval_s"))
+        .unwrap()
+        + 1;
+    let out = m.run(&["serve", "--gui-address", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:{line}", path.display())), "{err}");
+    assert!(err.contains("folder.rescan_interval_s"), "{err}");
+    assert!(err.contains("what to do:"), "{err}");
+}
+
+fn write_syncthing_config(dir: &Path, own: &str, folder_path: &Path) {
+    let xml = format!(
+        r#"<configuration version="36">
+    <folder id="work" label="Work" path="{}" type="sendreceive" rescanIntervalS="120" fsWatcherEnabled="true" fsWatcherDelayS="3" ignorePerms="true" autoNormalize="true">
+        <filesystemType>basic</filesystemType>
+        <device id="{own}" introducedBy=""></device>
+        <device id="{PEER}" introducedBy=""></device>
+        <versioning type="simple"><param key="keep" val="5"></param></versioning>
+        <maxConflicts>4</maxConflicts>
+        <paused>false</paused>
+    </folder>
+    <device id="{own}" name="old-vps" compression="metadata"><address>dynamic</address></device>
+    <device id="{PEER}" name="mac" compression="always"><address>tcp://10.1.2.3:22000</address><paused>false</paused></device>
+    <gui enabled="true" tls="false"><address>127.0.0.1:8385</address><apikey>abcdefghijklmnopqrstuvwxyz012345</apikey></gui>
+    <options><listenAddress>default</listenAddress><relaysEnabled>true</relaysEnabled></options>
+</configuration>"#,
+        folder_path.display()
+    );
+    std::fs::write(dir.join("config.xml"), xml).unwrap();
+}
+
+fn check_imported(m: &Machine, st_id: &str, out: &str) {
+    assert_eq!(m.device_id(), st_id, "the device ID is kept");
+    assert!(
+        out.contains("versioning"),
+        "lists what was not carried: {out}"
+    );
+    assert!(out.contains("relaysEnabled"), "{out}");
+    let text = m.ok(&["folder", "list"]);
+    assert!(text.contains("work") && text.contains("P56IOI7"), "{text}");
+    let devices = m.ok(&["device", "list"]);
+    assert!(
+        devices.contains(PEER) && devices.contains("tcp://10.1.2.3:22000"),
+        "{devices}"
+    );
+    assert_eq!(m.api_key(), "abcdefghijklmnopqrstuvwxyz012345");
+    let config = std::fs::read_to_string(m.home.join("config.toml")).unwrap();
+    for want in [
+        "rescan_interval_s = 120",
+        "watcher_delay_ms = 3000",
+        "ignore_perms = true",
+        "max_conflicts = 4",
+        "compression = \"always\"",
+        "address = \"127.0.0.1:8385\"",
+        "device_name = \"old-vps\"",
+    ] {
+        assert!(config.contains(want), "{want} missing from\n{config}");
+    }
+}
+
+#[test]
+fn import_syncthing_keeps_the_id_of_a_home_made_by_syncthing_generate() {
+    let syncthing = Path::new("/usr/bin/syncthing");
+    let have = syncthing.exists() || Command::new("syncthing").arg("--version").output().is_ok();
+    if !have {
+        assert!(
+            std::env::var("SYNCD_REQUIRE_SYNCTHING").as_deref() != Ok("1"),
+            "syncthing is required but not installed"
+        );
+        eprintln!("SKIPPED: syncthing is not installed (apt-get install -y syncthing)");
+        return;
+    }
+    let m = Machine::new();
+    let st_home = m.user.join("st");
+    let out = Command::new("syncthing")
+        .args(["generate", "--no-default-folder", "--skip-port-probing"])
+        .arg(format!("--home={}", st_home.display()))
+        .env("HOME", &m.user)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let st_id = printed
+        .split("Device ID: ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let generated = std::fs::read_to_string(st_home.join("config.xml")).unwrap();
+    assert!(generated.contains(&st_id));
+    write_syncthing_config(&st_home, &st_id, &m.user.join("work"));
+    let out = m.ok(&["import-syncthing", st_home.to_str().unwrap()]);
+    check_imported(&m, &st_id, &out);
+}
+
+#[test]
+fn import_syncthing_carries_a_test_written_config_xml() {
+    let m = Machine::new();
+    // Any valid cert.pem/key.pem pair stands in for Syncthing's.
+    let st = Machine::new();
+    let st_id = st.device_id();
+    write_syncthing_config(&st.home, &st_id, &m.user.join("work"));
+    let out = m.ok(&["import-syncthing", st.home.to_str().unwrap()]);
+    check_imported(&m, &st_id, &out);
+    let again = m.run(&["import-syncthing", st.home.to_str().unwrap()]);
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "an existing config is not overwritten without --force"
+    );
+}
+
+#[test]
+fn runbook_curl_jq_commands_work_against_a_running_daemon() {
+    let m = Machine::new();
+    let d = m.start();
+    m.ok(&[
+        "folder",
+        "add",
+        "workspaces",
+        m.user.join("workspaces").to_str().unwrap(),
+    ]);
+    m.ok(&["device", "add", PEER, "--name", "mac"]);
+    let port = d.rest.port();
+    let key = &d.key;
+    let script = format!(
+        "set -euo pipefail\n\
+         curl -s -H \"X-API-Key: {key}\" http://localhost:{port}/rest/system/status | jq '.myID, .uptime'\n\
+         curl -s -H \"X-API-Key: {key}\" http://localhost:{port}/rest/db/status?folder=workspaces | jq '{{state, needBytes, globalBytes}}'\n\
+         curl -s -H \"X-API-Key: {key}\" http://localhost:{port}/rest/system/connections | jq '.connections | to_entries[] | {{device: .key, connected: .value.connected}}'\n"
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script}\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next().unwrap(), format!("\"{}\"", m.device_id()));
+    assert!(lines.next().unwrap().parse::<u64>().is_ok(), "{stdout}");
+    assert!(
+        stdout.contains("\"state\": \"")
+            && stdout.contains("\"needBytes\": 0")
+            && stdout.contains("\"globalBytes\": "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("\"device\": \"{PEER}\""))
+            && stdout.contains("\"connected\": false"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn two_daemons_configured_only_through_the_cli_sync_a_folder() {
+    let a = Machine::new();
+    let b = Machine::new();
+    a.ok(&["generate", "--no-default-folder"]);
+    b.ok(&["generate", "--no-default-folder"]);
+    let (a_id, b_id) = (a.device_id(), b.device_id());
+    let (a_dir, b_dir) = (a.user.join("shared"), b.user.join("shared"));
+    a.ok(&["device", "add", &b_id, "--name", "b"]);
+    a.ok(&[
+        "folder",
+        "add",
+        "shared",
+        a_dir.to_str().unwrap(),
+        "--device",
+        &b_id,
+    ]);
+    std::fs::create_dir_all(a_dir.join("sub")).unwrap();
+    std::fs::write(a_dir.join("hello.txt"), b"hello from a\n").unwrap();
+    std::fs::write(a_dir.join("sub/data.bin"), vec![7u8; 300_000]).unwrap();
+    let da = a.start();
+    b.ok(&[
+        "device",
+        "add",
+        &a_id,
+        "--name",
+        "a",
+        "--address",
+        &format!("tcp://{}", da.listen),
+    ]);
+    b.ok(&[
+        "folder",
+        "add",
+        "shared",
+        b_dir.to_str().unwrap(),
+        "--device",
+        &a_id,
+    ]);
+    let db = b.start();
+    let out = b.run(&["wait", "--folder", "shared", "--timeout", "120"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(b_dir.join("hello.txt")).unwrap(),
+        b"hello from a\n"
+    );
+    assert_eq!(
+        std::fs::read(b_dir.join("sub/data.bin")).unwrap(),
+        vec![7u8; 300_000]
+    );
+    let st = db.get("/rest/db/status?folder=shared");
+    assert_eq!(st["globalFiles"], 2, "{st}");
+    assert_eq!(st["globalBytes"], 13 + 300_000, "{st}");
+    assert_eq!(st["needBytes"], 0, "{st}");
+    let conns = db.get("/rest/system/connections");
+    assert_eq!(conns["connections"][&a_id]["connected"], true, "{conns}");
+    assert!(
+        conns["connections"][&a_id]["inBytesTotal"]
+            .as_u64()
+            .unwrap()
+            >= 300_013,
+        "{conns}"
+    );
+    let completion = db.get(&format!("/rest/db/completion?folder=shared&device={a_id}"));
+    assert_eq!(completion["completion"], 100.0, "{completion}");
+    let events = db.get("/rest/events?since=0&timeout=1&events=StateChanged");
+    let saw = |to: &str| {
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["data"]["folder"] == "shared" && e["data"]["to"] == to)
+    };
+    assert!(saw("syncing") && saw("idle"), "{events}");
+    drop(da);
+}
