@@ -1,0 +1,899 @@
+//! The interop harness: one stock Syncthing 1.19.2 process and one `syncd` daemon process on
+//! loopback, sharing folder `workspaces`, each configured to dial the other. Both are stopped
+//! by PID on drop. Everything is observed through the two REST APIs and the two folders.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+/// The shared folder's ID.
+pub const FOLDER: &str = "workspaces";
+/// Syncthing's API key (syncd generates its own; we read it with `syncd api-key`).
+pub const ST_API_KEY: &str = "interop-syncthing-api-key";
+/// Failure bound for anything that should happen "soon" (start, connect, converge). Not a
+/// timing claim: polls return as soon as the condition holds.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+const POLL: Duration = Duration::from_millis(300);
+
+// ---------------------------------------------------------------------------------------------
+// Binaries
+
+/// The `syncthing` binary, or `None` (the test skips) when absent. Panics instead of skipping
+/// when `SYNCD_REQUIRE_SYNCTHING=1`.
+pub fn syncthing_binary() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("syncthing"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        if std::env::var("SYNCD_REQUIRE_SYNCTHING").as_deref() == Ok("1") {
+            panic!("SYNCD_REQUIRE_SYNCTHING=1 but no `syncthing` binary on PATH");
+        }
+        eprintln!(
+            "SKIPPED: `syncthing` not found on PATH (apt-get install -y syncthing); \
+             set SYNCD_REQUIRE_SYNCTHING=1 to make this a failure"
+        );
+    }
+    found
+}
+
+/// The syncd daemon binary: `SYNCD_BIN`, or the one this package builds.
+pub fn syncd_binary() -> PathBuf {
+    match std::env::var_os("SYNCD_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_syncd-interop-daemon")),
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+// ---------------------------------------------------------------------------------------------
+// REST
+
+/// A REST reply: status and parsed JSON body (`Value::Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+}
+
+/// A minimal HTTP/1.1 client with the API key; `None` while the server is not answering.
+pub fn http(port: u16, api_key: &str, method: &str, path: &str) -> Option<Reply> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-API-Key: {api_key}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    let json = serde_json::from_str(&body).unwrap_or(Value::Null);
+    Some(Reply {
+        status,
+        body: json,
+        text: body,
+    })
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let Some((len, rest)) = s.split_once("\r\n") else {
+            return out;
+        };
+        let Ok(n) = usize::from_str_radix(len.trim(), 16) else {
+            return out;
+        };
+        if n == 0 || rest.len() < n {
+            return out;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` and `context()` after PATIENCE.
+pub fn poll<T>(what: &str, context: impl Fn() -> String, mut f: impl FnMut() -> Option<T>) -> T {
+    poll_for(PATIENCE, what, context, &mut f)
+}
+
+pub fn poll_for<T>(
+    limit: Duration,
+    what: &str,
+    context: impl Fn() -> String,
+    f: &mut dyn FnMut() -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > limit {
+            panic!(
+                "timed out after {limit:?} waiting for: {what}\n{}",
+                context()
+            );
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nodes
+
+/// Which implementation a node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Syncthing,
+    Syncd,
+}
+
+/// One device of the cluster: its home, folder, ports, ID and (while running) process.
+pub struct Node {
+    pub kind: Kind,
+    pub home: PathBuf,
+    pub folder: PathBuf,
+    pub id: String,
+    pub listen_port: u16,
+    pub gui_port: u16,
+    pub api_key: String,
+    pub log: PathBuf,
+    bin: PathBuf,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Node {
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            Kind::Syncthing => "syncthing",
+            Kind::Syncd => "syncd",
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Option<Reply> {
+        http(self.gui_port, &self.api_key, "GET", path)
+    }
+
+    pub fn post(&self, path: &str) -> Option<Reply> {
+        http(self.gui_port, &self.api_key, "POST", path)
+    }
+
+    /// GET that must answer 200 with JSON.
+    pub fn get_ok(&self, path: &str) -> Value {
+        let r = poll(
+            &format!("{} GET {path} answers", self.name()),
+            || self.log_tail(),
+            || self.get(path),
+        );
+        assert_eq!(r.status, 200, "{} GET {path}: {}", self.name(), r.text);
+        r.body
+    }
+
+    /// Runs a full scan of the folder (synchronous on both implementations).
+    pub fn scan(&self) {
+        let r = poll(
+            &format!("{} scan answers", self.name()),
+            || self.log_tail(),
+            || self.post(&format!("/rest/db/scan?folder={FOLDER}")),
+        );
+        assert_eq!(r.status, 200, "{} scan: {}", self.name(), r.text);
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(60);
+        format!(
+            "--- last lines of the {} log ({}):\n{}",
+            self.name(),
+            self.log.display(),
+            lines[from..].join("\n")
+        )
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Starts the process (again) with the same home, ports and folder.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "{} already running", self.name());
+        self.starts += 1;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let err = log.try_clone().unwrap();
+        let mut cmd = Command::new(&self.bin);
+        match self.kind {
+            Kind::Syncthing => {
+                cmd.arg("serve")
+                    .arg(format!("--home={}", self.home.display()))
+                    .args([
+                        "--no-browser",
+                        "--no-restart",
+                        "--no-upgrade",
+                        "--no-default-folder",
+                        "--logflags=3",
+                        "--logfile=-",
+                    ])
+                    .env("STMONITORED", "1")
+                    .env("STNORESTART", "1")
+                    .env("STNOUPGRADE", "1")
+                    .env("STNODEFAULTFOLDER", "1");
+            }
+            Kind::Syncd => {
+                cmd.arg("--home")
+                    .arg(&self.home)
+                    .arg("serve")
+                    .arg("--no-browser")
+                    .arg("--no-default-folder")
+                    .arg("--gui-address")
+                    .arg(format!("127.0.0.1:{}", self.gui_port))
+                    .arg("--listen")
+                    .arg(format!("tcp://127.0.0.1:{}", self.listen_port))
+                    .env(
+                        "RUST_LOG",
+                        std::env::var("SYNCD_LOG").unwrap_or_else(|_| "info".into()),
+                    );
+            }
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        // REST up.
+        poll(
+            &format!("{} REST answers", self.name()),
+            || self.log_tail(),
+            || {
+                let r = self.get("/rest/system/status")?;
+                (r.status == 200).then_some(())
+            },
+        );
+    }
+
+    /// Stops the process by its PID (SIGTERM, then SIGKILL if it lingers) and reaps it.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pid = child.id().to_string();
+        let _ = Command::new("kill").arg("-TERM").arg(&pid).status();
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Whether this node's REST API reports `peer` connected.
+    pub fn sees_connected(&self, peer: &str) -> bool {
+        self.get("/rest/system/connections").is_some_and(|r| {
+            r.status == 200 && r.body["connections"][peer]["connected"] == Value::Bool(true)
+        })
+    }
+
+    /// This node's `/rest/system/connections` entry for `peer`.
+    pub fn connection(&self, peer: &str) -> Value {
+        self.get_ok("/rest/system/connections")["connections"][peer].clone()
+    }
+
+    /// Path inside the folder.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.folder.join(rel)
+    }
+
+    pub fn write(&self, rel: &str, data: impl AsRef<[u8]>) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.path(rel)).unwrap_or_else(|e| panic!("{} {rel}: {e}", self.name()))
+    }
+
+    pub fn exists(&self, rel: &str) -> bool {
+        self.path(rel).symlink_metadata().is_ok()
+    }
+
+    pub fn mkdir(&self, rel: &str) {
+        std::fs::create_dir_all(self.path(rel)).unwrap();
+    }
+
+    pub fn chmod(&self, rel: &str, mode: u32) {
+        std::fs::set_permissions(self.path(rel), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    pub fn symlink(&self, rel: &str, target: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, p).unwrap();
+    }
+
+    /// Sets a file's mtime to `secs` seconds (plus `nanos`) after the epoch.
+    pub fn set_mtime(&self, rel: &str, secs: u64, nanos: u32) {
+        let t = SystemTime::UNIX_EPOCH + Duration::new(secs, nanos);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.path(rel))
+            .unwrap();
+        f.set_modified(t).unwrap();
+    }
+
+    /// Names of the conflict copies of `rel` (same directory, `.sync-conflict-` in the name).
+    pub fn conflict_copies(&self, rel: &str) -> Vec<String> {
+        let p = self.path(rel);
+        let dir = p.parent().unwrap();
+        let stem = Path::new(rel)
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let mut out: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&stem) && n.contains(".sync-conflict-"))
+            .collect();
+        out.sort();
+        out
+    }
+
+    pub fn tree(&self) -> Tree {
+        Tree::of(&self.folder)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trees
+
+/// What we compare of one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Dir {
+        mode: u32,
+    },
+    File {
+        mode: u32,
+        size: u64,
+        mtime_s: i64,
+        mtime_ns: i64,
+    },
+    Symlink {
+        target: PathBuf,
+    },
+}
+
+/// A snapshot of a folder: relative path -> entry, without Syncthing/syncd internals
+/// (`.stfolder`, `.stignore`, `.stversions`, temp files).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tree(pub BTreeMap<String, Entry>);
+
+fn internal(name: &str) -> bool {
+    name == syncd_types::names::MARKER
+        || name == syncd_types::names::IGNORE_FILE
+        || name == syncd_types::names::VERSIONS_DIR
+        || syncd_types::names::is_temp_name(name)
+}
+
+impl Tree {
+    pub fn of(root: &Path) -> Tree {
+        let mut t = Tree::default();
+        walk(root, root, &mut t.0);
+        t
+    }
+
+    /// Human-readable differences, empty when equal.
+    pub fn diff(&self, other: &Tree) -> Vec<String> {
+        let mut out = Vec::new();
+        for (k, v) in &self.0 {
+            match other.0.get(k) {
+                None => out.push(format!("only left: {k} {v:?}")),
+                Some(w) if w != v => out.push(format!("differs: {k}: {v:?} vs {w:?}")),
+                _ => {}
+            }
+        }
+        for (k, w) in &other.0 {
+            if !self.0.contains_key(k) {
+                out.push(format!("only right: {k} {w:?}"));
+            }
+        }
+        out
+    }
+
+    pub fn files(&self) -> impl Iterator<Item = &String> {
+        self.0
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::File { .. }))
+            .map(|(k, _)| k)
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Entry>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if internal(&name) {
+            continue;
+        }
+        let p = e.path();
+        let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let Ok(md) = p.symlink_metadata() else {
+            continue;
+        };
+        let ft = md.file_type();
+        if ft.is_symlink() {
+            let target = std::fs::read_link(&p).unwrap_or_default();
+            out.insert(rel, Entry::Symlink { target });
+        } else if ft.is_dir() {
+            out.insert(
+                rel,
+                Entry::Dir {
+                    mode: md.mode() & 0o777,
+                },
+            );
+            walk(root, &p, out);
+        } else {
+            out.insert(
+                rel,
+                Entry::File {
+                    mode: md.mode() & 0o777,
+                    size: md.len(),
+                    mtime_s: md.mtime(),
+                    mtime_ns: md.mtime_nsec(),
+                },
+            );
+        }
+    }
+}
+
+/// Byte-compares every file of two folders (the trees must already be equal).
+pub fn assert_same_contents(a: &Node, b: &Node) {
+    let ta = a.tree();
+    for rel in ta.files() {
+        let (pa, pb) = (a.path(rel), b.path(rel));
+        let (mut fa, mut fb) = (
+            std::fs::File::open(&pa).unwrap(),
+            std::fs::File::open(&pb).unwrap(),
+        );
+        let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+        loop {
+            let na = read_full(&mut fa, &mut ba);
+            let nb = read_full(&mut fb, &mut bb);
+            assert!(
+                na == nb && ba[..na] == bb[..nb],
+                "content of {rel} differs between {} and {}",
+                a.name(),
+                b.name()
+            );
+            if na == 0 {
+                break;
+            }
+        }
+    }
+}
+
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]).unwrap() {
+            0 => break,
+            k => n += k,
+        }
+    }
+    n
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so big files do not compress or dedupe.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Writes a `len`-byte pseudo-random file without holding it all in memory.
+pub fn write_noise_file(path: &Path, len: u64, seed: u64) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let chunk = 4 << 20;
+    let mut left = len;
+    let mut i = 0;
+    while left > 0 {
+        let n = left.min(chunk as u64) as usize;
+        f.write_all(&noise(n, seed.wrapping_add(i))).unwrap();
+        left -= n as u64;
+        i += 1;
+    }
+    f.flush().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cluster
+
+/// One Syncthing and one syncd sharing FOLDER, each knowing the other's address.
+pub struct Cluster {
+    pub st: Node,
+    pub sd: Node,
+    _root: tempfile::TempDir,
+}
+
+/// Creates both homes and configs (nothing is started): Syncthing via `syncthing generate`
+/// and a loopback-only config.xml; syncd via its own CLI (`generate`, `device add`,
+/// `folder add`, `api-key`). `None` when Syncthing is absent (the test skips).
+pub fn cluster() -> Option<Cluster> {
+    let st_bin = syncthing_binary()?;
+    let root = tempfile::Builder::new()
+        .prefix("syncd-interop-")
+        .tempdir()
+        .unwrap();
+    let st_home = root.path().join("st-home");
+    let sd_home = root.path().join("sd-home");
+    let st_folder = root.path().join("st").join(FOLDER);
+    let sd_folder = root.path().join("sd").join(FOLDER);
+    std::fs::create_dir_all(st_folder.join(syncd_types::names::MARKER)).unwrap();
+    std::fs::create_dir_all(&st_home).unwrap();
+
+    let st_id = syncthing_generate(&st_bin, &st_home);
+    let sd_bin = syncd_binary();
+    let sd = |args: &[&str]| -> String {
+        let out = Command::new(&sd_bin)
+            .arg("--home")
+            .arg(&sd_home)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "syncd {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    sd(&["generate", "--no-default-folder"]);
+    let sd_id = sd(&["device-id"]).trim().to_string();
+    let (st_port, sd_port) = (free_port(), free_port());
+    let (st_gui, sd_gui) = (free_port(), free_port());
+    sd(&[
+        "device",
+        "add",
+        &st_id,
+        "--name",
+        "st-peer",
+        "--address",
+        &format!("tcp://127.0.0.1:{st_port}"),
+    ]);
+    sd(&[
+        "folder",
+        "add",
+        FOLDER,
+        sd_folder.to_str().unwrap(),
+        "--device",
+        &st_id,
+    ]);
+    let sd_key = sd(&["api-key"]).trim().to_string();
+    write_syncthing_config(&StConfig {
+        home: &st_home,
+        my_id: &st_id,
+        listen_port: st_port,
+        gui_port: st_gui,
+        peer_id: &sd_id,
+        peer_addr: &format!("tcp://127.0.0.1:{sd_port}"),
+        folder_path: &st_folder,
+    });
+    let st = Node {
+        kind: Kind::Syncthing,
+        log: st_home.join("syncthing.log"),
+        home: st_home,
+        folder: st_folder,
+        id: st_id,
+        listen_port: st_port,
+        gui_port: st_gui,
+        api_key: ST_API_KEY.to_string(),
+        bin: st_bin,
+        child: None,
+        starts: 0,
+    };
+    let sd = Node {
+        kind: Kind::Syncd,
+        log: sd_home.join("syncd.log"),
+        home: sd_home,
+        folder: sd_folder,
+        id: sd_id,
+        listen_port: sd_port,
+        gui_port: sd_gui,
+        api_key: sd_key,
+        bin: sd_bin,
+        child: None,
+        starts: 0,
+    };
+    Some(Cluster {
+        st,
+        sd,
+        _root: root,
+    })
+}
+
+/// `syncthing generate`; returns the device ID.
+fn syncthing_generate(st: &Path, home: &Path) -> String {
+    let out = Command::new(st)
+        .arg("generate")
+        .arg(format!("--home={}", home.display()))
+        .arg("--no-default-folder")
+        .arg("--skip-port-probing")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "syncthing generate: {out:?}");
+    let out = Command::new(st)
+        .arg("serve")
+        .arg(format!("--home={}", home.display()))
+        .arg("--device-id")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "syncthing --device-id: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+struct StConfig<'a> {
+    home: &'a Path,
+    my_id: &'a str,
+    listen_port: u16,
+    gui_port: u16,
+    peer_id: &'a str,
+    peer_addr: &'a str,
+    folder_path: &'a Path,
+}
+
+/// A loopback-only config.xml (from ../shared/syncthing/: no discovery, relays, NAT, usage
+/// or crash reports, upgrades). The watcher is off: the tests trigger scans through REST.
+fn write_syncthing_config(c: &StConfig<'_>) {
+    let xml = format!(
+        r#"<configuration version="36">
+    <folder id="{folder}" label="{folder}" path="{fpath}" type="sendreceive" rescanIntervalS="3600" fsWatcherEnabled="false" fsWatcherDelayS="1" ignorePerms="false" autoNormalize="true">
+        <filesystemType>basic</filesystemType>
+        <device id="{my}" introducedBy=""><encryptionPassword></encryptionPassword></device>
+        <device id="{peer}" introducedBy=""><encryptionPassword></encryptionPassword></device>
+        <minDiskFree unit="%">1</minDiskFree>
+        <versioning></versioning>
+        <maxConflicts>10</maxConflicts>
+        <markerName>.stfolder</markerName>
+        <paused>false</paused>
+    </folder>
+    <device id="{my}" name="st-test" compression="metadata" introducer="false" skipIntroductionRemovals="false" introducedBy="">
+        <address>dynamic</address>
+        <paused>false</paused>
+        <autoAcceptFolders>false</autoAcceptFolders>
+    </device>
+    <device id="{peer}" name="syncd-test" compression="metadata" introducer="false" skipIntroductionRemovals="false" introducedBy="">
+        <address>{paddr}</address>
+        <paused>false</paused>
+        <autoAcceptFolders>false</autoAcceptFolders>
+    </device>
+    <gui enabled="true" tls="false" debugging="false">
+        <address>127.0.0.1:{gui}</address>
+        <apikey>{key}</apikey>
+        <theme>default</theme>
+    </gui>
+    <options>
+        <listenAddress>tcp://127.0.0.1:{port}</listenAddress>
+        <globalAnnounceServer>default</globalAnnounceServer>
+        <globalAnnounceEnabled>false</globalAnnounceEnabled>
+        <localAnnounceEnabled>false</localAnnounceEnabled>
+        <reconnectionIntervalS>2</reconnectionIntervalS>
+        <relaysEnabled>false</relaysEnabled>
+        <startBrowser>false</startBrowser>
+        <natEnabled>false</natEnabled>
+        <urAccepted>-1</urAccepted>
+        <urSeen>3</urSeen>
+        <urURL></urURL>
+        <autoUpgradeIntervalH>0</autoUpgradeIntervalH>
+        <releasesURL></releasesURL>
+        <crashReportingURL></crashReportingURL>
+        <crashReportingEnabled>false</crashReportingEnabled>
+        <stunKeepaliveStartS>0</stunKeepaliveStartS>
+        <stunKeepaliveMinS>0</stunKeepaliveMinS>
+        <stunServer></stunServer>
+        <announceLANAddresses>false</announceLANAddresses>
+    </options>
+</configuration>
+"#,
+        folder = FOLDER,
+        fpath = c.folder_path.display(),
+        my = c.my_id,
+        peer = c.peer_id,
+        paddr = c.peer_addr,
+        gui = c.gui_port,
+        key = ST_API_KEY,
+        port = c.listen_port,
+    );
+    std::fs::write(c.home.join("config.xml"), xml).unwrap();
+}
+
+impl Cluster {
+    fn context(&self) -> String {
+        format!("{}\n{}", self.st.log_tail(), self.sd.log_tail())
+    }
+
+    /// Starts both processes and waits until each REST API reports the other connected.
+    pub fn start(&mut self) {
+        self.sd.start();
+        self.st.start();
+        self.wait_connected();
+    }
+
+    pub fn wait_connected(&self) {
+        poll(
+            "both REST APIs report the peer connected",
+            || self.context(),
+            || {
+                (self.st.sees_connected(&self.sd.id) && self.sd.sees_connected(&self.st.id))
+                    .then_some(())
+            },
+        );
+    }
+
+    /// Scans both sides, then waits until the two folders hold the same tree (kinds, modes,
+    /// sizes, mtimes, symlink targets) and both sides report nothing needed; then compares
+    /// contents byte for byte.
+    pub fn converge(&self) {
+        self.sd.scan();
+        self.st.scan();
+        self.wait_converged();
+    }
+
+    pub fn wait_converged(&self) {
+        let sd_in_sync = || -> bool {
+            let Some(r) = self.sd.get(&format!("/rest/db/status?folder={FOLDER}")) else {
+                return false;
+            };
+            r.body["needTotalItems"] == 0 && r.body["state"] == "idle"
+        };
+        let st_in_sync = || -> bool {
+            let Some(r) = self.st.get(&format!("/rest/db/status?folder={FOLDER}")) else {
+                return false;
+            };
+            let Some(c) = self.st.get(&format!(
+                "/rest/db/completion?folder={FOLDER}&device={}",
+                self.sd.id
+            )) else {
+                return false;
+            };
+            r.body["needTotalItems"] == 0
+                && r.body["state"] == "idle"
+                && c.body["needItems"] == 0
+                && c.body["needDeletes"] == 0
+        };
+        let last_diff = std::cell::RefCell::new(Vec::new());
+        let mut stable = 0;
+        poll_for(
+            PATIENCE,
+            "the two folders converge",
+            || {
+                format!(
+                    "last difference: {:#?}\n{}",
+                    last_diff.borrow(),
+                    self.context()
+                )
+            },
+            &mut || {
+                let diff = self.st.tree().diff(&self.sd.tree());
+                let ok = diff.is_empty() && sd_in_sync() && st_in_sync();
+                *last_diff.borrow_mut() = diff;
+                // Two equal observations in a row: no transfer in flight between them.
+                stable = if ok { stable + 1 } else { 0 };
+                (stable >= 2).then_some(())
+            },
+        );
+        assert_same_contents(&self.st, &self.sd);
+    }
+
+    /// Fails on protocol errors or unexpected disconnects in Syncthing's log. `allowed`
+    /// lists substrings of lines this scenario provokes on purpose (e.g. a restart).
+    pub fn assert_clean_logs(&self, allowed: &[&str]) {
+        let text = self.st.log_text();
+        let bad: Vec<&str> = text
+            .lines()
+            .filter(|l| is_bad_syncthing_line(l))
+            .filter(|l| !allowed.iter().any(|a| l.contains(a)))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "Syncthing logged protocol errors or disconnects:\n{}",
+            bad.join("\n")
+        );
+        let sd_text = self.sd.log_text();
+        let sd_bad: Vec<&str> = sd_text
+            .lines()
+            .filter(|l| l.contains("panicked") || l.contains("ERROR"))
+            .filter(|l| !allowed.iter().any(|a| l.contains(a)))
+            .collect();
+        assert!(
+            sd_bad.is_empty(),
+            "syncd logged errors:\n{}",
+            sd_bad.join("\n")
+        );
+    }
+}
+
+/// Lines of a Syncthing 1.19 log that mean the protocol went wrong or a connection dropped.
+pub fn is_bad_syncthing_line(l: &str) -> bool {
+    const BAD: &[&str] = &[
+        "protocol error",
+        "Protocol error",
+        "closed:",
+        "Connection closed",
+        "Failed to exchange Hello",
+        "unexpected",
+        "panic:",
+        "invalid",
+        "Puller (folder",
+        "Peer device",
+        "unknown message",
+        "decoding",
+        "Failed to sync",
+    ];
+    BAD.iter().any(|b| l.contains(b))
+}
