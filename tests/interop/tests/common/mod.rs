@@ -503,9 +503,15 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Entry>) {
 }
 
 /// Byte-compares every file of two folders (the trees must already be equal).
-pub fn assert_same_contents(a: &Node, b: &Node) {
+pub fn assert_same_contents(a: &Node, b: &Node, skip: &[String]) {
     let ta = a.tree();
     for rel in ta.files() {
+        if skip
+            .iter()
+            .any(|s| rel == s || rel.starts_with(&format!("{s}/")))
+        {
+            continue;
+        }
         let (pa, pb) = (a.path(rel), b.path(rel));
         let (mut fa, mut fb) = (
             std::fs::File::open(&pa).unwrap(),
@@ -576,6 +582,12 @@ pub fn write_noise_file(path: &Path, len: u64, seed: u64) {
 pub struct Cluster {
     pub st: Node,
     pub sd: Node,
+    /// Paths (and everything under them) left out of the tree comparison, e.g. ignored files
+    /// that exist on one side only.
+    pub skip: Vec<String>,
+    /// Byte ranges of Syncthing's log during which this scenario disconnected on purpose
+    /// (pause, restart): a "Connection ... closed" line there is expected.
+    windows: std::cell::RefCell<Vec<(usize, Option<usize>)>>,
     _root: tempfile::TempDir,
 }
 
@@ -673,6 +685,8 @@ pub fn cluster() -> Option<Cluster> {
     Some(Cluster {
         st,
         sd,
+        skip: Vec::new(),
+        windows: Default::default(),
         _root: root,
     })
 }
@@ -839,7 +853,7 @@ impl Cluster {
                 )
             },
             &mut || {
-                let diff = self.st.tree().diff(&self.sd.tree());
+                let diff = self.tree(&self.st).diff(&self.tree(&self.sd));
                 let ok = diff.is_empty() && sd_in_sync() && st_in_sync();
                 *last_diff.borrow_mut() = diff;
                 // Two equal observations in a row: no transfer in flight between them.
@@ -847,18 +861,111 @@ impl Cluster {
                 (stable >= 2).then_some(())
             },
         );
-        assert_same_contents(&self.st, &self.sd);
+        assert_same_contents(&self.st, &self.sd, &self.skip);
+    }
+
+    /// A node's tree without the `skip` paths.
+    pub fn tree(&self, n: &Node) -> Tree {
+        let mut t = n.tree();
+        t.0.retain(|k, _| {
+            !self
+                .skip
+                .iter()
+                .any(|s| k == s || k.starts_with(&format!("{s}/")))
+        });
+        t
+    }
+
+    /// Pauses the peer on Syncthing's side (`/rest/system/pause?device=`) and waits until
+    /// neither side reports the connection.
+    pub fn disconnect(&self) {
+        self.begin_expected_disconnect();
+        let r = self
+            .st
+            .post(&format!("/rest/system/pause?device={}", self.sd.id))
+            .unwrap();
+        assert_eq!(r.status, 200, "pause: {}", r.text);
+        poll(
+            "both sides report the peer disconnected",
+            || self.context(),
+            || {
+                (!self.st.sees_connected(&self.sd.id) && !self.sd.sees_connected(&self.st.id))
+                    .then_some(())
+            },
+        );
+    }
+
+    /// Resumes the peer on Syncthing's side and waits for the connection.
+    pub fn reconnect(&self) {
+        let r = self
+            .st
+            .post(&format!("/rest/system/resume?device={}", self.sd.id))
+            .unwrap();
+        assert_eq!(r.status, 200, "resume: {}", r.text);
+        self.wait_connected();
+        self.end_expected_disconnect();
+    }
+
+    /// Stops one side by PID, runs `while_down` (on the node left running), starts it again
+    /// with the same home and ports, and waits for the connection.
+    pub fn restart(&mut self, which: Kind, while_down: impl FnOnce(&Node)) {
+        self.begin_expected_disconnect();
+        let (down, up) = match which {
+            Kind::Syncthing => (&mut self.st, &self.sd),
+            Kind::Syncd => (&mut self.sd, &self.st),
+        };
+        down.stop();
+        while_down(up);
+        down.start();
+        self.wait_connected();
+        self.end_expected_disconnect();
+    }
+
+    /// Bytes `n` received from its peer since its process started (its REST API's
+    /// `inBytesTotal` for the peer's connection).
+    pub fn in_bytes(&self, which: Kind) -> u64 {
+        let (n, peer) = match which {
+            Kind::Syncthing => (&self.st, &self.sd.id),
+            Kind::Syncd => (&self.sd, &self.st.id),
+        };
+        n.connection(peer)["inBytesTotal"].as_u64().unwrap()
+    }
+
+    /// From now on a dropped connection is this scenario's doing (until `end_...`).
+    pub fn begin_expected_disconnect(&self) {
+        let at = self.st.log_text().len();
+        self.windows.borrow_mut().push((at, None));
+    }
+
+    /// The connection is back; later disconnects are failures again.
+    pub fn end_expected_disconnect(&self) {
+        let at = self.st.log_text().len();
+        if let Some(w) = self.windows.borrow_mut().last_mut() {
+            w.1 = Some(at);
+        }
+    }
+
+    fn in_window(&self, offset: usize) -> bool {
+        self.windows
+            .borrow()
+            .iter()
+            .any(|&(a, b)| offset >= a && b.is_none_or(|b| offset < b))
     }
 
     /// Fails on protocol errors or unexpected disconnects in Syncthing's log. `allowed`
     /// lists substrings of lines this scenario provokes on purpose (e.g. a restart).
     pub fn assert_clean_logs(&self, allowed: &[&str]) {
         let text = self.st.log_text();
-        let bad: Vec<&str> = text
-            .lines()
-            .filter(|l| is_bad_syncthing_line(l))
-            .filter(|l| !allowed.iter().any(|a| l.contains(a)))
-            .collect();
+        let mut bad: Vec<&str> = Vec::new();
+        let mut offset = 0;
+        for l in text.split_inclusive('\n') {
+            let expected =
+                self.in_window(offset) && l.contains("Connection to") && l.contains("closed:");
+            if is_bad_syncthing_line(l) && !expected && !allowed.iter().any(|a| l.contains(a)) {
+                bad.push(l.trim_end());
+            }
+            offset += l.len();
+        }
         assert!(
             bad.is_empty(),
             "Syncthing logged protocol errors or disconnects:\n{}",
