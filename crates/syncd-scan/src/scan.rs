@@ -1,7 +1,7 @@
 //! The scanner: walk (or re-check given paths), compare with the local index records, hash what
 //! changed on the rayon pool, and commit one batch per scan.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -148,6 +148,29 @@ struct Found {
     stat: Stat,
     kind: FileKind,
     target: Vec<u8>,
+}
+
+/// The fields of a live local record that decide whether an entry on disk is unchanged.
+struct Known {
+    kind: FileKind,
+    size: u64,
+    modified_s: i64,
+    modified_ns: i32,
+    permissions: u32,
+    symlink_target: Vec<u8>,
+}
+
+impl Known {
+    fn of(r: &FileRecord) -> Known {
+        Known {
+            kind: r.kind,
+            size: r.size,
+            modified_s: r.modified_s,
+            modified_ns: r.modified_ns,
+            permissions: r.permissions,
+            symlink_target: r.symlink_target.clone(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -323,12 +346,50 @@ impl Scanner {
         let reader = self.index.read(&self.folder)?;
         let mut batch = Vec::new();
         let mut to_hash = Vec::new();
-        let mut seen: HashSet<RelPath> = HashSet::with_capacity(walk.found.len());
+
+        // A missing single name that the index knows as a live directory: everything below
+        // it may be gone too.
+        let mut gone_singles = Vec::new();
+        for rel in singles {
+            match reader.get(self.local, &rel)? {
+                Some(rec) if rec.kind.is_dir() && !rec.deleted => prefixes.push(Some(rel)),
+                Some(rec) if !rec.deleted && !rec.invalid => gone_singles.push(rec),
+                _ => {}
+            }
+        }
+
+        // The live local records under the directory targets, read in one pass over the
+        // local records (not one lookup per entry found), kept as the few fields the
+        // equivalence shortcut needs. What is left after matching the walk is gone.
+        let mut known: HashMap<RelPath, Known> = HashMap::new();
+        if !prefixes.is_empty() {
+            for rec in reader.local_since(0)? {
+                let rec = rec?;
+                if rec.deleted || rec.invalid {
+                    continue;
+                }
+                if prefixes
+                    .iter()
+                    .any(|t| t.as_ref().is_none_or(|p| rec.name.starts_with(p)))
+                {
+                    let k = Known::of(&rec);
+                    known.insert(rec.name, k);
+                }
+            }
+        }
+
         for f in walk.found {
+            // A live record that is unchanged is skipped without reading the full record.
+            if let Some(k) = known.remove(&f.path)
+                && self.unchanged(&k, &f)
+            {
+                continue;
+            }
             let old = reader.get(self.local, &f.path)?;
-            seen.insert(f.path.clone());
             if let Some(o) = &old
-                && self.unchanged(o, &f)
+                && !o.deleted
+                && !o.invalid
+                && self.unchanged(&Known::of(o), &f)
             {
                 continue;
             }
@@ -339,29 +400,18 @@ impl Scanner {
             }
         }
 
-        // Deletions and newly ignored entries: local records under a target not seen on disk.
-        for rel in singles {
-            match reader.get(self.local, &rel)? {
-                Some(rec) if rec.kind.is_dir() && !rec.deleted => prefixes.push(Some(rel)),
-                Some(rec) if !rec.deleted && !rec.invalid && !seen.contains(&rec.name) => {
-                    batch.push(self.gone(&ignore, rec));
-                }
-                _ => {}
-            }
+        // Deletions and newly ignored entries: live local records under a target not seen
+        // on disk, unless below a directory that could not be listed.
+        for rec in gone_singles {
+            batch.push(self.gone(&ignore, rec));
         }
-        if !prefixes.is_empty() {
-            for rec in reader.local_since(0)? {
-                let rec = rec?;
-                if rec.deleted || rec.invalid || seen.contains(&rec.name) {
-                    continue;
-                }
-                let under = |p: &RelPath| rec.name.starts_with(p);
-                if !prefixes.iter().any(|t| t.as_ref().is_none_or(under)) {
-                    continue;
-                }
-                if walk.failed.iter().any(under) {
-                    continue;
-                }
+        let mut missing: Vec<RelPath> = known
+            .into_keys()
+            .filter(|name| !walk.failed.iter().any(|d| name.starts_with(d)))
+            .collect();
+        missing.sort();
+        for name in missing {
+            if let Some(rec) = reader.get(self.local, &name)? {
                 batch.push(self.gone(&ignore, rec));
             }
         }
@@ -381,6 +431,7 @@ impl Scanner {
             }
         }
 
+        crate::adopt::adopt_global(&self.index, &self.folder, &mut batch, &self.config)?;
         report.committed = batch.len();
         if !batch.is_empty() {
             let mut w = self.index.write(&self.folder)?;
@@ -597,10 +648,10 @@ impl Scanner {
         any
     }
 
-    /// Syncthing's equivalence shortcut (spec §4.2): same kind, not deleted or invalid, same
-    /// size, mtime (ns), permissions and symlink target.
-    fn unchanged(&self, old: &FileRecord, f: &Found) -> bool {
-        if old.deleted || old.invalid || old.kind != f.kind {
+    /// Syncthing's equivalence shortcut (spec §4.2), for a live (not deleted, not invalid)
+    /// record: same kind, size, mtime (ns), permissions and symlink target.
+    fn unchanged(&self, old: &Known, f: &Found) -> bool {
+        if old.kind != f.kind {
             return false;
         }
         let perms_same = self.config.ignore_perms || old.permissions == f.stat.permissions;

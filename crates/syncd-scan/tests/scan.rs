@@ -224,3 +224,76 @@ fn a_sub_path_scan_lists_only_that_directory() {
     assert!(f.record("a/z").is_some());
     assert!(!f.record("b/y").unwrap().deleted, "b was not scanned");
 }
+
+#[test]
+fn a_file_recreated_after_its_deletion_gets_a_version_newer_than_the_deletion() {
+    let f = Fixture::new();
+    f.write("again", b"one");
+    f.scanner.scan().unwrap();
+    std::fs::remove_file(f.path("again")).unwrap();
+    f.scanner.scan().unwrap();
+    let deletion = f.record("again").unwrap();
+    f.write("again", b"two");
+    let report = f.scanner.scan().unwrap();
+    assert_eq!(report.committed, 1);
+    let back = f.record("again").unwrap();
+    assert!(!back.deleted);
+    assert_eq!(back.size, 3);
+    assert_eq!(
+        back.version.compare(&deletion.version),
+        syncd_conflict::VersionOrdering::Greater
+    );
+}
+
+#[test]
+fn an_unignored_file_becomes_valid_again_without_being_changed() {
+    let f = Fixture::new();
+    f.write("a.log", b"x");
+    f.scanner.scan().unwrap();
+    std::fs::write(f.path(".stignore"), "*.log\n").unwrap();
+    f.scanner.reload_ignores().unwrap();
+    f.scanner.scan().unwrap();
+    assert!(f.record("a.log").unwrap().invalid);
+    std::fs::write(f.path(".stignore"), "").unwrap();
+    f.scanner.reload_ignores().unwrap();
+    let report = f.scanner.scan().unwrap();
+    assert_eq!(report.committed, 1);
+    let r = f.record("a.log").unwrap();
+    assert!(!r.invalid && !r.deleted);
+}
+
+#[test]
+fn a_sub_path_scan_of_a_deleted_file_records_only_that_deletion() {
+    let f = Fixture::new();
+    f.write("d/x", b"1");
+    f.write("d/y", b"2");
+    f.scanner.scan().unwrap();
+    std::fs::remove_file(f.path("d/x")).unwrap();
+    std::fs::remove_file(f.path("d/y")).unwrap();
+    let report = f
+        .scanner
+        .scan_paths(&[RelPath::new("d/x").unwrap()])
+        .unwrap();
+    assert_eq!(report.committed, 1);
+    assert!(f.record("d/x").unwrap().deleted);
+    assert!(!f.record("d/y").unwrap().deleted, "d/y was not scanned");
+}
+
+#[test]
+fn a_sub_path_scan_of_a_removed_directory_deletes_everything_below_it_only() {
+    let f = Fixture::new();
+    f.write("d/e/x", b"1");
+    f.write("d/y", b"2");
+    f.write("other/z", b"3");
+    f.scanner.scan().unwrap();
+    std::fs::remove_dir_all(f.path("d")).unwrap();
+    std::fs::remove_file(f.path("other/z")).unwrap();
+    f.scanner.scan_paths(&[RelPath::new("d").unwrap()]).unwrap();
+    for p in ["d", "d/e", "d/e/x", "d/y"] {
+        assert!(f.record(p).unwrap().deleted, "{p}");
+    }
+    assert!(
+        !f.record("other/z").unwrap().deleted,
+        "other was not scanned"
+    );
+}
