@@ -17,8 +17,9 @@ use crate::scan::{ScanError, Scanner};
 /// Watcher settings.
 #[derive(Debug, Clone)]
 pub struct WatchConfig {
-    /// How long events are gathered after the first one before the touched paths are
-    /// rescanned (default 50 ms).
+    /// How long the folder must be quiet after an event before the touched paths are
+    /// rescanned (default 50 ms); a continuous stream of events defers the rescan by at
+    /// most 20 such delays after its first event.
     pub delay: Duration,
     /// Most inotify watches this folder may hold (`None`: until the kernel limit).
     pub max_watches: Option<usize>,
@@ -168,11 +169,24 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(f)
 }
 
+/// How many debounce delays a continuous stream of events may hold back a rescan.
+const MAX_DEFER_DELAYS: u32 = 20;
+
 impl State {
+    /// When the pending paths are due: `delay` after the latest event (a burst becomes one
+    /// rescan), but no later than [`MAX_DEFER_DELAYS`] delays after the first, so a
+    /// never-ending stream of writes is still picked up.
+    fn due(&self, first: Option<Instant>, last: Option<Instant>) -> Option<Instant> {
+        let first = first?;
+        let quiet = last.unwrap_or(first).max(first) + self.config.delay;
+        Some(quiet.min(first + self.config.delay * MAX_DEFER_DELAYS))
+    }
+
     fn run(mut self, rx: Receiver<Input>) {
         let mut pending: BTreeSet<RelPath> = BTreeSet::new();
         let mut full = false;
         let mut first_event: Option<Instant> = None;
+        let mut last_event: Option<Instant> = None;
         let mut next_full = self
             .config
             .rescan_interval
@@ -182,14 +196,10 @@ impl State {
             if self.stats.limited.load(Ordering::Relaxed) && next_fallback.is_none() {
                 next_fallback = Some(Instant::now() + self.config.fallback_interval);
             }
-            let deadline = [
-                first_event.map(|t| t + self.config.delay),
-                next_full,
-                next_fallback,
-            ]
-            .into_iter()
-            .flatten()
-            .min();
+            let deadline = [self.due(first_event, last_event), next_full, next_fallback]
+                .into_iter()
+                .flatten()
+                .min();
             let input = match deadline {
                 Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
                 None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
@@ -202,10 +212,12 @@ impl State {
                     }
                     pending.extend(paths);
                     first_event.get_or_insert_with(Instant::now);
+                    last_event = Some(Instant::now());
                 }
                 Ok(Input::Fs(ev)) => {
                     if self.handle_event(ev, &mut pending, &mut full) {
                         first_event.get_or_insert_with(Instant::now);
+                        last_event = Some(Instant::now());
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -214,15 +226,19 @@ impl State {
             if next_full.is_some_and(|t| now >= t) {
                 full = true;
                 first_event = Some(now.checked_sub(self.config.delay).unwrap_or(now));
+                last_event = first_event;
                 next_full = self.config.rescan_interval.map(|i| now + jitter(i));
             }
             if next_fallback.is_some_and(|t| now >= t) {
                 pending.extend(self.unwatched.iter().cloned());
-                first_event.get_or_insert(now.checked_sub(self.config.delay).unwrap_or(now));
+                let due = now.checked_sub(self.config.delay).unwrap_or(now);
+                first_event.get_or_insert(due);
+                last_event = Some(due);
                 next_fallback = None;
             }
-            if first_event.is_some_and(|t| now >= t + self.config.delay) {
+            if self.due(first_event, last_event).is_some_and(|t| now >= t) {
                 first_event = None;
+                last_event = None;
                 let paths: Vec<RelPath> = if full {
                     Vec::new()
                 } else {
@@ -241,6 +257,7 @@ impl State {
                         // Changed while hashed: look again after another delay.
                         pending.extend(report.retry);
                         first_event = Some(Instant::now());
+                        last_event = first_event;
                     }
                     Ok(_) => {}
                     Err(e) => {
