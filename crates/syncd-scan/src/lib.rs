@@ -7,7 +7,9 @@
 //!   compares every entry with its local record in `syncd-index` (kind, size, mtime ns,
 //!   permissions, symlink target: equal means not read), hashes what changed on a rayon pool,
 //!   bumps versions through `syncd-conflict` and commits **one batch per scan**. Missing
-//!   entries become deletion records; newly ignored ones become invalid.
+//!   entries become deletion records; newly ignored ones become invalid. An entry that is
+//!   equivalent to the folder's global record (e.g. a file the puller has renamed into place
+//!   but not yet committed) takes the global's version instead of a bump: nothing is needed.
 //! - [`hash::hash_file`]: one bounded-buffer pass producing the BEP block list (sizes from
 //!   `syncd-proto`'s table), the blocks hash and the FastCDC v2020 chunk list
 //!   (`syncd_proto::cdc` parameters), SHA-256 each; stat before and after, so a file that
@@ -38,6 +40,7 @@
 //! # Ok(()) }
 //! ```
 
+mod adopt;
 pub mod hash;
 mod params;
 mod scan;

@@ -1,0 +1,101 @@
+//! Merging a scanned change that is the global version (Syncthing's "merging identical locally
+//! changed item with global", spec sync-semantics §4.2).
+//!
+//! A scan builds a new local record for every entry that differs from its local record, and
+//! would bump its version. When the entry on disk is already *equivalent* to the folder's
+//! global record — typically a file the puller has just renamed into place and not yet
+//! committed, or content that arrived by other means — the device holds the global version:
+//! the record then carries the global's version vector (and who modified it) instead of a bump,
+//! so nothing becomes needed and nothing new wins anywhere.
+
+use syncd_index::{FileRecord, Index, IndexError};
+use syncd_types::{FileKind, FolderId};
+
+use crate::ScanConfig;
+
+/// Gives every record of `batch` that is equivalent to the global record of its name the
+/// global's version. The globals are read in one snapshot taken now, after hashing, just
+/// before the batch is written: the freshest view (a global that changes after it simply
+/// supersedes the adopted version, as it would any local one). Invalid (newly ignored)
+/// records are left as they are.
+pub(crate) fn adopt_global(
+    index: &Index,
+    folder: &FolderId,
+    batch: &mut [FileRecord],
+    config: &ScanConfig,
+) -> Result<(), IndexError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let reader = index.read(folder)?;
+    let local = index.local_device();
+    if reader.devices().iter().all(|d| *d == local) {
+        // Only the local device holds records: the global of a name is our own record.
+        return Ok(());
+    }
+    for rec in batch.iter_mut().filter(|r| !r.invalid) {
+        let Some(global) = reader.global(&rec.name)? else {
+            continue;
+        };
+        let g = &global.record;
+        if !equivalent(rec, g, config.ignore_perms) {
+            continue;
+        }
+        rec.version = g.version.clone();
+        rec.modified_by = g.modified_by;
+        rec.previous_blocks_hash = g.previous_blocks_hash.clone();
+        if rec.deleted {
+            // A tombstone's time is when it was deleted: take the global one's.
+            rec.modified_s = g.modified_s;
+            rec.modified_ns = g.modified_ns;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the scanned record `ours` describes the same entry as the global record: same
+/// kind, deleted flag and validity; for live files the same size, mtime (s and ns) and
+/// content (blocks hash, or the block list when either lacks one); for live directories and
+/// files the same permission bits unless permissions are ignored on either side; for live
+/// symlinks the same target. Deleted entries of the same kind carry no content to compare.
+/// Directory and symlink times are not compared, as in the scanner's change shortcut.
+fn equivalent(ours: &FileRecord, global: &FileRecord, ignore_perms: bool) -> bool {
+    if global.invalid || ours.invalid || ours.kind != global.kind || ours.deleted != global.deleted
+    {
+        return false;
+    }
+    if ours.deleted {
+        return true;
+    }
+    let perms_same = ignore_perms
+        || ours.no_permissions
+        || global.no_permissions
+        || ours.permissions & 0o777 == global.permissions & 0o777;
+    match ours.kind {
+        FileKind::File => {
+            ours.size == global.size
+                && ours.modified_s == global.modified_s
+                && ours.modified_ns == global.modified_ns
+                && perms_same
+                && same_content(ours, global)
+        }
+        FileKind::Directory => perms_same,
+        FileKind::Symlink => ours.symlink_target == global.symlink_target,
+    }
+}
+
+/// Same file content; both records have the same size.
+fn same_content(a: &FileRecord, b: &FileRecord) -> bool {
+    if a.size == 0 {
+        // Empty: one empty block or none, depending on who listed it.
+        return true;
+    }
+    if !a.blocks_hash.is_empty() && !b.blocks_hash.is_empty() {
+        return a.blocks_hash == b.blocks_hash;
+    }
+    a.blocks.len() == b.blocks.len()
+        && a.blocks
+            .iter()
+            .zip(&b.blocks)
+            .all(|(x, y)| x.size == y.size && x.hash == y.hash)
+}
