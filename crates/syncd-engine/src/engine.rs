@@ -647,6 +647,12 @@ impl EngineHandle {
                 continue;
             };
             let st = r.device(d).ok().flatten();
+            if st.is_none() {
+                // No index from this peer is in our store yet (not even an empty one): we
+                // cannot know what it still needs, so it is not in sync.
+                missing.push(format!("device {short}: no index received yet"));
+                continue;
+            }
             let have = st.as_ref().map_or(0, |s| s.max_sequence);
             if have < announced {
                 missing.push(format!(
