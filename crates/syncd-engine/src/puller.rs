@@ -5,19 +5,27 @@
 //! from local data first (the old version of the same file, then any file via the block map),
 //! then from connected peers that hold the global version, with a bound on bytes in flight;
 //! every block is SHA-256-verified before it is written. A file is written to
-//! `.syncthing.<name>.tmp` beside its target, given permissions and mtime, made durable,
-//! renamed into place, then the parent directory is synced and only then is the index updated.
+//! `.syncthing.<name>.tmp` beside its target (reusing the verified pieces a failed attempt or a
+//! killed process left there, see [`resume`]) and given permissions and mtime; finished files
+//! are then made durable, renamed into place, their directories synced and their records
+//! committed in batches (see [`batch`]). A new directory is made under a temp name with its
+//! final permissions and renamed into place, so no scan ever sees it with umask permissions.
 //! Before replacing or deleting a local item the puller checks it against the index: a changed
-//! item is rescanned, never overwritten.
+//! item is rescanned, never overwritten. Conflict copies carry the local time and are pruned
+//! to the folder's `maxConflicts` (see [`conflicts`]).
+
+mod batch;
+mod conflicts;
+mod resume;
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
-use syncd_conflict::{LocalContext, LocalFate, LocalTime, MaxConflicts, Resolution};
+use syncd_conflict::{LocalContext, LocalFate, MaxConflicts, Resolution};
 use syncd_index::{FileRecord, Needed};
 use syncd_types::{DeviceId, FileKind, FolderId, RelPath};
 use tokio::sync::Semaphore;
@@ -33,6 +41,12 @@ use crate::status::FileError;
 const MAX_ITEMS_PER_PASS: usize = 10_000;
 /// Files pulled concurrently.
 const FILES_IN_FLIGHT: usize = 8;
+/// A durability batch is flushed once it holds this many files...
+const BATCH_FILES: usize = 128;
+/// ...or this many bytes of new data...
+const BATCH_BYTES: u64 = 64 * 1024 * 1024;
+/// ...or its first file has waited this long, or no other file is being pulled.
+const BATCH_WAIT: Duration = Duration::from_millis(100);
 
 /// What one pull pass did.
 #[derive(Debug, Default)]
@@ -64,9 +78,6 @@ pub(crate) enum PullError {
     #[error("local version kept")]
     NotNeeded,
 }
-
-/// A pulled item's new local record and the directory to sync before committing it.
-type ItemResult = Result<(FileRecord, Option<PathBuf>), PullError>;
 
 struct Ctx {
     shared: Arc<Shared>,
@@ -173,38 +184,7 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
     }
     commit(&ctx, &mut done, &mut dirs_to_sync, &mut out).await;
 
-    let mut set: JoinSet<(RelPath, ItemResult)> = JoinSet::new();
-    let mut queue = files.into_iter();
-    loop {
-        while set.len() < FILES_IN_FLIGHT {
-            let Some(n) = queue.next() else { break };
-            let ctx2 = ctx.clone();
-            emit_started(&ctx, &n.global.name, FileKind::File, ItemAction::Update);
-            set.spawn(async move {
-                let name = n.global.name.clone();
-                (name, pull_file(ctx2, n).await.map(|(r, p)| (r, Some(p))))
-            });
-        }
-        let Some(joined) = set.join_next().await else {
-            break;
-        };
-        let Ok((name, res)) = joined else { continue };
-        finish_item(
-            &ctx,
-            &mut out,
-            &mut done,
-            &mut dirs_to_sync,
-            &name,
-            FileKind::File,
-            ItemAction::Update,
-            res,
-        );
-        // Commit as soon as files land: a watcher rescan between the rename and the commit
-        // would otherwise mistake the pulled file for a local edit. Files finishing together
-        // share one transaction.
-        commit(&ctx, &mut done, &mut dirs_to_sync, &mut out).await;
-    }
-    commit(&ctx, &mut done, &mut dirs_to_sync, &mut out).await;
+    pull_files(&ctx, files, &mut out).await;
 
     for n in deletes {
         let name = n.global.name.clone();
@@ -246,15 +226,26 @@ fn finish_item(
     action: ItemAction,
     res: Result<(FileRecord, Option<PathBuf>), PullError>,
 ) {
-    let error = match res {
-        Ok((rec, changed_dir)) => {
-            if let Some(d) = changed_dir {
-                dirs.insert(d);
-            }
-            done.push(rec);
-            None
+    let res = res.map(|(rec, changed_dir)| {
+        if let Some(d) = changed_dir {
+            dirs.insert(d);
         }
-        Err(PullError::NotNeeded) => None,
+        done.push(rec);
+    });
+    report(ctx, out, name, kind, action, res);
+}
+
+/// Records an item's outcome (errors, rescans) and emits `ItemFinished`.
+fn report(
+    ctx: &Ctx,
+    out: &mut PullOutcome,
+    name: &RelPath,
+    kind: FileKind,
+    action: ItemAction,
+    res: Result<(), PullError>,
+) {
+    let error = match res {
+        Ok(()) | Err(PullError::NotNeeded) => None,
         Err(e) => {
             if matches!(e, PullError::Modified) {
                 out.rescan.push(name.clone());
@@ -273,6 +264,89 @@ fn finish_item(
         action,
         error,
     });
+}
+
+/// Pulls the regular files, [`FILES_IN_FLIGHT`] at a time, and flushes the finished ones in
+/// durability batches (one batch flushing while the next fills).
+async fn pull_files(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOutcome) {
+    let mut set: JoinSet<(RelPath, Result<batch::Item, PullError>)> = JoinSet::new();
+    let mut queue = files.into_iter();
+    let mut pending: Vec<batch::Item> = Vec::new();
+    let mut pending_bytes = 0u64;
+    let mut pending_since: Option<tokio::time::Instant> = None;
+    let mut flushing: Option<tokio::task::JoinHandle<batch::Flushed>> = None;
+    let mut flushing_names: Vec<RelPath> = Vec::new();
+    loop {
+        while set.len() < FILES_IN_FLIGHT {
+            let Some(n) = queue.next() else { break };
+            let ctx2 = ctx.clone();
+            emit_started(ctx, &n.global.name, FileKind::File, ItemAction::Update);
+            set.spawn(async move {
+                let name = n.global.name.clone();
+                (name, pull_file(ctx2, n).await)
+            });
+        }
+        let due = pending.len() >= BATCH_FILES
+            || pending_bytes >= BATCH_BYTES
+            || set.is_empty()
+            || pending_since.is_some_and(|t| t.elapsed() >= BATCH_WAIT);
+        if flushing.is_none() && !pending.is_empty() && due {
+            let items = std::mem::take(&mut pending);
+            flushing_names = items.iter().map(|i| i.record.name.clone()).collect();
+            (pending_bytes, pending_since) = (0, None);
+            let ctx2 = ctx.clone();
+            flushing = Some(tokio::task::spawn_blocking(move || {
+                batch::flush(&ctx2, items)
+            }));
+        }
+        if set.is_empty() && flushing.is_none() && pending.is_empty() {
+            break;
+        }
+        let deadline = pending_since.map_or_else(tokio::time::Instant::now, |t| t + BATCH_WAIT);
+        tokio::select! {
+            joined = set.join_next(), if !set.is_empty() => match joined {
+                Some(Ok((_, Ok(item)))) => {
+                    if item.staged.is_some() {
+                        pending_bytes += item.record.size;
+                    }
+                    pending_since.get_or_insert_with(tokio::time::Instant::now);
+                    pending.push(item);
+                }
+                Some(Ok((name, Err(e)))) => {
+                    report(ctx, out, &name, FileKind::File, ItemAction::Update, Err(e));
+                }
+                Some(Err(_)) | None => {}
+            },
+            flushed = wait_flush(&mut flushing), if flushing.is_some() => {
+                flushing = None;
+                let names = std::mem::take(&mut flushing_names);
+                match flushed {
+                    Ok(f) => {
+                        out.changed += f.committed;
+                        for (name, res) in f.results {
+                            report(ctx, out, &name, FileKind::File, ItemAction::Update, res);
+                        }
+                    }
+                    Err(e) => {
+                        for name in names {
+                            let err = PullError::Io(std::io::Error::other(e.to_string()));
+                            report(ctx, out, &name, FileKind::File, ItemAction::Update, Err(err));
+                        }
+                    }
+                }
+            },
+            () = tokio::time::sleep_until(deadline), if pending_since.is_some() && flushing.is_none() => {}
+        }
+    }
+}
+
+async fn wait_flush(
+    h: &mut Option<tokio::task::JoinHandle<batch::Flushed>>,
+) -> Result<batch::Flushed, tokio::task::JoinError> {
+    match h {
+        Some(h) => h.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Syncs the directories renamed into, then commits the records as local records.
@@ -353,19 +427,57 @@ fn pull_dir(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), Pull
     if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
         return Err(PullError::Modified);
     }
+    let mode =
+        (!ctx.ignore_perms && !n.global.no_permissions).then_some(n.global.permissions & 0o777);
     match std::fs::symlink_metadata(&path) {
-        Ok(m) if m.is_dir() => {}
-        Ok(m) if m.file_type().is_symlink() => std::fs::remove_file(&path)?,
+        Ok(m) if m.is_dir() => {
+            if let Some(mode) = mode
+                && m.permissions().mode() & 0o777 != mode
+            {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+            }
+        }
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::remove_file(&path)?;
+            create_dir_in_place(&path, n.global.name.file_name(), mode)?;
+        }
         Ok(_) => return Err(PullError::Modified),
-        Err(_) => std::fs::create_dir_all(&path)?,
-    }
-    if !ctx.ignore_perms && !n.global.no_permissions {
-        std::fs::set_permissions(
-            &path,
-            std::fs::Permissions::from_mode(n.global.permissions & 0o777),
-        )?;
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            create_dir_in_place(&path, n.global.name.file_name(), mode)?;
+        }
+        Err(e) => return Err(e.into()),
     }
     Ok((installed(&n.global, adopt_version), Some(parent_of(&path))))
+}
+
+/// Creates the directory `path` (base name `base`) already carrying `mode` (umask applies
+/// when `None`): it is made under its temp name, which scans skip, given its permissions and
+/// renamed into place, so it is never visible with the umask's permissions and a scan racing
+/// the puller sees exactly the global version (which it then adopts instead of bumping).
+fn create_dir_in_place(path: &Path, base: &str, mode: Option<u32>) -> std::io::Result<()> {
+    let Some(parent) = path.parent() else {
+        return std::fs::create_dir(path);
+    };
+    std::fs::create_dir_all(parent)?;
+    let temp = parent.join(syncd_types::names::temp_name(base));
+    match std::fs::symlink_metadata(&temp) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir(&temp)?,
+        Ok(_) => std::fs::remove_file(&temp)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::DirBuilder::new()
+        .mode(mode.unwrap_or(0o777))
+        .create(&temp)?;
+    let placed = match mode {
+        Some(mode) => std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode)),
+        None => Ok(()),
+    }
+    .and_then(|()| std::fs::rename(&temp, path));
+    if placed.is_err() {
+        let _ = std::fs::remove_dir(&temp);
+    }
+    placed
 }
 
 fn pull_symlink(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), PullError> {
@@ -421,17 +533,16 @@ fn delete_item(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), P
     Ok((installed(&n.global, adopt_version), Some(parent_of(&path))))
 }
 
-/// Moves the losing local file aside under its conflict-copy name and reports it.
+/// Moves the losing local file aside under its conflict-copy name (stamped with the local
+/// time), prunes the oldest copies beyond `maxConflicts` and reports it.
 fn conflict_move(
     ctx: &Ctx,
     name: &RelPath,
     path: &Path,
     winner: syncd_types::ShortId,
 ) -> Result<(), PullError> {
-    let now = fsutil::split_time(SystemTime::now()).0;
-    let Some(copy) =
-        syncd_conflict::conflict_copy_name(name.as_str(), winner, LocalTime::from_unix(now, 0))
-    else {
+    let now = conflicts::local_time(SystemTime::now());
+    let Some(copy) = syncd_conflict::conflict_copy_name(name.as_str(), winner, now) else {
         // Already a conflict copy: losing again just removes it (no nesting).
         std::fs::remove_file(path)?;
         return Ok(());
@@ -444,12 +555,20 @@ fn conflict_move(
         path: name.as_str().to_owned(),
         conflict_copy: copy,
     });
-    ctx.shared.request_rescan(&ctx.folder, vec![copy_rel]);
+    let mut rescan = vec![copy_rel];
+    rescan.extend(conflicts::prune(
+        &ctx.root,
+        name,
+        &parent_of(&copy_path),
+        ctx.max_conflicts,
+    ));
+    ctx.shared.request_rescan(&ctx.folder, rescan);
     Ok(())
 }
 
-/// Pulls one regular file into place; returns its new local record and the directory to sync.
-async fn pull_file(ctx: Arc<Ctx>, n: Needed) -> Result<(FileRecord, PathBuf), PullError> {
+/// Pulls one regular file into its temp file (reusing what a previous attempt left there) and
+/// stages it for the next durability batch; a metadata-only change is applied at once.
+async fn pull_file(ctx: Arc<Ctx>, n: Needed) -> Result<batch::Item, PullError> {
     let resolution = decide(&ctx, &n);
     let Resolution::TakeRemote {
         adopt_version,
@@ -464,47 +583,52 @@ async fn pull_file(ctx: Arc<Ctx>, n: Needed) -> Result<(FileRecord, PathBuf), Pu
     }
     let dir = parent_of(&path);
     let global = n.global.clone();
+    let record = installed(&global, adopt_version);
     if matches!(fate, LocalFate::MetadataOnly) && path.exists() {
         let p = path.clone();
         let (ignore_perms, g) = (ctx.ignore_perms, global.clone());
         tokio::task::spawn_blocking(move || set_meta(&p, &g, ignore_perms))
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))??;
-        return Ok((installed(&global, adopt_version), dir));
+        return Ok(batch::Item {
+            record,
+            dir,
+            staged: None,
+        });
     }
     std::fs::create_dir_all(&dir)?;
     let temp = dir.join(syncd_types::names::temp_name(global.name.file_name()));
-    let file = {
-        let t = temp.clone();
-        let size = global.size;
-        tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-            let f = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&t)?;
-            f.set_len(size)?;
-            Ok(f)
-        })
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))??
-    };
-    let file = Arc::new(file);
-    let mut blocks: JoinSet<Result<(), PullError>> = JoinSet::new();
     // Between syncd peers the content-defined chunk list is used: an insertion in a large file
     // then shifts no chunk boundaries after it, so only the changed chunks are fetched. Each
     // chunk is verified like a block (the list covers the file exactly; see
     // `syncd_proto::cdc::usable_chunks`), and requests name the chunk's range and hash.
-    let pieces = if global.chunks.is_empty() {
-        &global.blocks
+    let pieces: Vec<syncd_index::Block> = if global.chunks.is_empty() {
+        global.blocks.clone()
     } else {
-        &global.chunks
+        global.chunks.clone()
     };
-    for b in pieces.iter().copied() {
-        if b.size == 0 {
-            continue;
-        }
+    let tf = {
+        let (t, p, size) = (temp.clone(), pieces.clone(), global.size);
+        tokio::task::spawn_blocking(move || resume::open_temp(&t, &p, size))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??
+    };
+    if tf.reused_bytes > 0 {
+        tracing::debug!(
+            folder = %ctx.folder,
+            path = %global.name.as_str(),
+            bytes = tf.reused_bytes,
+            "reusing verified data of an existing temp file"
+        );
+    }
+    let file = Arc::new(tf.file);
+    let mut blocks: JoinSet<Result<(), PullError>> = JoinSet::new();
+    for (b, _) in pieces
+        .iter()
+        .copied()
+        .zip(tf.reused)
+        .filter(|(b, reused)| b.size > 0 && !reused)
+    {
         let (ctx2, n_local, gname, avail, file2, old_path) = (
             ctx.clone(),
             n.local.clone(),
@@ -536,43 +660,41 @@ async fn pull_file(ctx: Arc<Ctx>, n: Needed) -> Result<(FileRecord, PathBuf), Pu
         }
     }
     if let Some(e) = first_err {
+        // The temp file stays: the next attempt reuses its verified pieces.
         return Err(e);
     }
-    // Permissions, mtime, durability, then (after re-checking the target) the rename.
-    let (t, p, g, ignore_perms) = (temp.clone(), path.clone(), global.clone(), ctx.ignore_perms);
-    let local = n.local.clone();
-    let ctx2 = ctx.clone();
-    tokio::task::spawn_blocking(move || -> Result<(), PullError> {
-        set_meta(&t, &g, ignore_perms)?;
-        file.sync_all()?;
-        drop(file);
-        if !fsutil::matches_index(&p, local.as_ref(), ignore_perms)? {
-            return Err(PullError::Modified);
+    let file = Arc::try_unwrap(file)
+        .map_err(|_| std::io::Error::other("temp file still shared after its writes"))?;
+    // Permissions and mtime go on the temp file, so the file is complete when it appears.
+    let (g, ignore_perms) = (global.clone(), ctx.ignore_perms);
+    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        if !ignore_perms && !g.no_permissions {
+            file.set_permissions(std::fs::Permissions::from_mode(g.permissions & 0o777))?;
         }
-        match std::fs::symlink_metadata(&p) {
-            Ok(m) if m.is_dir() => std::fs::remove_dir(&p).map_err(|_| PullError::DirNotEmpty)?,
-            Ok(m) if m.is_file() => {
-                if let LocalFate::ConflictCopy { winner_modified_by } = fate {
-                    conflict_move(&ctx2, &g.name, &p, winner_modified_by)?;
-                }
-            }
-            Ok(_) => std::fs::remove_file(&p)?,
-            Err(_) => {}
-        }
-        std::fs::rename(&t, &p)?;
-        Ok(())
+        file.set_modified(fsutil::mtime_of(&g))?;
+        Ok(file)
     })
     .await
     .map_err(|e| std::io::Error::other(e.to_string()))??;
-    Ok((installed(&global, adopt_version), dir))
+    Ok(batch::Item {
+        record,
+        dir,
+        staged: Some(batch::Staged {
+            file,
+            temp,
+            target: path,
+            local: n.local,
+            fate,
+        }),
+    })
 }
 
 fn set_meta(path: &Path, g: &FileRecord, ignore_perms: bool) -> std::io::Result<()> {
     if !ignore_perms && !g.no_permissions {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(g.permissions & 0o777))?;
     }
-    let f = std::fs::OpenOptions::new().write(true).open(path)?;
-    f.set_modified(fsutil::mtime_of(g))
+    // Read-only is enough for futimens as the owner, and works on a 0444 file.
+    std::fs::File::open(path)?.set_modified(fsutil::mtime_of(g))
 }
 
 /// One verified block: from the old local version, then the block map, then peers.
