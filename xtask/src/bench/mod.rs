@@ -7,12 +7,12 @@
 //! Std only: [`http`] is a tiny HTTP/1.1 client, [`json`] a small JSON reader, [`rng`] a
 //! SplitMix64.
 
-mod daemon;
-mod http;
-mod json;
+pub(crate) mod daemon;
+pub(crate) mod http;
+pub(crate) mod json;
 mod procfs;
 mod report;
-mod rng;
+pub(crate) mod rng;
 mod scenarios;
 mod workspace;
 
@@ -94,6 +94,7 @@ fn parse_args(root: &Path, args: &[String]) -> Result<Options, String> {
         data_dir: root.join("target/bench/data"),
         syncthing: PathBuf::from("syncthing"),
         syncd: Err("not resolved".into()),
+        keep: false,
     };
     let mut pairs = Pairing::ALL.to_vec();
     let mut keep = false;
@@ -147,6 +148,7 @@ fn parse_args(root: &Path, args: &[String]) -> Result<Options, String> {
         }
     }
     settings.spec = spec;
+    settings.keep = keep;
     let needs_syncd = pairs.iter().any(|p| *p != Pairing::SyncthingPair);
     settings.syncd = if needs_syncd {
         resolve_syncd(root, syncd, build)
@@ -338,6 +340,11 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         }
         scenarios_out.push(sc);
     }
+    let load_end = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    preamble.push(format!(
+        "Load average at the end: {} (each scenario's table also shows the 1-minute load when it finished)",
+        load_end.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    ));
     let mut notes: Vec<String> = Vec::new();
     for n in results.iter().flat_map(|(_, r)| r.notes.iter()) {
         if !notes.contains(n) {

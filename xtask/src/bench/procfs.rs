@@ -69,6 +69,16 @@ pub fn clock_ticks_per_second() -> u64 {
     })
 }
 
+/// The 1-minute load average (`/proc/loadavg`): how loaded the shared machine was.
+pub fn load_average() -> Option<f64> {
+    parse_loadavg(&std::fs::read_to_string("/proc/loadavg").ok()?)
+}
+
+/// The first field of `/proc/loadavg`'s text.
+pub fn parse_loadavg(text: &str) -> Option<f64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
 /// Flushes dirty pages and drops the clean page cache (`echo 1 > /proc/sys/vm/drop_caches`).
 /// Needs root (and a writable /proc/sys); the error says why it was not done.
 pub fn drop_page_cache() -> Result<(), String> {
@@ -94,6 +104,12 @@ mod tests {
         assert_eq!(parse_status_kb(status, "VmHWM"), Some(265_000));
         assert_eq!(parse_status_kb(status, "VmRSS"), Some(170_000));
         assert_eq!(parse_status_kb(status, "VmSwap"), None);
+    }
+
+    #[test]
+    fn load_average_is_the_first_field_of_loadavg() {
+        assert_eq!(parse_loadavg("13.52 9.01 4.20 3/812 4242\n"), Some(13.52));
+        assert_eq!(parse_loadavg(""), None);
     }
 
     #[test]

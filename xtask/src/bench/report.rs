@@ -43,6 +43,8 @@ pub enum Unit {
     Bytes,
     /// A plain count.
     Count,
+    /// A load average (runnable threads, one decimal; never given a ratio).
+    Load,
 }
 
 /// One measured figure.
@@ -95,6 +97,7 @@ pub fn format_value(unit: Unit, v: f64) -> String {
         Unit::Bytes if v < 1e9 => format!("{:.1} MB", v / 1e6),
         Unit::Bytes => format!("{:.2} GB", v / 1e9),
         Unit::Count => format!("{v:.0}"),
+        Unit::Load => format!("{v:.1}"),
     }
 }
 
@@ -167,6 +170,7 @@ pub fn scenario_markdown(s: &Scenario) -> String {
                     value(Pairing::SyncdPair, name),
                     value(Pairing::SyncthingPair, name),
                 ) {
+                    _ if *unit == Unit::Load => "—".to_string(),
                     (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
                     _ => "—".to_string(),
                 };
@@ -393,6 +397,17 @@ mod tests {
     }
 
     #[test]
+    fn load_average_rows_get_no_ratio() {
+        let load = |v| Ok(vec![Metric::new("load average", Unit::Load, v)]);
+        let s = scenario(vec![
+            (Pairing::SyncthingPair, load(12.0)),
+            (Pairing::SyncdPair, load(6.0)),
+        ]);
+        let md = scenario_markdown(&s);
+        assert!(md.contains("| load average | 12.0 | 6.0 | — |"), "{md}");
+    }
+
+    #[test]
     fn unavailable_syncd_shows_the_reason_instead_of_numbers() {
         let reason = "syncd daemon not available: no binary at target/release/syncd";
         let s = scenario(vec![
@@ -439,6 +454,7 @@ mod tests {
             (Unit::Bytes, 48_000_000.0, "48.0 MB"),
             (Unit::Bytes, 1_230_000_000.0, "1.23 GB"),
             (Unit::Count, 20_000.0, "20000"),
+            (Unit::Load, 13.46, "13.5"),
         ];
         for (unit, v, want) in cases {
             assert_eq!(format_value(unit, v), want, "{unit:?} {v}");

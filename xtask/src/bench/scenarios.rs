@@ -40,6 +40,8 @@ pub struct Settings {
     pub syncthing: PathBuf,
     /// The syncd binary, or why there is none.
     pub syncd: Result<PathBuf, String>,
+    /// Keep each pair's homes, folders and daemon logs (`--keep`).
+    pub keep: bool,
 }
 
 /// One pairing's results, one outcome per scenario that was asked for.
@@ -59,6 +61,7 @@ struct Pair {
     a: Node,
     b: Node,
     dir: PathBuf,
+    keep: bool,
     expect_files: u64,
     expect_bytes: u64,
 }
@@ -117,6 +120,7 @@ impl Pair {
             a,
             b,
             dir,
+            keep: s.keep,
             expect_files: 0,
             expect_bytes: 0,
         })
@@ -202,12 +206,19 @@ impl Pair {
     fn wire_total(&self) -> Result<f64, String> {
         Ok(self.a.wire_bytes()?.0 + self.b.wire_bytes()?.0)
     }
+
+    /// CPU seconds both daemons have used so far.
+    fn cpu_total(&self) -> Result<f64, String> {
+        Ok(self.a.sample()?.cpu_s + self.b.sample()?.cpu_s)
+    }
 }
 
 impl Drop for Pair {
     fn drop(&mut self) {
         self.stop();
-        let _ = fs::remove_dir_all(&self.dir);
+        if !self.keep {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -366,13 +377,24 @@ fn files_equal(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Applies `op` on A and polls `done` on B; returns (seconds, bytes sent by both daemons).
+/// What one change of scenario 4 cost.
+struct ChangeCost {
+    /// Wall clock from the change until the receiving side has it.
+    secs: f64,
+    /// Bytes sent by both daemons.
+    wire: f64,
+    /// CPU seconds used by both daemons meanwhile.
+    cpu: f64,
+}
+
+/// Applies `op` on A and polls `done` on B.
 fn change(
     pair: &mut Pair,
     op: impl FnOnce(&Path) -> std::io::Result<()>,
     done: impl Fn(&Path, &Path) -> bool,
-) -> Result<(f64, f64), String> {
+) -> Result<ChangeCost, String> {
     let before = pair.wire_total()?;
+    let cpu_before = pair.cpu_total()?;
     let t0 = Instant::now();
     op(&pair.a.folder).map_err(|e| format!("changing the sending side: {e}"))?;
     let deadline = t0 + Duration::from_secs(600);
@@ -389,7 +411,11 @@ fn change(
     let secs = t0.elapsed().as_secs_f64();
     // Index updates trail the data by a moment; count them too.
     std::thread::sleep(Duration::from_secs(1));
-    Ok((secs, pair.wire_total()? - before))
+    Ok(ChangeCost {
+        secs,
+        wire: pair.wire_total()? - before,
+        cpu: pair.cpu_total()? - cpu_before,
+    })
 }
 
 fn delta(pair: &mut Pair, s: &Settings) -> Result<Vec<Metric>, String> {
@@ -420,12 +446,17 @@ fn delta(pair: &mut Pair, s: &Settings) -> Result<Vec<Metric>, String> {
     }
     pair.wait_synced(sync_timeout(s.delta_dir_files, s.delta_bytes))?;
     let mut out = Vec::new();
-    let mut record = |name: &str, r: (f64, f64)| {
-        out.push(Metric::new(format!("{name}: time"), Unit::Seconds, r.0));
+    let mut record = |name: &str, r: ChangeCost| {
+        out.push(Metric::new(format!("{name}: time"), Unit::Seconds, r.secs));
+        out.push(Metric::new(
+            format!("{name}: CPU, both daemons"),
+            Unit::Seconds,
+            r.cpu,
+        ));
         out.push(Metric::new(
             format!("{name}: bytes on the wire"),
             Unit::Bytes,
-            r.1,
+            r.wire,
         ));
     };
     let r = change(
@@ -497,6 +528,20 @@ fn subtree_files(p: &Path) -> usize {
     n
 }
 
+/// Appends the machine's 1-minute load average at the end of the scenario to its figures.
+fn with_load(o: Outcome) -> Outcome {
+    o.map(|mut m| {
+        if let Some(l) = procfs::load_average() {
+            m.push(Metric::new(
+                "load average (1 min) at the end",
+                Unit::Load,
+                l,
+            ));
+        }
+        m
+    })
+}
+
 /// Runs the asked-for scenarios for one pairing. Failures are recorded per scenario; a failed
 /// scenario 1 fails 2-4 (they need its synced tree).
 pub fn run_pairing(s: &Settings, pairing: Pairing) -> PairingResults {
@@ -543,10 +588,10 @@ pub fn run_pairing(s: &Settings, pairing: Pairing) -> PairingResults {
                     );
                     let m1 = initial_sync(&mut pair, s, &m, &mut r.notes).map_err(wrap)?;
                     r.throughput = m1.iter().find(|x| x.name == "throughput").map(|x| x.value);
-                    r.outcomes.push((1, Ok(m1)));
+                    r.outcomes.push((1, with_load(Ok(m1))));
                     if want(2) {
                         eprintln!("bench: {}: cold start", pairing.label());
-                        let o = cold_start(&mut pair, &mut r.notes).map_err(wrap);
+                        let o = with_load(cold_start(&mut pair, &mut r.notes).map_err(wrap));
                         let fatal = o.is_err();
                         r.outcomes.push((2, o));
                         if fatal {
@@ -555,7 +600,7 @@ pub fn run_pairing(s: &Settings, pairing: Pairing) -> PairingResults {
                     }
                     if want(4) {
                         eprintln!("bench: {}: delta", pairing.label());
-                        let o = delta(&mut pair, s).map_err(wrap);
+                        let o = with_load(delta(&mut pair, s).map_err(wrap));
                         r.outcomes.push((4, o));
                     }
                     if want(3) {
@@ -603,7 +648,8 @@ pub fn run_pairing(s: &Settings, pairing: Pairing) -> PairingResults {
                                 &mut r,
                             ),
                         };
-                        r.outcomes.push((3, res.map(|()| metrics).map_err(wrap)));
+                        r.outcomes
+                            .push((3, with_load(res.map(|()| metrics).map_err(wrap))));
                     }
                     Ok(())
                 })();
@@ -620,7 +666,7 @@ pub fn run_pairing(s: &Settings, pairing: Pairing) -> PairingResults {
                 .map_err(|e| e.to_string())?;
             initial_sync(&mut pair, s, &m, &mut r.notes)
         });
-        r.outcomes.push((5, o.map_err(wrap)));
+        r.outcomes.push((5, with_load(o.map_err(wrap))));
     }
     r
 }
