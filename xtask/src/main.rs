@@ -7,6 +7,7 @@ mod bench;
 mod fuzz;
 mod index_crash;
 mod tidy;
+mod torture;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,8 @@ fn main() -> ExitCode {
         "fuzz" => fuzz::run(&root, args.get(1..).unwrap_or_default()),
         "bench" => bench::run(&root, args.get(1..).unwrap_or_default()),
         "index-crash" => index_crash::run(&root),
+        // Prints its own one-line summary last, so it sets the exit status itself.
+        "torture" => return torture::run(&root, args.get(1..).unwrap_or_default()),
         _ => return usage(),
     };
     match result {

@@ -367,6 +367,19 @@ impl Node {
         procfs::sample(self.pid().ok_or("not running")?)
     }
 
+    /// Kills the process with SIGKILL (no chance to flush or clean up, like a power cut for
+    /// the process) and reaps it; `start` then restarts it on the same home, ports and folder.
+    /// Returns false when it was not running.
+    pub fn kill9(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
+        // std's Child::kill is SIGKILL on Unix.
+        let _ = c.kill();
+        let _ = c.wait();
+        true
+    }
+
     /// Stops the process: SIGTERM by PID, SIGKILL by PID after 15 s.
     pub fn stop(&mut self) {
         let Some(mut c) = self.child.take() else {

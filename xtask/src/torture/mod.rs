@@ -1,0 +1,377 @@
+//! `cargo xtask torture [--short]`: the reliability suite of issue 13. Two syncd daemons on
+//! loopback are SIGKILLed at random moments, cut off, stalled, delayed and truncated by a
+//! proxy, partitioned while both sides edit, and run out of disk; an oracle that recorded
+//! every version the workload wrote then checks that nothing was lost or torn. The hostile
+//! peer suite (`crates/syncd/tests/hostile.rs`) runs last. See `docs/reliability.md`.
+//!
+//! The last line printed is always the summary:
+//! `torture: kills=<n> faults=<n> hostile_inputs=<n> files_lost=<n> -> PASS|FAIL`; the exit
+//! status is non-zero on any loss, any unverified phase, or when fewer kills or faults than
+//! the plan's minimum were actually injected.
+
+mod cluster;
+mod oracle;
+mod phases;
+mod proxy;
+mod workload;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use cluster::{Pair, Scratch};
+use phases::Ctx;
+
+const USAGE: &str = "usage: cargo xtask torture [options]
+
+  --short           the few-minute form CI runs (>= 10 kills); default: the long form (>= 100)
+  --seed N          seed of every random choice (default 13)
+  --syncd PATH      the syncd binary (default: $SYNCD_BIN, else <target>/debug/syncd, else
+                    build it with `cargo build -p syncd`)
+  --data-dir DIR    where scratch data goes (default: $TMPDIR); removed when done
+  --keep            keep the scratch data
+  --no-hostile      skip the hostile-peer suite (says so loudly)
+";
+
+/// How much of everything to do.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    /// `short` or `long`.
+    pub name: &'static str,
+    /// Small files on the full side of the initial sync.
+    pub initial_files: u64,
+    /// Multi-MiB files on the full side of the initial sync.
+    pub initial_big: u64,
+    /// Kills during the initial sync.
+    pub kills_initial: u64,
+    /// Kills during the edit stream.
+    pub kills_edits: u64,
+    /// Faults of each network kind.
+    pub faults_each: u64,
+    /// Partition rounds.
+    pub partitions: u64,
+    /// Seconds each partition lasts.
+    pub partition_s: u64,
+    /// How long a convergence may take.
+    pub converge_timeout: Duration,
+    /// Kills that must actually have happened.
+    pub min_kills: u64,
+    /// Faults that must actually have happened.
+    pub min_faults: u64,
+}
+
+impl Plan {
+    /// The CI form: a few minutes on a quiet two-core machine.
+    pub(crate) const SHORT: Plan = Plan {
+        name: "short",
+        initial_files: 200,
+        initial_big: 5,
+        kills_initial: 6,
+        kills_edits: 6,
+        faults_each: 2,
+        partitions: 1,
+        partition_s: 8,
+        converge_timeout: Duration::from_secs(180),
+        min_kills: 10,
+        min_faults: 8,
+    };
+
+    /// The long form.
+    pub(crate) const LONG: Plan = Plan {
+        name: "long",
+        initial_files: 500,
+        initial_big: 25,
+        kills_initial: 50,
+        kills_edits: 60,
+        faults_each: 10,
+        partitions: 3,
+        partition_s: 30,
+        converge_timeout: Duration::from_secs(600),
+        min_kills: 100,
+        min_faults: 40,
+    };
+}
+
+/// The tally the summary line reports.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    /// SIGKILLs that hit a running daemon.
+    pub kills: u64,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<&'static str, u64>,
+    /// Hostile inputs the hostile suite tried.
+    pub hostile_inputs: u64,
+    /// Versions lost or torn.
+    pub files_lost: u64,
+    /// Conflict copies in the last converged tree.
+    pub conflict_copies: usize,
+    /// Stale temp files on disk after the last convergence.
+    pub temps_left: usize,
+    /// Why the run fails.
+    pub failures: Vec<String>,
+    /// Phases that could not run here.
+    pub skipped: Vec<String>,
+}
+
+impl Report {
+    /// Records a failure (printed at once).
+    pub(crate) fn fail(&mut self, why: String) {
+        progress(&format!("FAILURE: {why}"));
+        self.failures.push(why);
+    }
+
+    /// Counts one injected fault.
+    pub(crate) fn fault(&mut self, kind: &'static str) {
+        *self.faults.entry(kind).or_default() += 1;
+    }
+
+    fn total_faults(&self) -> u64 {
+        self.faults.values().sum()
+    }
+}
+
+fn started() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+/// Prints one progress line with the time since the run started.
+pub(crate) fn progress(msg: &str) {
+    println!("[{:>6.1}s] {msg}", started().elapsed().as_secs_f64());
+}
+
+struct Options {
+    plan: Plan,
+    seed: u64,
+    syncd: Option<PathBuf>,
+    data_dir: PathBuf,
+    keep: bool,
+    hostile: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        plan: Plan::LONG,
+        seed: 13,
+        syncd: std::env::var_os("SYNCD_BIN").map(PathBuf::from),
+        data_dir: std::env::temp_dir(),
+        keep: false,
+        hostile: true,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{a} needs a value\n\n{USAGE}"))
+        };
+        match a.as_str() {
+            "--short" => o.plan = Plan::SHORT,
+            "--seed" => o.seed = val()?.parse().map_err(|e| format!("--seed: {e}"))?,
+            "--syncd" => o.syncd = Some(PathBuf::from(val()?)),
+            "--data-dir" => o.data_dir = PathBuf::from(val()?),
+            "--keep" => o.keep = true,
+            "--no-hostile" => o.hostile = false,
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown option {other:?}\n\n{USAGE}")),
+        }
+    }
+    Ok(o)
+}
+
+/// The syncd binary: given, else `<target>/debug/syncd` if built, else built now.
+fn resolve_syncd(root: &Path, given: Option<PathBuf>) -> Result<PathBuf, String> {
+    if let Some(p) = given {
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("no syncd binary at {}", p.display()))
+        };
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let bin = target.join("debug/syncd");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    progress("building syncd (cargo build -p syncd)");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "syncd"])
+        .current_dir(root)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() || !bin.is_file() {
+        return Err(format!("`cargo build -p syncd` failed ({status})"));
+    }
+    Ok(bin)
+}
+
+/// Runs every phase; failures are recorded in the report. Every daemon, proxy, mount and
+/// scratch directory is owned by a guard inside, so all are gone when this returns.
+fn run_phases(root: &Path, o: &Options, report: Report) -> Report {
+    let mut ctx = Ctx {
+        plan: o.plan.clone(),
+        rng: crate::bench::rng::Rng::new(o.seed),
+        seed: o.seed,
+        seq: Arc::new(AtomicU64::new(0)),
+        oracle: Arc::new(Mutex::new(oracle::Oracle::new())),
+        report,
+    };
+    let bin = match resolve_syncd(root, o.syncd.clone()) {
+        Ok(b) => b,
+        Err(e) => {
+            ctx.report.fail(format!("no syncd binary: {e}"));
+            return ctx.report;
+        }
+    };
+    progress(&format!(
+        "torture ({} form), seed {}, syncd {}",
+        ctx.plan.name,
+        o.seed,
+        bin.display()
+    ));
+    let scratch = match Scratch::under(&o.data_dir, "run", o.keep) {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.report.fail(format!("scratch directory: {e}"));
+            return ctx.report;
+        }
+    };
+    {
+        let dir = scratch.path();
+        let pair = Pair::create(
+            &bin,
+            &dir.join("homes"),
+            &dir.join("a/folder"),
+            &dir.join("b/folder"),
+            true,
+            o.seed,
+        );
+        match pair {
+            Err(e) => ctx.report.fail(format!("setting up the pair: {e}")),
+            Ok(mut pair) => {
+                type Phase = fn(&mut Ctx, &mut Pair) -> Result<(), String>;
+                let list: [(&str, Phase); 4] = [
+                    ("crash-initial", phases::crash_initial),
+                    ("crash-edits", phases::crash_edits),
+                    ("network", phases::network),
+                    ("partition", phases::partitions),
+                ];
+                for (name, phase) in list {
+                    progress(&format!("=== {name}"));
+                    if let Err(e) = phase(&mut ctx, &mut pair) {
+                        ctx.report.fail(format!(
+                            "{name}: {e}\n(the remaining phases on this pair are skipped)"
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    progress("=== disk-full");
+    if let Err(e) = phases::disk_full(&mut ctx, &bin, scratch.path()) {
+        ctx.report.fail(format!("disk-full: {e}"));
+    }
+    drop(scratch);
+    progress("=== hostile");
+    if o.hostile {
+        if let Err(e) = phases::hostile(&mut ctx, root) {
+            ctx.report.fail(e);
+        }
+    } else {
+        let msg = "SKIPPED hostile: --no-hostile".to_string();
+        println!("!!!!!!!! {msg} !!!!!!!!");
+        ctx.report.skipped.push(msg);
+    }
+    ctx.report
+}
+
+/// `cargo xtask torture`: runs the suite; the summary is the last line printed.
+pub(crate) fn run(root: &Path, args: &[String]) -> ExitCode {
+    started();
+    let o = match parse_args(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut report = run_phases(root, &o, Report::default());
+    let faults = report.total_faults();
+    if report.kills < o.plan.min_kills {
+        report.fail(format!(
+            "only {} kills were injected (the {} form needs {})",
+            report.kills, o.plan.name, o.plan.min_kills
+        ));
+    }
+    if faults < o.plan.min_faults {
+        report.fail(format!(
+            "only {faults} faults were injected (the {} form needs {})",
+            o.plan.name, o.plan.min_faults
+        ));
+    }
+    if report.files_lost > 0 {
+        report.fail(format!("{} versions lost or torn", report.files_lost));
+    }
+    let kinds: Vec<String> = report
+        .faults
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    progress(&format!(
+        "faults by kind: {}; conflict copies at the end: {}; stale temp files: {}",
+        kinds.join(", "),
+        report.conflict_copies,
+        report.temps_left
+    ));
+    for s in &report.skipped {
+        progress(s);
+    }
+    if !report.failures.is_empty() {
+        progress(&format!("{} failures:", report.failures.len()));
+        for f in &report.failures {
+            println!("  - {}", f.lines().next().unwrap_or_default());
+        }
+    }
+    let pass = report.failures.is_empty();
+    println!(
+        "torture: kills={} faults={faults} hostile_inputs={} files_lost={} -> {}",
+        report.kills,
+        report.hostile_inputs,
+        report.files_lost,
+        if pass { "PASS" } else { "FAIL" }
+    );
+    if pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_form_meets_its_own_minimums_by_plan() {
+        let p = Plan::SHORT;
+        assert!(p.kills_initial + p.kills_edits >= p.min_kills);
+        assert!(p.faults_each * 4 + p.partitions >= p.min_faults);
+        let l = Plan::LONG;
+        assert!(l.kills_initial + l.kills_edits >= 100 && l.min_kills >= 100);
+    }
+
+    #[test]
+    fn options_select_the_form_and_reject_unknown_flags() {
+        let o = parse_args(&["--short".into(), "--seed".into(), "7".into()]).unwrap();
+        assert_eq!((o.plan.name, o.seed), ("short", 7));
+        assert_eq!(parse_args(&[]).unwrap().plan.name, "long");
+        assert!(parse_args(&["--bogus".into()]).is_err());
+    }
+}
