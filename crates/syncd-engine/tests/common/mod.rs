@@ -119,6 +119,14 @@ pub const WAIT: Duration = Duration::from_secs(60);
 
 /// Builds both sides' configs; `prepare` may fill the folders before the engines start.
 pub async fn pair_with(prepare: impl FnOnce(&Dir, &Dir)) -> Pair {
+    pair_configured(prepare, |_| {}).await
+}
+
+/// Like [`pair_with`], and `tweak` adjusts both sides' folder config (e.g. `max_conflicts`).
+pub async fn pair_configured(
+    prepare: impl FnOnce(&Dir, &Dir),
+    tweak: impl Fn(&mut FolderConfig),
+) -> Pair {
     let tmp = tempfile::tempdir().unwrap();
     let folder = FolderId::new("f").unwrap();
     let (ha, hb) = (tmp.path().join("a-home"), tmp.path().join("b-home"));
@@ -134,6 +142,7 @@ pub async fn pair_with(prepare: impl FnOnce(&Dir, &Dir)) -> Pair {
     let folder_cfg = |root: &Path, peer: DeviceId| {
         let mut f = FolderConfig::new(folder.clone(), root);
         f.devices = vec![peer];
+        tweak(&mut f);
         f
     };
     let b_cfg = EngineConfig {
