@@ -783,3 +783,57 @@ async fn fetch_block(
         Err(PullError::NoSource)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A directory the puller creates is never visible under its name with any other mode
+    /// than its own (a scan seeing the umask's mode would make a new local version).
+    #[test]
+    fn a_created_directory_is_never_visible_with_umask_permissions() {
+        const N: usize = 200;
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().to_path_buf();
+        let done = Arc::new(AtomicBool::new(false));
+        let observer = {
+            let (root, done) = (root.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut wrong = Vec::new();
+                while !done.load(Ordering::SeqCst) {
+                    for i in 0..N {
+                        if let Ok(m) = std::fs::symlink_metadata(root.join(format!("d{i}")))
+                            && m.permissions().mode() & 0o777 != 0o777
+                        {
+                            wrong.push((i, m.permissions().mode() & 0o777));
+                        }
+                    }
+                }
+                wrong
+            })
+        };
+        for i in 0..N {
+            let name = format!("d{i}");
+            create_dir_in_place(&root.join(&name), &name, Some(0o777)).unwrap();
+        }
+        done.store(true, Ordering::SeqCst);
+        assert_eq!(observer.join().unwrap(), Vec::<(usize, u32)>::new());
+        for i in 0..N {
+            let m = std::fs::metadata(root.join(format!("d{i}"))).unwrap();
+            assert_eq!(m.permissions().mode() & 0o777, 0o777);
+        }
+        // No temp directory is left behind.
+        assert_eq!(std::fs::read_dir(&root).unwrap().count(), N);
+    }
+
+    #[test]
+    fn a_leftover_temp_directory_does_not_block_creating_the_directory() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join(syncd_types::names::temp_name("x"))).unwrap();
+        create_dir_in_place(&d.path().join("x"), "x", Some(0o700)).unwrap();
+        let m = std::fs::metadata(d.path().join("x")).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+}
