@@ -1,0 +1,58 @@
+//! A temp file left by an earlier attempt is reused: its verified pieces are not fetched again,
+//! and pieces that do not verify are.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Dir, pair_with};
+
+const SIZE: usize = 16 * 1024 * 1024;
+
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn received(e: &syncd_engine::EngineHandle) -> u64 {
+    e.connections().iter().map(|c| c.in_bytes_total).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temp_file_left_behind_is_reused_and_only_the_missing_part_is_fetched() {
+    let data = random_bytes(SIZE, 0xfeed);
+    let temp = syncd_types::names::temp_name("big.bin");
+    // b holds the first three quarters of the file in its temp file (as a killed pull leaves
+    // it), with one corrupted byte in the middle, which must not be trusted.
+    let mut partial = data[..SIZE / 4 * 3].to_vec();
+    partial[SIZE / 2] ^= 0xff;
+    let p = pair_with(|a: &Dir, b: &Dir| {
+        a.write("dir/big.bin", &data);
+        b.write(&format!("dir/{temp}"), &partial);
+    })
+    .await;
+    p.synced().await;
+    assert!(p.db.read("dir/big.bin") == data, "content differs");
+    assert!(
+        !p.db.exists(&format!("dir/{temp}")),
+        "temp file left behind"
+    );
+    let moved = received(&p.b);
+    // A quarter is missing, plus the chunk with the bad byte (chunks are at most 256 KiB).
+    assert!(
+        moved < (SIZE / 4 + 2 * 1024 * 1024) as u64,
+        "b received {moved} bytes for a file it held three quarters of"
+    );
+    assert!(
+        moved > (SIZE / 4) as u64,
+        "b received only {moved} bytes; the missing quarter must cross the wire"
+    );
+    common::assert_same(&p.da, &p.db);
+}
