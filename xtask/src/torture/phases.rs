@@ -112,6 +112,25 @@ pub(crate) fn verify(ctx: &mut Ctx, pair: &mut Pair, phase: &str) -> Result<(), 
             c.seq.0, c.seq.1
         ));
     }
+    // Killed while idle, both restart from their persisted index: nothing may change.
+    for side in [Side::A, Side::B] {
+        if pair.kill_and_restart(side, Duration::from_millis(100))? {
+            ctx.report.kills += 1;
+        }
+    }
+    let again = pair.converge(ctx.plan.converge_timeout)?;
+    if again.seq != c.seq || again.tree.files != c.tree.files {
+        ctx.report.fail(format!(
+            "{phase}: SIGKILL and restart of both idle daemons changed the index or the trees: sequences {:?} -> {:?}; {}",
+            c.seq,
+            again.seq,
+            super::cluster::tree_diff(&c.tree, &again.tree)
+        ));
+    } else {
+        progress(&format!(
+            "{phase}: SIGKILL and restart of both idle daemons changed nothing"
+        ));
+    }
     workload::lock(&ctx.oracle).checkpoint();
     Ok(())
 }
@@ -460,10 +479,7 @@ pub(crate) fn hostile(ctx: &mut Ctx, root: &Path) -> Result<(), String> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let summary = text
-        .lines()
-        .rev()
-        .find_map(|l| l.find("HOSTILE SUMMARY").map(|i| l.get(i..).unwrap_or(l)));
+    let summary = hostile_summary(&text);
     if !out.status.success() {
         let tail: Vec<&str> = text.lines().rev().take(15).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
@@ -478,20 +494,77 @@ pub(crate) fn hostile(ctx: &mut Ctx, root: &Path) -> Result<(), String> {
             .fail("hostile: the suite printed no `HOSTILE SUMMARY` line".to_string());
         return Ok(());
     };
-    progress(&format!("hostile: {summary}"));
-    let field = |k: &str| -> Option<u64> {
-        summary
-            .split_whitespace()
-            .find_map(|t| t.strip_prefix(k)?.strip_prefix('=')?.parse().ok())
-    };
-    ctx.report.hostile_inputs = field("inputs").unwrap_or(0);
-    let touched = field("files_outside_touched");
-    let crashes = field("daemon_crashes");
-    match (touched, crashes) {
-        (Some(0), Some(0)) => {}
-        _ => ctx.report.fail(format!(
-            "hostile: files outside the folder touched {touched:?}, daemon crashes {crashes:?}"
-        )),
+    progress(&format!(
+        "hostile: HOSTILE SUMMARY inputs={} violations_logged={} files_outside_touched={} daemon_crashes={}",
+        summary.inputs, summary.logged, summary.touched, summary.crashes
+    ));
+    ctx.report.hostile_inputs = summary.inputs;
+    if summary.touched > 0 || summary.crashes > 0 {
+        ctx.report.fail(format!(
+            "hostile: {} files outside the folder touched, {} daemon crashes",
+            summary.touched, summary.crashes
+        ));
     }
     Ok(())
+}
+
+/// The hostile suite's closing line.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct HostileSummary {
+    /// Hostile inputs tried.
+    pub inputs: u64,
+    /// Violations the daemon logged.
+    pub logged: u64,
+    /// Files outside the folder read or written.
+    pub touched: u64,
+    /// Times the daemon died.
+    pub crashes: u64,
+}
+
+/// Finds and parses the last `HOSTILE SUMMARY inputs=N violations_logged=M
+/// files_outside_touched=K daemon_crashes=C` line (all four fields required).
+pub(crate) fn hostile_summary(text: &str) -> Option<HostileSummary> {
+    let line = text.lines().rev().find_map(|l| {
+        l.find("HOSTILE SUMMARY")
+            .and_then(|i| l.get(i + "HOSTILE SUMMARY".len()..))
+    })?;
+    let field = |k: &str| -> Option<u64> {
+        line.split_whitespace()
+            .find_map(|t| t.strip_prefix(k)?.strip_prefix('=')?.parse().ok())
+    };
+    Some(HostileSummary {
+        inputs: field("inputs")?,
+        logged: field("violations_logged")?,
+        touched: field("files_outside_touched")?,
+        crashes: field("daemon_crashes")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hostile_summary_is_read_from_the_last_matching_line() {
+        let out = "running 3 tests\ncase x ok\nHOSTILE SUMMARY inputs=1 violations_logged=1 files_outside_touched=0 daemon_crashes=0\n\
+                   HOSTILE SUMMARY inputs=31 violations_logged=29 files_outside_touched=0 daemon_crashes=2\ntest result: ok";
+        assert_eq!(
+            hostile_summary(out),
+            Some(HostileSummary {
+                inputs: 31,
+                logged: 29,
+                touched: 0,
+                crashes: 2
+            })
+        );
+    }
+
+    #[test]
+    fn a_summary_missing_a_field_is_no_summary() {
+        assert_eq!(
+            hostile_summary("HOSTILE SUMMARY inputs=3 violations_logged=3"),
+            None
+        );
+        assert_eq!(hostile_summary("nothing here"), None);
+    }
 }
