@@ -587,13 +587,14 @@ async fn pull_file(ctx: Arc<Ctx>, n: Needed) -> Result<batch::Item, PullError> {
     if matches!(fate, LocalFate::MetadataOnly) && path.exists() {
         let p = path.clone();
         let (ignore_perms, g) = (ctx.ignore_perms, global.clone());
-        tokio::task::spawn_blocking(move || set_meta(&p, &g, ignore_perms))
+        let file = tokio::task::spawn_blocking(move || set_meta(&p, &g, ignore_perms))
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))??;
         return Ok(batch::Item {
             record,
             dir,
             staged: None,
+            meta_changed: Some(file),
         });
     }
     std::fs::create_dir_all(&dir)?;
@@ -679,6 +680,7 @@ async fn pull_file(ctx: Arc<Ctx>, n: Needed) -> Result<batch::Item, PullError> {
     Ok(batch::Item {
         record,
         dir,
+        meta_changed: None,
         staged: Some(batch::Staged {
             file,
             temp,
@@ -689,12 +691,19 @@ async fn pull_file(ctx: Arc<Ctx>, n: Needed) -> Result<batch::Item, PullError> {
     })
 }
 
-fn set_meta(path: &Path, g: &FileRecord, ignore_perms: bool) -> std::io::Result<()> {
+/// Gives the file in place the record's permissions and mtime; returns it open (read-only is
+/// enough for futimens and fsync as the owner, and works on a 0444 file) for the batch fsync.
+fn set_meta(path: &Path, g: &FileRecord, ignore_perms: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
     if !ignore_perms && !g.no_permissions {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(g.permissions & 0o777))?;
+        f.set_permissions(std::fs::Permissions::from_mode(g.permissions & 0o777))?;
     }
-    // Read-only is enough for futimens as the owner, and works on a 0444 file.
-    std::fs::File::open(path)?.set_modified(fsutil::mtime_of(g))
+    f.set_modified(fsutil::mtime_of(g))?;
+    Ok(f)
 }
 
 /// One verified block: from the old local version, then the block map, then peers.

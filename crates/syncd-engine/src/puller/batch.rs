@@ -47,6 +47,8 @@ pub(crate) struct Item {
     pub(crate) record: FileRecord,
     pub(crate) dir: PathBuf,
     pub(crate) staged: Option<Staged>,
+    /// A file already in place whose metadata changed: fsynced with the batch.
+    pub(crate) meta_changed: Option<File>,
 }
 
 /// What a flush did, per item in batch order.
@@ -62,7 +64,12 @@ pub(crate) fn flush(ctx: &Ctx, items: Vec<Item>) -> Flushed {
     let synced = sync_all_parallel(
         &items
             .iter()
-            .map(|i| i.staged.as_ref().map(|s| &s.file))
+            .map(|i| {
+                i.staged
+                    .as_ref()
+                    .map(|s| &s.file)
+                    .or(i.meta_changed.as_ref())
+            })
             .collect::<Vec<_>>(),
     );
     let mut results: Vec<(RelPath, Result<(), PullError>)> = Vec::with_capacity(items.len());
