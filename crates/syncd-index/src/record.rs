@@ -1,5 +1,5 @@
-//! [`FileRecord`], the index's own stored file entry, and its byte encoding (format version 1,
-//! described byte by byte in `docs/index-format.md`).
+//! [`FileRecord`], the index's own stored file entry, and its byte encoding (described byte by
+//! byte in `docs/index-format.md`).
 
 use crate::codec::{Reader, put_bytes, put_ivarint, put_uvarint};
 use crate::error::DecodeError;
@@ -61,6 +61,10 @@ pub struct FileRecord {
     pub blocks_hash: Vec<u8>,
     /// `blocks_hash` of the version this one was edited from (empty when unknown).
     pub previous_blocks_hash: Vec<u8>,
+    /// The file's inode (file ID on Windows) when the scanner last saw it, for change
+    /// detection; 0 = unknown. Local records only: [`crate::FolderWriter::apply_remote`] stores
+    /// 0 whatever it is given, and it is never sent on the wire.
+    pub inode: u64,
 }
 
 impl FileRecord {
@@ -84,6 +88,7 @@ impl FileRecord {
             chunks: Vec::new(),
             blocks_hash: Vec::new(),
             previous_blocks_hash: Vec::new(),
+            inode: 0,
         }
     }
 
@@ -107,7 +112,8 @@ impl FileRecord {
     pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
         let flags = u8::from(self.deleted)
             | u8::from(self.invalid) << 1
-            | u8::from(self.no_permissions) << 2;
+            | u8::from(self.no_permissions) << 2
+            | u8::from(self.inode != 0) << 3;
         out.push(flags);
         out.push(match self.kind {
             FileKind::File => 0,
@@ -119,6 +125,9 @@ impl FileRecord {
         put_ivarint(out, i64::from(self.modified_ns));
         put_uvarint(out, u64::from(self.permissions));
         put_uvarint(out, self.sequence);
+        if self.inode != 0 {
+            put_uvarint(out, self.inode);
+        }
         out.extend_from_slice(&self.modified_by.0.to_be_bytes());
         let counters = self.version.counters();
         put_uvarint(out, counters.len() as u64);
@@ -137,7 +146,7 @@ impl FileRecord {
     pub(crate) fn decode(name: RelPath, b: &[u8]) -> Result<FileRecord, DecodeError> {
         let mut r = Reader::new(b, "file record");
         let flags = r.u8()?;
-        if flags & !0b111 != 0 {
+        if flags & !0b1111 != 0 {
             return Err(DecodeError::OutOfRange {
                 what: "file record",
                 field: "flags",
@@ -166,6 +175,7 @@ impl FileRecord {
         })?;
         let permissions = r.u32varint("permissions")?;
         let sequence = r.uvarint()?;
+        let inode = if flags & 8 != 0 { r.uvarint()? } else { 0 };
         let modified_by = ShortId(u64::from_be_bytes(r.array()?));
         let n = r.count("version counters", 9)?;
         let mut counters = Vec::with_capacity(n);
@@ -203,6 +213,7 @@ impl FileRecord {
             chunks,
             blocks_hash,
             previous_blocks_hash,
+            inode,
         })
     }
 }
@@ -374,6 +385,27 @@ mod tests {
         };
         let name = RelPath::new("a/b.txt").unwrap();
         assert_eq!(Entry::decode(&name, &e.encode()).unwrap(), e);
+    }
+
+    #[test]
+    fn inode_round_trips() {
+        for inode in [1, 0x1234_5678, u64::MAX] {
+            let mut f = sample();
+            f.inode = inode;
+            let mut body = Vec::new();
+            f.encode_into(&mut body);
+            assert_eq!(FileRecord::decode(f.name.clone(), &body).unwrap(), f);
+        }
+    }
+
+    #[test]
+    fn unknown_inode_costs_no_byte() {
+        let mut with = sample();
+        with.inode = 5;
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        sample().encode_into(&mut a);
+        with.encode_into(&mut b);
+        assert_eq!(b.len(), a.len() + 1);
     }
 
     #[test]

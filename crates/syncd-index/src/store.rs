@@ -17,7 +17,12 @@ use crate::record::{Entry, FileRecord};
 use crate::write::FolderWriter;
 
 /// Version of the on-disk layout (tables, keys and values) described in `docs/index-format.md`.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format [`Index::open`] upgrades in place. Version 1 lacks only the optional inode
+/// of a record (flag bit 3), so its entries are valid version-2 entries with the inode unknown:
+/// the upgrade rewrites the version number and nothing else.
+const OLDEST_MIGRATED_FORMAT: u32 = 1;
 
 /// redb page-cache size used unless [`IndexOptions::cache_size`] says otherwise: 16 MiB.
 pub const DEFAULT_CACHE_SIZE: usize = 16 * 1024 * 1024;
@@ -86,6 +91,10 @@ impl Index {
                         .map_err(IndexError::from)?;
                 }
                 Some(Some(FORMAT_VERSION)) => {}
+                Some(Some(v)) if (OLDEST_MIGRATED_FORMAT..FORMAT_VERSION).contains(&v) => {
+                    meta.insert("format", FORMAT_VERSION.to_be_bytes().as_slice())
+                        .map_err(IndexError::from)?;
+                }
                 Some(found) => {
                     return Err(OpenError::UnsupportedFormat {
                         found: found.unwrap_or(u32::MAX),
@@ -355,4 +364,52 @@ pub(crate) fn device_needs(
 pub(crate) fn global_counts(entry: &Entry, eval: &Evaluation) -> Option<Counts> {
     let (_, g) = entry.records.get(eval.global?)?;
     (!g.invalid).then(|| Counts::of(g))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: DeviceId = DeviceId::from_bytes([1; 32]);
+
+    /// Overwrites the stored format number, as an older or newer build would have left it.
+    fn set_stored_format(path: &Path, version: u32) {
+        let db = Database::create(path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert("format", version.to_be_bytes().as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+
+    fn stored_format(path: &Path) -> Option<u32> {
+        let db = Database::create(path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let meta = txn.open_table(META).unwrap();
+        meta.get("format").unwrap().and_then(|g| be_u32(g.value()))
+    }
+
+    #[test]
+    fn format_1_index_is_upgraded_in_place_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.redb");
+        drop(Index::open(&path, ME).unwrap());
+        set_stored_format(&path, 1);
+        drop(Index::open(&path, ME).unwrap());
+        assert_eq!(stored_format(&path), Some(FORMAT_VERSION));
+    }
+
+    #[test]
+    fn newer_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.redb");
+        drop(Index::open(&path, ME).unwrap());
+        set_stored_format(&path, FORMAT_VERSION + 1);
+        assert!(matches!(
+            Index::open(&path, ME),
+            Err(OpenError::UnsupportedFormat { found, supported })
+                if found == FORMAT_VERSION + 1 && supported == FORMAT_VERSION
+        ));
+    }
 }

@@ -189,6 +189,7 @@ impl<'db> FolderWriter<'db> {
     /// Applies records announced by `device` (a peer, not the local device). With
     /// [`RemoteBatch::Full`] everything previously held for the device is dropped first.
     /// Records keep the sender's sequence; the device's max sequence becomes the highest seen.
+    /// Their `inode` is stored as 0 (unknown): inodes describe local files only.
     ///
     /// The records of consecutive calls are held back (up to ~10,000) and applied together in
     /// key order, so an error while applying them (a corrupt stored entry) may be reported by
@@ -206,8 +207,10 @@ impl<'db> FolderWriter<'db> {
             self.st.state_mut(dev)?.max_sequence = 0;
         }
         let mut max = self.st.state(dev).max_sequence;
-        for rec in records {
+        for mut rec in records {
             max = max.max(rec.sequence);
+            // The inode is local knowledge; a peer's record never carries one.
+            rec.inode = 0;
             self.pending.push((dev, rec));
         }
         self.st.state_mut(dev)?.max_sequence = max;

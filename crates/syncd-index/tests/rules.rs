@@ -506,3 +506,30 @@ fn need_walk_finds_sparse_and_dense_needs_among_many_names() {
     }
     assert_eq!(got, expected);
 }
+
+#[test]
+fn local_inode_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("i.redb");
+    {
+        let index = Index::open(&path, ME).unwrap();
+        let mut f = file("a", vv(&[(ME, 1)]));
+        f.inode = 0xdead_beef_0042;
+        local(&index, vec![f]);
+    }
+    let index = Index::open(&path, ME).unwrap();
+    let r = index.read(&folder()).unwrap();
+    let got = r.get(ME, &RelPath::new("a").unwrap()).unwrap().unwrap();
+    assert_eq!(got.inode, 0xdead_beef_0042);
+}
+
+#[test]
+fn remote_records_are_stored_without_an_inode() {
+    let (_d, index) = open();
+    let mut f = file("a", vv(&[(PEER, 1)]));
+    f.inode = 77;
+    remote(&index, RemoteBatch::Full, vec![f]);
+    let r = index.read(&folder()).unwrap();
+    let got = r.get(PEER, &RelPath::new("a").unwrap()).unwrap().unwrap();
+    assert_eq!(got.inode, 0);
+}
