@@ -277,7 +277,9 @@ async fn pull_files(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOutcome) {
     let mut flushing: Option<tokio::task::JoinHandle<batch::Flushed>> = None;
     let mut flushing_names: Vec<RelPath> = Vec::new();
     loop {
-        while set.len() < FILES_IN_FLIGHT {
+        // Back-pressure: while a full batch waits for the flush in progress, start no more
+        // files (each staged file holds an open descriptor).
+        while set.len() < FILES_IN_FLIGHT && pending.len() < BATCH_FILES {
             let Some(n) = queue.next() else { break };
             let ctx2 = ctx.clone();
             emit_started(ctx, &n.global.name, FileKind::File, ItemAction::Update);
