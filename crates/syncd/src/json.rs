@@ -29,15 +29,9 @@ pub fn folder_summary(s: &FolderStatus, has_ignore_patterns: bool) -> Value {
     counts("global", &s.global, "Deleted", &mut m);
     counts("local", &s.local, "Deleted", &mut m);
     counts("need", &s.need, "Deletes", &mut m);
-    counts("receiveOnlyChanged", &Counts::default(), "Deletes", &mut m);
-    m.remove("receiveOnlyChangedTotalItems");
-    m.insert("receiveOnlyTotalItems".into(), json!(0));
+    // Syncthing 1.19 adds `receiveOnlyChanged*` only to receive-only folders (syncd has none)
+    // and has no `remoteSequence` yet; `error` and `watchError` appear only when set.
     let errors = s.errors.len();
-    let remote: Map<String, Value> = s
-        .remote_sequence
-        .iter()
-        .map(|(d, seq)| (d.to_string(), json!(seq)))
-        .collect();
     m.insert("inSyncFiles".into(), json!(s.in_sync_files));
     m.insert("inSyncBytes".into(), json!(s.in_sync_bytes));
     m.insert("errors".into(), json!(errors));
@@ -45,15 +39,15 @@ pub fn folder_summary(s: &FolderStatus, has_ignore_patterns: bool) -> Value {
     m.insert("invalid".into(), json!(""));
     m.insert("state".into(), json!(s.state.as_str()));
     m.insert("stateChanged".into(), json!(rfc3339(s.state_changed)));
-    m.insert("error".into(), json!(s.error.clone().unwrap_or_default()));
+    if let Some(e) = s.error.as_ref().filter(|e| !e.is_empty()) {
+        m.insert("error".into(), json!(e));
+    }
     m.insert("sequence".into(), json!(s.sequence));
     m.insert("version".into(), json!(s.sequence));
-    m.insert("remoteSequence".into(), Value::Object(remote));
     m.insert("ignorePatterns".into(), json!(has_ignore_patterns));
-    m.insert(
-        "watchError".into(),
-        json!(s.watch_error.clone().unwrap_or_default()),
-    );
+    if let Some(e) = s.watch_error.as_ref().filter(|e| !e.is_empty()) {
+        m.insert("watchError".into(), json!(e));
+    }
     Value::Object(m)
 }
 
@@ -78,7 +72,7 @@ pub fn connection(c: &ConnectionStatus, now: std::time::SystemTime) -> Value {
     } else {
         ZERO_TIME.to_owned()
     };
-    let mut v = json!({
+    json!({
         "at": at,
         "inBytesTotal": c.in_bytes_total,
         "outBytesTotal": c.out_bytes_total,
@@ -87,24 +81,9 @@ pub fn connection(c: &ConnectionStatus, now: std::time::SystemTime) -> Value {
         "paused": c.paused,
         "address": c.address.map(|a| a.to_string()).unwrap_or_default(),
         "clientVersion": c.client_version,
-        "clientName": c.client_name,
         "type": c.conn_type,
         "crypto": c.crypto,
-        "isLocal": c.address.is_some_and(|a| is_lan(a.ip())),
-    });
-    let primary = v.clone();
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert("primary".into(), primary);
-        obj.insert("secondary".into(), json!([]));
-    }
-    v
-}
-
-fn is_lan(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
-        std::net::IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
-    }
+    })
 }
 
 /// `/rest/system/connections`.
@@ -706,7 +685,28 @@ mod tests {
         assert_eq!(v["needTotalItems"], 3);
         assert_eq!(v["state"], "syncing");
         assert_eq!(v["stateChanged"], "2026-11-27T21:55:33Z");
-        assert_eq!(v["remoteSequence"][PEER], 9);
+    }
+
+    fn keys(v: &Value) -> Vec<&str> {
+        let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        k.sort_unstable();
+        k
+    }
+
+    #[test]
+    fn db_status_of_a_healthy_folder_has_exactly_syncthing_1_19s_keys() {
+        let reference = fixture("db_status.json");
+        assert_eq!(keys(&folder_summary(&status(), false)), keys(&reference));
+    }
+
+    #[test]
+    fn db_status_adds_error_and_watch_error_only_when_set() {
+        let mut s = status();
+        s.error = Some("folder path missing".into());
+        s.watch_error = Some("too many watches".into());
+        let v = folder_summary(&s, false);
+        assert_eq!(v["error"], "folder path missing");
+        assert_eq!(v["watchError"], "too many watches");
     }
 
     #[test]
@@ -831,6 +831,8 @@ mod tests {
             .next()
             .unwrap();
         assert_same_shape("connection", ref_conn, &v["connections"][PEER]);
+        assert_eq!(keys(&v["connections"][PEER]), keys(ref_conn));
+        assert_eq!(keys(&v["total"]), keys(&reference["total"]));
         assert_same_shape("total", &reference["total"], &v["total"]);
         assert_eq!(v["total"]["inBytesTotal"], 10);
         assert_eq!(v["connections"][PEER]["address"], "127.0.0.1:22000");

@@ -392,10 +392,7 @@ async fn system_status(State(s): State<Shared>) -> ApiResult {
         "urVersionMax": 3,
         "uptime": s.started_at.elapsed().as_secs(),
         "startTime": rfc3339(s.started),
-        "discoveryEnabled": false,
-        "discoveryStatus": {},
-        "discoveryMethods": 0,
-        "discoveryErrors": {},
+        // Syncthing 1.19 omits the discovery* keys when discovery is off; syncd has none.
         "connectionServiceStatus": services,
         "lastDialStatus": {},
         "guiAddressOverridden": s.gui_overridden,
