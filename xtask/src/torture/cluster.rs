@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::oracle::{self, Side, Tree};
 use super::proxy::Proxy;
-use crate::bench::daemon::{Kind, Node};
+use crate::bench::daemon::{FOLDER_ID, Kind, Node};
 use crate::bench::json::Json;
 
 /// A scratch directory removed on drop (unless kept).
@@ -298,17 +298,19 @@ impl Pair {
                 && n(s, "localFiles") == n(s, "globalFiles")
                 && n(s, "pullErrors") == 0.0
         };
-        let remote = |s: &Json, peer: &str| {
-            s.get("remoteSequence")
-                .and_then(|r| r.num(peer))
-                .unwrap_or(-1.0)
+        // The peer's sequence as one side knows it: `sequence` of `/rest/db/completion?device=`
+        // (Syncthing 1.19's `/rest/db/status`, which syncd matches, has no `remoteSequence`).
+        let remote = |node: &Node, peer: &str| -> Result<f64, String> {
+            let path = format!("/rest/db/completion?folder={FOLDER_ID}&device={peer}");
+            let c = Json::parse(&node.rest.get(&path, Duration::from_secs(10))?)?;
+            Ok(c.num("sequence").unwrap_or(-1.0))
         };
         let (qa, qb) = (n(&sa, "sequence"), n(&sb, "sequence"));
         let ok = done(&sa)
             && done(&sb)
             && n(&sa, "globalFiles") == n(&sb, "globalFiles")
-            && remote(&sa, &self.b.id) == qb
-            && remote(&sb, &self.a.id) == qa;
+            && remote(&self.a, &self.b.id)? == qb
+            && remote(&self.b, &self.a.id)? == qa;
         Ok(ok.then_some((qa, qb)))
     }
 
