@@ -122,6 +122,8 @@ pub(crate) struct Workload {
     pub big_one_in: u64,
     /// Subdirectories per namespace.
     pub dirs: u64,
+    /// Relative weights of create, overwrite, delete, rename.
+    pub weights: [u64; 4],
 }
 
 impl Workload {
@@ -132,6 +134,7 @@ impl Workload {
             seq,
             big_one_in: 40,
             dirs: 4,
+            weights: [40, 30, 15, 15],
         }
     }
 
@@ -163,20 +166,31 @@ impl Workload {
         oracle: &Mutex<Oracle>,
     ) -> Result<Op, String> {
         let files = own_files(&t.folder, ns);
-        let roll = self.rng.range(0, 99);
+        let [c, o, d, _] = self.weights;
+        let total: u64 = self.weights.iter().sum();
+        let roll = self.rng.range(0, total.saturating_sub(1));
         let pick = self.rng.pick(&files).cloned();
-        match (roll, pick) {
-            (0..=39, _) | (_, None) => {
+        let kind = if roll < c {
+            Op::Create
+        } else if roll < c + o {
+            Op::Overwrite
+        } else if roll < c + o + d {
+            Op::Delete
+        } else {
+            Op::Rename
+        };
+        match (kind, pick) {
+            (Op::Create, _) | (_, None) => {
                 let size = random_size(&mut self.rng, self.big_one_in);
                 self.create(t, ns, size, oracle).map(|_| Op::Create)
             }
-            (40..=69, Some(rel)) => {
+            (Op::Overwrite, Some(rel)) => {
                 let seq = self.next_seq();
                 let size = random_size(&mut self.rng, self.big_one_in);
                 let data = content(&mut self.rng, t.side, seq, size);
                 write(t, &rel, &data, seq, oracle).map(|()| Op::Overwrite)
             }
-            (70..=84, Some(rel)) => {
+            (Op::Delete, Some(rel)) => {
                 let p = t.folder.join(&rel);
                 match fs::remove_file(&p) {
                     Ok(()) => {
@@ -186,7 +200,7 @@ impl Workload {
                     Err(e) => Err(format!("delete {}: {e}", p.display())),
                 }
             }
-            (_, Some(rel)) => {
+            (Op::Rename, Some(rel)) => {
                 let seq = self.next_seq();
                 let d = self.rng.range(0, self.dirs.saturating_sub(1));
                 let to = format!("{ns}/d{d}/r{}{seq}.dat", t.side.tag());
