@@ -4,8 +4,9 @@
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -78,14 +79,29 @@ pub enum HashError {
     },
 }
 
-/// The smallest buffer that lets the chunker always see a full maximum-size chunk.
+/// Bytes read per step. A file no larger than this is read whole and hashed on the calling
+/// thread; a larger one is hashed in a two-stage pipeline (see [`hash_file`]).
+const SEGMENT: usize = 1 << 20;
+
+/// One buffer: room for a carried-over, not yet cut tail (< the maximum chunk size) in front
+/// of one segment, so the chunker always sees a full maximum-size chunk or the file's end.
 fn buffer_len() -> usize {
-    (2 * params::CDC_MAX_SIZE).max(1 << 20)
+    params::CDC_MAX_SIZE + SEGMENT
 }
 
 thread_local! {
-    // One reusable read buffer per worker thread: memory is bounded by threads × buffer_len().
+    // One reusable read buffer per worker thread for files hashed on one thread: memory is
+    // bounded by threads × buffer_len(). Never borrowed across a `rayon::join` (which may
+    // run another file's job on this thread while it waits), so the borrow is never re-entered.
     static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Pipelined hashings in progress, each holding two heap buffers; past the cap a large file
+/// is hashed on one thread, so memory stays bounded even when rayon nests jobs.
+static PIPELINES: AtomicUsize = AtomicUsize::new(0);
+
+fn pipeline_cap() -> usize {
+    2 * rayon::current_num_threads().max(1)
 }
 
 /// Streams bytes into fixed-size blocks, one SHA-256 per block.
@@ -144,7 +160,8 @@ impl BlockHasher {
     }
 }
 
-/// Cuts content-defined chunks out of a sliding buffer and hashes each.
+/// Cuts content-defined chunks with `fastcdc::v2020::cut` itself (the routine the wire
+/// contract names, so boundaries are fastcdc's by construction) and hashes each.
 struct Chunker {
     mask_s: u64,
     mask_l: u64,
@@ -166,9 +183,8 @@ impl Chunker {
         }
     }
 
-    /// Cuts one chunk from the start of `data`; returns its length. The caller guarantees
-    /// `data` holds at least a maximum-size chunk unless the file ends inside it.
-    fn cut(&mut self, data: &[u8]) -> usize {
+    /// The length of the chunk starting at `data[0]` (0 only for empty `data`).
+    fn cut_len(&self, data: &[u8]) -> usize {
         let (_gear, len) = fastcdc::v2020::cut(
             data,
             params::CDC_MIN_SIZE,
@@ -179,19 +195,41 @@ impl Chunker {
             self.mask_s << 1,
             self.mask_l << 1,
         );
-        let len = len.min(data.len());
-        if len == 0 {
-            return 0;
-        }
-        let bytes = data.get(..len).unwrap_or(data);
-        self.chunks.push(Chunk {
-            offset: self.offset,
+        len.min(data.len())
+    }
+
+    /// Cuts and hashes chunks from the start of `data`, the bytes that follow the chunks cut
+    /// so far. Unless `eof`, stops while less than a maximum-size chunk is left (the next
+    /// cut needs the bytes after it). `known` gives the hash of a chunk whose bytes are
+    /// already hashed (a chunk that is exactly one block). Returns the bytes consumed.
+    fn cut_all(
+        &mut self,
+        data: &[u8],
+        eof: bool,
+        known: &dyn Fn(u64, u32) -> Option<[u8; 32]>,
+    ) -> usize {
+        let mut pos = 0;
+        while let Some(rest) = data.get(pos..) {
+            if rest.is_empty() || (!eof && rest.len() < params::CDC_MAX_SIZE) {
+                break;
+            }
+            let len = self.cut_len(rest);
+            if len == 0 {
+                break;
+            }
+            let bytes = rest.get(..len).unwrap_or(rest);
             // len ≤ CDC_MAX_SIZE, which fits u32.
-            size: len as u32,
-            hash: Sha256::digest(bytes).into(),
-        });
-        self.offset += len as u64;
-        len
+            let size = len as u32;
+            let hash = known(self.offset, size).unwrap_or_else(|| Sha256::digest(bytes).into());
+            self.chunks.push(Chunk {
+                offset: self.offset,
+                size,
+                hash,
+            });
+            self.offset += len as u64;
+            pos += len;
+        }
+        pos
     }
 }
 
@@ -212,15 +250,22 @@ pub fn blocks_hash(blocks: &[Block]) -> [u8; 32] {
 
 /// Hashes the regular file at `path`, whose `lstat` the caller took as `before`.
 ///
-/// The file is opened without following symlinks, read once through a per-thread buffer,
-/// and stat-ed again afterwards: if anything changed (or the bytes read disagree with the
+/// The file is opened without following symlinks, read once, and stat-ed again afterwards
+/// through the open descriptor: if anything changed (or the bytes read disagree with the
 /// size), the result is [`HashError::ChangedWhileHashing`]. `progress` is called with the
 /// number of bytes consumed after every read.
+///
+/// A file up to 1 MiB is read whole into a per-thread buffer; a chunk that is exactly one
+/// block (every file up to the 16 KiB minimum chunk) reuses the block's SHA-256. A larger
+/// file, when called on a rayon pool, is hashed in two overlapping stages (fixed blocks and
+/// the next read on one task, chunk cuts and chunk hashes on the other, two 1.25 MiB buffers
+/// per file, at most 2 × pool threads such files at once); elsewhere on one thread. Every
+/// path yields the same lists: chunk boundaries are `fastcdc::v2020::cut`'s own.
 pub fn hash_file(
     path: &Path,
     before: &Stat,
     block_size: u32,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Hashed, HashError> {
     let io = |source| HashError::Io {
         path: path.to_path_buf(),
@@ -251,24 +296,26 @@ pub fn hash_file(
         });
     }
 
-    let (blocks, chunks, total) = BUFFER
-        .with(|cell| {
-            let mut buf = cell.borrow_mut();
-            if buf.len() < buffer_len() {
-                buf.resize(buffer_len(), 0);
-            }
-            read_and_hash(&mut file, &mut buf, block_size, before.size, progress)
-        })
-        .map_err(io)?;
+    let in_pool = rayon::current_thread_index().is_some();
+    let lists = if usize::try_from(before.size).is_ok_and(|n| n <= SEGMENT) {
+        with_buffer(|buf| hash_whole(&mut file, buf, block_size, before.size, progress))
+    } else if in_pool && PIPELINES.fetch_add(1, Ordering::Relaxed) < pipeline_cap() {
+        let r = hash_pipelined(&mut file, block_size, before.size, progress);
+        PIPELINES.fetch_sub(1, Ordering::Relaxed);
+        r
+    } else {
+        if in_pool {
+            PIPELINES.fetch_sub(1, Ordering::Relaxed);
+        }
+        with_buffer(|buf| hash_sequential(&mut file, buf, block_size, before.size, progress))
+    };
+    let (blocks, chunks, total) = lists.map_err(io)?;
 
+    // The open file's metadata after the read: any write, truncation or append moved its
+    // size, mtime or ctime. (A rename over the path during the read leaves this inode's
+    // hash consistent; the new file has another inode, which the next scan compares.)
     let after = file.metadata().map_err(io)?;
-    let after_path = std::fs::symlink_metadata(path).map_err(io)?;
-    let fp = before.fingerprint();
-    if total != before.size
-        || Stat::from_metadata(&after).fingerprint() != fp
-        || Stat::from_metadata(&after_path).fingerprint() != fp
-        || after_path.ino() != opened.ino()
-    {
+    if total != before.size || Stat::from_metadata(&after).fingerprint() != before.fingerprint() {
         return Err(HashError::ChangedWhileHashing {
             path: path.to_path_buf(),
         });
@@ -283,52 +330,167 @@ pub fn hash_file(
     })
 }
 
-fn read_and_hash(
+/// Runs `f` with this thread's reusable buffer.
+fn with_buffer<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
+    BUFFER.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        if buf.len() < buffer_len() {
+            buf.resize(buffer_len(), 0);
+        }
+        f(&mut buf)
+    })
+}
+
+/// Reads into `dst` until it is full, `left` bytes were read or the file ends; returns the
+/// bytes read. Stopping at the expected size saves the final empty read: growth is seen by
+/// the metadata check after the read.
+fn read_some(
+    file: &mut File,
+    dst: &mut [u8],
+    left: u64,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> std::io::Result<usize> {
+    let want = usize::try_from(left).unwrap_or(usize::MAX).min(dst.len());
+    let mut n = 0;
+    while n < want {
+        let Some(free) = dst.get_mut(n..want) else {
+            break;
+        };
+        match file.read(free) {
+            Ok(0) => break,
+            Ok(k) => {
+                n += k;
+                progress(k as u64);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Blocks, chunks and the number of bytes read.
+type Lists = (Vec<Block>, Vec<Chunk>, u64);
+
+/// A file that fits one segment: read whole, its blocks hashed, then its chunks cut; a chunk
+/// that is exactly one block (every file up to the minimum chunk size, many up to a block)
+/// takes that block's hash instead of hashing the same bytes a second time.
+fn hash_whole(
     file: &mut File,
     buf: &mut [u8],
     block_size: u32,
     expected: u64,
-    progress: &mut dyn FnMut(u64),
-) -> std::io::Result<(Vec<Block>, Vec<Chunk>, u64)> {
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> std::io::Result<Lists> {
+    let n = read_some(file, buf, expected, progress)?;
+    let data = buf.get(..n).unwrap_or(&[]);
+    let mut blocks = BlockHasher::new(block_size, expected);
+    blocks.update(data);
+    let blocks = blocks.finish();
+    let mut chunker = Chunker::new();
+    let bs = u64::from(block_size);
+    let known = |offset: u64, size: u32| {
+        let b = blocks.get(usize::try_from(offset / bs).ok()?)?;
+        (b.offset == offset && b.size == size).then_some(b.hash)
+    };
+    chunker.cut_all(data, true, &known);
+    Ok((blocks, chunker.chunks, n as u64))
+}
+
+/// A large file on one thread (outside a rayon pool, or when too many pipelines run).
+fn hash_sequential(
+    file: &mut File,
+    buf: &mut [u8],
+    block_size: u32,
+    expected: u64,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> std::io::Result<Lists> {
     let mut blocks = BlockHasher::new(block_size, expected);
     let mut chunker = Chunker::new();
+    let head = params::CDC_MAX_SIZE;
     let mut total = 0u64;
-    // buf[start..end] holds bytes read but not yet cut into chunks.
-    let mut start = 0usize;
-    let mut end = 0usize;
-    let mut eof = false;
+    // buf[start..head + n]: the uncut tail of the previous segment, then the new segment.
+    let mut start = head;
     loop {
-        // Fill until a maximum-size chunk fits after `start`, or the file ends.
-        while !eof && end - start < params::CDC_MAX_SIZE {
-            if end == buf.len() {
-                buf.copy_within(start..end, 0);
-                end -= start;
-                start = 0;
-            }
-            let Some(dst) = buf.get_mut(end..) else { break };
-            match file.read(dst) {
-                Ok(0) => eof = true,
-                Ok(n) => {
-                    if let Some(fresh) = buf.get(end..end + n) {
-                        blocks.update(fresh);
-                    }
-                    end += n;
-                    total += n as u64;
-                    progress(n as u64);
+        let seg = buf.get_mut(head..).unwrap_or(&mut []);
+        let n = read_some(file, seg, expected - total.min(expected), progress)?;
+        total += n as u64;
+        let eof = n == 0 || total >= expected;
+        blocks.update(buf.get(head..head + n).unwrap_or(&[]));
+        let pending = buf.get(start..head + n).unwrap_or(&[]);
+        let used = chunker.cut_all(pending, eof, &|_, _| None);
+        if eof {
+            break;
+        }
+        // Fewer than a maximum-size chunk is left: it goes just before the next segment.
+        let left = pending.len() - used;
+        buf.copy_within(head + n - left..head + n, head - left);
+        start = head - left;
+    }
+    Ok((blocks.finish(), chunker.chunks, total))
+}
+
+/// A large file in two overlapping stages on the rayon pool: while one task hashes the fixed
+/// blocks of segment k and reads segment k+1 into the second buffer, the other cuts and
+/// hashes the chunks of segment k. Both lists see every byte in order, exactly as on one
+/// thread; the work is only spread over two cores (rayon runs both on this thread when no
+/// other is free).
+fn hash_pipelined(
+    file: &mut File,
+    block_size: u32,
+    expected: u64,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> std::io::Result<Lists> {
+    let mut blocks = BlockHasher::new(block_size, expected);
+    let mut chunker = Chunker::new();
+    let head = params::CDC_MAX_SIZE;
+    let mut cur = vec![0u8; buffer_len()];
+    let mut next = vec![0u8; buffer_len()];
+    let mut n = read_some(
+        file,
+        cur.get_mut(head..).unwrap_or(&mut []),
+        expected,
+        progress,
+    )?;
+    let mut total = n as u64;
+    // cur[start..head + n]: the uncut tail of the previous segment, then segment k.
+    let mut start = head;
+    loop {
+        let eof = n == 0 || total >= expected;
+        let fresh = cur.get(head..head + n).unwrap_or(&[]);
+        let pending = cur.get(start..head + n).unwrap_or(&[]);
+        let next_seg = next.get_mut(head..).unwrap_or(&mut []);
+        let left_to_read = expected - total.min(expected);
+        let blocks = &mut blocks;
+        let chunker = &mut chunker;
+        let file = &mut *file;
+        let progress = &mut *progress;
+        let (read, used) = rayon::join(
+            move || {
+                blocks.update(fresh);
+                if eof {
+                    Ok(0)
+                } else {
+                    read_some(file, next_seg, left_to_read, progress)
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if start == end {
+            },
+            move || chunker.cut_all(pending, eof, &|_, _| None),
+        );
+        if eof {
             break;
         }
-        let pending = buf.get(start..end).unwrap_or(&[]);
-        let n = chunker.cut(pending);
-        if n == 0 {
-            break;
+        let read = read?;
+        total += read as u64;
+        let left = pending.len() - used;
+        if let (Some(dst), Some(src)) = (
+            next.get_mut(head - left..head),
+            cur.get(head + n - left..head + n),
+        ) {
+            dst.copy_from_slice(src);
         }
-        start += n;
+        start = head - left;
+        n = read;
+        std::mem::swap(&mut cur, &mut next);
     }
     Ok((blocks.finish(), chunker.chunks, total))
 }
@@ -362,6 +524,159 @@ mod tests {
     }
 
     const BS: u32 = 128 * 1024;
+
+    /// Source-like text (lines of words from a small vocabulary) with runs of zeros and
+    /// repeats: low entropy, long equal stretches, like real trees.
+    fn realish(len: usize, seed: u64) -> Vec<u8> {
+        const WORDS: [&str; 12] = [
+            "fn", "let", "mut", "self", "return", "if", "else", "match", "{", "}", "x", "=",
+        ];
+        let mut x = seed | 1;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            match next() % 10 {
+                0 => out.resize(out.len() + (next() % 100_000) as usize, 0),
+                1 if out.len() > 4096 => {
+                    let from = (next() as usize) % (out.len() - 4096);
+                    out.extend_from_within(from..from + 4096);
+                }
+                _ => {
+                    for _ in 0..(next() % 12) {
+                        out.extend_from_slice(WORDS[(next() % 12) as usize].as_bytes());
+                        out.push(b' ');
+                    }
+                    out.push(b'\n');
+                }
+            }
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// What the wire contract says: SHA-256 of fixed blocks, and fastcdc v2020's own
+    /// chunker over the whole file in memory, SHA-256 of each chunk.
+    fn reference(data: &[u8], bs: u32) -> (Vec<Block>, Vec<Chunk>) {
+        let mut blocks: Vec<Block> = data
+            .chunks(bs as usize)
+            .enumerate()
+            .map(|(i, c)| Block {
+                offset: i as u64 * u64::from(bs),
+                size: c.len() as u32,
+                hash: Sha256::digest(c).into(),
+            })
+            .collect();
+        if blocks.is_empty() {
+            blocks.push(Block {
+                offset: 0,
+                size: 0,
+                hash: Sha256::digest(b"").into(),
+            });
+        }
+        let chunks = fastcdc::v2020::FastCDC::new(
+            data,
+            params::CDC_MIN_SIZE,
+            params::CDC_AVG_SIZE,
+            params::CDC_MAX_SIZE,
+        )
+        .map(|c| Chunk {
+            offset: c.offset as u64,
+            size: c.length as u32,
+            hash: Sha256::digest(&data[c.offset..c.offset + c.length]).into(),
+        })
+        .collect();
+        (blocks, chunks)
+    }
+
+    fn check(dir: &Path, data: &[u8], what: &str, pool: &rayon::ThreadPool) {
+        let p = write(dir, "case", data);
+        let want = reference(data, BS);
+        let st = stat(&p);
+        // Outside a pool (one thread) and on a two-thread pool (pipelined when large).
+        let alone = hash_file(&p, &st, BS, &mut |_| {}).unwrap();
+        let pooled = pool
+            .install(|| hash_file(&p, &st, BS, &mut |_| {}))
+            .unwrap();
+        for (how, h) in [("one thread", alone), ("pool", pooled)] {
+            assert_eq!(
+                h.blocks,
+                want.0,
+                "{what}, {} bytes, {how}: blocks",
+                data.len()
+            );
+            assert_eq!(
+                h.chunks,
+                want.1,
+                "{what}, {} bytes, {how}: chunks",
+                data.len()
+            );
+        }
+    }
+
+    #[test]
+    fn blocks_and_chunks_equal_sha2_and_fastcdc_v2020_at_every_size_and_on_every_path() {
+        let d = tempfile::tempdir().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let (min, max, seg) = (params::CDC_MIN_SIZE, params::CDC_MAX_SIZE, SEGMENT);
+        let bs = BS as usize;
+        let edges = [
+            0,
+            1,
+            4096,
+            min - 1,
+            min,
+            min + 1,
+            65_536,
+            bs - 1,
+            bs,
+            bs + 1,
+            max - 1,
+            max,
+            max + 1,
+            seg - 1,
+            seg,
+            seg + 1,
+            seg + max - 1,
+            seg + max,
+            seg + max + 7,
+            2 * seg,
+            3 * seg + 12_345,
+        ];
+        for (i, &len) in edges.iter().enumerate() {
+            check(d.path(), &noise(len, i as u64 + 1), "random", &pool);
+            check(d.path(), &realish(len, i as u64 + 1), "real-ish", &pool);
+        }
+        check(d.path(), &vec![0u8; 2 * seg + 3], "zeros", &pool);
+    }
+
+    #[test]
+    fn blocks_and_chunks_equal_sha2_and_fastcdc_v2020_at_random_sizes() {
+        let d = tempfile::tempdir().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let mut x = 0x5eed_u64;
+        for case in 0..24u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % (4 << 20)) as usize;
+            if case % 2 == 0 {
+                check(d.path(), &noise(len, case + 100), "random", &pool);
+            } else {
+                check(d.path(), &realish(len, case + 100), "real-ish", &pool);
+            }
+        }
+    }
 
     #[test]
     fn empty_file_has_one_empty_block_and_no_chunks() {

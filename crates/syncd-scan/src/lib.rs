@@ -5,15 +5,18 @@
 //! - [`Scanner`]: walks a folder root (or given sub-paths), prunes with `syncd-ignore`
 //!   (an ignored directory that [`syncd_ignore::Match::can_skip_dir`] allows is never opened),
 //!   compares every entry with its local record in `syncd-index` (kind, size, mtime ns,
-//!   permissions, symlink target: equal means not read), hashes what changed on a rayon pool,
-//!   bumps versions through `syncd-conflict` and commits **one batch per scan**. Missing
-//!   entries become deletion records; newly ignored ones become invalid. An entry that is
-//!   equivalent to the folder's global record (e.g. a file the puller has renamed into place
-//!   but not yet committed) takes the global's version instead of a bump: nothing is needed.
+//!   permissions, symlink target, inode — 0 is unknown: equal means not read), hashes what
+//!   changed on a rayon pool, bumps versions through `syncd-conflict` and commits **one batch
+//!   per scan**. Missing entries become deletion records; newly ignored ones become invalid.
+//!   An entry that is equivalent to the folder's global record (e.g. a file the puller has
+//!   renamed into place but not yet committed) takes the global's version instead of a bump:
+//!   nothing is needed.
 //! - [`hash::hash_file`]: one bounded-buffer pass producing the BEP block list (sizes from
 //!   `syncd-proto`'s table), the blocks hash and the FastCDC v2020 chunk list
 //!   (`syncd_proto::cdc` parameters), SHA-256 each; stat before and after, so a file that
 //!   changes while it is read is reported for retry, never announced with a torn hash.
+//!   A large file's two lists are built in two overlapping stages on the pool (both cores
+//!   busy even on one file).
 //! - [`FolderWatcher`]: inotify (via `notify`, non-recursive watches, one per non-ignored
 //!   directory), debounced and coalesced into paths to rescan, overflow → full rescan, a
 //!   watch cap with a one-time warning and periodic fallback, periodic full rescans.

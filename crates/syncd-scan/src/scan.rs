@@ -158,6 +158,7 @@ struct Known {
     modified_ns: i32,
     permissions: u32,
     symlink_target: Vec<u8>,
+    inode: u64,
 }
 
 impl Known {
@@ -169,6 +170,7 @@ impl Known {
             modified_ns: r.modified_ns,
             permissions: r.permissions,
             symlink_target: r.symlink_target.clone(),
+            inode: r.inode,
         }
     }
 }
@@ -649,7 +651,10 @@ impl Scanner {
     }
 
     /// Syncthing's equivalence shortcut (spec §4.2), for a live (not deleted, not invalid)
-    /// record: same kind, size, mtime (ns), permissions and symlink target.
+    /// record: same kind, size, mtime (ns), permissions and symlink target, and for a file
+    /// the same inode (a file replaced by another of equal size and mtime, e.g. by a rename,
+    /// is changed). An inode of 0 on either side is unknown (a record from an older index),
+    /// never a change, so upgrading does not rehash every file.
     fn unchanged(&self, old: &Known, f: &Found) -> bool {
         if old.kind != f.kind {
             return false;
@@ -661,6 +666,7 @@ impl Scanner {
                     && old.modified_s == f.stat.mtime_s
                     && old.modified_ns == f.stat.mtime_ns
                     && perms_same
+                    && (old.inode == 0 || f.stat.inode == 0 || old.inode == f.stat.inode)
             }
             FileKind::Directory => perms_same,
             FileKind::Symlink => old.symlink_target == f.target,
@@ -690,6 +696,7 @@ impl Scanner {
             }
         }
         if let Some(h) = hashed {
+            r.inode = h.stat.inode;
             r.size = h.stat.size;
             r.blocks = h.blocks.iter().map(to_index_block).collect();
             r.chunks = h

@@ -124,6 +124,16 @@ impl FolderWatcher {
         let _ = self.tx.send(Input::Scan(paths));
     }
 
+    /// Hands `event` to the watcher through the channel and handling the OS backend's events
+    /// take. notify reports a kernel queue overflow (inotify's `IN_Q_OVERFLOW`: events were
+    /// dropped) as `Event::new(EventKind::Other).set_flag(Flag::Rescan)`; that event, or a
+    /// backend error, makes the next rescan a full one. For events from another source (a
+    /// second backend) and for tests, since an overflow cannot be provoked on purpose
+    /// without changing the system-wide `fs.inotify.max_queued_events`.
+    pub fn deliver(&self, event: notify::Result<notify::Event>) {
+        let _ = self.tx.send(Input::Fs(event));
+    }
+
     /// The live figures.
     pub fn stats(&self) -> &WatchStats {
         &self.stats

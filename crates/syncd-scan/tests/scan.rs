@@ -5,7 +5,7 @@ mod common;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use common::Fixture;
 use syncd_scan::EntryError;
@@ -90,17 +90,75 @@ fn a_deleted_file_becomes_a_deletion_record() {
 }
 
 #[test]
-fn a_renamed_file_is_a_deletion_plus_a_new_record_with_equal_blocks_hash() {
+fn a_renamed_file_is_a_deletion_plus_a_new_record_with_the_same_blocks() {
     let f = Fixture::new();
-    f.write("old", b"content");
+    // Several blocks and chunks.
+    let data: Vec<u8> = (0..600_000u64).map(|i| (i * i % 251) as u8).collect();
+    f.write("old", &data);
     f.scanner.scan().unwrap();
+    let before = f.record("old").unwrap();
+    assert!(before.blocks.len() > 1);
     std::fs::rename(f.path("old"), f.path("new")).unwrap();
     f.scanner.scan().unwrap();
-    assert!(f.record("old").unwrap().deleted);
+    let gone = f.record("old").unwrap();
+    let new = f.record("new").unwrap();
+    assert!(gone.deleted);
+    assert!(!new.deleted);
+    assert_eq!(new.blocks, before.blocks);
+    assert_eq!(new.chunks, before.chunks);
+    assert_eq!(new.blocks_hash, before.blocks_hash);
+    assert_eq!(gone.previous_blocks_hash, before.blocks_hash);
+}
+
+#[test]
+fn a_file_replaced_by_another_with_equal_size_and_mtime_is_rehashed() {
+    let f = Fixture::new();
+    f.write("a", b"first");
+    f.scanner.scan().unwrap();
+    let old = f.record("a").unwrap();
+    assert_eq!(old.inode, std::fs::metadata(f.path("a")).unwrap().ino());
+    // Same size, same mtime (to the ns), same permissions; only the inode differs.
+    f.write("tmp", b"other");
+    let mtime = std::fs::metadata(f.path("a")).unwrap().modified().unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(f.path("tmp"))
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    std::fs::rename(f.path("tmp"), f.path("a")).unwrap();
+    let read_before = f.scanner.counters().bytes_hashed;
+    f.scanner.scan().unwrap();
+    assert_eq!(f.scanner.counters().bytes_hashed - read_before, 5);
+    let new = f.record("a").unwrap();
     assert_eq!(
-        f.record("new").unwrap().blocks_hash,
-        f.record("old").unwrap().previous_blocks_hash
+        (new.size, new.modified_s, new.modified_ns),
+        (old.size, old.modified_s, old.modified_ns)
     );
+    assert_ne!(new.blocks_hash, old.blocks_hash);
+    assert_eq!(new.inode, std::fs::metadata(f.path("a")).unwrap().ino());
+    assert_eq!(
+        new.version.compare(&old.version),
+        syncd_conflict::VersionOrdering::Greater
+    );
+}
+
+#[test]
+fn a_record_with_an_unknown_inode_is_not_rehashed() {
+    let f = Fixture::new();
+    f.write("a", b"data");
+    f.scanner.scan().unwrap();
+    // As written by an index from before inodes were recorded.
+    let mut rec = f.record("a").unwrap();
+    rec.inode = 0;
+    let mut w = f.index.write(&f.folder).unwrap();
+    w.apply_local([rec]).unwrap();
+    w.commit().unwrap();
+    let before = f.scanner.counters();
+    let report = f.scanner.scan().unwrap();
+    assert_eq!(report.committed, 0);
+    assert_eq!(f.scanner.counters().bytes_hashed, before.bytes_hashed);
+    assert_eq!(f.scanner.counters().files_read, before.files_read);
 }
 
 #[test]

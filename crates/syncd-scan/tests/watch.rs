@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::Fixture;
+use notify::event::{EventKind, Flag};
 use syncd_scan::{FolderWatcher, WatchConfig};
 
 fn start(f: &Fixture, config: WatchConfig) -> FolderWatcher {
@@ -130,4 +131,49 @@ fn past_the_watch_cap_changes_are_still_picked_up_by_fallback_scans() {
             .iter()
             .all(|d| f.record(&format!("{d}/file")).is_some())
     });
+}
+
+/// A kernel queue overflow cannot be provoked on purpose without changing the system-wide
+/// `fs.inotify.max_queued_events` (notify's reader thread drains the queue as fast as it
+/// fills), so the test delivers the very event notify's inotify backend emits for
+/// `IN_Q_OVERFLOW` (and, second row, a backend error) through the watcher's event channel.
+/// The change it must find was made where no watch sees it, as dropped events are.
+#[test]
+fn an_event_queue_overflow_or_a_backend_error_triggers_a_full_rescan() {
+    let overflow = || Ok(notify::Event::new(EventKind::Other).set_flag(Flag::Rescan));
+    let error = || Err(notify::Error::generic("inotify read failed"));
+    let cases: [(&str, &dyn Fn() -> notify::Result<notify::Event>); 2] =
+        [("queue overflow", &overflow), ("backend error", &error)];
+    for (what, event) in cases {
+        let f = Fixture::new();
+        f.mkdir("a/b");
+        // Only the root is watched, and no periodic or fallback scan comes within the test.
+        let config = WatchConfig {
+            max_watches: Some(1),
+            fallback_interval: Duration::from_secs(3600),
+            rescan_interval: None,
+            ..WatchConfig::default()
+        };
+        let w = start(&f, config);
+        f.write("a/b/unseen", b"x");
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            f.record("a/b/unseen").is_none(),
+            "{what}: the change is invisible to the watches"
+        );
+        let before = f.scanner.counters();
+        w.deliver(event());
+        f.eventually("the unseen change recorded", |f| {
+            f.record("a/b/unseen").is_some()
+        });
+        assert_eq!(w.stats().full_scans.load(Ordering::Relaxed), 1, "{what}");
+        assert_eq!(w.stats().event_scans.load(Ordering::Relaxed), 0, "{what}");
+        let after = f.scanner.counters();
+        assert_eq!(after.scans - before.scans, 1, "{what}");
+        assert_eq!(
+            after.dirs_opened - before.dirs_opened,
+            3,
+            "{what}: the full walk lists the root, a and a/b"
+        );
+    }
 }
