@@ -31,7 +31,8 @@ const USAGE: &str = "usage: cargo xtask bench [options]
   --small-files N     files of scenario 5 (default 100000)
   --seed N            workspace seed (default 12)
   --scenarios LIST    e.g. 1,3 (default 1,2,3,4,5)
-  --pairs LIST        st,syncd,mixed (default all three)
+  --pairs LIST        st,syncd,mixed,st-syncd (default st,syncd,mixed; mixed = syncd
+                      sending to Syncthing, st-syncd = Syncthing sending to syncd)
   --latency-samples N samples for syncd (default 100; Syncthing: 10 at 10 s, 20 at 1 s)
   --syncthing PATH    Syncthing binary (default: syncthing on PATH)
   --syncd PATH        syncd binary (default: $SYNCD_BIN, else build `cargo build --release -p syncd`)
@@ -39,6 +40,13 @@ const USAGE: &str = "usage: cargo xtask bench [options]
   --data-dir DIR      scratch data (default target/bench/data; removed when done)
   --keep              keep the scratch data
 ";
+
+/// The pairings run without `--pairs`: the three of issue 12 (Syncthing→syncd on request).
+const DEFAULT_PAIRS: [Pairing; 3] = [
+    Pairing::SyncthingPair,
+    Pairing::SyncdPair,
+    Pairing::SyncdToSyncthing,
+];
 
 struct Options {
     settings: Settings,
@@ -96,7 +104,7 @@ fn parse_args(root: &Path, args: &[String]) -> Result<Options, String> {
         syncd: Err("not resolved".into()),
         keep: false,
     };
-    let mut pairs = Pairing::ALL.to_vec();
+    let mut pairs = DEFAULT_PAIRS.to_vec();
     let mut keep = false;
     let mut syncd: Option<PathBuf> = std::env::var_os("SYNCD_BIN").map(PathBuf::from);
     let mut build = true;
@@ -134,7 +142,10 @@ fn parse_args(root: &Path, args: &[String]) -> Result<Options, String> {
                         "st" | "syncthing" => Ok(Pairing::SyncthingPair),
                         "syncd" => Ok(Pairing::SyncdPair),
                         "mixed" => Ok(Pairing::SyncdToSyncthing),
-                        other => Err(format!("bad pairing {other:?} (st, syncd, mixed)")),
+                        "st-syncd" => Ok(Pairing::SyncthingToSyncd),
+                        other => Err(format!(
+                            "bad pairing {other:?} (st, syncd, mixed, st-syncd)"
+                        )),
                     })
                     .collect::<Result<_, _>>()?;
             }

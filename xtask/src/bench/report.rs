@@ -12,14 +12,17 @@ pub enum Pairing {
     SyncdPair,
     /// syncd on the changing (sending) side, Syncthing receiving.
     SyncdToSyncthing,
+    /// Syncthing on the changing (sending) side, syncd receiving.
+    SyncthingToSyncd,
 }
 
 impl Pairing {
     /// Column order of the tables.
-    pub const ALL: [Pairing; 3] = [
+    pub const ALL: [Pairing; 4] = [
         Pairing::SyncthingPair,
         Pairing::SyncdPair,
         Pairing::SyncdToSyncthing,
+        Pairing::SyncthingToSyncd,
     ];
 
     /// Column heading.
@@ -28,6 +31,7 @@ impl Pairing {
             Pairing::SyncthingPair => "Syncthing↔Syncthing",
             Pairing::SyncdPair => "syncd↔syncd",
             Pairing::SyncdToSyncthing => "syncd→Syncthing",
+            Pairing::SyncthingToSyncd => "Syncthing→syncd",
         }
     }
 }

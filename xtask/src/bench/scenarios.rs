@@ -74,6 +74,7 @@ fn slug(p: Pairing) -> &'static str {
         Pairing::SyncthingPair => "st-st",
         Pairing::SyncdPair => "syncd-syncd",
         Pairing::SyncdToSyncthing => "syncd-st",
+        Pairing::SyncthingToSyncd => "st-syncd",
     }
 }
 
@@ -93,6 +94,10 @@ impl Pair {
             Pairing::SyncdToSyncthing => (
                 (Kind::Syncd, syncd()?),
                 (Kind::Syncthing, s.syncthing.clone()),
+            ),
+            Pairing::SyncthingToSyncd => (
+                (Kind::Syncthing, s.syncthing.clone()),
+                (Kind::Syncd, syncd()?),
             ),
         };
         let dir = s.data_dir.join(format!("{name}-{}", slug(pairing)));
@@ -200,7 +205,10 @@ impl Pair {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(format!("not in sync after {timeout:?}: {last}"))
+        Err(format!(
+            "not in sync after {timeout:?}: {last}; receiver log:\n{}",
+            self.b.log_tail(8)
+        ))
     }
 
     fn wire_total(&self) -> Result<f64, String> {
@@ -549,10 +557,10 @@ pub fn run_pairing(s: &Settings, pairing: Pairing) -> PairingResults {
     let want = |n: u8| s.scenarios.contains(&n);
     let fail_prefix = match pairing {
         Pairing::SyncthingPair => "Syncthing run failed",
-        _ => "syncd daemon not available",
+        _ => "run failed",
     };
     let wrap = |e: String| {
-        if e.starts_with("syncd daemon not available") {
+        if e.starts_with("syncd daemon not available") || e.starts_with(fail_prefix) {
             e
         } else {
             format!("{fail_prefix}: {e}")
@@ -618,7 +626,8 @@ pub fn run_pairing(s: &Settings, pairing: Pairing) -> PairingResults {
                             Ok(())
                         };
                         let res = match pairing {
-                            Pairing::SyncthingPair => run_series(
+                            // The sender's watcher delay is what matters.
+                            Pairing::SyncthingPair | Pairing::SyncthingToSyncd => run_series(
                                 &mut pair,
                                 s.latency_st_default,
                                 "watcher delay 10 s (default)",
