@@ -49,6 +49,8 @@ pub(crate) struct Plan {
     pub kills_initial: u64,
     /// Kills during the edit stream.
     pub kills_edits: u64,
+    /// Kills between two verified convergences in the edit stream.
+    pub kills_per_round: u64,
     /// Faults of each network kind.
     pub faults_each: u64,
     /// Partition rounds.
@@ -71,6 +73,7 @@ impl Plan {
         initial_big: 5,
         kills_initial: 6,
         kills_edits: 6,
+        kills_per_round: 6,
         faults_each: 2,
         partitions: 1,
         partition_s: 8,
@@ -86,6 +89,7 @@ impl Plan {
         initial_big: 25,
         kills_initial: 50,
         kills_edits: 60,
+        kills_per_round: 10,
         faults_each: 10,
         partitions: 3,
         partition_s: 30,

@@ -199,30 +199,37 @@ pub(crate) fn crash_initial(ctx: &mut Ctx, pair: &mut Pair) -> Result<(), String
     ));
     pair.start()?;
     let kills = ctx.plan.kills_initial;
-    kill_loop(ctx, pair, "crash-initial", kills, (300, 2500))?;
+    kill_loop(ctx, pair, "crash-initial", kills, (50, 2500))?;
     verify(ctx, pair, "crash-initial")
 }
 
 /// Crash loop during a stream of edits on both sides (each in its own namespace).
 pub(crate) fn crash_edits(ctx: &mut Ctx, pair: &mut Pair) -> Result<(), String> {
-    let w = ctx.workload(0xED17);
-    let targets = vec![
-        (target(pair, Side::A), "a".to_string()),
-        (target(pair, Side::B), "b".to_string()),
-    ];
-    let stream = Stream::start(w, targets, (10, 120), ctx.oracle.clone());
-    let kills = ctx.plan.kills_edits;
-    let r = kill_loop(ctx, pair, "crash-edits", kills, (400, 2500));
-    let (ops, errors) = stream.finish();
-    r?;
-    progress(&format!(
-        "crash-edits: {ops} edits made during the kills ({} workload errors)",
-        errors.len()
-    ));
-    for e in errors.iter().take(3) {
-        progress(&format!("crash-edits: workload error: {e}"));
+    let total = ctx.plan.kills_edits;
+    let per_round = ctx.plan.kills_per_round.clamp(1, total.max(1));
+    let rounds = total.div_ceil(per_round);
+    for round in 1..=rounds {
+        let kills = per_round.min(total - (round - 1) * per_round);
+        let w = ctx.workload(0xED17 + round);
+        let targets = vec![
+            (target(pair, Side::A), "a".to_string()),
+            (target(pair, Side::B), "b".to_string()),
+        ];
+        let stream = Stream::start(w, targets, (10, 120), ctx.oracle.clone());
+        let phase = format!("crash-edits {round}/{rounds}");
+        let r = kill_loop(ctx, pair, &phase, kills, (50, 2500));
+        let (ops, errors) = stream.finish();
+        r?;
+        progress(&format!(
+            "{phase}: {ops} edits made during the kills ({} workload errors)",
+            errors.len()
+        ));
+        for e in errors.iter().take(3) {
+            progress(&format!("{phase}: workload error: {e}"));
+        }
+        verify(ctx, pair, &phase)?;
     }
-    verify(ctx, pair, "crash-edits")
+    Ok(())
 }
 
 /// Network faults through the proxy during edits and large transfers.
