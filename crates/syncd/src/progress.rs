@@ -135,9 +135,13 @@ impl Progress {
             }
             t.finish();
         }
-        if to == FolderState::Syncing && !self.pulls.contains_key(folder) {
-            let need = self.engine.folder_status(folder).map(|s| s.need);
-            let (files, bytes) = need.map_or((0, 0), |n| (n.files, n.bytes));
+        let need = self.engine.folder_status(folder).map(|s| s.need);
+        let (files, bytes) = need.map_or((0, 0), |n| (n.files, n.bytes));
+        // A pull with no file data to move (deletions, directories only) shows nothing.
+        if to == FolderState::Syncing
+            && !self.pulls.contains_key(folder)
+            && (files > 0 || bytes > 0)
+        {
             let bar = self.terminal.then(|| {
                 let b = self.multi.add(ProgressBar::new(bytes));
                 b.set_style(style("{prefix:>24} [{bar:30}] {bytes}/{total_bytes} {eta}"));
@@ -155,12 +159,10 @@ impl Progress {
         ) && let Some(t) = self.pulls.remove(folder)
         {
             if !self.terminal {
-                let need = self.engine.folder_status(folder).map(|s| s.need);
-                let (left_files, left_bytes) = need.map_or((0, 0), |n| (n.files, n.bytes));
                 tracing::info!(folder = %folder,
-                    files = t.total_files.saturating_sub(left_files),
-                    bytes = t.total_bytes.saturating_sub(left_bytes),
-                    need_bytes = left_bytes,
+                    files = t.total_files.saturating_sub(files),
+                    bytes = t.total_bytes.saturating_sub(bytes),
+                    need_bytes = bytes,
                     seconds = t.started.elapsed().as_secs(), "sync finished");
             }
             t.finish();
@@ -177,6 +179,7 @@ impl Progress {
             b.set_style(style("{prefix:>24} {spinner} {msg}"));
             b.set_prefix(format!("scanning {folder}"));
             b.enable_steady_tick(Duration::from_millis(200));
+            b.tick();
             b
         });
         if !self.terminal {

@@ -1022,6 +1022,93 @@ fn without_a_terminal_the_first_scan_logs_plain_lines_with_counts() {
     );
 }
 
+/// The PIDs whose parent is `parent` (from `/proc/*/stat`).
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may contain spaces, so split after the last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn on_a_terminal_the_first_scan_shows_a_progress_spinner() {
+    // `script` (util-linux, in every Debian base system) gives the daemon a pseudo-terminal
+    // and copies what it draws there to its own stdout.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: `script` (util-linux) is not installed");
+        return;
+    }
+    let m = Machine::new();
+    let dir = m.user.join("Sync");
+    for d in 0..20 {
+        std::fs::create_dir_all(dir.join(format!("d{d}"))).unwrap();
+        for f in 0..100 {
+            std::fs::write(dir.join(format!("d{d}/f{f}.txt")), [b'x'; 100]).unwrap();
+        }
+    }
+    let serve = format!(
+        "exec {BIN} serve --no-browser --gui-address 127.0.0.1:0 --listen tcp://127.0.0.1:0 --home {}",
+        m.home.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &serve, "/dev/null"])
+        .env("HOME", &m.user)
+        .env_remove("XDG_CONFIG_HOME")
+        .env("RUST_LOG", "warn")
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let shown = loop {
+        let text = String::from_utf8_lossy(&screen).into_owned();
+        if text.contains("scanning default") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(200)) {
+            screen.extend(chunk);
+        }
+    };
+    // Stop the daemon (script's only child) by its PID; script then exits with it.
+    for pid in children_of(child.id()) {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    }
+    let _ = child.wait();
+    assert!(shown.contains("scanning default"), "{shown:?}");
+    assert!(
+        !shown.contains("scanning folder="),
+        "no plain log line on a terminal: {shown:?}"
+    );
+}
+
 #[test]
 fn without_a_terminal_a_pull_logs_plain_lines_with_counts() {
     let p = cli_pair(small_tree, true);
