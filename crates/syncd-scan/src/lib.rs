@@ -6,7 +6,8 @@
 //!   (an ignored directory that [`syncd_ignore::Match::can_skip_dir`] allows is never opened),
 //!   compares every entry with its local record in `syncd-index` (kind, size, mtime ns,
 //!   permissions, symlink target, inode — 0 is unknown: equal means not read), hashes what
-//!   changed on a rayon pool, bumps versions through `syncd-conflict` and commits **one batch
+//!   changed on a rayon pool (a full scan hashes each file as soon as the walk finds it),
+//!   bumps versions through `syncd-conflict` and commits **one batch
 //!   per scan**. Missing entries become deletion records; newly ignored ones become invalid.
 //!   An entry that is equivalent to the folder's global record (e.g. a file the puller has
 //!   renamed into place but not yet committed) takes the global's version instead of a bump:

@@ -143,6 +143,7 @@ pub struct ScanReport {
 }
 
 /// One entry found on disk.
+#[derive(Clone)]
 struct Found {
     path: RelPath,
     stat: Stat,
@@ -159,6 +160,8 @@ struct Known {
     permissions: u32,
     symlink_target: Vec<u8>,
     inode: u64,
+    /// The record's block size when it has several blocks (the block size hysteresis).
+    block_size: Option<u32>,
 }
 
 impl Known {
@@ -171,17 +174,23 @@ impl Known {
             permissions: r.permissions,
             symlink_target: r.symlink_target.clone(),
             inode: r.inode,
+            block_size: old_block_size(r),
         }
     }
 }
 
 #[derive(Default)]
-struct Walk {
+struct Walk<'s> {
     found: Vec<Found>,
     errors: Vec<EntryError>,
     /// Directories that could not be listed: records below them are not deleted.
     failed: Vec<RelPath>,
+    /// Sees every file as it is found (a full scan starts hashing it at once).
+    sink: Option<&'s mut (dyn FnMut(&Found) + 's)>,
 }
+
+/// A hash started while walking: the file's result, by path.
+type Early = HashMap<RelPath, Result<Hashed, HashError>>;
 
 /// Scans one folder into the local records of an index.
 pub struct Scanner {
@@ -327,16 +336,23 @@ impl Scanner {
         let ignore = self.ignores();
         let targets = self.normalise_targets(paths);
         let mut walk = Walk::default();
+        // A full scan hashes changed files while it is still walking (both cores busy from
+        // the first changed file on), against the live local records read before the walk.
+        let mut early: Early = HashMap::new();
+        let mut known: HashMap<RelPath, Known> = HashMap::new();
+        let full = targets.iter().any(Option::is_none);
+        if full {
+            known = self.live_known(&[None])?;
+            walk = self.walk_and_hash(&ignore, &known, &mut early);
+        }
         // Targets whose missing records may lie anywhere below them (one pass over the local
         // records), and targets that are single names (one lookup each).
         let mut prefixes: Vec<Option<RelPath>> = Vec::new();
         let mut singles: Vec<RelPath> = Vec::new();
         for t in &targets {
             match t {
-                None => {
-                    self.walk_dir(&ignore, &mut walk, &self.root, None);
-                    prefixes.push(None);
-                }
+                // Walked above.
+                None => prefixes.push(None),
                 Some(rel) => match self.walk_target(&ignore, &mut walk, rel) {
                     Some(FileKind::Directory) => prefixes.push(Some(rel.clone())),
                     Some(_) => {}
@@ -363,23 +379,11 @@ impl Scanner {
         // The live local records under the directory targets, read in one pass over the
         // local records (not one lookup per entry found), kept as the few fields the
         // equivalence shortcut needs. What is left after matching the walk is gone.
-        let mut known: HashMap<RelPath, Known> = HashMap::new();
-        if !prefixes.is_empty() {
-            for rec in reader.local_since(0)? {
-                let rec = rec?;
-                if rec.deleted || rec.invalid {
-                    continue;
-                }
-                if prefixes
-                    .iter()
-                    .any(|t| t.as_ref().is_none_or(|p| rec.name.starts_with(p)))
-                {
-                    let k = Known::of(&rec);
-                    known.insert(rec.name, k);
-                }
-            }
+        if !full && !prefixes.is_empty() {
+            known = self.live_known_in(&reader, &prefixes)?;
         }
 
+        let mut pre_hashed = Vec::new();
         for f in walk.found {
             // A live record that is unchanged is skipped without reading the full record.
             if let Some(k) = known.remove(&f.path)
@@ -393,6 +397,13 @@ impl Scanner {
                 && !o.invalid
                 && self.unchanged(&Known::of(o), &f)
             {
+                continue;
+            }
+            if let Some(r) = early.remove(&f.path) {
+                pre_hashed.push(match r {
+                    Ok(h) => Ok(self.record(&f, old.as_ref(), Some(h))),
+                    Err(e) => Err((f.path, e)),
+                });
                 continue;
             }
             if f.kind.is_file() {
@@ -413,15 +424,20 @@ impl Scanner {
             .collect();
         missing.sort();
         for name in missing {
-            if let Some(rec) = reader.get(self.local, &name)? {
+            // Still live now (a full scan's `known` predates the walk: the puller may have
+            // recorded a deletion meanwhile, which needs no second one).
+            if let Some(rec) = reader.get(self.local, &name)?
+                && !rec.deleted
+                && !rec.invalid
+            {
                 batch.push(self.gone(&ignore, rec));
             }
         }
         drop(reader);
 
         let mut report = ScanReport::default();
-        let hashed = self.hash_all(to_hash);
-        for h in hashed {
+        pre_hashed.extend(self.hash_all(to_hash));
+        for h in pre_hashed {
             match h {
                 Ok(r) => batch.push(r),
                 Err((path, HashError::ChangedWhileHashing { .. })) => report.retry.push(path),
@@ -457,6 +473,83 @@ impl Scanner {
         if let Ok(mut g) = self.errors.lock() {
             g.clear();
             g.extend(errors.iter().cloned());
+        }
+    }
+
+    /// The live local records below `prefixes` (`None`: all), from a fresh snapshot.
+    fn live_known(
+        &self,
+        prefixes: &[Option<RelPath>],
+    ) -> Result<HashMap<RelPath, Known>, ScanError> {
+        let reader = self.index.read(&self.folder)?;
+        self.live_known_in(&reader, prefixes)
+    }
+
+    fn live_known_in(
+        &self,
+        reader: &syncd_index::FolderReader,
+        prefixes: &[Option<RelPath>],
+    ) -> Result<HashMap<RelPath, Known>, ScanError> {
+        let mut known = HashMap::new();
+        for rec in reader.local_since(0)? {
+            let rec = rec?;
+            if rec.deleted || rec.invalid {
+                continue;
+            }
+            if prefixes
+                .iter()
+                .any(|t| t.as_ref().is_none_or(|p| rec.name.starts_with(p)))
+            {
+                let k = Known::of(&rec);
+                known.insert(rec.name, k);
+            }
+        }
+        Ok(known)
+    }
+
+    /// Walks the whole folder on this thread while the pool hashes every file that differs
+    /// from `known` as soon as it is found; the results land in `early`.
+    fn walk_and_hash(
+        &self,
+        ignore: &IgnoreSet,
+        known: &HashMap<RelPath, Known>,
+        early: &mut Early,
+    ) -> Walk<'static> {
+        let done = Mutex::new(Early::new());
+        let (found, errors, failed) = self.pool.in_place_scope(|scope| {
+            let done = &done;
+            let mut sink = |f: &Found| {
+                let k = known.get(&f.path);
+                if k.is_some_and(|k| self.unchanged(k, f)) {
+                    return;
+                }
+                // Not live in the index (new, deleted or invalid): the table's block size.
+                let bs = Self::block_size_for(f.stat.size, k.and_then(|k| k.block_size));
+                let f = f.clone();
+                bump(&self.counters.files_total, 1);
+                bump(&self.counters.bytes_total, f.stat.size);
+                scope.spawn(move |_| {
+                    let r = self.hash_one(&f, bs);
+                    if let Ok(mut d) = done.lock() {
+                        d.insert(f.path, r);
+                    }
+                });
+            };
+            let mut walk = Walk {
+                sink: Some(&mut sink),
+                ..Walk::default()
+            };
+            self.walk_dir(ignore, &mut walk, &self.root, None);
+            (walk.found, walk.errors, walk.failed)
+        });
+        *early = done
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Walk {
+            found,
+            errors,
+            failed,
+            sink: None,
         }
     }
 
@@ -508,7 +601,12 @@ impl Scanner {
 
     /// Records `rel` (and everything below it). Returns its kind, or `None` when it is
     /// missing, special or ignored.
-    fn walk_target(&self, ignore: &IgnoreSet, walk: &mut Walk, rel: &RelPath) -> Option<FileKind> {
+    fn walk_target(
+        &self,
+        ignore: &IgnoreSet,
+        walk: &mut Walk<'_>,
+        rel: &RelPath,
+    ) -> Option<FileKind> {
         let abs = rel.to_path_under(&self.root);
         let stat = Stat::lstat(&abs).ok()?;
         let kind = stat.kind?;
@@ -543,7 +641,7 @@ impl Scanner {
     fn walk_dir(
         &self,
         ignore: &IgnoreSet,
-        walk: &mut Walk,
+        walk: &mut Walk<'_>,
         abs: &Path,
         rel: Option<&RelPath>,
     ) -> bool {
@@ -643,6 +741,11 @@ impl Scanner {
                 kind,
                 target,
             });
+            if kind.is_file()
+                && let (Some(sink), Some(f)) = (walk.sink.as_deref_mut(), walk.found.last())
+            {
+                sink(f);
+            }
             if is_dir {
                 self.walk_dir(ignore, walk, &child_abs, Some(&p));
             }
@@ -737,18 +840,26 @@ impl Scanner {
 
     /// The block size for a file: the table's, unless the old record's size is within a
     /// factor of two of it (Syncthing's hysteresis, spec §4.2).
-    fn block_size_for(size: u64, old: Option<&FileRecord>) -> u32 {
+    fn block_size_for(size: u64, old_bs: Option<u32>) -> u32 {
         let want = crate::params::block_size(size);
-        let old_bs = old
-            .filter(|o| o.kind.is_file() && o.blocks.len() > 1)
-            .and_then(|o| o.blocks.first())
-            .map(|b| b.size);
         match old_bs {
             Some(bs) if bs.is_power_of_two() && bs >= want / 2 && bs <= want.saturating_mul(2) => {
                 bs
             }
             _ => want,
         }
+    }
+
+    /// Hashes one found file with block size `bs`, counting it.
+    fn hash_one(&self, f: &Found, bs: u32) -> Result<Hashed, HashError> {
+        let abs = f.path.to_path_under(&self.root);
+        bump(&self.counters.files_read, 1);
+        let r = hash::hash_file(&abs, &f.stat, bs, &mut |n| {
+            bump(&self.counters.bytes_hashed, n);
+            bump(&self.counters.bytes_done, n);
+        });
+        bump(&self.counters.files_done, 1);
+        r
     }
 
     fn hash_all(
@@ -767,21 +878,24 @@ impl Scanner {
             items
                 .into_par_iter()
                 .map(|(f, old)| {
-                    let abs = f.path.to_path_under(&self.root);
-                    let bs = Self::block_size_for(f.stat.size, old.as_ref());
-                    bump(&self.counters.files_read, 1);
-                    let r = hash::hash_file(&abs, &f.stat, bs, &mut |n| {
-                        bump(&self.counters.bytes_hashed, n);
-                        bump(&self.counters.bytes_done, n);
-                    });
-                    bump(&self.counters.files_done, 1);
-                    match r {
+                    let bs =
+                        Self::block_size_for(f.stat.size, old.as_ref().and_then(old_block_size));
+                    match self.hash_one(&f, bs) {
                         Ok(h) => Ok(self.record(&f, old.as_ref(), Some(h))),
                         Err(e) => Err((f.path, e)),
                     }
                 })
                 .collect()
         })
+    }
+}
+
+/// A file record's block size when it has several blocks (one block says nothing).
+fn old_block_size(r: &FileRecord) -> Option<u32> {
+    if r.kind.is_file() && r.blocks.len() > 1 {
+        r.blocks.first().map(|b| b.size)
+    } else {
+        None
     }
 }
 
