@@ -254,13 +254,14 @@ fn main() {
     });
     for (i, (bytes, base, hashed)) in pairs.iter().enumerate() {
         eprintln!(
-            "{} pair {}: sha2 one thread (warm) {base}: {:.0} MB/s; hash_file blocks + chunks on {threads} threads (warm) {hashed}: {:.0} MB/s = {:.2}x wall (target >= 0.7x), cpu-s {:.2}x of sha2's",
+            "{} pair {}: sha2 one thread (warm) {base}: {:.0} MB/s; hash_file blocks + chunks on {threads} threads (warm) {hashed}: {:.0} MB/s = {:.2}x wall (target >= 0.7x); cpu-s {:.2}x sha2's, so {:.2}x on {threads} idle cores",
             if i == 1 { "median" } else { "      " },
             i + 1,
             mb_s(*bytes, base.wall),
             mb_s(*bytes, hashed.wall),
             base.wall.as_secs_f64() / hashed.wall.as_secs_f64(),
             hashed.cpu.as_secs_f64() / base.cpu.as_secs_f64(),
+            threads as f64 * base.cpu.as_secs_f64() / hashed.cpu.as_secs_f64(),
         );
     }
     let (bytes, base, _) = pairs[1];
