@@ -51,12 +51,18 @@ async fn a_local_edit_made_while_the_peer_version_is_being_pulled_is_never_lost(
         std::fs::write(&target, &edit2).unwrap();
         during_pull
     });
-    p.da.write("doc.bin", &big);
+    // Written beside the folder and renamed in, so a's watcher never sees a partial file.
+    let staging = p._tmp.path().join("doc.bin.staging");
+    std::fs::write(&staging, &big).unwrap();
+    std::fs::rename(&staging, p.da.path("doc.bin")).unwrap();
     p.a.scan(&p.folder, None).await.unwrap();
     let during_pull = tokio::task::spawn_blocking(move || editor.join().unwrap())
         .await
         .unwrap();
-    eprintln!("edit made while the pull was in progress: {during_pull}");
+    assert!(
+        during_pull,
+        "b's pull finished before the edit: the race was not exercised"
+    );
     p.synced().await;
     // The edit survives on both sides: as the file itself or as its conflict copy.
     for d in [&p.da, &p.db] {
