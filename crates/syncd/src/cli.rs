@@ -101,6 +101,9 @@ pub enum Command {
     },
     /// Wait until a folder is in sync with every peer sharing it. Exit 0 in sync, 1 error,
     /// 2 usage/config error or unknown folder, 3 timeout.
+    ///
+    /// "In sync" is with what the peers announced: a peer still in its first scan has
+    /// announced only what it scanned so far (its `syncd status` shows `scanning`).
     Wait {
         /// The folder to wait for.
         #[arg(long)]

@@ -767,9 +767,9 @@ fn runbook_curl_jq_commands_work_against_a_running_daemon() {
     );
 }
 
-/// Two machines set up only through the CLI: A shares folder `shared` (filled by `fill` before
-/// A starts) with B, and B dials A. Both daemons run; A's and B's stderr go to their `log`
-/// files when `logged`.
+/// Two machines set up only through the CLI: A shares folder `shared` (filled by `fill`, which
+/// returns how many files it wrote, before A starts) with B, and B dials A once A's first scan
+/// holds them all. Both daemons run; A's and B's stderr go to their `log` files when `logged`.
 struct Pair {
     // Daemons first: they are stopped before their machines' directories are removed.
     da: Daemon,
@@ -780,7 +780,7 @@ struct Pair {
     b_dir: PathBuf,
 }
 
-fn cli_pair(fill: impl FnOnce(&Path), logged: bool) -> Pair {
+fn cli_pair(fill: impl FnOnce(&Path) -> u64, logged: bool) -> Pair {
     let a = Machine::new();
     let b = Machine::new();
     a.ok(&["generate", "--no-default-folder"]);
@@ -796,8 +796,19 @@ fn cli_pair(fill: impl FnOnce(&Path), logged: bool) -> Pair {
         "--device",
         &b_id,
     ]);
-    fill(&a_dir);
+    let files = fill(&a_dir);
     let da = if logged { a.start_logged() } else { a.start() };
+    // B's `wait` trusts what A announces: an A still scanning would announce only part of the
+    // tree, and B would be in sync with that part.
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let st = da.get("/rest/db/status?folder=shared");
+        if st["localFiles"] == files && st["state"] == "idle" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "A's first scan: {st}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     b.ok(&[
         "device",
         "add",
@@ -826,10 +837,11 @@ fn cli_pair(fill: impl FnOnce(&Path), logged: bool) -> Pair {
     }
 }
 
-fn small_tree(dir: &Path) {
+fn small_tree(dir: &Path) -> u64 {
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     std::fs::write(dir.join("hello.txt"), b"hello from a\n").unwrap();
     std::fs::write(dir.join("sub/data.bin"), vec![7u8; 300_000]).unwrap();
+    2
 }
 
 fn wait_in_sync(m: &Machine) {
@@ -847,16 +859,18 @@ fn two_daemons_configured_only_through_the_cli_sync_a_folder() {
     let p = cli_pair(small_tree, false);
     let (db, a_id, b_dir) = (&p.db, &p.a_id, &p.b_dir);
     wait_in_sync(&p.b);
-    assert_eq!(
-        std::fs::read(b_dir.join("hello.txt")).unwrap(),
-        b"hello from a\n"
-    );
-    assert_eq!(
-        std::fs::read(b_dir.join("sub/data.bin")).unwrap(),
-        vec![7u8; 300_000]
-    );
-    // `wait` returned "in sync": B needs nothing now, not eventually.
+    // `wait` returned "in sync": B holds everything and needs nothing now, not eventually.
     let st = db.get("/rest/db/status?folder=shared");
+    assert_eq!(
+        std::fs::read(b_dir.join("hello.txt")).ok().as_deref(),
+        Some(&b"hello from a\n"[..]),
+        "{st}"
+    );
+    assert_eq!(
+        std::fs::read(b_dir.join("sub/data.bin")).ok(),
+        Some(vec![7u8; 300_000]),
+        "{st}"
+    );
     assert_eq!(st["globalFiles"], 2, "{st}");
     assert_eq!(st["globalBytes"], 13 + 300_000, "{st}");
     assert_eq!(st["needBytes"], 0, "{st}");
@@ -909,6 +923,7 @@ fn completion_is_below_100_during_the_pull_and_100_after() {
                 std::fs::write(dir.join(format!("f{i:02}.bin")), random_bytes(i + 1, SIZE))
                     .unwrap();
             }
+            FILES
         },
         false,
     );
