@@ -337,14 +337,19 @@ fn main() {
         eprintln!("cold-cache figures skipped (cannot write /proc/sys/vm/drop_caches)");
     }
 
-    // Latency from a write to the committed record, through the watcher.
+    // Latency from a write to the committed record, through the watcher. The sample files
+    // must be new (a kept workspace still holds the previous run's).
+    let sample = |i: u32| format!("src/d{}/lat{i}", i % 100);
+    for i in 0..100u32 {
+        let _ = std::fs::remove_file(root.join(sample(i)));
+    }
     let (index, s) = scanner(&root, &db);
     let w = FolderWatcher::start(s.clone(), WatchConfig::default()).unwrap();
     let folder: FolderId = "bench".parse().unwrap();
     let local = DeviceId::from_bytes([1; 32]);
     let mut lat = Vec::new();
     for i in 0..100u32 {
-        let name = format!("src/d{}/lat{i}", i % 100);
+        let name = sample(i);
         let rel = RelPath::new(&name).unwrap();
         let data = format!("latency sample {i}");
         let t = Instant::now();
@@ -368,4 +373,7 @@ fn main() {
         lat[49], lat[98], lat[99]
     );
     w.stop();
+    for i in 0..100u32 {
+        let _ = std::fs::remove_file(root.join(sample(i)));
+    }
 }

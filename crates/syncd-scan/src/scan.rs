@@ -189,6 +189,10 @@ struct Walk<'s> {
     sink: Option<&'s mut (dyn FnMut(&Found) + 's)>,
 }
 
+/// A full scan hands files to the pool in batches of this many files or bytes.
+const BATCH_FILES: usize = 32;
+const BATCH_BYTES: u64 = 4 << 20;
+
 /// A hash started while walking: the file's result, by path.
 type Early = HashMap<RelPath, Result<Hashed, HashError>>;
 
@@ -518,6 +522,20 @@ impl Scanner {
         let done = Mutex::new(Early::new());
         let (found, errors, failed) = self.pool.in_place_scope(|scope| {
             let done = &done;
+            // Files go to the pool in batches (one job per batch, not per file: fewer
+            // wake-ups of idle workers), the first ones early so hashing starts at once.
+            let spawn = |batch: Vec<(Found, u32)>| {
+                scope.spawn(move |_| {
+                    for (f, bs) in batch {
+                        let r = self.hash_one(&f, bs);
+                        if let Ok(mut d) = done.lock() {
+                            d.insert(f.path, r);
+                        }
+                    }
+                });
+            };
+            let mut pending: Vec<(Found, u32)> = Vec::new();
+            let mut pending_bytes = 0u64;
             let mut sink = |f: &Found| {
                 let k = known.get(&f.path);
                 if k.is_some_and(|k| self.unchanged(k, f)) {
@@ -525,22 +543,25 @@ impl Scanner {
                 }
                 // Not live in the index (new, deleted or invalid): the table's block size.
                 let bs = Self::block_size_for(f.stat.size, k.and_then(|k| k.block_size));
-                let f = f.clone();
                 bump(&self.counters.files_total, 1);
                 bump(&self.counters.bytes_total, f.stat.size);
-                scope.spawn(move |_| {
-                    let r = self.hash_one(&f, bs);
-                    if let Ok(mut d) = done.lock() {
-                        d.insert(f.path, r);
-                    }
-                });
+                pending_bytes += f.stat.size;
+                pending.push((f.clone(), bs));
+                if pending.len() >= BATCH_FILES || pending_bytes >= BATCH_BYTES {
+                    spawn(std::mem::take(&mut pending));
+                    pending_bytes = 0;
+                }
             };
             let mut walk = Walk {
                 sink: Some(&mut sink),
                 ..Walk::default()
             };
             self.walk_dir(ignore, &mut walk, &self.root, None);
-            (walk.found, walk.errors, walk.failed)
+            let out = (walk.found, walk.errors, walk.failed);
+            if !pending.is_empty() {
+                spawn(pending);
+            }
+            out
         });
         *early = done
             .into_inner()
