@@ -278,16 +278,22 @@ impl Entry {
 
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
+        self.encode_to(&mut out, &mut Vec::with_capacity(200));
+        out
+    }
+
+    /// [`Entry::encode`] into `out` (cleared first), with `body` as scratch space: a writer
+    /// reuses both buffers for every name of a batch.
+    pub(crate) fn encode_to(&self, out: &mut Vec<u8>, body: &mut Vec<u8>) {
+        out.clear();
         out.push(ENTRY_FORMAT);
-        put_uvarint(&mut out, self.records.len() as u64);
-        let mut body = Vec::with_capacity(200);
+        put_uvarint(out, self.records.len() as u64);
         for (d, r) in &self.records {
             body.clear();
-            r.encode_into(&mut body);
-            put_uvarint(&mut out, u64::from(*d));
-            put_bytes(&mut out, &body);
+            r.encode_into(body);
+            put_uvarint(out, u64::from(*d));
+            put_bytes(out, body);
         }
-        out
     }
 
     pub(crate) fn decode(name: &RelPath, b: &[u8]) -> Result<Entry, DecodeError> {

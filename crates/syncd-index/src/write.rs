@@ -61,6 +61,12 @@ struct State {
     states: BTreeMap<u32, DevState>,
     /// Count changes by (kind, device), applied at commit.
     deltas: BTreeMap<(u8, u32), Delta>,
+    /// Scratch buffers reused for every name of the batch: a `files` key, a `need` key, an
+    /// encoded entry and an encoded record.
+    key: Vec<u8>,
+    need_key: Vec<u8>,
+    value: Vec<u8>,
+    body: Vec<u8>,
 }
 
 impl std::fmt::Debug for FolderWriter<'_> {
@@ -127,6 +133,10 @@ impl<'db> FolderWriter<'db> {
                 devices,
                 states,
                 deltas: BTreeMap::new(),
+                key: Vec::new(),
+                need_key: Vec::new(),
+                value: Vec::new(),
+                body: Vec::new(),
             },
             pending: Vec::new(),
         })
@@ -148,7 +158,6 @@ impl<'db> FolderWriter<'db> {
         self.flush()?;
         let st = &mut self.st;
         let fidx = st.fidx;
-        let rule = st.rule;
         let mut seq = st.state(LOCAL).max_sequence;
         {
             let mut t = Tables::open(&self.txn)?;
@@ -165,11 +174,7 @@ impl<'db> FolderWriter<'db> {
                 let rec_seq = rec.sequence;
                 let name = rec.name.clone();
                 let new_blocks = block_keys(fidx, &rec);
-                let old = st.update_name(&mut t, &name, rule, rule, |e| {
-                    let old = e.set(LOCAL, Some(rec));
-                    let changed = old.as_ref() != e.get(LOCAL);
-                    (old, changed)
-                })?;
+                let old = st.set_record(&mut t, LOCAL, rec)?;
                 if let Some(old) = &old {
                     seqs.remove(seq_key(fidx, old.sequence).as_slice())?;
                     for (k, _) in block_keys(fidx, old) {
@@ -234,15 +239,9 @@ impl<'db> FolderWriter<'db> {
                 .cmp(b.1.name.as_str().as_bytes())
         });
         let st = &mut self.st;
-        let rule = st.rule;
         let mut t = Tables::open(&self.txn)?;
         for (dev, rec) in pending.drain(..) {
-            let name = rec.name.clone();
-            st.update_name(&mut t, &name, rule, rule, |e| {
-                let old = e.set(dev, Some(rec));
-                let changed = old.as_ref() != e.get(dev);
-                ((), changed)
-            })?;
+            st.set_record(&mut t, dev, rec)?;
         }
         // Keep the allocation for the next coalesced messages.
         self.pending = pending;
@@ -545,6 +544,84 @@ impl State {
         Ok(r)
     }
 
+    /// Sets `dev`'s record for `rec.name` to `rec`, keeping the global, the need set and the
+    /// counts in step as [`State::update_name`] does; returns the record it replaced.
+    ///
+    /// It writes first and takes the previous entry from what the insert returns, so a name
+    /// new to the index (every name of an initial sync) costs one B-tree descent instead of
+    /// a lookup plus an insert; a name already held is then written a second time, merged,
+    /// onto the page the first write made dirty.
+    fn set_record(
+        &mut self,
+        t: &mut Tables<'_>,
+        dev: u32,
+        rec: FileRecord,
+    ) -> Result<Option<FileRecord>, IndexError> {
+        let rule = self.rule;
+        self.key.clear();
+        self.key.extend_from_slice(&self.fidx.to_be_bytes());
+        self.key.extend_from_slice(rec.name.as_str().as_bytes());
+        let mut entry = Entry {
+            records: vec![(dev, rec)],
+        };
+        entry.encode_to(&mut self.value, &mut self.body);
+        let previous = match t.files.insert(self.key.as_slice(), self.value.as_slice())? {
+            Some(g) => {
+                let name = entry.records.first().map(|(_, r)| r.name.clone());
+                match name {
+                    Some(name) => Some(Entry::decode_owned(name, g.value())?),
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        let Some(mut merged) = previous else {
+            let need = self.account(&entry, rule, true)?;
+            self.set_need(t, None, need, &entry)?;
+            return Ok(None);
+        };
+        let old_need = self.account(&merged, rule, false)?;
+        let old = merged.set(dev, entry.records.pop().map(|(_, r)| r));
+        if merged.records.len() > 1 {
+            // The table holds `dev`'s record alone: store the merged entry.
+            merged.encode_to(&mut self.value, &mut self.body);
+            t.files.insert(self.key.as_slice(), self.value.as_slice())?;
+        }
+        let new_need = self.account(&merged, rule, true)?;
+        self.set_need(t, old_need, new_need, &merged)?;
+        Ok(old)
+    }
+
+    /// Moves the name of `entry` between need classes (or in or out of the need set).
+    fn set_need(
+        &mut self,
+        t: &mut Tables<'_>,
+        old: Option<u8>,
+        new: Option<u8>,
+        entry: &Entry,
+    ) -> Result<(), IndexError> {
+        if old == new {
+            return Ok(());
+        }
+        let Some((_, r)) = entry.records.first() else {
+            return Ok(());
+        };
+        let name = r.name.as_str().as_bytes();
+        for (class, insert) in [(old, false), (new, true)] {
+            let Some(class) = class else { continue };
+            self.need_key.clear();
+            self.need_key.extend_from_slice(&self.fidx.to_be_bytes());
+            self.need_key.push(class);
+            self.need_key.extend_from_slice(name);
+            if insert {
+                t.need.insert(self.need_key.as_slice(), ())?;
+            } else {
+                t.need.remove(self.need_key.as_slice())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Adds (`add`) or removes the contributions of `entry` to the counts; returns the local
     /// need class of the name, if the local device needs it.
     fn account(
@@ -557,7 +634,11 @@ impl State {
             return Ok(None);
         }
         let eval = evaluate(entry, &self.devices, rule)?;
-        let mut changes: Vec<(u8, u32, Counts)> = Vec::new();
+        let deltas = &mut self.deltas;
+        let mut count = |kind: u8, dev: u32, c: &Counts| {
+            let d = deltas.entry((kind, dev)).or_default();
+            if add { d.add(c) } else { d.sub(c) }
+        };
         for (d, r) in &entry.records {
             if let Some(s) = self.states.get_mut(d) {
                 s.records = if add {
@@ -567,11 +648,11 @@ impl State {
                 };
             }
             if !r.invalid {
-                changes.push((COUNT_HAVE, *d, Counts::of(r)));
+                count(COUNT_HAVE, *d, &Counts::of(r));
             }
         }
         if let Some(c) = global_counts(entry, &eval) {
-            changes.push((COUNT_GLOBAL, LOCAL, c));
+            count(COUNT_GLOBAL, LOCAL, &c);
         }
         let mut local_need = None;
         if let Some((gd, g)) = eval.global.and_then(|i| entry.records.get(i)) {
@@ -580,18 +661,15 @@ impl State {
                 .get(*gd as usize)
                 .copied()
                 .unwrap_or(DeviceId::EMPTY);
+            let gc = Counts::of(g);
             for dev in self.states.keys() {
                 if device_needs(*dev, entry.get(*dev), g, gid, &self.devices) {
-                    changes.push((COUNT_NEED, *dev, Counts::of(g)));
+                    count(COUNT_NEED, *dev, &gc);
                     if *dev == LOCAL {
                         local_need = Some(if g.deleted { NEED_DELETE } else { NEED_CHANGE });
                     }
                 }
             }
-        }
-        for (kind, dev, c) in changes {
-            let d = self.delta(kind, dev);
-            if add { d.add(&c) } else { d.sub(&c) }
         }
         Ok(local_need)
     }
