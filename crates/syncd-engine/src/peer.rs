@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use sha2::{Digest, Sha256};
 use syncd_index::RemoteBatch;
 use syncd_proto::{Message, bep};
 use syncd_transport::{Connection, ConnectionInfo, Direction, MessageSender};
@@ -24,6 +25,9 @@ use crate::folder::FolderInput;
 const INDEX_BATCH: usize = 1000;
 /// Bytes of Request data served concurrently to one peer.
 const SERVE_BYTES_PER_PEER: usize = 64 * 1024 * 1024;
+/// Requests of one peer being served at once; past this, its messages are not read until one
+/// is answered (a request flood costs bounded memory, and TCP pushes back on the peer).
+const MAX_SERVING_PER_PEER: usize = 1024;
 
 /// A connected peer, shared with pullers (which send Requests through it).
 #[derive(Debug)]
@@ -46,6 +50,8 @@ pub(crate) enum RequestError {
     Closed,
     #[error("peer answered with error code {0}")]
     Code(i32),
+    #[error("peer sent data that does not match the requested hash")]
+    HashMismatch,
 }
 
 impl Peer {
@@ -77,6 +83,11 @@ impl Peer {
         let resp = rx.await.map_err(|_| RequestError::Closed)?;
         if resp.code != 0 {
             return Err(RequestError::Code(resp.code));
+        }
+        if Sha256::digest(&resp.data).as_slice() != hash.as_slice() {
+            tracing::warn!(device = %self.device, folder = folder.as_str(), name, offset,
+                "peer protocol violation: block data does not match its hash");
+            return Err(RequestError::HashMismatch);
         }
         Ok(resp.data)
     }
@@ -160,6 +171,9 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
             Message::Request(req) => {
                 let (shared, peer) = (shared.clone(), peer.clone());
                 while serving.try_join_next().is_some() {}
+                while serving.len() >= MAX_SERVING_PER_PEER {
+                    serving.join_next().await;
+                }
                 serving.spawn(async move { crate::serve::serve(shared, peer, req).await });
                 Ok(())
             }

@@ -89,6 +89,17 @@ struct Ctx {
     bytes_in_flight: Arc<Semaphore>,
 }
 
+/// Where `n` goes on disk, refusing a path under a symlink or a non-directory (see
+/// [`fsutil::safe_path`]). A refusal is logged with the devices that announced the path: a
+/// peer naming a file under a symlink is how an escape from the folder would be attempted.
+fn safe_target(ctx: &Ctx, n: &Needed) -> std::io::Result<PathBuf> {
+    fsutil::safe_path(&ctx.root, &n.global.name).inspect_err(|e| {
+        let devices: Vec<String> = n.available.iter().map(ToString::to_string).collect();
+        tracing::warn!(folder = %ctx.folder, name = n.global.name.as_str(), devices = %devices.join(","),
+            error = %e, "refusing a path announced by a peer: it leads through a symlink or a file");
+    })
+}
+
 /// One pull pass over the need set.
 pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutcome {
     let cfg = fctx.config();
@@ -425,7 +436,7 @@ fn pull_dir(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), Pull
     let Resolution::TakeRemote { adopt_version, .. } = decide(ctx, n) else {
         return Err(PullError::NotNeeded);
     };
-    let path = fsutil::safe_path(&ctx.root, &n.global.name)?;
+    let path = safe_target(ctx, n)?;
     if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
         return Err(PullError::Modified);
     }
@@ -487,7 +498,7 @@ fn pull_symlink(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), 
     let Resolution::TakeRemote { adopt_version, .. } = decide(ctx, n) else {
         return Err(PullError::NotNeeded);
     };
-    let path = fsutil::safe_path(&ctx.root, &n.global.name)?;
+    let path = safe_target(ctx, n)?;
     if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
         return Err(PullError::Modified);
     }
@@ -512,7 +523,7 @@ fn delete_item(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), P
     else {
         return Err(PullError::NotNeeded);
     };
-    let path = fsutil::safe_path(&ctx.root, &n.global.name)?;
+    let path = safe_target(ctx, n)?;
     if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
         return Err(PullError::Modified);
     }
@@ -579,7 +590,7 @@ async fn pull_file(ctx: Arc<Ctx>, n: Needed) -> Result<batch::Item, PullError> {
     else {
         return Err(PullError::NotNeeded);
     };
-    let path = fsutil::safe_path(&ctx.root, &n.global.name)?;
+    let path = safe_target(&ctx, &n)?;
     if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
         return Err(PullError::Modified);
     }

@@ -1,5 +1,10 @@
 //! Serving a peer's Request: only folders shared with it, only files the index says we have,
 //! read inside the root and never through a symlink, hash re-verified, bounded concurrent bytes.
+//!
+//! A Request that breaks the protocol (a non-canonical name, a size outside 0..=32 MiB, a
+//! negative offset, no hash: spec bep-wire §7.8) closes the connection. A well-formed Request
+//! we will not serve (a folder not shared with the peer, an ignored or internal file) gets an
+//! error code and a log line naming the device; the connection stays.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -12,12 +17,46 @@ use crate::engine::Shared;
 use crate::fsutil;
 use crate::peer::{Peer, serve_budget};
 
-/// Answers one Request (always with a Response; errors are codes, never panics).
+/// A Request we answer with an error code; `why` is logged when the peer asked for something
+/// it must not have (not for a file that is merely missing).
+struct Refusal {
+    code: bep::ErrorCode,
+    why: Option<&'static str>,
+}
+
+impl From<bep::ErrorCode> for Refusal {
+    fn from(code: bep::ErrorCode) -> Self {
+        Refusal { code, why: None }
+    }
+}
+
+fn refuse(code: bep::ErrorCode, why: &'static str) -> Refusal {
+    Refusal {
+        code,
+        why: Some(why),
+    }
+}
+
+/// Answers one Request (always with a Response; errors are codes, never panics), or closes
+/// the connection when the Request breaks the protocol.
 pub(crate) async fn serve(shared: Arc<Shared>, peer: Arc<Peer>, req: bep::Request) {
+    if let Err(e) = syncd_proto::validate_request(&req) {
+        tracing::warn!(device = %peer.device, folder = ?req.folder, error = %e,
+            "peer protocol violation: invalid request; closing");
+        peer.sender.close(&format!("invalid request: {e}"));
+        return;
+    }
     let id = req.id;
+    let (folder, name) = (req.folder.clone(), req.name.clone());
     let (data, code) = match answer(&shared, &peer, req).await {
         Ok(data) => (data, bep::ErrorCode::NoError),
-        Err(code) => (Vec::new(), code),
+        Err(r) => {
+            if let Some(why) = r.why {
+                tracing::warn!(device = %peer.device, folder = ?folder, name = ?name,
+                    "refused request: {why}");
+            }
+            (Vec::new(), r.code)
+        }
     };
     let _ = peer
         .sender
@@ -33,28 +72,35 @@ async fn answer(
     shared: &Arc<Shared>,
     peer: &Arc<Peer>,
     req: bep::Request,
-) -> Result<Vec<u8>, bep::ErrorCode> {
-    syncd_proto::validate_request(&req).map_err(|_| bep::ErrorCode::Generic)?;
-    let folder = FolderId::new(req.folder.clone()).map_err(|_| bep::ErrorCode::Generic)?;
+) -> Result<Vec<u8>, Refusal> {
+    use bep::ErrorCode::{Generic, InvalidFile};
+    let unshared = || refuse(Generic, "folder not shared with the device");
+    let folder = FolderId::new(req.folder.clone()).map_err(|_| unshared())?;
     let ctx = shared
         .folder_ctx(&folder)
         .filter(|c| c.shared_with(peer.device))
-        .ok_or(bep::ErrorCode::Generic)?;
+        .ok_or_else(unshared)?;
     let cfg = ctx.config();
     if cfg.paused {
-        return Err(bep::ErrorCode::Generic);
+        return Err(Generic.into());
     }
-    let name = RelPath::from_wire(&req.name).map_err(|_| bep::ErrorCode::InvalidFile)?;
+    let name = RelPath::from_wire(&req.name).map_err(|_| refuse(InvalidFile, "invalid name"))?;
     if syncd_types::names::is_internal(&name) {
-        return Err(bep::ErrorCode::InvalidFile);
+        return Err(refuse(InvalidFile, "internal file"));
     }
-    let size = usize::try_from(req.size).map_err(|_| bep::ErrorCode::Generic)?;
-    let offset = u64::try_from(req.offset).map_err(|_| bep::ErrorCode::Generic)?;
+    if ctx
+        .ignores()
+        .is_some_and(|i| i.matched(name.as_str(), false).is_ignored())
+    {
+        return Err(refuse(InvalidFile, "ignored file"));
+    }
+    let size = usize::try_from(req.size).map_err(|_| Generic)?;
+    let offset = u64::try_from(req.offset).map_err(|_| Generic)?;
     let permits = u32::try_from(size.max(1)).unwrap_or(u32::MAX);
     let _permit = serve_budget(peer)
         .acquire_many_owned(permits)
         .await
-        .map_err(|_| bep::ErrorCode::Generic)?;
+        .map_err(|_| Generic)?;
     let index = shared.index.clone();
     let me = shared.device_id;
     let root = cfg.path.clone();
@@ -79,7 +125,8 @@ async fn answer(
         Ok(data)
     })
     .await
-    .map_err(|_| bep::ErrorCode::Generic)?
+    .map_err(|_| Generic)?
+    .map_err(Refusal::from)
 }
 
 /// Reads exactly `size` bytes at `offset` from a regular file, refusing a symlink at `path`.
