@@ -5,7 +5,9 @@
 //! transaction; apply 10,000 local updates; iterate the need set; look up 100,000 block
 //! hashes; compact. Prints ingest records/s, need records/s, lookups/s, peak RSS and
 //! bytes/file after compact(). SYNCD_INDEX_BENCH_CACHE_MB overrides the cache size (default
-//! 16 MiB, the one the targets are for). One pass (not criterion sampling): the whole run is the
+//! 16 MiB, the one the targets are for). SYNCD_INDEX_BENCH_ORDER=name ingests in name order
+//! (how a peer that has just scanned its tree numbers its records) instead of the default
+//! file-number order, which scatters each batch over the whole key space. One pass (not criterion sampling): the whole run is the
 //! measurement, and 1M files take a couple of minutes on a 2-core box.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // bench code: a panic is a failure
@@ -67,6 +69,25 @@ fn record(i: u64, by: DeviceId, seq: u64) -> FileRecord {
         .collect();
     f.blocks_hash = hash(i, 99).to_vec();
     f
+}
+
+/// The file number of the `k`-th name in name order. `name(i)` sorts by module `i % 997`,
+/// then component `i / 997` (below 1009 while `n` ≤ 997 × 1009), then `i`; so the names in
+/// order are, module by module, `i = component × 997 + module`. Larger `n` falls back to file
+/// number order.
+fn name_order(k: u64, n: u64) -> u64 {
+    if n > 997 * 1009 {
+        return k;
+    }
+    // With n = 997q + r, modules below r hold q + 1 names and the others q.
+    let (q, r) = (n / 997, n % 997);
+    let (m, c) = if k < r * (q + 1) {
+        (k / (q + 1), k % (q + 1))
+    } else {
+        let k = k - r * (q + 1);
+        (r + k / q.max(1), k % q.max(1))
+    };
+    c * 997 + m
 }
 
 fn peak_rss_kb() -> u64 {
@@ -166,7 +187,20 @@ fn main() {
         }
     );
 
-    // 1. Full remote index: messages of 1,000 records, 10 messages per transaction.
+    // 1. Full remote index: messages of 1,000 records, 10 messages per transaction. By default
+    //    in file-number order, which scatters consecutive records over 997 directories (as a
+    //    long-lived peer's sequence order does); SYNCD_INDEX_BENCH_ORDER=name sends them in name
+    //    order instead, as a peer that has just scanned its tree does.
+    let by_name = std::env::var("SYNCD_INDEX_BENCH_ORDER").is_ok_and(|v| v == "name");
+    let file_at = |k: u64| if by_name { name_order(k, n) } else { k };
+    eprintln!(
+        "ingest order: {}",
+        if by_name {
+            "name (SYNCD_INDEX_BENCH_ORDER=name)"
+        } else {
+            "file number (scattered over directories)"
+        }
+    );
     let t = Clock::start();
     let mut i = 0;
     while i < n {
@@ -181,8 +215,12 @@ fn main() {
             } else {
                 RemoteBatch::Update
             };
-            w.apply_remote(peer, batch, (i..end).map(|k| record(k, peer, k + 1)))
-                .unwrap();
+            w.apply_remote(
+                peer,
+                batch,
+                (i..end).map(|k| record(file_at(k), peer, k + 1)),
+            )
+            .unwrap();
             i = end;
         }
         w.commit().unwrap();
