@@ -921,7 +921,7 @@ fn every_rest_route_but_noauth_refuses_requests_without_the_api_key() {
             vec![("Authorization", "Basic aG9zdGlsZQ==")],
         ] {
             let (status, body) = http(d.rest, method, &path, &headers)
-                .unwrap_or_else(|| panic!("{method} {path} {headers:?}: no HTTP answer"));
+                .unwrap_or_else(|e| panic!("{method} {path} {headers:?}: no HTTP answer: {e}"));
             if noauth {
                 assert_ne!(status, 403, "{method} {path} {headers:?}: {body}");
             } else {

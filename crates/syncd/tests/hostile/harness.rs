@@ -188,9 +188,14 @@ pub fn http(
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
-) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+) -> Result<(u16, String), String> {
+    let e = |what: &str| {
+        let what = what.to_owned();
+        move |err: std::io::Error| format!("{what}: {err}")
+    };
+    let mut s = std::net::TcpStream::connect(addr).map_err(e("connect"))?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))
+        .map_err(e("timeout"))?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         req.push_str(&format!("Host: {addr}\r\n"));
@@ -204,15 +209,19 @@ pub fn http(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    s.write_all(req.as_bytes()).ok()?;
+    s.write_all(req.as_bytes()).map_err(e("write"))?;
     let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
+    s.read_to_string(&mut resp).map_err(e("read"))?;
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status line in {resp:?}"))?;
     let body = resp
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
-    Some((status, body))
+    Ok((status, body))
 }
 
 impl Daemon {
@@ -221,7 +230,7 @@ impl Daemon {
         if !matches!(self.child.try_wait(), Ok(None)) {
             return false;
         }
-        matches!(http(self.rest, "GET", "/rest/noauth/health", &[]), Some((200, b)) if b.contains("OK"))
+        matches!(http(self.rest, "GET", "/rest/noauth/health", &[]), Ok((200, b)) if b.contains("OK"))
     }
 
     /// Number of log lines so far (a case's mark).
