@@ -528,10 +528,13 @@ fn delete_item(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), P
         return Err(PullError::Modified);
     }
     match std::fs::symlink_metadata(&path) {
-        Ok(m) if m.is_dir() => match std::fs::remove_dir(&path) {
-            Ok(()) => {}
-            Err(_) => return Err(PullError::DirNotEmpty),
-        },
+        Ok(m) if m.is_dir() => {
+            remove_temps_in(&path);
+            match std::fs::remove_dir(&path) {
+                Ok(()) => {}
+                Err(_) => return Err(PullError::DirNotEmpty),
+            }
+        }
         Ok(m) if m.is_file() => {
             if let LocalFate::ConflictCopy { winner_modified_by } = fate {
                 conflict_move(ctx, &n.global.name, &path, winner_modified_by)?;
@@ -543,7 +546,29 @@ fn delete_item(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), P
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
+    // A temp file a failed pull of this file left behind is no longer of use.
+    let temp = parent_of(&path).join(syncd_types::names::temp_name(n.global.name.file_name()));
+    if std::fs::symlink_metadata(&temp).is_ok_and(|m| m.is_file()) {
+        let _ = std::fs::remove_file(&temp);
+    }
     Ok((installed(&n.global, adopt_version), Some(parent_of(&path))))
+}
+
+/// Removes the temp files directly inside `dir` (left by failed pulls for reuse; never user
+/// data), so they do not keep a directory deleted elsewhere from being deleted here.
+fn remove_temps_in(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let is_temp = e
+            .file_name()
+            .to_str()
+            .is_some_and(syncd_types::names::is_temp_name);
+        if is_temp && e.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Moves the losing local file aside under its conflict-copy name (stamped with the local

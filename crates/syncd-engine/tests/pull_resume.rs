@@ -56,3 +56,31 @@ async fn a_temp_file_left_behind_is_reused_and_only_the_missing_part_is_fetched(
     );
     common::assert_same(&p.da, &p.db);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leftover_temp_files_do_not_keep_a_deleted_directory_or_file_alive() {
+    let p = pair_with(|a: &Dir, _: &Dir| {
+        a.write("gone/inner.txt", "x");
+        a.write("file.txt", "y");
+    })
+    .await;
+    p.synced().await;
+    // Temp files a failed pull would leave: one of a file never finished, one of file.txt.
+    let (t1, t2) = (
+        format!(
+            "gone/{}",
+            syncd_types::names::temp_name("never-finished.bin")
+        ),
+        syncd_types::names::temp_name("file.txt"),
+    );
+    p.db.write(&t1, "partial");
+    p.db.write(&t2, "partial");
+    std::fs::remove_dir_all(p.da.path("gone")).unwrap();
+    std::fs::remove_file(p.da.path("file.txt")).unwrap();
+    p.a.scan(&p.folder, None).await.unwrap();
+    p.synced().await;
+    assert!(!p.db.exists("gone"), "{:?}", p.db.entries());
+    assert!(!p.db.exists("file.txt"));
+    assert!(!p.db.exists(&t2), "the deleted file's temp file is left");
+    common::assert_same(&p.da, &p.db);
+}
