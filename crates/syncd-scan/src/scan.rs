@@ -418,9 +418,13 @@ impl Scanner {
         }
 
         // Deletions and newly ignored entries: live local records under a target not seen
-        // on disk, unless below a directory that could not be listed.
+        // on disk, unless below a directory that could not be listed. They go last in the
+        // batch (so get the highest sequence numbers), as in Syncthing: a peer that applies
+        // our index in several messages sees a moved file's new name before the old one's
+        // deletion, so it can copy the data it already has instead of fetching it again.
+        let mut gone = Vec::new();
         for rec in gone_singles {
-            batch.push(self.gone(&ignore, rec));
+            gone.push(self.gone(&ignore, rec));
         }
         let mut missing: Vec<RelPath> = known
             .into_keys()
@@ -434,7 +438,7 @@ impl Scanner {
                 && !rec.deleted
                 && !rec.invalid
             {
-                batch.push(self.gone(&ignore, rec));
+                gone.push(self.gone(&ignore, rec));
             }
         }
         drop(reader);
@@ -452,6 +456,7 @@ impl Scanner {
                 }),
             }
         }
+        batch.append(&mut gone);
 
         crate::adopt::adopt_global(&self.index, &self.folder, &mut batch, &self.config)?;
         report.committed = batch.len();

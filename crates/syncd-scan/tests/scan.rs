@@ -162,6 +162,32 @@ fn a_record_with_an_unknown_inode_is_not_rehashed() {
 }
 
 #[test]
+fn a_moved_directory_records_the_new_names_before_the_old_ones_deletions() {
+    let f = Fixture::new();
+    for i in 0..20 {
+        f.write(&format!("src/d/f{i:02}"), format!("file {i}").as_bytes());
+    }
+    f.scanner.scan().unwrap();
+    f.mkdir("dst");
+    std::fs::rename(f.path("src/d"), f.path("dst/d")).unwrap();
+    f.scanner.scan().unwrap();
+    let seq = |p: &str| f.record(p).unwrap().sequence;
+    let newest_add = (0..20).map(|i| seq(&format!("dst/d/f{i:02}"))).max();
+    let oldest_delete = (0..20)
+        .map(|i| {
+            let p = format!("src/d/f{i:02}");
+            assert!(f.record(&p).unwrap().deleted, "{p}");
+            seq(&p)
+        })
+        .chain([seq("src/d")])
+        .min();
+    assert!(
+        newest_add < oldest_delete,
+        "additions up to sequence {newest_add:?}, deletions from {oldest_delete:?}"
+    );
+}
+
+#[test]
 fn a_removed_directory_deletes_everything_below_it() {
     let f = Fixture::new();
     f.write("d/e/x", b"1");
