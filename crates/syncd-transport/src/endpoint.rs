@@ -233,11 +233,23 @@ struct Live {
     shared: Arc<Shared>,
 }
 
+/// The dial loop of one device: its addresses, a wake-up for when its connection ends, and a
+/// stop signal (set when the device is removed or its addresses change).
+struct Dialer {
+    addresses: Vec<PeerAddress>,
+    wake: Arc<Notify>,
+    stop: watch::Sender<bool>,
+}
+
+/// The close reason sent to a device removed with [`Endpoint::set_devices`].
+pub const REASON_DEVICE_REMOVED: &str = "device removed";
+
 struct Inner {
     identity: Identity,
     device_name: String,
     client_version: String,
-    devices: HashMap<DeviceId, DeviceConfig>,
+    /// The devices we accept and dial; replaced by [`Endpoint::set_devices`].
+    devices: Mutex<HashMap<DeviceId, DeviceConfig>>,
     backoff: Backoff,
     keepalive: Keepalive,
     timeouts: Timeouts,
@@ -246,7 +258,7 @@ struct Inner {
     acceptor: TlsAcceptor,
     local_addr: Option<SocketAddr>,
     live: Mutex<HashMap<DeviceId, Live>>,
-    wake: HashMap<DeviceId, Arc<Notify>>,
+    dialers: Mutex<HashMap<DeviceId, Dialer>>,
     events: mpsc::Sender<Event>,
     totals: Arc<ByteCounters>,
     next_id: AtomicU64,
@@ -290,15 +302,11 @@ impl Endpoint {
         let (shutdown, _) = watch::channel(false);
         let devices: HashMap<DeviceId, DeviceConfig> =
             config.devices.into_iter().map(|d| (d.id, d)).collect();
-        let wake = devices
-            .keys()
-            .map(|id| (*id, Arc::new(Notify::new())))
-            .collect();
         let inner = Arc::new(Inner {
             identity: config.identity,
             device_name: config.device_name,
             client_version: config.client_version,
-            devices,
+            devices: Mutex::new(devices),
             backoff: config.backoff,
             keepalive: config.keepalive,
             timeouts: config.timeouts,
@@ -307,7 +315,7 @@ impl Endpoint {
             acceptor: TlsAcceptor::from(server),
             local_addr,
             live: Mutex::new(HashMap::new()),
-            wake,
+            dialers: Mutex::new(HashMap::new()),
             events: events_tx,
             totals: Arc::new(ByteCounters::default()),
             next_id: AtomicU64::new(1),
@@ -318,16 +326,7 @@ impl Endpoint {
             let task = tokio::spawn(accept_loop(Arc::clone(&inner), listener));
             inner.track(task);
         }
-        let dialable: Vec<DeviceId> = inner
-            .devices
-            .values()
-            .filter(|d| d.addresses.iter().any(|a| *a != PeerAddress::Dynamic))
-            .map(|d| d.id)
-            .collect();
-        for device in dialable {
-            let task = tokio::spawn(dial_loop(Arc::clone(&inner), device));
-            inner.track(task);
-        }
+        inner.sync_dialers();
         tracing::info!(device = %inner.identity.device_id(), listen = ?local_addr, "endpoint started");
         Ok((Endpoint { inner }, events_rx))
     }
@@ -345,6 +344,53 @@ impl Endpoint {
     /// Bytes in and out over all connections since start (TLS overhead included).
     pub fn totals(&self) -> ByteTotals {
         self.inner.totals.totals()
+    }
+
+    /// Replaces the set of devices we accept and dial, at runtime. A device that is new (or
+    /// whose addresses changed) is dialed from now on; a device no longer listed is refused
+    /// after Hello like any unknown device (reported as [`Event::UnknownDevice`] if it
+    /// connects), its dialer stops, and its live connection is closed with
+    /// `Close{"device removed"}` ([`REASON_DEVICE_REMOVED`]). A changed compression setting
+    /// applies to the next connection. Our own device ID is ignored if listed.
+    pub fn set_devices(&self, devices: Vec<DeviceConfig>) {
+        let me = self.inner.identity.device_id();
+        let removed: Vec<DeviceId> = {
+            let mut map = self.inner.lock_devices();
+            let new: HashMap<DeviceId, DeviceConfig> = devices
+                .into_iter()
+                .filter(|d| d.id != me)
+                .map(|d| (d.id, d))
+                .collect();
+            let removed = map
+                .keys()
+                .filter(|k| !new.contains_key(k))
+                .copied()
+                .collect();
+            *map = new;
+            removed
+        };
+        // `register` checks the device set under the live lock, so a connection being set up
+        // concurrently is either refused there or already live here (and closed).
+        {
+            let live = self.inner.lock_live();
+            for device in &removed {
+                if let Some(l) = live.get(device) {
+                    tracing::info!(%device, conn = l.id.0, "device removed; closing its connection");
+                    l.shared.fail(
+                        ConnectionError::ClosedLocally {
+                            reason: REASON_DEVICE_REMOVED.into(),
+                        },
+                        CloseHow::Graceful(REASON_DEVICE_REMOVED.into()),
+                    );
+                }
+            }
+        }
+        self.inner.sync_dialers();
+    }
+
+    /// The devices we currently accept and dial.
+    pub fn devices(&self) -> Vec<DeviceConfig> {
+        self.inner.lock_devices().values().cloned().collect()
     }
 
     /// The devices with a live connection right now.
@@ -402,6 +448,60 @@ impl Inner {
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn lock_devices(&self) -> std::sync::MutexGuard<'_, HashMap<DeviceId, DeviceConfig>> {
+        self.devices.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_dialers(&self) -> std::sync::MutexGuard<'_, HashMap<DeviceId, Dialer>> {
+        self.dialers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes the running dial loops match the device set: one per device with a static
+    /// address; a loop whose device is gone or whose addresses changed is stopped (and a new
+    /// one started for the new addresses).
+    fn sync_dialers(self: &Arc<Self>) {
+        if self.is_shutting_down() {
+            return;
+        }
+        let wanted: HashMap<DeviceId, Vec<PeerAddress>> = self
+            .lock_devices()
+            .values()
+            .filter(|d| d.addresses.iter().any(|a| *a != PeerAddress::Dynamic))
+            .map(|d| (d.id, d.addresses.clone()))
+            .collect();
+        let mut dialers = self.lock_dialers();
+        dialers.retain(|device, d| {
+            let keep = wanted.get(device) == Some(&d.addresses);
+            if !keep {
+                d.stop.send_replace(true);
+            }
+            keep
+        });
+        for (device, addresses) in wanted {
+            if dialers.contains_key(&device) {
+                continue;
+            }
+            let wake = Arc::new(Notify::new());
+            let (stop, stop_rx) = watch::channel(false);
+            let task = tokio::spawn(dial_loop(
+                Arc::clone(self),
+                device,
+                addresses.clone(),
+                Arc::clone(&wake),
+                stop_rx,
+            ));
+            self.track(task);
+            dialers.insert(
+                device,
+                Dialer {
+                    addresses,
+                    wake,
+                    stop,
+                },
+            );
+        }
+    }
+
     fn track(&self, task: JoinHandle<()>) {
         let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
         tasks.retain(|t| !t.is_finished());
@@ -454,7 +554,7 @@ impl Inner {
         if device == self.identity.device_id() {
             return Err(ConnectError::SelfConnection);
         }
-        let known = self.devices.get(&device);
+        let known = self.lock_devices().get(&device).cloned();
         let name = if known.is_some() {
             self.device_name.as_str()
         } else {
@@ -522,6 +622,11 @@ impl Inner {
             let mut live = self.lock_live();
             if self.is_shutting_down() {
                 return Err(ConnectError::ShuttingDown);
+            }
+            // Removed (by `set_devices`) since its Hello was checked: refuse it here, under
+            // the live lock, so that it cannot slip in after the removal closed connections.
+            if !self.lock_devices().contains_key(&device) {
+                return Err(ConnectError::UnknownDevice { device });
             }
             if let Some(existing) = live.get(&device) {
                 let age = Instant::now().saturating_duration_since(existing.since);
@@ -597,7 +702,8 @@ impl Inner {
                     live.remove(&device);
                 }
             }
-            if let Some(w) = me.wake.get(&device) {
+            let wake = me.lock_dialers().get(&device).map(|d| Arc::clone(&d.wake));
+            if let Some(w) = wake {
                 w.notify_one();
             }
             let _ = me
@@ -667,33 +773,39 @@ async fn dial_once(
 }
 
 /// Keeps one device connected: dials its addresses in turn, backing off after failures.
-async fn dial_loop(inner: Arc<Inner>, device: DeviceId) {
-    let Some(cfg) = inner.devices.get(&device).cloned() else {
-        return;
-    };
-    let Some(wake) = inner.wake.get(&device).cloned() else {
-        return;
-    };
+/// Ends when the endpoint shuts down or `stop` is set (device removed or re-addressed).
+async fn dial_loop(
+    inner: Arc<Inner>,
+    device: DeviceId,
+    addresses: Vec<PeerAddress>,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut shutdown = inner.shutdown.subscribe();
     let mut failures: u32 = 0;
     loop {
-        if inner.is_shutting_down() {
+        if inner.is_shutting_down() || *stop.borrow() {
             return;
         }
         if inner.lock_live().contains_key(&device) {
             tokio::select! {
                 _ = shutdown.wait_for(|s| *s) => return,
+                _ = stop.wait_for(|s| *s) => return,
                 _ = wake.notified() => {}
             }
             // Give a peer that just dropped us a moment, and never spin on a flapping peer.
             tokio::select! {
                 _ = shutdown.wait_for(|s| *s) => return,
+                _ = stop.wait_for(|s| *s) => return,
                 _ = tokio::time::sleep(inner.backoff.delay(0)) => {}
             }
             continue;
         }
         let mut connected = false;
-        for address in cfg.addresses.iter().filter(|a| **a != PeerAddress::Dynamic) {
+        for address in addresses.iter().filter(|a| **a != PeerAddress::Dynamic) {
+            if *stop.borrow() {
+                return;
+            }
             match dial_once(&inner, device, address).await {
                 Ok(_) => {
                     connected = true;
@@ -718,6 +830,7 @@ async fn dial_loop(inner: Arc<Inner>, device: DeviceId) {
         };
         tokio::select! {
             _ = shutdown.wait_for(|s| *s) => return,
+            _ = stop.wait_for(|s| *s) => return,
             _ = tokio::time::sleep(delay) => {}
         }
     }

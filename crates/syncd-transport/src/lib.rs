@@ -13,7 +13,9 @@
 //!   configured [`PeerAddress`]es with exponential [`Backoff`] and jitter, authenticates the peer's
 //!   device ID against the configured devices, exchanges Hello (`client_name = "syncd"`), and
 //!   emits [`Event`]s: [`Event::Connected`] with a [`Connection`], [`Event::Disconnected`], and
-//!   [`Event::UnknownDevice`] for refused strangers.
+//!   [`Event::UnknownDevice`] for refused strangers. [`Endpoint::set_devices`] changes the
+//!   device set at runtime: new devices are accepted and dialed, removed ones are refused and
+//!   their live connection closed.
 //! - [`Connection`]: [`ConnectionInfo`] (device, peer Hello, addresses, byte counters) plus a
 //!   cloneable [`MessageSender`] and a [`MessageReceiver`] of `syncd_proto::Message`s, usable from
 //!   different tasks, with bounded queues (back-pressure) both ways.
@@ -79,8 +81,8 @@ pub use connection::{
 };
 pub use counters::{ByteCounters, ByteTotals};
 pub use endpoint::{
-    ConnectError, DeviceConfig, Endpoint, EndpointConfig, EndpointError, Event, Timeouts,
-    UnknownDevice,
+    ConnectError, DeviceConfig, Endpoint, EndpointConfig, EndpointError, Event,
+    REASON_DEVICE_REMOVED, Timeouts, UnknownDevice,
 };
 pub use identity::{Identity, IdentityError};
 pub use policy::REPLACE_AFTER;
