@@ -63,6 +63,8 @@ pub(crate) struct Plan {
     pub min_kills: u64,
     /// Faults that must actually have happened.
     pub min_faults: u64,
+    /// How long the hostile suite may take (its build included).
+    pub hostile_timeout: Duration,
 }
 
 impl Plan {
@@ -80,6 +82,7 @@ impl Plan {
         converge_timeout: Duration::from_secs(180),
         min_kills: 10,
         min_faults: 8,
+        hostile_timeout: Duration::from_secs(15 * 60),
     };
 
     /// The long form.
@@ -96,6 +99,7 @@ impl Plan {
         converge_timeout: Duration::from_secs(600),
         min_kills: 100,
         min_faults: 40,
+        hostile_timeout: Duration::from_secs(30 * 60),
     };
 }
 

@@ -469,32 +469,66 @@ pub(crate) fn hostile(ctx: &mut Ctx, root: &Path) -> Result<(), String> {
     }
     progress("hostile: cargo nextest run --workspace --locked --no-capture -E 'binary(hostile)'");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "nextest",
-            "run",
-            "--workspace",
-            "--locked",
-            "--no-capture",
-            "-E",
-            "binary(hostile)",
-        ])
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("hostile: cannot run cargo nextest: {e}"))?;
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary = hostile_summary(&text);
-    if !out.status.success() {
+    // Output goes to a file (no pipe to drain while waiting); the run gets its own process
+    // group so that a hung suite is killed with everything it started, by that group's id.
+    let log =
+        std::env::temp_dir().join(format!("syncd-torture-hostile-{}.log", std::process::id()));
+    let file = fs::File::create(&log).map_err(|e| format!("hostile: {}: {e}", log.display()))?;
+    let file2 = file.try_clone().map_err(|e| format!("hostile: {e}"))?;
+    let mut child = {
+        use std::os::unix::process::CommandExt;
+        Command::new(cargo)
+            .args([
+                "nextest",
+                "run",
+                "--workspace",
+                "--locked",
+                "--no-capture",
+                "-E",
+                "binary(hostile)",
+            ])
+            .current_dir(root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(file2))
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("hostile: cannot run cargo nextest: {e}"))?
+    };
+    let deadline = Instant::now() + ctx.plan.hostile_timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(500)),
+            _ => {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &format!("-{}", child.id())])
+                    .stderr(Stdio::null())
+                    .status();
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    let _ = fs::remove_file(&log);
+    let Some(status) = status else {
         let tail: Vec<&str> = text.lines().rev().take(15).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         ctx.report.fail(format!(
-            "hostile: the suite failed ({}):\n{}",
-            out.status,
+            "hostile: the suite did not finish within {:?} and was killed:\n{}",
+            ctx.plan.hostile_timeout,
+            tail.join("\n")
+        ));
+        return Ok(());
+    };
+    let summary = hostile_summary(&text);
+    if !status.success() {
+        let tail: Vec<&str> = text.lines().rev().take(15).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        ctx.report.fail(format!(
+            "hostile: the suite failed ({status}):\n{}",
             tail.join("\n")
         ));
     }
