@@ -85,20 +85,7 @@ impl Engine {
             Some(l) => Some(parse_listen(l)?),
             None => None,
         };
-        ep.devices = config
-            .devices
-            .iter()
-            .filter(|d| d.id != device_id && !d.paused)
-            .map(|d| syncd_transport::DeviceConfig {
-                id: d.id,
-                addresses: d
-                    .addresses
-                    .iter()
-                    .filter_map(|a| PeerAddress::parse(a).ok())
-                    .collect(),
-                compression: d.compression,
-            })
-            .collect();
+        ep.devices = endpoint_devices(device_id, config.devices.iter());
         let (endpoint, mut ep_events) =
             Endpoint::start(ep).await.map_err(|e| EngineError::Listen {
                 address: config.listen.join(","),
@@ -131,6 +118,7 @@ impl Engine {
             devices: Mutex::new(devices),
             peers: Mutex::new(BTreeMap::new()),
             connected_since_start: Mutex::new(BTreeSet::new()),
+            peer_is_v1: Mutex::new(BTreeMap::new()),
             pull_budget: Arc::new(Semaphore::new(PULL_BYTES_IN_FLIGHT)),
             tasks: Mutex::new(Vec::new()),
             peer_tasks: Mutex::new(Vec::new()),
@@ -155,7 +143,11 @@ impl Engine {
                         tasks.retain(|t| !t.is_finished());
                         tasks.push(task);
                     }
-                    syncd_transport::Event::UnknownDevice(u) => {
+                    // A configured but paused device is refused by the endpoint too; it is
+                    // not a new device to offer the user.
+                    syncd_transport::Event::UnknownDevice(u)
+                        if !lock(&s2.devices).contains_key(&u.device) =>
+                    {
                         s2.events.emit(Event::DeviceRejected {
                             device: u.device,
                             name: u.name,
@@ -169,6 +161,26 @@ impl Engine {
         lock(&shared.tasks).push(conn_task);
         Ok(EngineHandle { shared })
     }
+}
+
+/// The transport's view of our devices: every configured peer that is not paused (a paused
+/// device is neither dialed nor accepted), with its parsed addresses.
+fn endpoint_devices<'a>(
+    me: DeviceId,
+    devices: impl Iterator<Item = &'a DeviceConfig>,
+) -> Vec<syncd_transport::DeviceConfig> {
+    devices
+        .filter(|d| d.id != me && !d.paused)
+        .map(|d| syncd_transport::DeviceConfig {
+            id: d.id,
+            addresses: d
+                .addresses
+                .iter()
+                .filter_map(|a| PeerAddress::parse(a).ok())
+                .collect(),
+            compression: d.compression,
+        })
+        .collect()
 }
 
 /// Locks a std mutex, recovering the data if a panicking thread poisoned it.
@@ -200,6 +212,9 @@ pub(crate) struct Shared {
     pub(crate) devices: Mutex<BTreeMap<DeviceId, DeviceEntry>>,
     pub(crate) peers: Mutex<BTreeMap<DeviceId, Arc<Peer>>>,
     pub(crate) connected_since_start: Mutex<BTreeSet<DeviceId>>,
+    /// Whether each device that connected since start announced Syncthing 1.x in its Hello
+    /// (decides the folders' delete rule).
+    peer_is_v1: Mutex<BTreeMap<DeviceId, bool>>,
     pub(crate) pull_budget: Arc<Semaphore>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     peer_tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -268,22 +283,78 @@ impl Shared {
             conn_type: peer::conn_type(info),
         });
         // Syncthing 1.x peers resolve delete-vs-edit with the 1.x rule; so must we, for every
-        // folder shared with one (spec: the rule is 1.x while any sharing device runs 1.x).
+        // folder shared with one (spec: the rule is 1.x while any sharing device runs 1.x,
+        // else 2.x).
         let v1 =
             info.hello.client_name == "syncthing" && info.hello.client_version.starts_with("v1.");
-        if v1 {
-            for ctx in self
-                .folder_ctxs()
+        lock(&self.peer_is_v1).insert(peer.device, v1);
+        for ctx in self
+            .folder_ctxs()
+            .into_iter()
+            .filter(|c| c.shared_with(peer.device))
+        {
+            self.update_delete_rule(&ctx);
+        }
+    }
+
+    /// Sets `ctx`'s delete rule from what the devices sharing it announced: 1.x as soon as one
+    /// of them runs Syncthing 1.x; 2.x once every one has connected since start and none does.
+    /// While some device has not been heard from, the folder keeps its rule (the index's
+    /// default for a new folder is 1.x), so a cluster never flips to 2.x behind the back of a
+    /// 1.x device that is offline.
+    fn update_delete_rule(&self, ctx: &Arc<FolderCtx>) {
+        let rule = {
+            let seen = lock(&self.peer_is_v1);
+            let devices: Vec<DeviceId> = ctx
+                .config()
+                .devices
                 .into_iter()
-                .filter(|c| c.shared_with(peer.device))
-            {
-                let (index, id) = (self.index.clone(), ctx.id.clone());
-                tokio::task::spawn_blocking(move || -> Result<(), syncd_index::IndexError> {
-                    let mut w = index.write(&id)?;
-                    w.set_delete_rule(syncd_conflict::DeleteRule::V1)?;
-                    w.commit()
-                });
+                .filter(|d| *d != self.device_id)
+                .collect();
+            if devices.iter().any(|d| seen.get(d) == Some(&true)) {
+                Some(syncd_conflict::DeleteRule::V1)
+            } else if !devices.is_empty() && devices.iter().all(|d| seen.contains_key(d)) {
+                Some(syncd_conflict::DeleteRule::V2)
+            } else {
+                None
             }
+        };
+        let Some(rule) = rule else { return };
+        let (index, id, tx) = (self.index.clone(), ctx.id.clone(), ctx.tx.clone());
+        tokio::task::spawn_blocking(move || {
+            if index.read(&id).is_ok_and(|r| r.delete_rule() == rule) {
+                return;
+            }
+            let res = index.write(&id).and_then(|mut w| {
+                w.set_delete_rule(rule)?;
+                w.commit()
+            });
+            match res {
+                // The need set may have changed under the new rule.
+                Ok(()) => {
+                    let _ = tx.send(FolderInput::RemoteIndex);
+                }
+                Err(e) => tracing::warn!(folder = %id, error = %e, "cannot set the delete rule"),
+            }
+        });
+    }
+
+    /// Tells the transport which devices to accept and dial (after device changes).
+    fn sync_endpoint_devices(&self) {
+        let devices = lock(&self.devices)
+            .values()
+            .map(|d| d.config.clone())
+            .collect::<Vec<_>>();
+        self.endpoint
+            .set_devices(endpoint_devices(self.device_id, devices.iter()));
+    }
+
+    /// Applies every connected peer's last ClusterConfig again (after a folder was added or
+    /// resumed): index senders start for folders that are now shared both ways.
+    async fn reapply_cluster_configs(self: &Arc<Self>) {
+        let peers: Vec<Arc<Peer>> = lock(&self.peers).values().cloned().collect();
+        for p in peers {
+            peer::reapply_cluster_config(self, &p).await;
         }
     }
 
@@ -483,31 +554,42 @@ impl EngineHandle {
 
     /// Pauses a device: disconnects it and refuses it until resumed.
     pub async fn pause_device(&self, id: DeviceId) -> Result<(), EngineError> {
-        self.set_device_paused(id, true)?;
+        if !lock(&self.shared.devices).contains_key(&id) {
+            return Err(EngineError::UnknownDevice(id));
+        }
         if let Some(p) = self.shared.peer(id) {
             p.sender.close("device paused");
         }
+        self.set_device_paused(id, true)?;
+        self.shared.sync_endpoint_devices();
         Ok(())
     }
 
-    /// Resumes a paused device (the dialer reconnects it on its next attempt).
+    /// Resumes a paused device: it is accepted and dialed again.
     pub async fn resume_device(&self, id: DeviceId) -> Result<(), EngineError> {
-        self.set_device_paused(id, false)
+        self.set_device_paused(id, false)?;
+        self.shared.sync_endpoint_devices();
+        Ok(())
     }
 
     /// Pauses a folder: no scan, no pull, no index exchange.
     pub async fn pause_folder(&self, folder: &FolderId) -> Result<(), EngineError> {
-        self.set_folder_paused(folder, true)
+        self.set_folder_paused(folder, true)?;
+        self.shared.reapply_cluster_configs().await;
+        Ok(())
     }
 
     /// Resumes a paused folder.
     pub async fn resume_folder(&self, folder: &FolderId) -> Result<(), EngineError> {
-        self.set_folder_paused(folder, false)
+        self.set_folder_paused(folder, false)?;
+        self.shared.reapply_cluster_configs().await;
+        Ok(())
     }
 
-    /// Adds a device, or replaces the existing one with the same ID. (The TLS endpoint learns
-    /// devices at start; one added at runtime is recorded and reported, and connects once the
-    /// endpoint supports runtime device changes.)
+    /// Adds a device, or replaces the existing one with the same ID: from now on it is
+    /// accepted, and dialed at its addresses (a changed address applies at once; other changes
+    /// at the next connection). Sharing a folder with it is a folder change
+    /// ([`EngineHandle::add_folder`] with the device listed).
     pub async fn add_device(&self, d: DeviceConfig) -> Result<(), EngineError> {
         if d.id == self.shared.device_id {
             return Ok(());
@@ -523,18 +605,32 @@ impl EngineHandle {
             .map(|e| e.status.clone())
             .unwrap_or_else(|| disconnected_status(&d));
         devices.insert(d.id, DeviceEntry { config: d, status });
+        drop(devices);
+        self.shared.sync_endpoint_devices();
         Ok(())
     }
 
-    /// Removes a device (disconnecting it).
+    /// Removes a device: its connection is closed, it is refused from now on (reported as
+    /// [`Event::DeviceRejected`] if it connects again) and it no longer shares any folder.
     pub async fn remove_device(&self, id: DeviceId) -> Result<(), EngineError> {
         if lock(&self.shared.devices).remove(&id).is_none() {
             return Err(EngineError::UnknownDevice(id));
         }
-        lock(&self.shared.config).devices.retain(|d| d.id != id);
+        {
+            let mut cfg = lock(&self.shared.config);
+            cfg.devices.retain(|d| d.id != id);
+            for f in &mut cfg.folders {
+                f.devices.retain(|d| *d != id);
+            }
+        }
+        for ctx in self.shared.folder_ctxs() {
+            ctx.unshare(id);
+        }
+        lock(&self.shared.peer_is_v1).remove(&id);
         if let Some(p) = self.shared.peer(id) {
             p.sender.close("device removed");
         }
+        self.shared.sync_endpoint_devices();
         Ok(())
     }
 
@@ -545,8 +641,13 @@ impl EngineHandle {
             cfg.folders.retain(|x| x.id != f.id);
             cfg.folders.push(f.clone());
         }
+        let id = f.id.clone();
         self.shared.spawn_folder(f);
         self.shared.resend_cluster_configs();
+        self.shared.reapply_cluster_configs().await;
+        if let Some(ctx) = self.shared.folder_ctx(&id) {
+            self.shared.update_delete_rule(&ctx);
+        }
         Ok(())
     }
 
@@ -561,6 +662,7 @@ impl EngineHandle {
         let _ = ctx.tx.send(FolderInput::Stop);
         let _ = task.await;
         self.shared.resend_cluster_configs();
+        self.shared.reapply_cluster_configs().await;
         Ok(())
     }
 

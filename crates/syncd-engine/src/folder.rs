@@ -151,6 +151,11 @@ impl FolderCtx {
         lock(&self.config).paused = paused;
     }
 
+    /// Stops sharing this folder with `device` (the device was removed).
+    pub(crate) fn unshare(&self, device: DeviceId) {
+        lock(&self.config).devices.retain(|d| *d != device);
+    }
+
     /// Whether this folder is shared with `device`.
     pub(crate) fn shared_with(&self, device: DeviceId) -> bool {
         lock(&self.config).devices.contains(&device)
@@ -159,6 +164,14 @@ impl FolderCtx {
     /// The folder's current ignore patterns (once the scanner exists).
     pub(crate) fn ignores(&self) -> Option<Arc<IgnoreSet>> {
         lock(&self.scanner).as_ref().map(|s| s.ignores())
+    }
+
+    /// Index batches the current scanner has committed (0 without a scanner; a new scanner
+    /// restarts the count, which only has to differ from the last value seen).
+    fn scanner_commits(&self) -> (usize, u64) {
+        lock(&self.scanner)
+            .as_ref()
+            .map_or((0, 0), |s| (Arc::as_ptr(s) as usize, s.counters().batches))
     }
 
     /// Queues a rescan of `paths` on the actor.
@@ -178,9 +191,14 @@ impl FolderCtx {
     }
 }
 
-/// How often the actor checks the local sequence (watcher scans commit on their own thread)
-/// and an `error` folder's health.
+/// How often the actor runs its housekeeping: health checks, pull retries, periodic rescans.
 const TICK: Duration = Duration::from_millis(50);
+/// How often the actor looks at the scanner's commit counter (two atomic loads): watcher
+/// scans commit on the watcher's thread, and the index senders must learn of a new local
+/// sequence promptly (it is on the path of every change's latency). The index itself is
+/// read only when the counter moved, and as a safety net every [`SEQUENCE_SAFETY_TICKS`].
+const COMMIT_POLL: Duration = Duration::from_millis(5);
+const SEQUENCE_SAFETY_TICKS: u64 = 20;
 const HEALTH_RETRY: Duration = Duration::from_secs(10);
 const PULL_RETRY_MAX: Duration = Duration::from_secs(60);
 
@@ -194,6 +212,9 @@ pub(crate) async fn run(
     let mut pull_task: Option<tokio::task::JoinHandle<()>> = None;
     let mut retry_at: Option<Instant> = None;
     let mut retry_delay = Duration::from_secs(1);
+    // The last pull ran out of disk space: the folder is in `error` and the pull is retried
+    // (with backoff, up to `HEALTH_RETRY`) until a write succeeds.
+    let mut disk_full = false;
     let mut last_health = Instant::now();
     let mut next_rescan: Option<Instant> = None;
     if !ctx.config().paused {
@@ -204,8 +225,18 @@ pub(crate) async fn run(
     let mut ticks: u64 = 0;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut commit_poll = tokio::time::interval(COMMIT_POLL);
+    commit_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen_commits = ctx.scanner_commits();
     loop {
         tokio::select! {
+            _ = commit_poll.tick() => {
+                let commits = ctx.scanner_commits();
+                if commits != seen_commits {
+                    seen_commits = commits;
+                    publish_sequence(&shared, &ctx).await;
+                }
+            }
             input = rx.recv() => {
                 let Some(input) = input else { break };
                 match input {
@@ -247,6 +278,22 @@ pub(crate) async fn run(
                         if failed {
                             shared.events.emit(Event::FolderErrors { folder: ctx.id.clone(), errors: outcome.errors });
                         }
+                        if outcome.no_space {
+                            disk_full = true;
+                            let msg = format!(
+                                "no space left on device under {}: free space; syncd retries by itself",
+                                ctx.config().path.display()
+                            );
+                            tracing::warn!(folder = %ctx.id, "{msg}");
+                            ctx.set_state(&shared, FolderState::Error, Some(msg));
+                            retry_at = Some(Instant::now() + retry_delay);
+                            retry_delay = (retry_delay * 2).min(HEALTH_RETRY);
+                            continue;
+                        }
+                        if disk_full && ctx.state() == FolderState::Error {
+                            ctx.set_state(&shared, FolderState::Idle, None);
+                        }
+                        disk_full = false;
                         if ctx.state() == FolderState::Syncing {
                             ctx.set_state(&shared, FolderState::Idle, None);
                         }
@@ -285,7 +332,7 @@ pub(crate) async fn run(
                     ctx.set_state(&shared, FolderState::Error, Some(e.to_string()));
                     last_health = Instant::now();
                 }
-                if state == FolderState::Error && !ctx.config().paused && last_health.elapsed() >= HEALTH_RETRY {
+                if state == FolderState::Error && !disk_full && !ctx.config().paused && last_health.elapsed() >= HEALTH_RETRY {
                     last_health = Instant::now();
                     start(&shared, &ctx).await;
                     pull_wanted = true;
@@ -301,22 +348,28 @@ pub(crate) async fn run(
                         pull_wanted = true;
                     }
                 }
-                publish_sequence(&shared, &ctx).await;
+                if ticks.is_multiple_of(SEQUENCE_SAFETY_TICKS) {
+                    publish_sequence(&shared, &ctx).await;
+                }
             }
         }
         let state = ctx.state();
         if pull_wanted
             && pull_task.is_none()
             && ctx.scanned_once.load(Ordering::SeqCst)
-            && !matches!(state, FolderState::Error | FolderState::Paused)
+            && (disk_full || !matches!(state, FolderState::Error))
+            && state != FolderState::Paused
         {
             pull_wanted = false;
             if let Err(e) = health::check(&ctx.config().path) {
+                disk_full = false;
                 ctx.set_state(&shared, FolderState::Error, Some(e.to_string()));
                 continue;
             }
             ctx.pulling.store(true, Ordering::SeqCst);
-            ctx.set_state(&shared, FolderState::Syncing, None);
+            if state != FolderState::Error {
+                ctx.set_state(&shared, FolderState::Syncing, None);
+            }
             let (s2, c2) = (shared.clone(), ctx.clone());
             pull_task = Some(tokio::spawn(async move {
                 let outcome = puller::pull(s2, c2.clone()).await;

@@ -262,14 +262,27 @@ async fn handle_cluster_config(
 ) -> Result<(), PeerError> {
     let me = shared.device_id;
     *lock(&peer.remote_cc) = Some(cc.clone());
+    // Each ClusterConfig replaces the peer's view of folders: stop sending the index of a
+    // folder it no longer lists (it would take an Index for it as a protocol violation).
+    lock(&peer.senders).retain(|folder, h| {
+        let listed = cc.folders.iter().any(|f| f.id == folder.as_str());
+        if !listed {
+            h.abort();
+        }
+        listed
+    });
     for f in &cc.folders {
         let Ok(folder) = FolderId::new(f.id.clone()) else {
             continue;
         };
-        let Some(ctx) = shared.folder_ctx(&folder) else {
+        let ctx = shared.folder_ctx(&folder);
+        let Some(ctx) = ctx.filter(|c| c.shared_with(peer.device)) else {
+            if let Some(h) = lock(&peer.senders).remove(&folder) {
+                h.abort();
+            }
             continue;
         };
-        if !ctx.shared_with(peer.device) || f.paused || ctx.config().paused {
+        if f.paused || ctx.config().paused {
             if let Some(h) = lock(&peer.senders).remove(&folder) {
                 h.abort();
             }
@@ -307,6 +320,16 @@ async fn handle_cluster_config(
         let _ = ctx.tx.send(FolderInput::PeerChanged);
     }
     Ok(())
+}
+
+/// Applies the peer's last ClusterConfig again, after a local folder change (added, removed,
+/// paused, resumed): index senders start or stop to match.
+pub(crate) async fn reapply_cluster_config(shared: &Arc<Shared>, peer: &Arc<Peer>) {
+    let cc = lock(&peer.remote_cc).clone();
+    if let Some(cc) = cc {
+        // Only local state changed; nothing here can be a protocol violation.
+        let _ = handle_cluster_config(shared, peer, cc).await;
+    }
 }
 
 async fn handle_index(
