@@ -212,6 +212,13 @@ pub(crate) async fn run(
     let mut pull_task: Option<tokio::task::JoinHandle<()>> = None;
     let mut retry_at: Option<Instant> = None;
     let mut retry_delay = Duration::from_secs(1);
+    // The last pull ran out of disk space: the folder is in `error` and the pull is retried
+    // (with backoff, up to `HEALTH_RETRY`) until a write succeeds.
+    let mut disk_full = false;
+    // The local sequence when the need was last looked at: a local commit (a watcher scan)
+    // can create a need by itself (a concurrent local version that loses to a peer's), and
+    // no peer message would then start the pull.
+    let mut need_checked_at = *ctx.local_seq.borrow();
     let mut last_health = Instant::now();
     let mut next_rescan: Option<Instant> = None;
     if !ctx.config().paused {
@@ -275,6 +282,22 @@ pub(crate) async fn run(
                         if failed {
                             shared.events.emit(Event::FolderErrors { folder: ctx.id.clone(), errors: outcome.errors });
                         }
+                        if outcome.no_space {
+                            disk_full = true;
+                            let msg = format!(
+                                "no space left on device under {}: free space; syncd retries by itself",
+                                ctx.config().path.display()
+                            );
+                            tracing::warn!(folder = %ctx.id, "{msg}");
+                            ctx.set_state(&shared, FolderState::Error, Some(msg));
+                            retry_at = Some(Instant::now() + retry_delay);
+                            retry_delay = (retry_delay * 2).min(HEALTH_RETRY);
+                            continue;
+                        }
+                        if disk_full && ctx.state() == FolderState::Error {
+                            ctx.set_state(&shared, FolderState::Idle, None);
+                        }
+                        disk_full = false;
                         if ctx.state() == FolderState::Syncing {
                             ctx.set_state(&shared, FolderState::Idle, None);
                         }
@@ -313,10 +336,22 @@ pub(crate) async fn run(
                     ctx.set_state(&shared, FolderState::Error, Some(e.to_string()));
                     last_health = Instant::now();
                 }
-                if state == FolderState::Error && !ctx.config().paused && last_health.elapsed() >= HEALTH_RETRY {
+                if state == FolderState::Error && !disk_full && !ctx.config().paused && last_health.elapsed() >= HEALTH_RETRY {
                     last_health = Instant::now();
                     start(&shared, &ctx).await;
                     pull_wanted = true;
+                }
+                let seq = *ctx.local_seq.borrow();
+                if seq != need_checked_at && pull_task.is_none() && retry_at.is_none() {
+                    need_checked_at = seq;
+                    let (index, id) = (shared.index.clone(), ctx.id.clone());
+                    let need = tokio::task::spawn_blocking(move || {
+                        index.read(&id).and_then(|r| r.counts()).map(|c| c.need.entries())
+                    })
+                    .await;
+                    if matches!(need, Ok(Ok(n)) if n > 0) {
+                        pull_wanted = true;
+                    }
                 }
                 if retry_at.is_some_and(|t| Instant::now() >= t) {
                     retry_at = None;
@@ -338,15 +373,19 @@ pub(crate) async fn run(
         if pull_wanted
             && pull_task.is_none()
             && ctx.scanned_once.load(Ordering::SeqCst)
-            && !matches!(state, FolderState::Error | FolderState::Paused)
+            && (disk_full || !matches!(state, FolderState::Error))
+            && state != FolderState::Paused
         {
             pull_wanted = false;
             if let Err(e) = health::check(&ctx.config().path) {
+                disk_full = false;
                 ctx.set_state(&shared, FolderState::Error, Some(e.to_string()));
                 continue;
             }
             ctx.pulling.store(true, Ordering::SeqCst);
-            ctx.set_state(&shared, FolderState::Syncing, None);
+            if state != FolderState::Error {
+                ctx.set_state(&shared, FolderState::Syncing, None);
+            }
             let (s2, c2) = (shared.clone(), ctx.clone());
             pull_task = Some(tokio::spawn(async move {
                 let outcome = puller::pull(s2, c2.clone()).await;

@@ -17,6 +17,7 @@
 mod batch;
 mod conflicts;
 mod resume;
+mod stale;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::{DirBuilderExt, FileExt, PermissionsExt};
@@ -59,6 +60,16 @@ pub(crate) struct PullOutcome {
     pub(crate) rescan: Vec<RelPath>,
     /// The need set had more items than one pass handles.
     pub(crate) more: bool,
+    /// A write failed because the filesystem is full (ENOSPC): the folder goes to `error`
+    /// and the pull is retried until a write succeeds.
+    pub(crate) no_space: bool,
+}
+
+/// Whether `e` is "no space left on device" (ENOSPC, or a quota exhausted: EDQUOT).
+pub(crate) fn is_no_space(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || e.kind() == std::io::ErrorKind::QuotaExceeded
+        || e.raw_os_error() == Some(libc::ENOSPC)
 }
 
 /// Why one item could not be pulled.
@@ -214,6 +225,16 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
         );
     }
     commit(&ctx, &mut done, &mut dirs_to_sync, &mut out).await;
+    if !out.more {
+        // A complete pass: temp files no failed item will reuse are removed (see [`stale`]).
+        let failed: Vec<RelPath> = out
+            .errors
+            .iter()
+            .filter_map(|e| RelPath::new(&e.path).ok())
+            .collect();
+        let root = ctx.root.clone();
+        let _ = tokio::task::spawn_blocking(move || stale::sweep(&root, &failed)).await;
+    }
     out
 }
 
@@ -260,6 +281,9 @@ fn report(
         Err(e) => {
             if matches!(e, PullError::Modified) {
                 out.rescan.push(name.clone());
+            }
+            if matches!(&e, PullError::Io(io) if is_no_space(io)) {
+                out.no_space = true;
             }
             out.errors.push(FileError {
                 path: name.as_str().to_owned(),
