@@ -116,6 +116,40 @@ pub(crate) fn matches_index(
     })
 }
 
+/// Splits the records a pull is about to commit into those whose item on disk (under `root`)
+/// still is what the record says — a live record's entry present and matching, a deletion's
+/// name absent — and the names that changed since the puller put them in place. The second
+/// must not be committed but rescanned: between the rename and the (batched) commit the user
+/// may have replaced or deleted the item and the watcher may already have recorded that, and
+/// committing the stale record over it would lose the change for good (the scanner sees no
+/// further event; found by the torture run: a file deleted right after a pull placed it stayed
+/// listed). Called with the index write transaction open, so no scan commits in between.
+/// Invalid records make no claim about the disk and are kept.
+pub(crate) fn still_installed(
+    root: &Path,
+    records: Vec<FileRecord>,
+    ignore_perms: bool,
+) -> (Vec<FileRecord>, Vec<RelPath>) {
+    let mut keep = Vec::with_capacity(records.len());
+    let mut changed = Vec::new();
+    for r in records {
+        let path = r.name.to_path_under(root);
+        let same = match std::fs::symlink_metadata(&path) {
+            _ if r.invalid => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => r.deleted,
+            Err(_) => false,
+            Ok(_) if r.deleted => false,
+            Ok(_) => matches_index(&path, Some(&r), ignore_perms).unwrap_or(false),
+        };
+        if same {
+            keep.push(r);
+        } else {
+            changed.push(r.name);
+        }
+    }
+    (keep, changed)
+}
+
 /// Fsyncs a directory (after renames into it), so the new names are durable.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
@@ -124,6 +158,53 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn file_record(root: &Path, name: &str) -> FileRecord {
+        let meta = std::fs::symlink_metadata(root.join(name)).unwrap();
+        let mut r = FileRecord::new(RelPath::new(name).unwrap(), FileKind::File);
+        r.size = meta.len();
+        (r.modified_s, r.modified_ns) = split_time(meta.modified().unwrap());
+        r.no_permissions = true;
+        r
+    }
+
+    #[test]
+    fn a_pulled_file_deleted_or_replaced_before_the_commit_is_rescanned_not_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for n in ["kept", "deleted", "replaced"] {
+            std::fs::write(root.join(n), b"pulled").unwrap();
+        }
+        let records: Vec<FileRecord> = ["kept", "deleted", "replaced"]
+            .iter()
+            .map(|n| file_record(root, n))
+            .collect();
+        // The user, after the puller's rename and before its commit.
+        std::fs::remove_file(root.join("deleted")).unwrap();
+        std::fs::write(root.join("replaced"), b"the user's longer content").unwrap();
+        let (keep, changed) = still_installed(root, records, false);
+        let kept: Vec<&str> = keep.iter().map(|r| r.name.as_str()).collect();
+        let changed: Vec<&str> = changed.iter().map(RelPath::as_str).collect();
+        assert_eq!(kept, ["kept"]);
+        assert_eq!(changed, ["deleted", "replaced"]);
+    }
+
+    #[test]
+    fn a_pulled_deletion_is_committed_only_while_the_name_stays_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("recreated"), b"new").unwrap();
+        let deletion = |n: &str| {
+            let mut r = FileRecord::new(RelPath::new(n).unwrap(), FileKind::File);
+            r.deleted = true;
+            r
+        };
+        let (keep, changed) =
+            still_installed(root, vec![deletion("gone"), deletion("recreated")], false);
+        assert_eq!(keep.len(), 1);
+        assert_eq!(keep[0].name.as_str(), "gone");
+        assert_eq!(changed, [RelPath::new("recreated").unwrap()]);
+    }
 
     #[test]
     fn split_time_round_trips_through_mtime_of() {

@@ -398,10 +398,11 @@ async fn commit(
     }
     let records = std::mem::take(done);
     let dirs = std::mem::take(dirs);
-    let n = records.len();
     let index = ctx.shared.index.clone();
     let fid = ctx.folder.clone();
-    let res = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+    let root = ctx.root.clone();
+    let ignore_perms = ctx.ignore_perms;
+    let res = tokio::task::spawn_blocking(move || -> Result<(usize, Vec<RelPath>), String> {
         for d in &dirs {
             match fsutil::sync_dir(d) {
                 // A parent removed later in the same pass (deleted directories) needs no sync.
@@ -410,13 +411,22 @@ async fn commit(
             }
         }
         let mut w = index.write(&fid).map_err(|e| e.to_string())?;
-        let seq = w.apply_local(records).map_err(|e| e.to_string())?;
-        w.commit().map_err(|e| e.to_string())?;
-        Ok(seq)
+        // Checked with the write transaction open: what changed on disk since it was put in
+        // place (and may already be recorded by a scan) is rescanned, not overwritten.
+        let (records, changed) = fsutil::still_installed(&root, records, ignore_perms);
+        let n = records.len();
+        if n > 0 {
+            w.apply_local(records).map_err(|e| e.to_string())?;
+            w.commit().map_err(|e| e.to_string())?;
+        }
+        Ok((n, changed))
     })
     .await;
     match res {
-        Ok(Ok(_)) => out.changed += n,
+        Ok(Ok((n, changed))) => {
+            out.changed += n;
+            out.rescan.extend(changed);
+        }
         Ok(Err(e)) => out.errors.push(FileError {
             path: String::new(),
             error: format!("committing: {e}"),
