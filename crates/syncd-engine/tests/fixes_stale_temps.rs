@@ -17,6 +17,13 @@ async fn a_temp_file_whose_path_is_no_longer_needed_is_removed_after_a_pull_pass
         da.write("d/kept.txt", b"synced");
         // What a process killed mid-pull left: the file it was pulling is gone everywhere.
         db.write(&temp, b"partial data of a file nobody has any more");
+        // Older than Syncthing's keepTemporariesH (24 h).
+        std::fs::File::options()
+            .write(true)
+            .open(db.path(&temp))
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - Duration::from_secs(25 * 3600))
+            .unwrap();
         db.write("d/user.dat", b"user data beside it");
     })
     .await;

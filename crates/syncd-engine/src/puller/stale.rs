@@ -5,8 +5,8 @@
 //! is killed mid-pull), nothing would ever use or remove that temp file. So at the end of every
 //! complete pull pass the temp files that failed items of earlier passes left are removed
 //! unless their item failed again (then they are kept for its retry); the first complete pass
-//! of a folder in this process walks the whole tree once, which catches what a killed process
-//! left. Only regular files whose name is a temp name are removed; symlinks are never
+//! of a folder in this process walks the whole tree once and removes the temp files older than
+//! 24 h (Syncthing's `keepTemporariesH`), which catches what a killed process left. Only regular files whose name is a temp name are removed; symlinks are never
 //! followed and nothing outside the root is touched.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,6 +15,10 @@ use std::sync::Mutex;
 
 use syncd_types::RelPath;
 use syncd_types::names::{is_temp_name, temp_name};
+
+/// Temp files older than this found by the first walk are removed (Syncthing's
+/// `keepTemporariesH` default, 24 h); younger ones may still be reused by a pull.
+const KEEP_TEMPORARIES: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Per folder root: temp files failed pulls may have left (absent until the root's first
 /// complete pass in this process walked it).
@@ -64,7 +68,13 @@ fn walk(dir: &Path, out: &mut BTreeSet<PathBuf>) {
         let Ok(t) = e.file_type() else { continue };
         if t.is_dir() {
             walk(&e.path(), out);
-        } else if t.is_file() && e.file_name().to_str().is_some_and(is_temp_name) {
+        } else if t.is_file()
+            && e.file_name().to_str().is_some_and(is_temp_name)
+            && e.metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .is_some_and(|m| m.elapsed().is_ok_and(|age| age > KEEP_TEMPORARIES))
+        {
             out.insert(e.path());
         }
     }
@@ -77,6 +87,13 @@ mod tests {
     fn touch(p: &Path) {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, b"partial").unwrap();
+        let old = std::time::SystemTime::now() - KEEP_TEMPORARIES * 2;
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
     }
 
     #[test]
