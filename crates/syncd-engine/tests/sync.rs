@@ -239,17 +239,9 @@ async fn executable_bit_change_reaches_the_peer_without_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inserting_one_byte_at_the_start_of_a_large_file_transfers_only_changed_chunks() {
-    const SIZE: usize = 24 * 1024 * 1024;
-    let mut data: Vec<u8> = Vec::with_capacity(SIZE + 1);
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    for _ in 0..SIZE {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        data.push((x >> 24) as u8);
-    }
+    let mut data = random_bytes(LARGE, 0x9E37_79B9_7F4A_7C15);
     let p = pair_with(|a: &Dir, _: &Dir| a.write("big.bin", &data)).await;
-    p.synced().await;
+    synced_within(&p, LARGE_WAIT).await;
     let received = |e: &syncd_engine::EngineHandle| {
         e.connections()
             .iter()
@@ -260,7 +252,7 @@ async fn inserting_one_byte_at_the_start_of_a_large_file_transfers_only_changed_
     data.insert(0, b'!');
     p.da.write("big.bin", &data);
     p.a.scan(&p.folder, None).await.unwrap();
-    p.synced().await;
+    synced_within(&p, LARGE_WAIT).await;
     assert!(
         p.db.read("big.bin") == data,
         "content differs after the insert"
@@ -268,17 +260,15 @@ async fn inserting_one_byte_at_the_start_of_a_large_file_transfers_only_changed_
     let moved = received(&p.b) - before;
     assert!(
         moved < 1024 * 1024,
-        "b received {moved} bytes for a 1-byte insert into a 24 MiB file"
+        "b received {moved} bytes for a 1-byte insert into a 200 MB file"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renaming_a_large_file_transfers_no_file_data() {
-    let data: Vec<u8> = (0..8 * 1024 * 1024u32)
-        .map(|i| (i.wrapping_mul(2_246_822_519) >> 23) as u8)
-        .collect();
+    let data = random_bytes(LARGE, 2_246_822_519);
     let p = pair_with(|a: &Dir, _: &Dir| a.write("old.bin", &data)).await;
-    p.synced().await;
+    synced_within(&p, LARGE_WAIT).await;
     let received = |e: &syncd_engine::EngineHandle| {
         e.connections()
             .iter()
@@ -288,12 +278,41 @@ async fn renaming_a_large_file_transfers_no_file_data() {
     let before = received(&p.b);
     std::fs::rename(p.da.path("old.bin"), p.da.path("new.bin")).unwrap();
     p.a.scan(&p.folder, None).await.unwrap();
-    p.synced().await;
+    synced_within(&p, LARGE_WAIT).await;
     assert!(!p.db.exists("old.bin"));
     assert!(p.db.read("new.bin") == data, "renamed content differs");
     let moved = received(&p.b) - before;
     assert!(
         moved < 256 * 1024,
-        "b received {moved} bytes for renaming an 8 MiB file"
+        "b received {moved} bytes for renaming a 200 MB file"
     );
+}
+
+/// The size of the "large file" the engine issue names for its delta tests (200 MB).
+const LARGE: usize = 200 * 1000 * 1000;
+/// Syncing and re-hashing 200 MB in a debug build on a loaded 2-core box takes a while.
+const LARGE_WAIT: Duration = Duration::from_secs(300);
+
+/// `len` bytes of xorshift64 output from `seed` (incompressible, so no chunk repeats).
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut data = Vec::with_capacity(len + 1);
+    let mut x = seed | 1;
+    while data.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    data.truncate(len);
+    data
+}
+
+/// Like `Pair::synced`, with a longer limit for the 200 MB tests.
+async fn synced_within(p: &common::Pair, limit: Duration) {
+    for (name, e) in [("a", &p.a), ("b", &p.b), ("a", &p.a)] {
+        if let Err(err) = e.wait_until_synced(&p.folder, limit).await {
+            let st = e.folder_status(&p.folder);
+            panic!("{name} not in sync: {err:?}\nstatus: {st:#?}");
+        }
+    }
 }
