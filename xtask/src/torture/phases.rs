@@ -512,7 +512,14 @@ pub(crate) fn hostile(ctx: &mut Ctx, root: &Path) -> Result<(), String> {
         }
     };
     let text = fs::read_to_string(&log).unwrap_or_default();
-    let _ = fs::remove_file(&log);
+    // The whole log stays on disk when the suite failed: the tail below rarely holds the
+    // panic message, which nextest prints before its summary.
+    let failed = !matches!(status, Some(st) if st.success());
+    if failed {
+        progress(&format!("hostile: full output kept in {}", log.display()));
+    } else {
+        let _ = fs::remove_file(&log);
+    }
     let Some(status) = status else {
         let tail: Vec<&str> = text.lines().rev().take(15).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
@@ -525,8 +532,12 @@ pub(crate) fn hostile(ctx: &mut Ctx, root: &Path) -> Result<(), String> {
     };
     let summary = hostile_summary(&text);
     if !status.success() {
-        let tail: Vec<&str> = text.lines().rev().take(15).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        let panics = text
+            .lines()
+            .filter(|l| l.contains("panicked at") || l.starts_with("HOSTILE CASE"))
+            .map(str::to_string);
+        let tail: Vec<String> = text.lines().rev().take(15).map(str::to_string).collect();
+        let tail: Vec<String> = panics.chain(tail.into_iter().rev()).collect();
         ctx.report.fail(format!(
             "hostile: the suite failed ({status}):\n{}",
             tail.join("\n")
