@@ -89,7 +89,9 @@ impl Suite {
     /// the daemon still holds the previous connection.
     async fn fresh(&self) -> Peer {
         let mut last = String::new();
-        for _ in 0..20 {
+        // Up to ~60 s: a daemon just started on a loaded machine may still be opening its
+        // index and scanning when the first case connects (10 s was seen to be too short).
+        for _ in 0..120 {
             match Peer::connect(self.d.listen, &self.d.peer).await {
                 Ok(mut p) => match p.cluster_config(self.d.id, &[SHARED]).await {
                     Ok(_) => return p,
