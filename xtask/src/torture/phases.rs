@@ -477,23 +477,36 @@ pub(crate) fn hostile(ctx: &mut Ctx, root: &Path) -> Result<(), String> {
     let file2 = file.try_clone().map_err(|e| format!("hostile: {e}"))?;
     let mut child = {
         use std::os::unix::process::CommandExt;
-        Command::new(cargo)
-            .args([
-                "nextest",
-                "run",
-                "--workspace",
-                "--locked",
-                "--no-capture",
-                "-E",
-                "binary(hostile)",
-            ])
-            .current_dir(root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file))
-            .stderr(Stdio::from(file2))
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("hostile: cannot run cargo nextest: {e}"))?
+        let mut cmd = Command::new(cargo);
+        // `cargo xtask` runs us through `cargo run`, which sets CARGO_PKG_*, CARGO_MANIFEST_*
+        // and friends; inherited by the nested cargo they change build-script fingerprints and
+        // made it rebuild ring, rustls and syncd in the middle of a run. Start it clean.
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            let keep = matches!(
+                k.as_ref(),
+                "CARGO_HOME" | "CARGO_TARGET_DIR" | "CARGO_TERM_COLOR"
+            ) || !k.starts_with("CARGO_");
+            if !keep {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--locked",
+            "--no-capture",
+            "-E",
+            "binary(hostile)",
+        ])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(file))
+        .stderr(Stdio::from(file2))
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("hostile: cannot run cargo nextest: {e}"))?
     };
     let deadline = Instant::now() + ctx.plan.hostile_timeout;
     let status = loop {
