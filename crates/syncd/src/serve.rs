@@ -14,6 +14,23 @@ use crate::events::EventLog;
 use crate::home::REST_ADDRESS_FILE;
 use crate::rest::RestState;
 
+/// `println!` for the daemon: stdout may be a pipe whose reader went away (a launcher that
+/// exited, `syncd serve | head`); `println!` would panic on the broken pipe and take the whole
+/// daemon down with it. The banner is a courtesy, so a failed write is dropped (and logged once).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            stdout_failed(&e);
+        }
+    }};
+}
+
+fn stdout_failed(e: &std::io::Error) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| tracing::warn!(error = %e, "stdout is not writable; banner lines are dropped, the daemon keeps running"));
+}
+
 /// What `serve` runs with.
 #[derive(Debug)]
 pub struct ServeOptions {
@@ -112,7 +129,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     progress.abort();
     let _ = std::fs::remove_file(&addr_file);
     served.context("REST server failed")?;
-    println!("syncd stopped.");
+    say!("syncd stopped.");
     Ok(())
 }
 
@@ -124,29 +141,29 @@ fn print_banner(
     listen: &[String],
     created: bool,
 ) {
-    println!("syncd {} started", crate::rest::VERSION);
-    println!("Device ID: {my_id}");
-    println!("REST API: http://{bound}");
-    println!("Listening for devices on: {}", listen.join(", "));
-    println!("Home: {}", home.display());
+    say!("syncd {} started", crate::rest::VERSION);
+    say!("Device ID: {my_id}");
+    say!("REST API: http://{bound}");
+    say!("Listening for devices on: {}", listen.join(", "));
+    say!("Home: {}", home.display());
     if created {
-        println!("Created a new config with a random API key (show it with `syncd api-key`).");
+        say!("Created a new config with a random API key (show it with `syncd api-key`).");
     }
     for f in &config.folders {
-        println!("Folder `{}`: {}", f.id, f.path.display());
+        say!("Folder `{}`: {}", f.id, f.path.display());
     }
     let home_flag = format!(" --home {}", home.display());
     if config.devices.is_empty() {
-        println!("Next: on the other machine run `syncd device-id`, then here:");
-        println!(
+        say!("Next: on the other machine run `syncd device-id`, then here:");
+        say!(
             "  syncd device add <ITS-ID> --name <name> --address tcp://<its-host>:22000{home_flag}"
         );
-        println!("  syncd folder add <folder-id> <path> --device <ITS-ID>{home_flag}");
-        println!(
+        say!("  syncd folder add <folder-id> <path> --device <ITS-ID>{home_flag}");
+        say!(
             "and the same there with this device's ID. Check progress with `syncd status{home_flag}`."
         );
     } else {
-        println!("Check progress with `syncd status{home_flag}`; stop with Ctrl-C.");
+        say!("Check progress with `syncd status{home_flag}`; stop with Ctrl-C.");
     }
 }
 

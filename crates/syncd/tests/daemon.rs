@@ -118,9 +118,8 @@ impl Machine {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
+                // Keep draining after the receiver is gone: the daemon's stdout stays open.
+                let _ = tx.send(line);
             }
         });
         let mut rest = None;
@@ -1151,4 +1150,78 @@ fn without_a_terminal_a_pull_logs_plain_lines_with_counts() {
         .is_some(),
         "{log}"
     );
+}
+
+/// A daemon whose stdout reader went away (a launcher that exited, `syncd serve | head`) must
+/// keep running: `println!` panics on a broken pipe, and did take the daemon down with it (the
+/// cause of the hostile suite's "Connection reset by peer" and "could not open a configured
+/// connection" flakes: its harness stopped reading stdout once it had the addresses).
+#[test]
+fn a_daemon_whose_stdout_is_a_closed_pipe_keeps_serving() {
+    let m = Machine::new();
+    m.ok(&["generate"]);
+    let mut child = m
+        .cmd(&[
+            "serve",
+            "--no-browser",
+            "--gui-address",
+            "127.0.0.1:0",
+            "--listen",
+            "tcp://127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before the daemon prints its banner: every stdout write fails.
+    drop(child.stdout.take());
+    let addr_file = m.home.join("rest-address");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let rest: SocketAddr = loop {
+        if let Ok(text) = std::fs::read_to_string(&addr_file)
+            && let Ok(a) = text.trim().parse()
+        {
+            break a;
+        }
+        assert!(
+            matches!(child.try_wait(), Ok(None)),
+            "the daemon exited before serving"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no REST address after 90 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let daemon = Daemon {
+        child,
+        rest,
+        listen: rest,
+        key: m.api_key(),
+        banner: Vec::new(),
+    };
+    // The banner is printed right after the address file is written; give it time to fail.
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
+        let (status, body) = daemon.raw("GET", "/rest/noauth/health", &[]);
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut daemon = daemon;
+    assert!(
+        matches!(daemon.child.try_wait(), Ok(None)),
+        "the daemon exited after a failed write to stdout"
+    );
+    let mut err = String::new();
+    use std::io::Read;
+    let _ = daemon.child.kill();
+    let _ = daemon.child.wait();
+    daemon
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("stdout is not writable"), "{err}");
 }

@@ -970,8 +970,6 @@ fn the_first_start_config_listens_on_loopback() {
 }
 
 #[test]
-#[ignore = "flaky: about 1 run in 3 a request's read ends in 'Connection reset by peer' (cause not \
-            found yet); the Host rule itself is covered by rest.rs's host_check unit test"]
 fn a_foreign_host_header_is_refused_on_loopback_with_a_reason() {
     let d = start_daemon(&[]);
     let key = d.api_key.as_str();

@@ -146,9 +146,8 @@ pub fn start_daemon(extra_devices: &[(DeviceId, &str)]) -> Daemon {
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
+            // Keep draining after the receiver is gone: the daemon's stdout stays open.
+            let _ = tx.send(line);
         }
     });
     let (mut rest, mut listen) = (None, None);
