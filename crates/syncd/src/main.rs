@@ -13,5 +13,8 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
+        // When stderr is a closed pipe, tracing reports the failed write with eprintln!, which
+        // panics on the broken pipe and would take the daemon down: drop the lines instead.
+        .log_internal_errors(false)
         .init();
 }
