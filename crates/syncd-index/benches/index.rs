@@ -125,11 +125,25 @@ fn runqueue_wait_s() -> f64 {
         .map_or(0.0, |ns| ns / 1e9)
 }
 
+/// Read and write system calls this process has made (`syscr`, `syscw` of /proc/self/io): redb
+/// reads a page it does not have cached with one `pread`, so the read count is the page-cache
+/// misses.
+fn syscalls() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let field = |name: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("syscr:"), field("syscw:"))
+}
+
 /// Wall-clock and CPU time since a start point.
 struct Clock {
     wall: Instant,
     cpu: f64,
     wait: f64,
+    calls: (u64, u64),
 }
 
 impl Clock {
@@ -138,6 +152,7 @@ impl Clock {
             wall: Instant::now(),
             cpu: cpu_s(),
             wait: runqueue_wait_s(),
+            calls: syscalls(),
         }
     }
 
@@ -146,11 +161,14 @@ impl Clock {
         let w = self.wall.elapsed().as_secs_f64();
         let c = (cpu_s() - self.cpu).max(1e-9);
         let q = runqueue_wait_s() - self.wait;
+        let (r, wr) = syscalls();
         format!(
             "{n} in {w:.2} s = {:.0}/s wall ({c:.2} s CPU = {:.0}/s per CPU second; \
-             {q:.2} s waiting for a core)",
+             {q:.2} s waiting for a core; {} reads, {} writes)",
             n as f64 / w,
-            n as f64 / c
+            n as f64 / c,
+            r - self.calls.0,
+            wr - self.calls.1
         )
     }
 }

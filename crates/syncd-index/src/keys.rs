@@ -14,7 +14,8 @@ pub(crate) const FOLDER_DEVICES: TableDefinition<'_, &[u8], &[u8]> =
     TableDefinition::new("folder_devices");
 /// folder(4) + name → entry (every device's record for that name).
 pub(crate) const FILES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("files");
-/// folder(4) + class(1: 0 change, 1 deletion) + name → (): what the local device needs.
+/// folder(4) + class(1: 0 change, 1 deletion) + name → (): what the local device needs. A
+/// folder in scan mode (need mode byte of its `folders` row) lists its deletions only.
 pub(crate) const NEED: TableDefinition<'_, &[u8], ()> = TableDefinition::new("need");
 /// folder(4) + local sequence (u64 BE) → name.
 pub(crate) const SEQUENCES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("sequences");

@@ -12,7 +12,10 @@ use crate::counts::Counts;
 use crate::error::{DecodeError, IndexError};
 use crate::keys::*;
 use crate::record::{Entry, FileRecord};
-use crate::store::{DevState, decode_folder, evaluate, load_devices, load_folder_devices};
+use crate::store::{
+    DevState, decode_folder, evaluate, load_devices, load_folder_devices, local_need,
+};
+use crate::write::name_of;
 
 /// The counts of a folder as `/rest/db/status` reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,6 +80,8 @@ pub struct FolderReader {
     /// `None` when the folder has never been written: every query answers empty.
     fidx: Option<u32>,
     rule: DeleteRule,
+    /// The folder's need mode: needed changes are found by scanning `files`, not listed.
+    scan_changes: bool,
     devices: Vec<DeviceId>,
     states: BTreeMap<u32, DevState>,
 }
@@ -100,17 +105,18 @@ impl FolderReader {
             .get(folder.as_str())?
             .map(|g| decode_folder(g.value()))
             .transpose()?;
-        let (fidx, rule, states) = match row {
-            Some((fidx, rule)) => {
+        let (fidx, rule, scan_changes, states) = match row {
+            Some((fidx, rule, scan_changes)) => {
                 let states = load_folder_devices(&txn.open_table(FOLDER_DEVICES)?, fidx)?;
-                (Some(fidx), rule, states)
+                (Some(fidx), rule, scan_changes, states)
             }
-            None => (None, DeleteRule::default(), BTreeMap::new()),
+            None => (None, DeleteRule::default(), false, BTreeMap::new()),
         };
         Ok(FolderReader {
             txn,
             fidx,
             rule,
+            scan_changes,
             devices,
             states,
         })
@@ -241,20 +247,22 @@ impl FolderReader {
     pub fn need(&self) -> Result<NeedIter, IndexError> {
         let files = self.txn.open_table(FILES)?;
         let need = self.txn.open_table(NEED)?;
-        let (changes, deletes) = match self.fidx {
-            Some(fidx) => {
+        let (mut changes, mut scan, mut deletes) = (None, None, None);
+        if let Some(fidx) = self.fidx {
+            if self.scan_changes {
+                let (start, end) = folder_range(fidx);
+                scan = Some(files.range::<&[u8]>(start.as_slice()..end.as_slice())?);
+            } else {
                 let (cs, ce) = need_range(fidx, NEED_CHANGE);
-                let (ds, de) = need_range(fidx, NEED_DELETE);
-                (
-                    Some(need.range::<&[u8]>(cs.as_slice()..ce.as_slice())?),
-                    Some(need.range::<&[u8]>(ds.as_slice()..de.as_slice())?.rev()),
-                )
+                changes = Some(need.range::<&[u8]>(cs.as_slice()..ce.as_slice())?);
             }
-            None => (None, None),
-        };
+            let (ds, de) = need_range(fidx, NEED_DELETE);
+            deletes = Some(need.range::<&[u8]>(ds.as_slice()..de.as_slice())?.rev());
+        }
         Ok(NeedIter {
             files,
             changes,
+            scan,
             deletes,
             forward: None,
             backward: None,
@@ -446,6 +454,8 @@ fn step_to(
 pub struct NeedIter {
     files: ReadOnlyTable<&'static [u8], &'static [u8]>,
     changes: Option<redb::Range<'static, &'static [u8], ()>>,
+    /// In scan mode, the folder's `files` rows in name order, read in place of `changes`.
+    scan: Option<redb::Range<'static, &'static [u8], &'static [u8]>>,
     deletes: Option<std::iter::Rev<redb::Range<'static, &'static [u8], ()>>>,
     /// `files` cursor for the changes (ascending); `None` until first used or after a seek.
     forward: Option<redb::Range<'static, &'static [u8], &'static [u8]>>,
@@ -524,7 +534,7 @@ impl NeedIter {
                 .into());
             }
         };
-        let mut entry = Entry::decode_owned(name, value)?;
+        let entry = Entry::decode_owned(name, value)?;
         let eval = evaluate(&entry, &self.devices, self.rule)?;
         let gi =
             eval.global
@@ -534,6 +544,34 @@ impl NeedIter {
                     field: "no global",
                     value: 0,
                 })?;
+        self.needed(entry, gi)
+    }
+
+    /// In scan mode: the next `files` row the local device needs as a change.
+    fn next_scanned(&mut self) -> Option<Result<Needed, IndexError>> {
+        loop {
+            let row = self.scan.as_mut()?.next()?;
+            let r = (|| {
+                let (k, v) = row?;
+                let entry = Entry::decode_owned(name_of(k.value())?, v.value())?;
+                match local_need(&entry, &self.devices, self.rule)? {
+                    Some((gi, NEED_CHANGE)) => self.needed(entry, gi).map(Some),
+                    _ => Ok(None),
+                }
+            })();
+            match r {
+                Ok(None) => {}
+                Ok(Some(n)) => return Some(Ok(n)),
+                Err(e) => {
+                    self.scan = None;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+
+    /// The need entry of `entry`, whose global record is at `gi`.
+    fn needed(&self, mut entry: Entry, gi: usize) -> Result<Needed, IndexError> {
         let gd = entry.records.get(gi).map_or(0, |(d, _)| *d);
         let mut available = Vec::new();
         if let Some((_, g)) = entry.records.get(gi) {
@@ -570,6 +608,12 @@ impl Iterator for NeedIter {
     type Item = Result<Needed, IndexError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.scan.is_some() {
+            if let Some(n) = self.next_scanned() {
+                return Some(n);
+            }
+            self.scan = None;
+        }
         let (item, ascending) = match self.changes.as_mut().and_then(|r| r.next()) {
             Some(i) => (i, true),
             None => {

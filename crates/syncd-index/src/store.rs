@@ -17,11 +17,13 @@ use crate::record::{Entry, FileRecord};
 use crate::write::FolderWriter;
 
 /// Version of the on-disk layout (tables, keys and values) described in `docs/index-format.md`.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The oldest format [`Index::open`] upgrades in place. Version 1 lacks only the optional inode
-/// of a record (flag bit 3), so its entries are valid version-2 entries with the inode unknown:
-/// the upgrade rewrites the version number and nothing else.
+/// of a record (flag bit 3), so its entries are valid version-2 entries with the inode unknown;
+/// version 2 lacks only the need mode byte of a `folders` row, whose absence means what
+/// version 2 did (every needed name listed in `need`). The upgrade rewrites the version number
+/// and nothing else.
 const OLDEST_MIGRATED_FORMAT: u32 = 1;
 
 /// redb page-cache size used unless [`IndexOptions::cache_size`] says otherwise: 16 MiB.
@@ -189,13 +191,23 @@ impl Index {
     }
 }
 
-/// Folder row: number (u32 BE) + delete rule byte.
-pub(crate) fn encode_folder(idx: u32, rule: DeleteRule) -> [u8; 5] {
+/// Folder row: number (u32 BE) + delete rule byte + need mode byte (1 when needed changes are
+/// found by scanning `files` instead of listed in `need`, see [`crate::keys::NEED`]).
+pub(crate) fn encode_folder(idx: u32, rule: DeleteRule, scan_changes: bool) -> [u8; 6] {
     let b = idx.to_be_bytes();
-    [b[0], b[1], b[2], b[3], rule_byte(rule)]
+    [
+        b[0],
+        b[1],
+        b[2],
+        b[3],
+        rule_byte(rule),
+        u8::from(scan_changes),
+    ]
 }
 
-pub(crate) fn decode_folder(b: &[u8]) -> Result<(u32, DeleteRule), DecodeError> {
+/// The folder number, delete rule and need mode of a folder row (a version-2 row has no mode
+/// byte: every needed name is listed).
+pub(crate) fn decode_folder(b: &[u8]) -> Result<(u32, DeleteRule, bool), DecodeError> {
     let idx = be_u32(b).ok_or(DecodeError::Truncated {
         what: "folder",
         offset: 0,
@@ -211,7 +223,18 @@ pub(crate) fn decode_folder(b: &[u8]) -> Result<(u32, DeleteRule), DecodeError> 
             });
         }
     };
-    Ok((idx, rule))
+    let scan_changes = match b.get(5) {
+        None | Some(0) => false,
+        Some(1) => true,
+        Some(other) => {
+            return Err(DecodeError::OutOfRange {
+                what: "folder",
+                field: "need mode",
+                value: u64::from(*other),
+            });
+        }
+    };
+    Ok((idx, rule, scan_changes))
 }
 
 fn rule_byte(rule: DeleteRule) -> u8 {
@@ -360,6 +383,31 @@ pub(crate) fn device_needs(
     }
 }
 
+/// The need class of a name for the local device (`NEED_CHANGE` or `NEED_DELETE`), `None` when
+/// it does not need the name; with the position in `entry.records` of the global record.
+pub(crate) fn local_need(
+    entry: &Entry,
+    devices: &[DeviceId],
+    rule: DeleteRule,
+) -> Result<Option<(usize, u8)>, IndexError> {
+    if entry.records.is_empty() {
+        return Ok(None);
+    }
+    let eval = evaluate(entry, devices, rule)?;
+    let Some(gi) = eval.global else {
+        return Ok(None);
+    };
+    let Some((gd, g)) = entry.records.get(gi) else {
+        return Ok(None);
+    };
+    let gid = devices
+        .get(*gd as usize)
+        .copied()
+        .unwrap_or(DeviceId::EMPTY);
+    Ok(device_needs(LOCAL, entry.get(LOCAL), g, gid, devices)
+        .then_some((gi, if g.deleted { NEED_DELETE } else { NEED_CHANGE })))
+}
+
 /// The global counts contribution of a name: its global record, when that record is valid.
 pub(crate) fn global_counts(entry: &Entry, eval: &Evaluation) -> Option<Counts> {
     let (_, g) = entry.records.get(eval.global?)?;
@@ -369,6 +417,7 @@ pub(crate) fn global_counts(entry: &Entry, eval: &Evaluation) -> Option<Counts> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::write::RemoteBatch;
 
     const ME: DeviceId = DeviceId::from_bytes([1; 32]);
 
@@ -398,6 +447,91 @@ mod tests {
         set_stored_format(&path, 1);
         drop(Index::open(&path, ME).unwrap());
         assert_eq!(stored_format(&path), Some(FORMAT_VERSION));
+    }
+
+    #[test]
+    fn format_2_index_is_upgraded_in_place_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.redb");
+        drop(Index::open(&path, ME).unwrap());
+        set_stored_format(&path, 2);
+        drop(Index::open(&path, ME).unwrap());
+        assert_eq!(stored_format(&path), Some(FORMAT_VERSION));
+    }
+
+    #[test]
+    fn version_2_folder_row_lists_every_needed_name() {
+        assert_eq!(
+            decode_folder(&[0, 0, 0, 7, 2]).unwrap(),
+            (7, DeleteRule::V2, false)
+        );
+    }
+
+    const PEER: DeviceId = DeviceId::from_bytes([2; 32]);
+
+    fn remote(name: &str) -> FileRecord {
+        let mut f = FileRecord::new(
+            syncd_types::RelPath::new(name).unwrap(),
+            syncd_types::FileKind::File,
+        );
+        f.size = 1;
+        f.sequence = 1;
+        f.version = syncd_conflict::VersionVector::new().updated(PEER.short(), 1);
+        f
+    }
+
+    fn scans_changes(index: &Index, folder: &FolderId) -> bool {
+        let txn = index.db.begin_read().unwrap();
+        let t = txn.open_table(FOLDERS).unwrap();
+        let row = t.get(folder.as_str()).unwrap().unwrap();
+        decode_folder(row.value()).unwrap().2
+    }
+
+    fn needed_names(index: &Index, folder: &FolderId) -> Vec<String> {
+        let r = index.read(folder).unwrap();
+        r.need()
+            .unwrap()
+            .map(|n| n.unwrap().global.name.as_str().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn need_mode_follows_the_share_of_needed_changes_and_the_need_set_stays_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path().join("i.redb"), ME).unwrap();
+        let folder = FolderId::new("f").unwrap();
+        let names: Vec<String> = (0..64).map(|i| format!("d/{i:02}")).collect();
+        let mut w = index.write(&folder).unwrap();
+        w.apply_remote(PEER, RemoteBatch::Full, names.iter().map(|n| remote(n)))
+            .unwrap();
+        w.commit().unwrap();
+        // 64 of 64 names needed: scan mode, same need set in name order.
+        assert!(scans_changes(&index, &folder));
+        assert_eq!(needed_names(&index, &folder), names);
+
+        // A needed deletion is listed in scan mode too, and comes after the changes.
+        let mut gone = remote("d/00");
+        gone.deleted = true;
+        gone.size = 0;
+        gone.version = gone.version.updated(PEER.short(), 2);
+        let mut w = index.write(&folder).unwrap();
+        w.apply_local([remote("d/00")]).unwrap();
+        w.apply_remote(PEER, RemoteBatch::Update, [gone]).unwrap();
+        w.commit().unwrap();
+        assert!(scans_changes(&index, &folder));
+        let mut expected: Vec<String> = names[1..].to_vec();
+        expected.push("d/00".to_owned());
+        assert_eq!(needed_names(&index, &folder), expected);
+
+        // The local device catches up on all but 3 changes (3 < 64/16): listed again.
+        let mut w = index.write(&folder).unwrap();
+        w.apply_local(names[1..61].iter().map(|n| remote(n)))
+            .unwrap();
+        w.commit().unwrap();
+        assert!(!scans_changes(&index, &folder));
+        let mut expected: Vec<String> = names[61..].to_vec();
+        expected.push("d/00".to_owned());
+        assert_eq!(needed_names(&index, &folder), expected);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::keys::*;
 use crate::record::{Entry, FileRecord};
 use crate::store::{
     DevState, Index, decode_folder, device_needs, encode_folder, evaluate, global_counts,
-    load_devices, load_folder_devices,
+    load_devices, load_folder_devices, local_need,
 };
 
 /// Names processed per chunk when a whole folder is rewritten (dropping a device, changing the
@@ -55,6 +55,9 @@ pub struct FolderWriter<'db> {
 struct State {
     fidx: u32,
     rule: DeleteRule,
+    /// The folder's need mode: when set, needed changes are not listed in `need` (readers
+    /// find them by scanning `files`); needed deletions always are. Changes only at commit.
+    scan_changes: bool,
     /// Device number → ID for every device ever seen.
     devices: Vec<DeviceId>,
     /// This folder's devices (local included) and their states, written at commit.
@@ -90,16 +93,16 @@ impl<'db> FolderWriter<'db> {
         folder: &FolderId,
     ) -> Result<FolderWriter<'db>, IndexError> {
         let devices = load_devices(&txn.open_table(DEVICES)?)?;
-        let (fidx, rule, states) = {
+        let (fidx, rule, scan_changes, states) = {
             let mut folders = txn.open_table(FOLDERS)?;
             let existing = folders
                 .get(folder.as_str())?
                 .map(|g| decode_folder(g.value()));
             match existing {
                 Some(row) => {
-                    let (fidx, rule) = row?;
+                    let (fidx, rule, scan_changes) = row?;
                     let states = load_folder_devices(&txn.open_table(FOLDER_DEVICES)?, fidx)?;
-                    (fidx, rule, states)
+                    (fidx, rule, scan_changes, states)
                 }
                 None => {
                     let n = folders.len()?;
@@ -109,7 +112,7 @@ impl<'db> FolderWriter<'db> {
                         .ok_or(IndexError::TooMany { what: "folders" })?;
                     folders.insert(
                         folder.as_str(),
-                        encode_folder(fidx, DeleteRule::V1).as_slice(),
+                        encode_folder(fidx, DeleteRule::V1, false).as_slice(),
                     )?;
                     let mut states = BTreeMap::new();
                     states.insert(
@@ -119,7 +122,7 @@ impl<'db> FolderWriter<'db> {
                             ..DevState::default()
                         },
                     );
-                    (fidx, DeleteRule::V1, states)
+                    (fidx, DeleteRule::V1, false, states)
                 }
             }
         };
@@ -130,6 +133,7 @@ impl<'db> FolderWriter<'db> {
             st: State {
                 fidx,
                 rule,
+                scan_changes,
                 devices,
                 states,
                 deltas: BTreeMap::new(),
@@ -313,7 +317,7 @@ impl<'db> FolderWriter<'db> {
         let mut folders = self.txn.open_table(FOLDERS)?;
         folders.insert(
             self.folder.as_str(),
-            encode_folder(self.st.fidx, rule).as_slice(),
+            encode_folder(self.st.fidx, rule, self.st.scan_changes).as_slice(),
         )?;
         Ok(())
     }
@@ -349,6 +353,29 @@ impl<'db> FolderWriter<'db> {
                         what,
                     })?;
                 counts.insert(key.as_slice(), new.encode().as_slice())?;
+            }
+            let stored = |kind: u8| -> Result<Counts, IndexError> {
+                Ok(
+                    match counts.get(counts_key(st.fidx, kind, LOCAL).as_slice())? {
+                        Some(g) => Counts::decode(g.value())?,
+                        None => Counts::default(),
+                    },
+                )
+            };
+            let need = stored(COUNT_NEED)?;
+            let names = stored(COUNT_GLOBAL)?.entries();
+            let changes = need.entries() - need.deleted;
+            let scan = if st.scan_changes {
+                changes.saturating_mul(LIST_BELOW) >= names
+            } else {
+                changes.saturating_mul(SCAN_ABOVE) > names
+            };
+            if scan != st.scan_changes {
+                set_need_mode(&txn, &st, scan)?;
+                txn.open_table(FOLDERS)?.insert(
+                    folder.as_str(),
+                    encode_folder(st.fidx, st.rule, scan).as_slice(),
+                )?;
             }
         }
         txn.commit()?;
@@ -498,6 +525,12 @@ impl State {
             }))
     }
 
+    /// Whether names the local device needs in `class` are listed in `need` (in scan mode,
+    /// changes are not).
+    fn listed(&self, class: u8) -> bool {
+        !(self.scan_changes && class == NEED_CHANGE)
+    }
+
     fn delta(&mut self, kind: u8, dev: u32) -> &mut Delta {
         self.deltas.entry((kind, dev)).or_default()
     }
@@ -523,11 +556,11 @@ impl State {
         let (r, changed) = change(&mut entry);
         let new_need = self.account(&entry, new_rule, true)?;
         if old_need != new_need {
-            if let Some(c) = old_need {
+            if let Some(c) = old_need.filter(|c| self.listed(*c)) {
                 t.need
                     .remove(need_key(self.fidx, c, name.as_str().as_bytes()).as_slice())?;
             }
-            if let Some(c) = new_need {
+            if let Some(c) = new_need.filter(|c| self.listed(*c)) {
                 t.need.insert(
                     need_key(self.fidx, c, name.as_str().as_bytes()).as_slice(),
                     (),
@@ -608,7 +641,9 @@ impl State {
         };
         let name = r.name.as_str().as_bytes();
         for (class, insert) in [(old, false), (new, true)] {
-            let Some(class) = class else { continue };
+            let Some(class) = class.filter(|c| self.listed(*c)) else {
+                continue;
+            };
             self.need_key.clear();
             self.need_key.extend_from_slice(&self.fidx.to_be_bytes());
             self.need_key.push(class);
@@ -673,6 +708,39 @@ impl State {
         }
         Ok(local_need)
     }
+}
+
+/// A folder lists its needed changes in `need` until they are more than 1 in `SCAN_ABOVE` of its
+/// names; from then on readers find them by scanning `files` (most of which they would read
+/// anyway) and writers save one scattered `need` insert per name.
+const SCAN_ABOVE: u64 = 4;
+
+/// A folder in scan mode goes back to listing its needed changes once they are fewer than 1 in
+/// `LIST_BELOW` of its names (the gap between the two thresholds keeps a folder from
+/// switching back and forth: each switch costs a pass over the folder).
+const LIST_BELOW: u64 = 16;
+
+/// Switches the folder's need mode: to scan mode by removing its listed changes, back to
+/// listing by one pass over `files` adding every needed change. Deletions stay listed either
+/// way. Runs at commit, after every count is final.
+fn set_need_mode(txn: &WriteTransaction, st: &State, scan: bool) -> Result<(), IndexError> {
+    let mut need = txn.open_table(NEED)?;
+    if scan {
+        let (start, end) = need_range(st.fidx, NEED_CHANGE);
+        need.retain_in::<&[u8], _>(start.as_slice()..end.as_slice(), |_, _| false)?;
+        return Ok(());
+    }
+    for_each_entry(txn, st.fidx, |entry| {
+        if let Some((_, NEED_CHANGE)) = local_need(entry, &st.devices, st.rule)?
+            && let Some((_, r)) = entry.records.first()
+        {
+            need.insert(
+                need_key(st.fidx, NEED_CHANGE, r.name.as_str().as_bytes()).as_slice(),
+                (),
+            )?;
+        }
+        Ok(())
+    })
 }
 
 /// `records` in name (hence key) order; stable, so equal names keep their input order.
