@@ -573,7 +573,7 @@ impl NeedIter {
     /// The need entry of `entry`, whose global record is at `gi`.
     fn needed(&self, mut entry: Entry, gi: usize) -> Result<Needed, IndexError> {
         let gd = entry.records.get(gi).map_or(0, |(d, _)| *d);
-        let mut available = Vec::new();
+        let mut available = Vec::with_capacity(entry.records.len());
         if let Some((_, g)) = entry.records.get(gi) {
             for (d, r) in &entry.records {
                 if *d != LOCAL

@@ -178,12 +178,23 @@ impl FileRecord {
         let inode = if flags & 8 != 0 { r.uvarint()? } else { 0 };
         let modified_by = ShortId(u64::from_be_bytes(r.array()?));
         let n = r.count("version counters", 9)?;
-        let mut counters = Vec::with_capacity(n);
-        for _ in 0..n {
+        let version = if n == 1 {
+            // The usual single counter: one allocation instead of from_counters' collect,
+            // sort and rebuild (the same vector for any nonzero value).
             let id = ShortId(u64::from_be_bytes(r.array()?));
-            let value = r.uvarint()?;
-            counters.push(Counter { id, value });
-        }
+            match r.uvarint()? {
+                0 => VersionVector::new(),
+                value => VersionVector::new().updated(id, value),
+            }
+        } else {
+            let mut counters = Vec::with_capacity(n);
+            for _ in 0..n {
+                let id = ShortId(u64::from_be_bytes(r.array()?));
+                let value = r.uvarint()?;
+                counters.push(Counter { id, value });
+            }
+            VersionVector::from_counters(counters)
+        };
         let symlink_target = r.bytes()?.to_vec();
         let blocks_hash = r.bytes()?.to_vec();
         let previous_blocks_hash = r.bytes()?.to_vec();
@@ -202,7 +213,7 @@ impl FileRecord {
             modified_s,
             modified_ns,
             permissions,
-            version: VersionVector::from_counters(counters),
+            version,
             sequence,
             deleted: flags & 1 != 0,
             invalid: flags & 2 != 0,

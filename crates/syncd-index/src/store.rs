@@ -355,6 +355,18 @@ pub(crate) fn evaluate(
     devices: &[DeviceId],
     rule: DeleteRule,
 ) -> Result<Evaluation, IndexError> {
+    // One record (a name only one device has, as during an initial sync) needs no vector.
+    if let [(d, r)] = entry.records.as_slice() {
+        let id = devices.get(*d as usize).ok_or(DecodeError::OutOfRange {
+            what: "entry",
+            field: "device number",
+            value: u64::from(*d),
+        })?;
+        let cand = r.candidate(*id);
+        return Ok(Evaluation {
+            global: select_global(std::slice::from_ref(&cand), rule),
+        });
+    }
     let cands = candidates(entry, devices)?;
     Ok(Evaluation {
         global: select_global(&cands, rule),
