@@ -4,6 +4,7 @@
 use crate::error::DecodeError;
 
 /// Appends `v` as an unsigned LEB128 varint (1 to 10 bytes).
+#[inline]
 pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -13,11 +14,13 @@ pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Appends `v` zigzag-encoded as a varint, so small negative numbers stay short.
+#[inline]
 pub(crate) fn put_ivarint(out: &mut Vec<u8>, v: i64) {
     put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
 }
 
 /// Appends a length-prefixed byte string.
+#[inline]
 pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_uvarint(out, b.len() as u64);
     out.extend_from_slice(b);
@@ -48,12 +51,14 @@ impl<'a> Reader<'a> {
         self.pos >= self.buf.len()
     }
 
+    #[inline]
     pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
         let b = *self.buf.get(self.pos).ok_or_else(|| self.truncated())?;
         self.pos += 1;
         Ok(b)
     }
 
+    #[inline]
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let end = self.pos.checked_add(n).ok_or_else(|| self.truncated())?;
         let s = self
@@ -64,6 +69,7 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
+    #[inline]
     pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let s = self.take(N)?;
         let mut a = [0u8; N];
@@ -71,7 +77,19 @@ impl<'a> Reader<'a> {
         Ok(a)
     }
 
+    #[inline]
     pub(crate) fn uvarint(&mut self) -> Result<u64, DecodeError> {
+        // Most stored varints (flags-sized counts, small gaps) fit one byte.
+        if let Some(&b) = self.buf.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
+        self.uvarint_long()
+    }
+
+    fn uvarint_long(&mut self) -> Result<u64, DecodeError> {
         let start = self.pos;
         let mut v: u64 = 0;
         for shift in (0..64).step_by(7) {
@@ -93,12 +111,14 @@ impl<'a> Reader<'a> {
         })
     }
 
+    #[inline]
     pub(crate) fn ivarint(&mut self) -> Result<i64, DecodeError> {
         let u = self.uvarint()?;
         Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
     }
 
     /// A varint that must fit in `u32`.
+    #[inline]
     pub(crate) fn u32varint(&mut self, field: &'static str) -> Result<u32, DecodeError> {
         let v = self.uvarint()?;
         u32::try_from(v).map_err(|_| DecodeError::OutOfRange {
@@ -110,6 +130,7 @@ impl<'a> Reader<'a> {
 
     /// A count of items each at least `min_item_bytes` long: bounded by the remaining bytes, so a
     /// corrupted count cannot make us allocate gigabytes.
+    #[inline]
     pub(crate) fn count(
         &mut self,
         field: &'static str,
@@ -127,6 +148,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let n = self.count("length", 1)?;
         self.take(n)

@@ -575,10 +575,10 @@ impl NeedIter {
         let gd = entry.records.get(gi).map_or(0, |(d, _)| *d);
         let mut available = Vec::with_capacity(entry.records.len());
         if let Some((_, g)) = entry.records.get(gi) {
-            for (d, r) in &entry.records {
+            for (i, (d, r)) in entry.records.iter().enumerate() {
                 if *d != LOCAL
                     && !r.invalid
-                    && r.version.compare(&g.version) == VersionOrdering::Equal
+                    && (i == gi || r.version.compare(&g.version) == VersionOrdering::Equal)
                     && let Some(id) = self.devices.get(*d as usize)
                 {
                     available.push(*id);

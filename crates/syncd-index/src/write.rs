@@ -236,16 +236,24 @@ impl<'db> FolderWriter<'db> {
             return Ok(());
         }
         let mut pending = std::mem::take(&mut self.pending);
-        pending.sort_by(|a, b| {
-            a.1.name
-                .as_str()
-                .as_bytes()
-                .cmp(b.1.name.as_str().as_bytes())
+        // Sort positions rather than the records themselves (a record is a few hundred bytes
+        // that a merge sort would move several times); stable, as the records must be.
+        let mut order: Vec<u32> = (0..pending.len() as u32).collect();
+        order.sort_by(|a, b| {
+            let name = |i: &u32| {
+                pending
+                    .get(*i as usize)
+                    .map_or(&[][..], |(_, r)| r.name.as_str().as_bytes())
+            };
+            name(a).cmp(name(b))
         });
+        let mut slots: Vec<Option<(u32, FileRecord)>> = pending.drain(..).map(Some).collect();
         let st = &mut self.st;
         let mut t = Tables::open(&self.txn)?;
-        for (dev, rec) in pending.drain(..) {
-            st.set_record(&mut t, dev, rec)?;
+        for i in order {
+            if let Some((dev, rec)) = slots.get_mut(i as usize).and_then(Option::take) {
+                st.set_record(&mut t, dev, rec)?;
+            }
         }
         // Keep the allocation for the next coalesced messages.
         self.pending = pending;
