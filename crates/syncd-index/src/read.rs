@@ -244,6 +244,11 @@ impl FolderReader {
     /// (files, directories, symlinks) in name order, so a directory comes before its contents;
     /// then every needed deletion in reverse name order, so contents are deleted before their
     /// directory (deepest first).
+    ///
+    /// While the local device needs most of the folder (more than a quarter of its names as
+    /// changes, e.g. during an initial sync) the changes are found by reading the folder's
+    /// entries in order and keeping the needed ones; otherwise from the listed need set (see
+    /// "need mode" in `docs/index-format.md`). Either way the result is the same.
     pub fn need(&self) -> Result<NeedIter, IndexError> {
         let files = self.txn.open_table(FILES)?;
         let need = self.txn.open_table(NEED)?;
