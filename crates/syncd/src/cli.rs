@@ -787,6 +787,9 @@ fn serve(home: &Path, args: ServeArgs) -> CliResult {
         }
         config.options.listen = args.listen;
     }
+    // Before the runtime's threads exist: they pick their malloc arenas when they first allocate.
+    crate::memory::tune_allocator();
+    let _reclaimer = crate::memory::spawn_reclaimer();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

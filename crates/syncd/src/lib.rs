@@ -5,7 +5,8 @@
 //! to the engine's `EngineConfig`), [`home`] (where things live), [`cli`] (clap commands and
 //! exit codes), [`rest`] (axum routes, auth, host check), [`json`] (Syncthing's JSON shapes),
 //! [`events`] (the `/rest/events` log), [`client`] (the CLI's tiny HTTP/1.1 client to its own
-//! daemon), [`import`] (`import-syncthing`), [`serve`] (wiring), [`progress`] (bars or log lines).
+//! daemon), [`import`] (`import-syncthing`), [`serve`] (wiring), [`progress`] (bars or log lines),
+//! [`memory`] (malloc arena cap, freed heap handed back to the kernel after work).
 //!
 //! Invariants: the REST API never answers `/rest/*` (except `/rest/noauth/*`) without the API
 //! key; a config change through REST reaches the running engine before it is saved; nothing in
@@ -27,6 +28,7 @@ pub mod events;
 pub mod home;
 pub mod import;
 pub mod json;
+pub mod memory;
 pub mod progress;
 pub mod rest;
 pub mod serve;
