@@ -1,8 +1,6 @@
 //! Identity: generation, persistence, and loading key pairs made by Syncthing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::path::Path;
 
 use syncd_transport::{Identity, IdentityError};
@@ -127,11 +125,11 @@ fn probe_fixture_keys_load_with_the_ids_syncthing_reported() {
 
 #[test]
 fn pair_made_by_syncthing_generate_loads_with_syncthings_device_id() {
-    let Some(st) = common::syncthing_binary() else {
+    let Some(st) = syncd_testkit::syncthing_or_skip() else {
         return;
     };
     let home = tempfile::tempdir().unwrap();
-    let want = common::syncthing_generate(&st, home.path());
+    let want = syncd_testkit::generate(&st, home.path()).unwrap();
     let key = std::fs::read_to_string(home.path().join("key.pem")).unwrap();
     // Syncthing 1.19 writes its ECDSA key in SEC1 form.
     assert!(key.contains("EC PRIVATE KEY"), "{key}");

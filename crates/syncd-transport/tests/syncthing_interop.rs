@@ -2,13 +2,11 @@
 //! fails instead when SYNCD_REQUIRE_SYNCTHING=1.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{StConfig, Syncthing};
 use syncd_proto::{Message, bep};
+use syncd_testkit::{Rest, Syncthing, SyncthingConfig, free_port};
 use syncd_transport::{
     Backoff, Connection, DeviceConfig, Direction, Endpoint, EndpointConfig, Event, Identity,
     PeerAddress,
@@ -41,20 +39,15 @@ fn prepare(st_bin: &std::path::Path, our_id: DeviceId, st_port: u16, peer_addr: 
     let home = tempfile::tempdir().unwrap();
     let folder = tempfile::tempdir().unwrap();
     std::fs::create_dir(folder.path().join(".stfolder")).unwrap();
-    let st_id_text = common::syncthing_generate(st_bin, home.path());
-    let gui_port = common::free_port();
-    let our = our_id.to_string();
-    common::write_config(&StConfig {
-        home: home.path(),
-        my_id: &st_id_text,
-        listen_port: st_port,
-        gui_port,
-        api_key: API_KEY,
-        peer_id: &our,
-        peer_addr,
-        folder_id: FOLDER,
-        folder_path: folder.path(),
-    });
+    let st_id_text = syncd_testkit::generate(st_bin, home.path()).unwrap();
+    let gui_port = free_port().unwrap();
+    SyncthingConfig::new(&st_id_text, &our_id.to_string(), FOLDER, folder.path())
+        .ports(st_port, gui_port)
+        .api_key(API_KEY)
+        .peer_address(peer_addr)
+        .reconnection_interval_s(1)
+        .write(home.path())
+        .unwrap();
     Prepared {
         home,
         folder,
@@ -65,7 +58,8 @@ fn prepare(st_bin: &std::path::Path, our_id: DeviceId, st_port: u16, peer_addr: 
 
 impl Prepared {
     fn start(self, st_bin: &std::path::Path) -> Setup {
-        let st = Syncthing::start(st_bin, self.home.path());
+        let home = self.home.path();
+        let st = Syncthing::start(st_bin, home, &home.join("syncthing.log")).unwrap();
         Setup {
             _home: self.home,
             _folder: self.folder,
@@ -140,7 +134,9 @@ async fn assert_syncthing_sees_us(setup: &Setup, mut conn: Connection, our_id: D
     let started = Instant::now();
     let entry = loop {
         let r = tokio::task::spawn_blocking(move || {
-            common::rest_get(port, API_KEY, "/rest/system/connections")
+            Rest::loopback(port, API_KEY)
+                .request("GET", "/rest/system/connections", Duration::from_secs(5))
+                .ok()
         })
         .await
         .unwrap();
@@ -178,11 +174,11 @@ fn config(identity: &Identity, devices: Vec<DeviceConfig>) -> EndpointConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn we_dial_stock_syncthing_and_it_reports_us_connected() {
-    let Some(st_bin) = common::syncthing_binary() else {
+    let Some(st_bin) = syncd_testkit::syncthing_or_skip() else {
         return;
     };
     let ours = Identity::generate().unwrap();
-    let st_port = common::free_port();
+    let st_port = free_port().unwrap();
     // `dynamic`: Syncthing never dials us, so only our dial is in play.
     let setup = prepare(&st_bin, ours.device_id(), st_port, "dynamic").start(&st_bin);
     let st_addr = PeerAddress::parse(&format!("tcp://127.0.0.1:{st_port}")).unwrap();
@@ -202,15 +198,15 @@ async fn we_dial_stock_syncthing_and_it_reports_us_connected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_syncthing_dials_us_and_reports_us_connected() {
-    let Some(st_bin) = common::syncthing_binary() else {
+    let Some(st_bin) = syncd_testkit::syncthing_or_skip() else {
         return;
     };
     let ours = Identity::generate().unwrap();
-    let our_port = common::free_port();
+    let our_port = free_port().unwrap();
     let prepared = prepare(
         &st_bin,
         ours.device_id(),
-        common::free_port(),
+        free_port().unwrap(),
         &format!("tcp://127.0.0.1:{our_port}"),
     );
     // Accept-only towards Syncthing: it does the dialing.

@@ -5,12 +5,12 @@
 //! driven only through the Syncthing-compatible REST API. Processes are stopped by PID.
 
 use std::fs;
-use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::http::Rest;
+use syncd_testkit::{Rest, SyncthingConfig, Versioning, Watcher, find_device_id};
+
 use super::json::Json;
 use super::procfs::{self, Sample};
 use super::rng::Rng;
@@ -51,26 +51,6 @@ pub struct Node {
     child: Option<Child>,
 }
 
-/// A free TCP port on 127.0.0.1 (bind port 0, read it back, release it).
-pub fn free_port() -> Result<u16, String> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind 127.0.0.1:0: {e}"))?;
-    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
-}
-
-/// The first whitespace-separated token shaped like a device ID (8 groups of 7 characters).
-pub fn find_device_id(text: &str) -> Option<String> {
-    text.split_whitespace()
-        .map(|t| t.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-'))
-        .find(|t| {
-            let groups: Vec<&str> = t.split('-').collect();
-            groups.len() == 8
-                && groups
-                    .iter()
-                    .all(|g| g.len() == 7 && g.chars().all(|c| c.is_ascii_alphanumeric()))
-        })
-        .map(str::to_string)
-}
-
 fn run(cmd: &mut Command) -> Result<String, String> {
     let out = cmd
         .stdin(Stdio::null())
@@ -85,13 +65,6 @@ fn run(cmd: &mut Command) -> Result<String, String> {
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 impl Node {
@@ -109,14 +82,7 @@ impl Node {
         let home_arg = format!("--home={}", home.display());
         let (id, api_key) = match kind {
             Kind::Syncthing => {
-                run(Command::new(bin).args([
-                    "generate",
-                    &home_arg,
-                    "--no-default-folder",
-                    "--skip-port-probing",
-                ]))?;
-                let out = run(Command::new(bin).args(["serve", &home_arg, "--device-id"]))?;
-                let id = find_device_id(&out).ok_or_else(|| format!("no device ID in {out:?}"))?;
+                let id = syncd_testkit::generate(bin, home).map_err(|e| e.to_string())?;
                 let mut rng = Rng::new(seed);
                 (
                     id,
@@ -137,18 +103,16 @@ impl Node {
                 (id, key)
             }
         };
-        let gui = free_port()?;
-        let listen_port = free_port()?;
+        let port = || syncd_testkit::free_port().map_err(|e| format!("bind 127.0.0.1:0: {e}"));
+        let gui = port()?;
+        let listen_port = port()?;
         Ok(Node {
             kind,
             bin: bin.to_path_buf(),
             home: home.to_path_buf(),
             folder: folder.to_path_buf(),
             id,
-            rest: Rest {
-                addr: SocketAddr::from(([127, 0, 0, 1], gui)),
-                api_key,
-            },
+            rest: Rest::loopback(gui, &api_key),
             listen_port,
             peer: None,
             watch_delay_s: 10,
@@ -199,17 +163,19 @@ impl Node {
 
     fn write_syncthing_config(&self) -> Result<(), String> {
         let (peer_id, peer_addr) = self.peer.clone().ok_or("no peer configured")?;
-        let xml = syncthing_config_xml(&SyncthingConfig {
-            my_id: &self.id,
-            my_port: self.listen_port,
-            peer_id: &peer_id,
-            peer_addr: peer_addr.as_deref().unwrap_or("dynamic"),
-            gui_port: self.rest.addr.port(),
-            api_key: &self.rest.api_key,
-            folder: &self.folder.to_string_lossy(),
-            watch_delay_s: self.watch_delay_s,
-        });
-        fs::write(self.home.join("config.xml"), xml).map_err(|e| format!("config.xml: {e}"))
+        // The known-good loopback config with every stock default written out (fsync on).
+        SyncthingConfig::new(&self.id, &peer_id, FOLDER_ID, &self.folder)
+            .ports(self.listen_port, self.rest.addr.port())
+            .api_key(&self.rest.api_key)
+            .peer_address(peer_addr.as_deref().unwrap_or("dynamic"))
+            .names("self", "peer")
+            .watcher(Watcher::Delay(self.watch_delay_s))
+            .reconnection_interval_s(5)
+            .max_conflicts(10)
+            .versioning(Versioning::StockDefaults)
+            .stock_defaults()
+            .write(&self.home)
+            .map_err(|e| format!("config.xml: {e}"))
     }
 
     /// Starts the daemon in the background (log in `HOME/daemon.log`).
@@ -223,28 +189,13 @@ impl Node {
             .open(self.home.join("daemon.log"))
             .map_err(|e| format!("daemon.log: {e}"))?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        let home_arg = format!("--home={}", self.home.display());
-        let mut cmd = Command::new(&self.bin);
-        match self.kind {
-            Kind::Syncthing => {
-                cmd.args([
-                    "serve",
-                    &home_arg,
-                    "--no-browser",
-                    "--no-restart",
-                    "--no-upgrade",
-                    "--no-default-folder",
-                    "--logflags=3",
-                    "--logfile=-",
-                ])
-                .env("STMONITORED", "1")
-                .env("STNORESTART", "1")
-                .env("STNOUPGRADE", "1")
-                .env("STNODEFAULTFOLDER", "1");
-            }
+        let mut cmd = match self.kind {
+            Kind::Syncthing => syncd_testkit::serve_command(&self.bin, &self.home),
             Kind::Syncd => {
+                let home_arg = format!("--home={}", self.home.display());
                 let gui = self.rest.addr.to_string();
                 let listen = format!("tcp://127.0.0.1:{}", self.listen_port);
+                let mut cmd = Command::new(&self.bin);
                 cmd.args([
                     &home_arg,
                     "serve",
@@ -254,8 +205,9 @@ impl Node {
                     "--listen",
                     &listen,
                 ]);
+                cmd
             }
-        }
+        };
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
@@ -315,9 +267,14 @@ impl Node {
         }
     }
 
+    /// `GET path` on the REST API; the body when the status is 2xx.
+    pub fn get(&self, path: &str, timeout: Duration) -> Result<String, String> {
+        self.rest.get(path, timeout).map_err(|e| e.to_string())
+    }
+
     /// `GET /rest/db/status?folder=bench`.
     pub fn db_status(&self) -> Result<Json, String> {
-        Json::parse(&self.rest.get(
+        Json::parse(&self.get(
             &format!("/rest/db/status?folder={FOLDER_ID}"),
             Duration::from_secs(10),
         )?)
@@ -325,11 +282,7 @@ impl Node {
 
     /// `GET /rest/system/connections`.
     pub fn connections(&self) -> Result<Json, String> {
-        Json::parse(
-            &self
-                .rest
-                .get("/rest/system/connections", Duration::from_secs(10))?,
-        )
+        Json::parse(&self.get("/rest/system/connections", Duration::from_secs(10))?)
     }
 
     /// Whether the peer is connected.
@@ -360,6 +313,7 @@ impl Node {
         self.rest
             .post(&format!("/rest/db/scan?folder={FOLDER_ID}"), timeout)
             .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// CPU seconds and RSS of the running process.
@@ -385,185 +339,12 @@ impl Node {
         let Some(mut c) = self.child.take() else {
             return;
         };
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = c.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
+        syncd_testkit::stop_by_pid(&mut c, Duration::from_secs(15));
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// What goes into a loopback-only Syncthing `config.xml`.
-pub struct SyncthingConfig<'a> {
-    /// This device.
-    pub my_id: &'a str,
-    /// BEP port on 127.0.0.1.
-    pub my_port: u16,
-    /// The peer.
-    pub peer_id: &'a str,
-    /// `tcp://127.0.0.1:PORT`, or `dynamic` to never dial it.
-    pub peer_addr: &'a str,
-    /// REST port on 127.0.0.1.
-    pub gui_port: u16,
-    /// REST API key.
-    pub api_key: &'a str,
-    /// The folder path.
-    pub folder: &'a str,
-    /// `fsWatcherDelayS` (whole seconds, minimum 1, Syncthing's default 10).
-    pub watch_delay_s: u32,
-}
-
-/// The config: listens on loopback only; no discovery, relays, NAT traversal, usage or crash
-/// reporting, upgrades; fsync on (`disableFsync` false); one folder shared with one peer.
-pub fn syncthing_config_xml(c: &SyncthingConfig<'_>) -> String {
-    let (my_id, peer_id, peer_addr, api_key, folder) = (
-        xml_escape(c.my_id),
-        xml_escape(c.peer_id),
-        xml_escape(c.peer_addr),
-        xml_escape(c.api_key),
-        xml_escape(c.folder),
-    );
-    let (my_port, gui_port, delay) = (c.my_port, c.gui_port, c.watch_delay_s.max(1));
-    format!(
-        r#"<configuration version="36">
-    <folder id="{FOLDER_ID}" label="{FOLDER_ID}" path="{folder}" type="sendreceive" rescanIntervalS="3600" fsWatcherEnabled="true" fsWatcherDelayS="{delay}" ignorePerms="false" autoNormalize="true">
-        <filesystemType>basic</filesystemType>
-        <device id="{my_id}" introducedBy=""><encryptionPassword></encryptionPassword></device>
-        <device id="{peer_id}" introducedBy=""><encryptionPassword></encryptionPassword></device>
-        <minDiskFree unit="%">1</minDiskFree>
-        <versioning><cleanupIntervalS>3600</cleanupIntervalS><fsPath></fsPath><fsType>basic</fsType></versioning>
-        <copiers>0</copiers>
-        <pullerMaxPendingKiB>0</pullerMaxPendingKiB>
-        <hashers>0</hashers>
-        <order>random</order>
-        <ignoreDelete>false</ignoreDelete>
-        <scanProgressIntervalS>0</scanProgressIntervalS>
-        <pullerPauseS>0</pullerPauseS>
-        <maxConflicts>10</maxConflicts>
-        <disableSparseFiles>false</disableSparseFiles>
-        <disableTempIndexes>false</disableTempIndexes>
-        <paused>false</paused>
-        <weakHashThresholdPct>25</weakHashThresholdPct>
-        <markerName>.stfolder</markerName>
-        <copyOwnershipFromParent>false</copyOwnershipFromParent>
-        <modTimeWindowS>0</modTimeWindowS>
-        <maxConcurrentWrites>2</maxConcurrentWrites>
-        <disableFsync>false</disableFsync>
-        <blockPullOrder>standard</blockPullOrder>
-        <copyRangeMethod>standard</copyRangeMethod>
-        <caseSensitiveFS>false</caseSensitiveFS>
-        <junctionsAsDirs>false</junctionsAsDirs>
-    </folder>
-    <device id="{my_id}" name="self" compression="metadata" introducer="false" skipIntroductionRemovals="false" introducedBy="">
-        <address>dynamic</address>
-        <paused>false</paused>
-        <autoAcceptFolders>false</autoAcceptFolders>
-    </device>
-    <device id="{peer_id}" name="peer" compression="metadata" introducer="false" skipIntroductionRemovals="false" introducedBy="">
-        <address>{peer_addr}</address>
-        <paused>false</paused>
-        <autoAcceptFolders>false</autoAcceptFolders>
-    </device>
-    <gui enabled="true" tls="false" debugging="false">
-        <address>127.0.0.1:{gui_port}</address>
-        <apikey>{api_key}</apikey>
-        <theme>default</theme>
-    </gui>
-    <options>
-        <listenAddress>tcp://127.0.0.1:{my_port}</listenAddress>
-        <globalAnnounceServer>default</globalAnnounceServer>
-        <globalAnnounceEnabled>false</globalAnnounceEnabled>
-        <localAnnounceEnabled>false</localAnnounceEnabled>
-        <localAnnouncePort>21027</localAnnouncePort>
-        <localAnnounceMCAddr>[ff12::8384]:21027</localAnnounceMCAddr>
-        <maxSendKbps>0</maxSendKbps>
-        <maxRecvKbps>0</maxRecvKbps>
-        <reconnectionIntervalS>5</reconnectionIntervalS>
-        <relaysEnabled>false</relaysEnabled>
-        <startBrowser>false</startBrowser>
-        <natEnabled>false</natEnabled>
-        <urAccepted>-1</urAccepted>
-        <urSeen>3</urSeen>
-        <urURL></urURL>
-        <urInitialDelayS>1800</urInitialDelayS>
-        <restartOnWakeup>false</restartOnWakeup>
-        <autoUpgradeIntervalH>0</autoUpgradeIntervalH>
-        <upgradeToPreReleases>false</upgradeToPreReleases>
-        <keepTemporariesH>24</keepTemporariesH>
-        <limitBandwidthInLan>false</limitBandwidthInLan>
-        <releasesURL></releasesURL>
-        <setLowPriority>false</setLowPriority>
-        <maxFolderConcurrency>0</maxFolderConcurrency>
-        <crashReportingURL></crashReportingURL>
-        <crashReportingEnabled>false</crashReportingEnabled>
-        <stunKeepaliveStartS>0</stunKeepaliveStartS>
-        <stunKeepaliveMinS>0</stunKeepaliveMinS>
-        <stunServer></stunServer>
-        <databaseTuning>auto</databaseTuning>
-        <announceLANAddresses>false</announceLANAddresses>
-        <unackedNotificationID>authenticationUserAndPassword</unackedNotificationID>
-    </options>
-</configuration>
-"#
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn device_id_is_found_in_cli_output() {
-        let id = "MFZWI3D-BONSGYC-YLTMRWG-C43ENR5-QXGZDMM-FZWI3DP-BONSGYY-LTMRWAD";
-        assert_eq!(
-            find_device_id(&format!("Device ID: {id}\nCreated ...")),
-            Some(id.to_string())
-        );
-        assert_eq!(find_device_id(&format!("{id}\n")), Some(id.to_string()));
-        assert_eq!(find_device_id("no id here MFZWI3D-BONSGYC"), None);
-    }
-
-    #[test]
-    fn syncthing_config_is_loopback_only_with_fsync_and_the_watch_delay() {
-        let xml = syncthing_config_xml(&SyncthingConfig {
-            my_id: "ME",
-            my_port: 40001,
-            peer_id: "PEER",
-            peer_addr: "dynamic",
-            gui_port: 40002,
-            api_key: "k&y",
-            folder: "/tmp/a<b",
-            watch_delay_s: 0,
-        });
-        assert!(
-            xml.contains(r#"fsWatcherDelayS="1""#),
-            "delay is clamped to Syncthing's minimum"
-        );
-        assert!(xml.contains("<listenAddress>tcp://127.0.0.1:40001</listenAddress>"));
-        assert!(xml.contains("<address>127.0.0.1:40002</address>"));
-        assert!(xml.contains("<globalAnnounceEnabled>false</globalAnnounceEnabled>"));
-        assert!(xml.contains("<localAnnounceEnabled>false</localAnnounceEnabled>"));
-        assert!(xml.contains("<relaysEnabled>false</relaysEnabled>"));
-        assert!(xml.contains("<disableFsync>false</disableFsync>"));
-        assert!(xml.contains("<apikey>k&amp;y</apikey>") && xml.contains(r#"path="/tmp/a&lt;b""#));
-    }
-
-    #[test]
-    fn free_ports_are_nonzero() {
-        assert_ne!(free_port().unwrap(), 0);
     }
 }

@@ -8,7 +8,6 @@
 //! SplitMix64.
 
 pub(crate) mod daemon;
-pub(crate) mod http;
 pub(crate) mod json;
 mod procfs;
 mod report;
@@ -162,7 +161,8 @@ fn parse_args(root: &Path, args: &[String]) -> Result<Options, String> {
     settings.keep = keep;
     let needs_syncd = pairs.iter().any(|p| *p != Pairing::SyncthingPair);
     settings.syncd = if needs_syncd {
-        resolve_syncd(root, syncd, build)
+        let build = if build { Build::Always } else { Build::Never };
+        find_syncd_binary(root, syncd, true, build, |m| eprintln!("bench: {m}"))
     } else {
         Err("not asked for".into())
     };
@@ -177,42 +177,69 @@ fn parse_args(root: &Path, args: &[String]) -> Result<Options, String> {
     })
 }
 
-/// The syncd binary: given, or built in release mode now. The error is the reason shown in
-/// the report.
-fn resolve_syncd(root: &Path, given: Option<PathBuf>, build: bool) -> Result<PathBuf, String> {
+/// When [`find_syncd_binary`] runs `cargo build -p syncd`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Build {
+    /// Always (cargo does nothing when it is fresh).
+    Always,
+    /// Only when the binary is not there yet.
+    IfMissing,
+    /// Never: use what is there.
+    Never,
+}
+
+/// The syncd binary: `given` (which must exist), else `<target>/<release|debug>/syncd`
+/// (`CARGO_TARGET_DIR` honoured), built first as `build` says (`announce` tells the user).
+/// The error is the reason shown in the report.
+pub(crate) fn find_syncd_binary(
+    root: &Path,
+    given: Option<PathBuf>,
+    release: bool,
+    build: Build,
+    announce: impl Fn(&str),
+) -> Result<PathBuf, String> {
     if let Some(p) = given {
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(format!("no binary at {}", p.display()))
+            Err(format!("no syncd binary at {}", p.display()))
         };
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let bin = target.join("release/syncd");
-    if build {
-        eprintln!("bench: building syncd (cargo build --release -p syncd)");
+    let bin = target
+        .join(if release { "release" } else { "debug" })
+        .join("syncd");
+    if build == Build::Always || (build == Build::IfMissing && !bin.is_file()) {
+        let mut args = vec!["build"];
+        if release {
+            args.push("--release");
+        }
+        args.extend(["--quiet", "-p", "syncd"]);
+        let shown = format!("cargo {}", args.join(" ").replace(" --quiet", ""));
+        announce(&format!("building syncd ({shown})"));
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let out = Command::new(cargo)
-            .args(["build", "--release", "--quiet", "-p", "syncd"])
+            .args(&args)
             .current_dir(root)
             .output()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
+            eprint!("{err}");
             let first = err
                 .lines()
                 .find(|l| l.starts_with("error"))
                 .unwrap_or("see cargo output");
-            return Err(format!("`cargo build --release -p syncd` failed: {first}"));
+            return Err(format!("`{shown}` failed: {first}"));
         }
     }
     if bin.is_file() {
         Ok(bin)
     } else {
         Err(format!(
-            "no binary at {} (build it, or pass --syncd)",
+            "no syncd binary at {} (build it, or pass --syncd)",
             bin.display()
         ))
     }

@@ -302,7 +302,7 @@ impl Pair {
         // (Syncthing 1.19's `/rest/db/status`, which syncd matches, has no `remoteSequence`).
         let remote = |node: &Node, peer: &str| -> Result<f64, String> {
             let path = format!("/rest/db/completion?folder={FOLDER_ID}&device={peer}");
-            let c = Json::parse(&node.rest.get(&path, Duration::from_secs(10))?)?;
+            let c = Json::parse(&node.get(&path, Duration::from_secs(10))?)?;
             Ok(c.num("sequence").unwrap_or(-1.0))
         };
         let (qa, qb) = (n(&sa, "sequence"), n(&sb, "sequence"));

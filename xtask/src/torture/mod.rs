@@ -17,11 +17,12 @@ mod workload;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::bench::{self, Build};
 use cluster::{Pair, Scratch};
 use phases::Ctx;
 
@@ -190,35 +191,6 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
-/// The syncd binary: given, else `<target>/debug/syncd` if built, else built now.
-fn resolve_syncd(root: &Path, given: Option<PathBuf>) -> Result<PathBuf, String> {
-    if let Some(p) = given {
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(format!("no syncd binary at {}", p.display()))
-        };
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let bin = target.join("debug/syncd");
-    if bin.is_file() {
-        return Ok(bin);
-    }
-    progress("building syncd (cargo build -p syncd)");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "syncd"])
-        .current_dir(root)
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() || !bin.is_file() {
-        return Err(format!("`cargo build -p syncd` failed ({status})"));
-    }
-    Ok(bin)
-}
-
 /// Runs every phase; failures are recorded in the report. Every daemon, proxy, mount and
 /// scratch directory is owned by a guard inside, so all are gone when this returns.
 fn run_phases(root: &Path, o: &Options, report: Report) -> Report {
@@ -230,13 +202,15 @@ fn run_phases(root: &Path, o: &Options, report: Report) -> Report {
         oracle: Arc::new(Mutex::new(oracle::Oracle::new())),
         report,
     };
-    let bin = match resolve_syncd(root, o.syncd.clone()) {
-        Ok(b) => b,
-        Err(e) => {
-            ctx.report.fail(format!("no syncd binary: {e}"));
-            return ctx.report;
-        }
-    };
+    // Given, else `<target>/debug/syncd` if built (CI's test step built it), else built now.
+    let bin =
+        match bench::find_syncd_binary(root, o.syncd.clone(), false, Build::IfMissing, progress) {
+            Ok(b) => b,
+            Err(e) => {
+                ctx.report.fail(format!("no syncd binary: {e}"));
+                return ctx.report;
+            }
+        };
     progress(&format!(
         "torture ({} form), seed {}, syncd {}",
         ctx.plan.name,

@@ -5,13 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
+use syncd_testkit::{Rest, SyncthingConfig, Versioning};
 
 /// The shared folder's ID.
 pub const FOLDER: &str = "workspaces";
@@ -25,41 +25,12 @@ const POLL: Duration = Duration::from_millis(300);
 // ---------------------------------------------------------------------------------------------
 // Binaries
 
-/// The `syncthing` binary, or `None` (the test skips) when absent. Panics instead of skipping
-/// when `SYNCD_REQUIRE_SYNCTHING=1`.
-pub fn syncthing_binary() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("syncthing"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        if std::env::var("SYNCD_REQUIRE_SYNCTHING").as_deref() == Ok("1") {
-            panic!("SYNCD_REQUIRE_SYNCTHING=1 but no `syncthing` binary on PATH");
-        }
-        eprintln!(
-            "SKIPPED: `syncthing` not found on PATH (apt-get install -y syncthing); \
-             set SYNCD_REQUIRE_SYNCTHING=1 to make this a failure"
-        );
-    }
-    found
-}
-
 /// The syncd daemon binary: `SYNCD_BIN`, or the one this package builds.
 pub fn syncd_binary() -> PathBuf {
     match std::env::var_os("SYNCD_BIN") {
         Some(p) => PathBuf::from(p),
         None => PathBuf::from(env!("CARGO_BIN_EXE_syncd-interop-daemon")),
     }
-}
-
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -73,52 +44,13 @@ pub struct Reply {
     pub text: String,
 }
 
-/// A minimal HTTP/1.1 client with the API key; `None` while the server is not answering.
+/// A request with the API key (60 s per read); `None` while the server is not answering.
 pub fn http(port: u16, api_key: &str, method: &str, path: &str) -> Option<Reply> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-API-Key: {api_key}\r\n\
-         Content-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    let json = serde_json::from_str(&body).unwrap_or(Value::Null);
-    Some(Reply {
-        status,
-        body: json,
-        text: body,
-    })
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    loop {
-        let Some((len, rest)) = s.split_once("\r\n") else {
-            return out;
-        };
-        let Ok(n) = usize::from_str_radix(len.trim(), 16) else {
-            return out;
-        };
-        if n == 0 || rest.len() < n {
-            return out;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
+    let (status, text) = Rest::loopback(port, api_key)
+        .request(method, path, Duration::from_secs(60))
+        .ok()?;
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Some(Reply { status, body, text })
 }
 
 /// Polls `f` until it returns `Some`, or panics with `what` and `context()` after PATIENCE.
@@ -239,25 +171,10 @@ impl Node {
             .open(&self.log)
             .unwrap();
         let err = log.try_clone().unwrap();
-        let mut cmd = Command::new(&self.bin);
-        match self.kind {
-            Kind::Syncthing => {
-                cmd.arg("serve")
-                    .arg(format!("--home={}", self.home.display()))
-                    .args([
-                        "--no-browser",
-                        "--no-restart",
-                        "--no-upgrade",
-                        "--no-default-folder",
-                        "--logflags=3",
-                        "--logfile=-",
-                    ])
-                    .env("STMONITORED", "1")
-                    .env("STNORESTART", "1")
-                    .env("STNOUPGRADE", "1")
-                    .env("STNODEFAULTFOLDER", "1");
-            }
+        let mut cmd = match self.kind {
+            Kind::Syncthing => syncd_testkit::serve_command(&self.bin, &self.home),
             Kind::Syncd => {
+                let mut cmd = Command::new(&self.bin);
                 cmd.arg("--home")
                     .arg(&self.home)
                     .arg("serve")
@@ -271,8 +188,9 @@ impl Node {
                         "RUST_LOG",
                         std::env::var("SYNCD_LOG").unwrap_or_else(|_| "info".into()),
                     );
+                cmd
             }
-        }
+        };
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
@@ -296,20 +214,7 @@ impl Node {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let pid = child.id().to_string();
-        let _ = Command::new("kill").arg("-TERM").arg(&pid).status();
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            if start.elapsed() > Duration::from_secs(20) {
-                let _ = child.kill();
-                let _ = child.wait();
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        syncd_testkit::stop_by_pid(&mut child, Duration::from_secs(20));
     }
 
     /// Whether this node's REST API reports `peer` connected.
@@ -595,7 +500,7 @@ pub struct Cluster {
 /// and a loopback-only config.xml; syncd via its own CLI (`generate`, `device add`,
 /// `folder add`, `api-key`). `None` when Syncthing is absent (the test skips).
 pub fn cluster() -> Option<Cluster> {
-    let st_bin = syncthing_binary()?;
+    let st_bin = syncd_testkit::syncthing_or_skip()?;
     let root = tempfile::Builder::new()
         .prefix("syncd-interop-")
         .tempdir()
@@ -607,7 +512,7 @@ pub fn cluster() -> Option<Cluster> {
     std::fs::create_dir_all(st_folder.join(syncd_types::names::MARKER)).unwrap();
     std::fs::create_dir_all(&st_home).unwrap();
 
-    let st_id = syncthing_generate(&st_bin, &st_home);
+    let st_id = syncd_testkit::generate(&st_bin, &st_home).unwrap();
     let sd_bin = syncd_binary();
     let sd = |args: &[&str]| -> String {
         let out = Command::new(&sd_bin)
@@ -627,8 +532,9 @@ pub fn cluster() -> Option<Cluster> {
     };
     sd(&["generate", "--no-default-folder"]);
     let sd_id = sd(&["device-id"]).trim().to_string();
-    let (st_port, sd_port) = (free_port(), free_port());
-    let (st_gui, sd_gui) = (free_port(), free_port());
+    let port = || syncd_testkit::free_port().unwrap();
+    let (st_port, sd_port) = (port(), port());
+    let (st_gui, sd_gui) = (port(), port());
     sd(&[
         "device",
         "add",
@@ -647,15 +553,17 @@ pub fn cluster() -> Option<Cluster> {
         &st_id,
     ]);
     let sd_key = sd(&["api-key"]).trim().to_string();
-    write_syncthing_config(&StConfig {
-        home: &st_home,
-        my_id: &st_id,
-        listen_port: st_port,
-        gui_port: st_gui,
-        peer_id: &sd_id,
-        peer_addr: &format!("tcp://127.0.0.1:{sd_port}"),
-        folder_path: &st_folder,
-    });
+    // Loopback only (../shared/syncthing/). The watcher is off: the tests trigger scans
+    // through REST.
+    SyncthingConfig::new(&st_id, &sd_id, FOLDER, &st_folder)
+        .ports(st_port, st_gui)
+        .api_key(ST_API_KEY)
+        .peer_address(&format!("tcp://127.0.0.1:{sd_port}"))
+        .reconnection_interval_s(2)
+        .max_conflicts(10)
+        .versioning(Versioning::Empty)
+        .write(&st_home)
+        .unwrap();
     let st = Node {
         kind: Kind::Syncthing,
         log: st_home.join("syncthing.log"),
@@ -689,101 +597,6 @@ pub fn cluster() -> Option<Cluster> {
         windows: Default::default(),
         _root: root,
     })
-}
-
-/// `syncthing generate`; returns the device ID.
-fn syncthing_generate(st: &Path, home: &Path) -> String {
-    let out = Command::new(st)
-        .arg("generate")
-        .arg(format!("--home={}", home.display()))
-        .arg("--no-default-folder")
-        .arg("--skip-port-probing")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "syncthing generate: {out:?}");
-    let out = Command::new(st)
-        .arg("serve")
-        .arg(format!("--home={}", home.display()))
-        .arg("--device-id")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "syncthing --device-id: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-struct StConfig<'a> {
-    home: &'a Path,
-    my_id: &'a str,
-    listen_port: u16,
-    gui_port: u16,
-    peer_id: &'a str,
-    peer_addr: &'a str,
-    folder_path: &'a Path,
-}
-
-/// A loopback-only config.xml (from ../shared/syncthing/: no discovery, relays, NAT, usage
-/// or crash reports, upgrades). The watcher is off: the tests trigger scans through REST.
-fn write_syncthing_config(c: &StConfig<'_>) {
-    let xml = format!(
-        r#"<configuration version="36">
-    <folder id="{folder}" label="{folder}" path="{fpath}" type="sendreceive" rescanIntervalS="3600" fsWatcherEnabled="false" fsWatcherDelayS="1" ignorePerms="false" autoNormalize="true">
-        <filesystemType>basic</filesystemType>
-        <device id="{my}" introducedBy=""><encryptionPassword></encryptionPassword></device>
-        <device id="{peer}" introducedBy=""><encryptionPassword></encryptionPassword></device>
-        <minDiskFree unit="%">1</minDiskFree>
-        <versioning></versioning>
-        <maxConflicts>10</maxConflicts>
-        <markerName>.stfolder</markerName>
-        <paused>false</paused>
-    </folder>
-    <device id="{my}" name="st-test" compression="metadata" introducer="false" skipIntroductionRemovals="false" introducedBy="">
-        <address>dynamic</address>
-        <paused>false</paused>
-        <autoAcceptFolders>false</autoAcceptFolders>
-    </device>
-    <device id="{peer}" name="syncd-test" compression="metadata" introducer="false" skipIntroductionRemovals="false" introducedBy="">
-        <address>{paddr}</address>
-        <paused>false</paused>
-        <autoAcceptFolders>false</autoAcceptFolders>
-    </device>
-    <gui enabled="true" tls="false" debugging="false">
-        <address>127.0.0.1:{gui}</address>
-        <apikey>{key}</apikey>
-        <theme>default</theme>
-    </gui>
-    <options>
-        <listenAddress>tcp://127.0.0.1:{port}</listenAddress>
-        <globalAnnounceServer>default</globalAnnounceServer>
-        <globalAnnounceEnabled>false</globalAnnounceEnabled>
-        <localAnnounceEnabled>false</localAnnounceEnabled>
-        <reconnectionIntervalS>2</reconnectionIntervalS>
-        <relaysEnabled>false</relaysEnabled>
-        <startBrowser>false</startBrowser>
-        <natEnabled>false</natEnabled>
-        <urAccepted>-1</urAccepted>
-        <urSeen>3</urSeen>
-        <urURL></urURL>
-        <autoUpgradeIntervalH>0</autoUpgradeIntervalH>
-        <releasesURL></releasesURL>
-        <crashReportingURL></crashReportingURL>
-        <crashReportingEnabled>false</crashReportingEnabled>
-        <stunKeepaliveStartS>0</stunKeepaliveStartS>
-        <stunKeepaliveMinS>0</stunKeepaliveMinS>
-        <stunServer></stunServer>
-        <announceLANAddresses>false</announceLANAddresses>
-    </options>
-</configuration>
-"#,
-        folder = FOLDER,
-        fpath = c.folder_path.display(),
-        my = c.my_id,
-        peer = c.peer_id,
-        paddr = c.peer_addr,
-        gui = c.gui_port,
-        key = ST_API_KEY,
-        port = c.listen_port,
-    );
-    std::fs::write(c.home.join("config.xml"), xml).unwrap();
 }
 
 impl Cluster {
