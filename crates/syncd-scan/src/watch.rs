@@ -66,6 +66,30 @@ pub struct WatchStats {
     pub full_scans: AtomicU64,
     /// Whether the watch limit was hit (some directories are covered by periodic scans).
     pub limited: AtomicBool,
+    /// Events dropped on arrival because they only name temp files
+    /// ([`names::is_temp_name`]): never queued, debounced or rescanned.
+    pub temp_events_dropped: AtomicU64,
+    /// Events dropped on arrival because they only report an open or a read-only close.
+    pub access_events_dropped: AtomicU64,
+}
+
+/// Whether `ev` only reports an access that changes nothing (an open, a read, a close after
+/// reading); a close after writing is not one.
+fn is_read_access(ev: &notify::Event) -> bool {
+    matches!(ev.kind, EventKind::Access(a)
+        if a != AccessKind::Close(notify::event::AccessMode::Write))
+}
+
+/// Whether every path of `ev` (at least one) is a temp file's: such an event never leads to
+/// a rescan (temp files are internal, see [`names::is_internal`]). An event without paths
+/// (an overflow asking for a full rescan) is not one.
+fn only_temp_paths(ev: &notify::Event) -> bool {
+    !ev.paths.is_empty()
+        && ev.paths.iter().all(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(names::is_temp_name)
+        })
 }
 
 enum Input {
@@ -89,13 +113,31 @@ impl FolderWatcher {
     pub fn start(scanner: Arc<Scanner>, config: WatchConfig) -> Result<FolderWatcher, WatchError> {
         let (tx, rx) = std::sync::mpsc::channel();
         let ev_tx = Mutex::new(tx.clone());
+        let stats = Arc::new(WatchStats::default());
+        let handler_stats = stats.clone();
         let handler = move |res: notify::Result<notify::Event>| {
+            // The puller's temp files (and a peer's, in a shared directory) are never
+            // scanned: their events are dropped here, on notify's thread, before they cost
+            // a channel hop, a wake-up of the watcher thread and a debounce.
+            if res.as_ref().is_ok_and(only_temp_paths) {
+                handler_stats
+                    .temp_events_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            // Opens and read-only closes (notify always watches IN_OPEN: our own hashing and
+            // serving of blocks cause them for every file read) are noise, dropped here too.
+            if res.as_ref().is_ok_and(is_read_access) {
+                handler_stats
+                    .access_events_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
             if let Ok(t) = ev_tx.lock() {
                 let _ = t.send(Input::Fs(res));
             }
         };
         let watcher = INotifyWatcher::new(handler, notify::Config::default())?;
-        let stats = Arc::new(WatchStats::default());
         let mut state = State {
             root: scanner.root().to_path_buf(),
             scanner,

@@ -200,3 +200,58 @@ fn an_event_queue_overflow_or_a_backend_error_triggers_a_full_rescan() {
         );
     }
 }
+
+/// The puller writes `.syncthing.<name>.tmp` files: their events are dropped as they arrive
+/// (counted), never queued for a rescan, and no temp file is ever recorded.
+#[test]
+fn temp_file_events_are_dropped_on_arrival() {
+    let f = Fixture::new();
+    let w = start(&f, WatchConfig::default());
+    const N: usize = 20;
+    for i in 0..N {
+        f.write(&syncd_types::names::temp_name(&format!("f{i}")), b"partial");
+    }
+    // inotify keeps the order of events: once this file is recorded, every temp file's
+    // events have reached the watcher.
+    f.write("sentinel", b"s");
+    f.eventually("sentinel recorded", |f| f.record("sentinel").is_some());
+    let dropped = w.stats().temp_events_dropped.load(Ordering::Relaxed);
+    assert!(
+        dropped >= N as u64,
+        "{dropped} temp events dropped for {N} temp files written"
+    );
+    assert_eq!(f.live_names(), vec![String::from("sentinel")]);
+}
+
+/// A temp file renamed onto its final name (how the puller installs a file) is recorded
+/// under the final name: only the temp name's half of the rename is dropped.
+#[test]
+fn a_temp_file_renamed_into_place_is_recorded() {
+    let f = Fixture::new();
+    let w = start(&f, WatchConfig::default());
+    let temp = syncd_types::names::temp_name("done.txt");
+    f.write(&temp, b"complete");
+    std::fs::rename(f.path(&temp), f.path("done.txt")).unwrap();
+    f.eventually("done.txt recorded", |f| {
+        f.record("done.txt").is_some_and(|r| r.size == 8)
+    });
+    assert!(w.stats().temp_events_dropped.load(Ordering::Relaxed) > 0);
+    assert_eq!(f.live_names(), vec![String::from("done.txt")]);
+}
+
+/// Reading a file (as hashing and serving blocks do) causes open events: they are dropped on
+/// arrival.
+#[test]
+fn read_only_access_events_are_dropped_on_arrival() {
+    let f = Fixture::new();
+    f.write("read-me", b"data");
+    let w = start(&f, WatchConfig::default());
+    for _ in 0..10 {
+        assert_eq!(std::fs::read(f.path("read-me")).unwrap(), b"data");
+    }
+    f.write("sentinel", b"s");
+    f.eventually("sentinel recorded", |f| f.record("sentinel").is_some());
+    let dropped = w.stats().access_events_dropped.load(Ordering::Relaxed);
+    // The kernel merges identical consecutive events, so there may be fewer than 10.
+    assert!(dropped > 0, "no access event dropped for 10 reads");
+}
