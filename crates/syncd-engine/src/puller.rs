@@ -41,7 +41,7 @@ use crate::status::FileError;
 /// Need-set items handled per pass (the rest come in the next pass).
 const MAX_ITEMS_PER_PASS: usize = 10_000;
 /// Files pulled concurrently.
-const FILES_IN_FLIGHT: usize = 8;
+const FILES_IN_FLIGHT: usize = 32;
 /// A durability batch is flushed once it holds this many files...
 const BATCH_FILES: usize = 128;
 /// ...or this many bytes of new data...
