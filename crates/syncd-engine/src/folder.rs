@@ -412,11 +412,16 @@ async fn stop_watcher(ctx: &FolderCtx) {
     }
 }
 
-/// A started folder: its scanner, its watcher (if running) and why the watcher is not.
-type Started = (Arc<Scanner>, Option<FolderWatcher>, Option<String>);
+/// A started folder: its watcher (if running) and why the watcher is not.
+type Started = (Option<FolderWatcher>, Option<String>);
+
+/// How often [`start`] looks whether the initial scan has committed a chunk to announce.
+const START_COMMIT_POLL: Duration = Duration::from_millis(100);
 
 /// Health check, scanner creation and the initial full scan (through the watcher when it is
-/// enabled: it scans before it starts watching).
+/// enabled: it scans before it starts watching). A long scan commits in chunks (see
+/// `syncd_scan`'s scanner): each is announced to the peers while the scan goes on, so they
+/// start pulling before it ends.
 async fn start(shared: &Arc<Shared>, ctx: &Arc<FolderCtx>) {
     let cfg = ctx.config();
     if let Err(e) = health::check(&cfg.path) {
@@ -436,25 +441,52 @@ async fn start(shared: &Arc<Shared>, ctx: &Arc<FolderCtx>) {
         ..WatchConfig::default()
     };
     let enabled = cfg.watcher_enabled;
-    let res = tokio::task::spawn_blocking(move || -> Result<Started, String> {
-        let scanner = Arc::new(
-            Scanner::new(&cfg.path, cfg.id.clone(), index, scan_cfg).map_err(|e| e.to_string())?,
-        );
+    let made = tokio::task::spawn_blocking(move || {
+        Scanner::new(&cfg.path, cfg.id.clone(), index, scan_cfg).map(Arc::new)
+    })
+    .await;
+    let scanner = match made {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            ctx.set_state(shared, FolderState::Error, Some(format!("scanning: {e}")));
+            return;
+        }
+        Err(e) => {
+            ctx.set_state(shared, FolderState::Error, Some(format!("scanning: {e}")));
+            return;
+        }
+    };
+    let s2 = scanner.clone();
+    let mut job = tokio::task::spawn_blocking(move || -> Result<Started, String> {
         if enabled {
-            match FolderWatcher::start(scanner.clone(), watch_cfg) {
-                Ok(w) => return Ok((scanner, Some(w), None)),
+            match FolderWatcher::start(s2.clone(), watch_cfg) {
+                Ok(w) => return Ok((Some(w), None)),
                 Err(e) => {
-                    scanner.scan().map_err(|e| e.to_string())?;
-                    return Ok((scanner, None, Some(e.to_string())));
+                    s2.scan().map_err(|e| e.to_string())?;
+                    return Ok((None, Some(e.to_string())));
                 }
             }
         }
-        scanner.scan().map_err(|e| e.to_string())?;
-        Ok((scanner, None, None))
-    })
-    .await;
+        s2.scan().map_err(|e| e.to_string())?;
+        Ok((None, None))
+    });
+    let mut poll = tokio::time::interval(START_COMMIT_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = scanner.counters().batches;
+    let res = loop {
+        tokio::select! {
+            res = &mut job => break res,
+            _ = poll.tick() => {
+                let batches = scanner.counters().batches;
+                if batches != seen {
+                    seen = batches;
+                    publish_sequence(shared, ctx).await;
+                }
+            }
+        }
+    };
     match res {
-        Ok(Ok((scanner, watcher, watch_error))) => {
+        Ok(Ok((watcher, watch_error))) => {
             *lock(&ctx.scanner) = Some(scanner);
             *lock(&ctx.watcher) = watcher;
             lock(&ctx.runtime).watch_error = watch_error;

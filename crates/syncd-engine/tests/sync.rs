@@ -368,3 +368,48 @@ async fn a_peer_restarted_with_its_folder_root_moved_away_is_in_error_and_the_ot
         b"keep me"
     );
 }
+
+/// A long first scan announces what it has committed while it still runs (chunk commits of
+/// the scanner, published by the folder): the peer holds records of the folder before the
+/// scanning side has finished. A large sparse file keeps the scanning side hashing after its
+/// small files are committed; the peer ignores it, so it never pulls it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_first_scan_is_announced_while_it_runs() {
+    const FILES: usize = 3000;
+    let p = pair_with(|a: &Dir, b: &Dir| {
+        for i in 0..FILES {
+            a.write(&format!("d{}/f{i}", i / 100), format!("{i}"));
+        }
+        let big = std::fs::File::create(a.path("big")).unwrap();
+        big.set_len(1 << 30).unwrap();
+        b.write(".stignore", "/big\n");
+    })
+    .await;
+    let a_id = p.a.device_id();
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let mut was_scanning = false;
+    loop {
+        let before = p.a.folder_status(&p.folder).unwrap().state;
+        let seen =
+            p.b.folder_status(&p.folder)
+                .unwrap()
+                .remote_sequence
+                .get(&a_id)
+                .copied()
+                .unwrap_or(0);
+        let after = p.a.folder_status(&p.folder).unwrap().state;
+        if before == FolderState::Scanning && after == FolderState::Scanning && seen > 0 {
+            break;
+        }
+        was_scanning |= before == FolderState::Scanning;
+        assert!(
+            !(was_scanning && after != FolderState::Scanning),
+            "a finished its first scan before b held any of its records"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a's scan neither announced anything nor finished"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -1,5 +1,15 @@
 //! The scanner: walk (or re-check given paths), compare with the local index records, hash what
 //! changed on the rayon pool, and commit one batch per scan.
+//!
+//! A long full scan (a first scan of a large tree) does not hold everything back until its
+//! end: while it walks and hashes it commits what is ready in chunks of [`CHUNK_RECORDS`]
+//! records, or every [`CHUNK_WAIT`], so the folder can announce them and a peer can start
+//! pulling while the scan goes on (as Syncthing does). A chunk holds new and changed
+//! directories, symlinks and hashed files in walk order, so a directory's record is never
+//! committed after a file below it; everything else (deletions, entries below an ignored
+//! directory that is walked for un-ignored children, files that changed while hashed, what
+//! was not ready in time) goes into the final batch as before, so deletions still get the
+//! highest sequence numbers.
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
@@ -179,14 +189,23 @@ impl Known {
     }
 }
 
+/// What a walk hands each entry it finds: the entry, and whether it may be committed before
+/// the scan ends.
+type Sink<'s> = dyn FnMut(&Found, bool) + 's;
+
 #[derive(Default)]
 struct Walk<'s> {
     found: Vec<Found>,
     errors: Vec<EntryError>,
     /// Directories that could not be listed: records below them are not deleted.
     failed: Vec<RelPath>,
-    /// Sees every file as it is found (a full scan starts hashing it at once).
-    sink: Option<&'s mut (dyn FnMut(&Found) + 's)>,
+    /// Sees every entry as it is found (a full scan starts hashing a file at once), with
+    /// whether it may be committed before the scan ends (not below an ignored directory).
+    sink: Option<&'s mut Sink<'s>>,
+    /// How many ignored directories (walked for un-ignored children) the walk is inside.
+    under_ignored: u32,
+    /// Records a full scan committed in chunks while it walked and hashed.
+    chunked: usize,
 }
 
 /// A full scan hands files to the pool in batches of this many files or bytes.
@@ -212,6 +231,28 @@ fn take_hashed(
             message: e.to_string(),
         }),
     }
+}
+
+/// A long full scan commits a chunk once this many records are ready...
+pub(crate) const CHUNK_RECORDS: usize = 1000;
+/// ...or once this long has passed since the last commit and some are ready.
+pub(crate) const CHUNK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// An entry ready for a chunk commit: found on disk (and hashed, for a file).
+type Ready = (Found, Option<Hashed>);
+
+/// A hashing result sent back to the walking thread: the file, its result, and whether it
+/// may go into a chunk.
+type HashDone = (Found, Result<Hashed, HashError>, bool);
+
+/// The chunk commits of one full scan.
+struct Chunks {
+    ready: Vec<Ready>,
+    last: std::time::Instant,
+    /// A chunk commit failed: the rest of the scan commits once, at its end.
+    off: bool,
+    /// Records committed in chunks so far.
+    committed: usize,
 }
 
 /// Scans one folder into the local records of an index.
@@ -477,7 +518,7 @@ impl Scanner {
         batch.append(&mut gone);
 
         crate::adopt::adopt_global(&self.index, &self.folder, &mut batch, &self.config)?;
-        report.committed = batch.len();
+        report.committed = batch.len() + walk.chunked;
         if !batch.is_empty() {
             let mut w = self.index.write(&self.folder)?;
             w.apply_local(batch)?;
@@ -535,45 +576,58 @@ impl Scanner {
     }
 
     /// Walks the whole folder on this thread while the pool hashes every file that differs
-    /// from `known` as soon as it is found; the results land in `early`.
+    /// from `known` as soon as it is found; commits what is ready in chunks (see the module
+    /// doc) while the walk and the hashing go on. The results not committed land in `early`.
     fn walk_and_hash(
         &self,
         ignore: &IgnoreSet,
         known: &HashMap<RelPath, Known>,
         early: &mut Early,
     ) -> Walk<'static> {
-        let done = Mutex::new(Early::new());
+        let (tx, rx) = std::sync::mpsc::channel::<HashDone>();
+        let mut chunks = Chunks {
+            ready: Vec::new(),
+            last: std::time::Instant::now(),
+            off: false,
+            committed: 0,
+        };
         let (found, errors, failed) = self.pool.in_place_scope(|scope| {
-            let done = &done;
             // Files go to the pool in batches (one job per batch, not per file: fewer
             // wake-ups of idle workers), the first ones early so hashing starts at once.
-            let spawn = |batch: Vec<(Found, u32)>| {
+            let spawn = |batch: Vec<(Found, u32, bool)>| {
+                let tx = tx.clone();
                 scope.spawn(move |_| {
-                    for (f, bs) in batch {
+                    for (f, bs, chunkable) in batch {
                         let r = self.hash_one(&f, bs);
-                        if let Ok(mut d) = done.lock() {
-                            d.insert(f.path, r);
-                        }
+                        let _ = tx.send((f, r, chunkable));
                     }
                 });
             };
-            let mut pending: Vec<(Found, u32)> = Vec::new();
+            let mut pending: Vec<(Found, u32, bool)> = Vec::new();
             let mut pending_bytes = 0u64;
-            let mut sink = |f: &Found| {
+            let mut sink = |f: &Found, chunkable: bool| {
                 let k = known.get(&f.path);
                 if k.is_some_and(|k| self.unchanged(k, f)) {
                     return;
                 }
-                // Not live in the index (new, deleted or invalid): the table's block size.
-                let bs = Self::block_size_for(f.stat.size, k.and_then(|k| k.block_size));
-                bump(&self.counters.files_total, 1);
-                bump(&self.counters.bytes_total, f.stat.size);
-                pending_bytes += f.stat.size;
-                pending.push((f.clone(), bs));
-                if pending.len() >= BATCH_FILES || pending_bytes >= BATCH_BYTES {
-                    spawn(std::mem::take(&mut pending));
-                    pending_bytes = 0;
+                if f.kind.is_file() {
+                    // Not live in the index (new, deleted or invalid): the table's block size.
+                    let bs = Self::block_size_for(f.stat.size, k.and_then(|k| k.block_size));
+                    bump(&self.counters.files_total, 1);
+                    bump(&self.counters.bytes_total, f.stat.size);
+                    pending_bytes += f.stat.size;
+                    pending.push((f.clone(), bs, chunkable));
+                    if pending.len() >= BATCH_FILES || pending_bytes >= BATCH_BYTES {
+                        spawn(std::mem::take(&mut pending));
+                        pending_bytes = 0;
+                    }
+                } else if chunkable && !chunks.off {
+                    chunks.ready.push((f.clone(), None));
                 }
+                while let Ok(done) = rx.try_recv() {
+                    self.file_hashed(done, &mut chunks, early);
+                }
+                self.maybe_commit_chunk(&mut chunks);
             };
             let mut walk = Walk {
                 sink: Some(&mut sink),
@@ -584,17 +638,95 @@ impl Scanner {
             if !pending.is_empty() {
                 spawn(pending);
             }
+            // The walk is over; the pool may still be hashing. Keep committing chunks until
+            // every job has reported (each holds a sender; ours goes now).
+            drop(tx);
+            loop {
+                let wait = CHUNK_WAIT.saturating_sub(chunks.last.elapsed());
+                match rx.recv_timeout(wait.max(std::time::Duration::from_millis(10))) {
+                    Ok(done) => self.file_hashed(done, &mut chunks, early),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+                self.maybe_commit_chunk(&mut chunks);
+            }
             out
         });
-        *early = done
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // What is still waiting goes into the scan's final batch.
+        for (f, h) in chunks.ready {
+            if let Some(h) = h {
+                early.insert(f.path, Ok(h));
+            }
+        }
         Walk {
             found,
             errors,
             failed,
             sink: None,
+            under_ignored: 0,
+            chunked: chunks.committed,
         }
+    }
+
+    /// Files one hashing result: into the next chunk, or (an error, or not chunkable, or
+    /// chunks off) into `early` for the final batch.
+    fn file_hashed(&self, (f, r, chunkable): HashDone, chunks: &mut Chunks, early: &mut Early) {
+        match r {
+            Ok(h) if chunkable && !chunks.off => chunks.ready.push((f, Some(h))),
+            r => {
+                early.insert(f.path, r);
+            }
+        }
+    }
+
+    /// Commits the ready entries when there are [`CHUNK_RECORDS`] of them or [`CHUNK_WAIT`]
+    /// has passed since the last commit. Each is compared with its local record read now
+    /// (as the final batch does): an entry that became equal to it is left out. A failed
+    /// commit turns chunking off for the rest of the scan; the entries it held are not in
+    /// `early`, so the final batch hashes them again.
+    fn maybe_commit_chunk(&self, chunks: &mut Chunks) {
+        if chunks.off || chunks.ready.is_empty() {
+            return;
+        }
+        if chunks.ready.len() < CHUNK_RECORDS && chunks.last.elapsed() < CHUNK_WAIT {
+            return;
+        }
+        let ready = std::mem::take(&mut chunks.ready);
+        chunks.last = std::time::Instant::now();
+        match self.commit_chunk(ready) {
+            Ok(n) => chunks.committed += n,
+            Err(e) => {
+                tracing::warn!(folder = %self.folder, error = %e,
+                "committing part of a scan failed; the rest commits at its end");
+                chunks.off = true;
+            }
+        }
+    }
+
+    fn commit_chunk(&self, ready: Vec<Ready>) -> Result<usize, ScanError> {
+        let reader = self.index.read(&self.folder)?;
+        let mut batch = Vec::with_capacity(ready.len());
+        for (f, h) in ready {
+            let old = reader.get(self.local, &f.path)?;
+            if let Some(o) = &old
+                && !o.deleted
+                && !o.invalid
+                && self.unchanged(&Known::of(o), &f)
+            {
+                continue;
+            }
+            batch.push(self.record(&f, old.as_ref(), h));
+        }
+        drop(reader);
+        crate::adopt::adopt_global(&self.index, &self.folder, &mut batch, &self.config)?;
+        let n = batch.len();
+        if n > 0 {
+            let mut w = self.index.write(&self.folder)?;
+            w.apply_local(batch)?;
+            w.commit()?;
+            bump(&self.counters.batches, 1);
+        }
+        Ok(n)
     }
 
     /// Sorted, de-duplicated, children of listed paths dropped; each widened to its highest
@@ -748,7 +880,10 @@ impl Scanner {
             if m.is_ignored() {
                 if kind.is_dir() && !m.can_skip_dir() {
                     let idx = walk.found.len();
-                    if self.walk_dir(ignore, walk, &child_abs, Some(&path)) {
+                    walk.under_ignored += 1;
+                    let kept = self.walk_dir(ignore, walk, &child_abs, Some(&path));
+                    walk.under_ignored -= 1;
+                    if kept {
                         // An un-ignored child keeps its ignored parent directory.
                         walk.found.insert(
                             idx,
@@ -785,10 +920,9 @@ impl Scanner {
                 kind,
                 target,
             });
-            if kind.is_file()
-                && let (Some(sink), Some(f)) = (walk.sink.as_deref_mut(), walk.found.last())
-            {
-                sink(f);
+            let chunkable = walk.under_ignored == 0;
+            if let (Some(sink), Some(f)) = (walk.sink.as_deref_mut(), walk.found.last()) {
+                sink(f, chunkable);
             }
             if is_dir {
                 self.walk_dir(ignore, walk, &child_abs, Some(&p));

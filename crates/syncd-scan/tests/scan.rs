@@ -381,3 +381,40 @@ fn a_sub_path_scan_of_a_removed_directory_deletes_everything_below_it_only() {
         "other was not scanned"
     );
 }
+
+/// A long full scan commits in chunks of at most `CHUNK_RECORDS` (1,000) ready records while
+/// it walks and hashes, so the folder can announce them before the scan ends; a directory's
+/// record is committed no later than the files below it.
+#[test]
+fn a_long_full_scan_commits_in_chunks_directories_first() {
+    const DIRS: usize = 30;
+    const PER_DIR: usize = 100;
+    let f = Fixture::new();
+    for d in 0..DIRS {
+        for i in 0..PER_DIR {
+            f.write(&format!("d{d}/f{i}"), format!("{d}/{i}").as_bytes());
+        }
+    }
+    let before = f.scanner.counters().batches;
+    let report = f.scanner.scan().unwrap();
+    let batches = f.scanner.counters().batches - before;
+    let records = DIRS * (PER_DIR + 1);
+    assert_eq!(report.committed, records);
+    assert_eq!(f.live_names().len(), records);
+    assert!(
+        batches >= 3,
+        "{records} records committed in {batches} batches, not in chunks"
+    );
+    for d in 0..DIRS {
+        let dir = f.record(&format!("d{d}")).unwrap();
+        for i in 0..PER_DIR {
+            let file = f.record(&format!("d{d}/f{i}")).unwrap();
+            assert!(
+                dir.sequence < file.sequence,
+                "d{d} (sequence {}) committed after d{d}/f{i} (sequence {})",
+                dir.sequence,
+                file.sequence
+            );
+        }
+    }
+}
