@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{WAIT, pair_with};
+use common::{WAIT, pair_with, random_bytes};
 use syncd_engine::{FolderState, health};
 
 /// Unmounts the tmpfs when dropped.
@@ -30,22 +30,9 @@ fn mount_tmpfs(at: &Path, size: &str) -> Option<Mount> {
     ok.then(|| Mount(at.to_path_buf()))
 }
 
-/// Incompressible-looking data (a simple xorshift stream).
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_puts_the_folder_in_error_and_sync_resumes_once_space_is_freed() {
-    let big = data(12 << 20, 7);
+    let big = random_bytes(12 << 20, 7);
     let mut mount = None;
     let p = pair_with(|da, db| {
         da.write("small.txt", b"synced before the disk filled");

@@ -8,20 +8,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use common::{Dir, pair_configured, pair_with};
-
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+use common::{Dir, pair_configured, pair_with, random_bytes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_edit_made_while_the_peer_version_is_being_pulled_is_never_lost() {

@@ -4,22 +4,9 @@
 
 mod common;
 
-use common::{Dir, pair_with};
+use common::{Dir, pair_with, random_bytes};
 
 const SIZE: usize = 16 * 1024 * 1024;
-
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 fn received(e: &syncd_engine::EngineHandle) -> u64 {
     e.connections().iter().map(|c| c.in_bytes_total).sum()

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Dir, assert_same, pair, pair_with};
+use common::{Dir, assert_same, pair, pair_with, random_bytes};
 use syncd_engine::{Event, FolderState, WaitError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,20 +292,6 @@ async fn renaming_a_large_file_transfers_no_file_data() {
 const LARGE: usize = 200 * 1000 * 1000;
 /// Syncing and re-hashing 200 MB in a debug build on a loaded 2-core box takes a while.
 const LARGE_WAIT: Duration = Duration::from_secs(300);
-
-/// `len` bytes of xorshift64 output from `seed` (incompressible, so no chunk repeats).
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut data = Vec::with_capacity(len + 1);
-    let mut x = seed | 1;
-    while data.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        data.extend_from_slice(&x.to_le_bytes());
-    }
-    data.truncate(len);
-    data
-}
 
 /// Like `Pair::synced`, with a longer limit for the 200 MB tests.
 async fn synced_within(p: &common::Pair, limit: Duration) {
