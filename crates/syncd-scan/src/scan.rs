@@ -459,11 +459,7 @@ impl Scanner {
                 continue;
             }
             let old = reader.get(self.local, &f.path)?;
-            if let Some(o) = &old
-                && !o.deleted
-                && !o.invalid
-                && self.unchanged(&Known::of(o), &f)
-            {
+            if self.still_current(old.as_ref(), &f) {
                 continue;
             }
             if let Some(r) = early.remove(&f.path) {
@@ -708,11 +704,7 @@ impl Scanner {
         let mut batch = Vec::with_capacity(ready.len());
         for (f, h) in ready {
             let old = reader.get(self.local, &f.path)?;
-            if let Some(o) = &old
-                && !o.deleted
-                && !o.invalid
-                && self.unchanged(&Known::of(o), &f)
-            {
+            if self.still_current(old.as_ref(), &f) {
                 continue;
             }
             batch.push(self.record(&f, old.as_ref(), h));
@@ -929,6 +921,12 @@ impl Scanner {
             }
         }
         any
+    }
+
+    /// The local record is live (not deleted, not invalid) and matches what the walk found:
+    /// nothing to record for this entry.
+    fn still_current(&self, old: Option<&FileRecord>, f: &Found) -> bool {
+        old.is_some_and(|o| !o.deleted && !o.invalid && self.unchanged(&Known::of(o), f))
     }
 
     /// Syncthing's equivalence shortcut (spec §4.2), for a live (not deleted, not invalid)
