@@ -452,23 +452,19 @@ mod tests {
     }
 
     #[test]
-    fn format_1_index_is_upgraded_in_place_on_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("i.redb");
-        drop(Index::open(&path, ME).unwrap());
-        set_stored_format(&path, 1);
-        drop(Index::open(&path, ME).unwrap());
-        assert_eq!(stored_format(&path), Some(FORMAT_VERSION));
-    }
-
-    #[test]
-    fn format_2_index_is_upgraded_in_place_on_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("i.redb");
-        drop(Index::open(&path, ME).unwrap());
-        set_stored_format(&path, 2);
-        drop(Index::open(&path, ME).unwrap());
-        assert_eq!(stored_format(&path), Some(FORMAT_VERSION));
+    fn older_format_indexes_are_upgraded_in_place_on_open() {
+        for old in [1, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("i.redb");
+            drop(Index::open(&path, ME).unwrap());
+            set_stored_format(&path, old);
+            drop(Index::open(&path, ME).unwrap());
+            assert_eq!(
+                stored_format(&path),
+                Some(FORMAT_VERSION),
+                "from format {old}"
+            );
+        }
     }
 
     #[test]
