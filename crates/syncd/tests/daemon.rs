@@ -95,7 +95,8 @@ impl Machine {
         std::fs::read_to_string(&self.log).unwrap()
     }
 
-    fn spawn(&self, extra: &[&str], logged: bool) -> Daemon {
+    /// `syncd serve` on free loopback ports, without a browser.
+    fn serve_cmd(&self, extra: &[&str]) -> Command {
         let mut args = vec![
             "serve",
             "--no-browser",
@@ -105,7 +106,11 @@ impl Machine {
             "tcp://127.0.0.1:0",
         ];
         args.extend_from_slice(extra);
-        let mut cmd = self.cmd(&args);
+        self.cmd(&args)
+    }
+
+    fn spawn(&self, extra: &[&str], logged: bool) -> Daemon {
+        let mut cmd = self.serve_cmd(extra);
         if logged {
             cmd.env("RUST_LOG", "warn,syncd::progress=info")
                 .stderr(std::fs::File::create(&self.log).unwrap());
@@ -1162,14 +1167,7 @@ fn a_daemon_whose_stdout_and_stderr_are_closed_pipes_keeps_serving() {
     let m = Machine::new();
     m.ok(&["generate"]);
     let mut child = m
-        .cmd(&[
-            "serve",
-            "--no-browser",
-            "--gui-address",
-            "127.0.0.1:0",
-            "--listen",
-            "tcp://127.0.0.1:0",
-        ])
+        .serve_cmd(&[])
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
