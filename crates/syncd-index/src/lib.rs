@@ -21,7 +21,8 @@
 //! - [`FolderReader`] ([`Index::read`]): a consistent snapshot. [`FolderReader::local_since`]
 //!   streams local records with sequence > N (delta indexes); [`FolderReader::need`] streams
 //!   the need set (changes in name order so directories precede their contents, then
-//!   deletions deepest-first); [`FolderReader::counts`] and [`FolderReader::device`] answer
+//!   deletions deepest-first; a long walk reads redb pages on a thread of its own while the
+//!   caller decodes, in bounded batches, joined when the iterator drops); [`FolderReader::counts`] and [`FolderReader::device`] answer
 //!   status and completion without a scan; [`FolderReader::find_block`] looks up local data by
 //!   hash; [`FolderReader::get`] / [`FolderReader::global`] read single paths.
 //!
@@ -68,6 +69,7 @@ mod codec;
 mod counts;
 mod error;
 mod keys;
+mod need;
 mod read;
 mod record;
 mod store;
@@ -75,9 +77,9 @@ mod write;
 
 pub use counts::Counts;
 pub use error::{DecodeError, IndexError, OpenError};
+pub use need::NeedIter;
 pub use read::{
-    BlockLocation, DeviceState, FolderCounts, FolderReader, GlobalRecord, LocalSince, NeedIter,
-    Needed,
+    BlockLocation, DeviceState, FolderCounts, FolderReader, GlobalRecord, LocalSince, Needed,
 };
 pub use record::{Block, FileRecord};
 pub use store::{DEFAULT_CACHE_SIZE, FORMAT_VERSION, Index, IndexOptions};

@@ -2,20 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use std::cmp::Ordering;
-
-use redb::{AccessGuard, ReadOnlyTable, ReadTransaction};
-use syncd_conflict::{DeleteRule, VersionOrdering};
+use redb::{ReadOnlyTable, ReadTransaction};
+use syncd_conflict::DeleteRule;
 use syncd_types::{DeviceId, FolderId, RelPath};
 
 use crate::counts::Counts;
 use crate::error::{DecodeError, IndexError};
 use crate::keys::*;
+use crate::need::{NeedIter, RowSource};
 use crate::record::{Entry, FileRecord};
-use crate::store::{
-    DevState, decode_folder, evaluate, load_devices, load_folder_devices, local_need,
-};
-use crate::write::name_of;
+use crate::store::{DevState, decode_folder, evaluate, load_devices, load_folder_devices};
 
 /// The counts of a folder as `/rest/db/status` reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -264,19 +260,8 @@ impl FolderReader {
             let (ds, de) = need_range(fidx, NEED_DELETE);
             deletes = Some(need.range::<&[u8]>(ds.as_slice()..de.as_slice())?.rev());
         }
-        Ok(NeedIter {
-            files,
-            changes,
-            scan,
-            deletes,
-            forward: None,
-            backward: None,
-            current: None,
-            key: Vec::new(),
-            fidx: self.fidx.unwrap_or(0),
-            rule: self.rule,
-            devices: self.devices.clone(),
-        })
+        let rows = RowSource::new(files, changes, scan, deletes, self.fidx.unwrap_or(0));
+        Ok(NeedIter::new(rows, self.rule, self.devices.clone()))
     }
 
     /// Local files holding data with `hash` (a block or chunk hash), at most `max` of them.
@@ -400,238 +385,5 @@ impl Iterator for LocalSince {
             self.done = true;
         }
         Some(r)
-    }
-}
-
-/// One `files` table row as a range yields it.
-type FileRow = (
-    AccessGuard<'static, &'static [u8]>,
-    AccessGuard<'static, &'static [u8]>,
-);
-
-/// How many `files` rows the need walk steps over before it seeks the next needed name
-/// directly (when the need set is sparse, stepping would cost more than a lookup).
-const MAX_STEPS: usize = 16;
-
-/// Outcome of moving a `files` cursor to a key.
-enum Step {
-    /// The cursor's current row has the key.
-    Found,
-    /// The key is not in the table (the cursor passed it or ran out).
-    Missing,
-    /// Not reached within [`MAX_STEPS`]: seek instead.
-    Seek,
-}
-
-/// Advances `rows` (a cursor over `files` in ascending order if `ascending`, else descending)
-/// until `current` holds `target` or has passed it, stepping at most [`MAX_STEPS`] rows.
-fn step_to(
-    rows: &mut impl Iterator<Item = Result<FileRow, redb::StorageError>>,
-    current: &mut Option<FileRow>,
-    target: &[u8],
-    ascending: bool,
-) -> Result<Step, IndexError> {
-    for _ in 0..MAX_STEPS {
-        if let Some((k, _)) = current {
-            let ord = k.value().cmp(target);
-            match if ascending { ord } else { ord.reverse() } {
-                Ordering::Equal => return Ok(Step::Found),
-                Ordering::Greater => return Ok(Step::Missing),
-                Ordering::Less => {}
-            }
-        }
-        match rows.next() {
-            Some(row) => *current = Some(row?),
-            None => {
-                *current = None;
-                return Ok(Step::Missing);
-            }
-        }
-    }
-    Ok(Step::Seek)
-}
-
-/// The need set, from [`FolderReader::need`].
-///
-/// Need keys and `files` keys sort the same way (by name), so the entries are read by walking a
-/// `files` cursor alongside the need keys (forwards for changes, backwards for deletions)
-/// rather than by one lookup per needed name.
-pub struct NeedIter {
-    files: ReadOnlyTable<&'static [u8], &'static [u8]>,
-    changes: Option<redb::Range<'static, &'static [u8], ()>>,
-    /// In scan mode, the folder's `files` rows in name order, read in place of `changes`.
-    scan: Option<redb::Range<'static, &'static [u8], &'static [u8]>>,
-    deletes: Option<std::iter::Rev<redb::Range<'static, &'static [u8], ()>>>,
-    /// `files` cursor for the changes (ascending); `None` until first used or after a seek.
-    forward: Option<redb::Range<'static, &'static [u8], &'static [u8]>>,
-    /// `files` cursor for the deletions (descending).
-    backward: Option<std::iter::Rev<redb::Range<'static, &'static [u8], &'static [u8]>>>,
-    /// The row the active cursor is on.
-    current: Option<FileRow>,
-    /// Scratch buffer for `files` keys.
-    key: Vec<u8>,
-    fidx: u32,
-    rule: DeleteRule,
-    devices: Vec<DeviceId>,
-}
-
-impl std::fmt::Debug for NeedIter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NeedIter").finish_non_exhaustive()
-    }
-}
-
-impl NeedIter {
-    /// Moves the `files` cursor of the current direction to `key`; `true` if found.
-    fn seek_file(&mut self, key: &[u8], ascending: bool) -> Result<bool, IndexError> {
-        for attempt in 0..2 {
-            let step = if ascending {
-                if self.forward.is_none() || attempt == 1 {
-                    self.current = None;
-                    let (_, end) = folder_range(self.fidx);
-                    self.forward = Some(self.files.range::<&[u8]>(key..end.as_slice())?);
-                }
-                match self.forward.as_mut() {
-                    Some(rows) => step_to(rows, &mut self.current, key, true)?,
-                    None => Step::Missing,
-                }
-            } else {
-                if self.backward.is_none() || attempt == 1 {
-                    self.current = None;
-                    let (start, _) = folder_range(self.fidx);
-                    self.backward = Some(self.files.range::<&[u8]>(start.as_slice()..=key)?.rev());
-                }
-                match self.backward.as_mut() {
-                    Some(rows) => step_to(rows, &mut self.current, key, false)?,
-                    None => Step::Missing,
-                }
-            };
-            match step {
-                Step::Found => return Ok(true),
-                Step::Missing => return Ok(false),
-                Step::Seek => {}
-            }
-        }
-        Ok(false)
-    }
-
-    fn resolve(&mut self, need_key: &[u8], ascending: bool) -> Result<Needed, IndexError> {
-        let name_bytes = need_key.get(5..).ok_or(DecodeError::Truncated {
-            what: "need key",
-            offset: 5,
-        })?;
-        let name = RelPath::from_bytes(name_bytes).map_err(DecodeError::from)?;
-        let mut key = std::mem::take(&mut self.key);
-        key.clear();
-        key.extend_from_slice(&self.fidx.to_be_bytes());
-        key.extend_from_slice(name_bytes);
-        let found = self.seek_file(&key, ascending);
-        self.key = key;
-        let found = found?;
-        let value = match (&self.current, found) {
-            (Some((_, v)), true) => v.value(),
-            _ => {
-                return Err(DecodeError::OutOfRange {
-                    what: "need index",
-                    field: "missing entry",
-                    value: 0,
-                }
-                .into());
-            }
-        };
-        let entry = Entry::decode_owned(name, value)?;
-        let eval = evaluate(&entry, &self.devices, self.rule)?;
-        let gi =
-            eval.global
-                .filter(|i| *i < entry.records.len())
-                .ok_or(DecodeError::OutOfRange {
-                    what: "need index",
-                    field: "no global",
-                    value: 0,
-                })?;
-        self.needed(entry, gi)
-    }
-
-    /// In scan mode: the next `files` row the local device needs as a change.
-    fn next_scanned(&mut self) -> Option<Result<Needed, IndexError>> {
-        loop {
-            let row = self.scan.as_mut()?.next()?;
-            let r = (|| {
-                let (k, v) = row?;
-                let entry = Entry::decode_owned(name_of(k.value())?, v.value())?;
-                match local_need(&entry, &self.devices, self.rule)? {
-                    Some((gi, NEED_CHANGE)) => self.needed(entry, gi).map(Some),
-                    _ => Ok(None),
-                }
-            })();
-            match r {
-                Ok(None) => {}
-                Ok(Some(n)) => return Some(Ok(n)),
-                Err(e) => {
-                    self.scan = None;
-                    return Some(Err(e));
-                }
-            }
-        }
-    }
-
-    /// The need entry of `entry`, whose global record is at `gi`.
-    fn needed(&self, mut entry: Entry, gi: usize) -> Result<Needed, IndexError> {
-        let gd = entry.records.get(gi).map_or(0, |(d, _)| *d);
-        let mut available = Vec::with_capacity(entry.records.len());
-        if let Some((_, g)) = entry.records.get(gi) {
-            for (i, (d, r)) in entry.records.iter().enumerate() {
-                if *d != LOCAL
-                    && !r.invalid
-                    && (i == gi || r.version.compare(&g.version) == VersionOrdering::Equal)
-                    && let Some(id) = self.devices.get(*d as usize)
-                {
-                    available.push(*id);
-                }
-            }
-        }
-        let global = entry.set(gd, None);
-        let local = if gd == LOCAL {
-            None
-        } else {
-            entry.set(LOCAL, None)
-        };
-        let global = global.ok_or(DecodeError::OutOfRange {
-            what: "need index",
-            field: "no global",
-            value: 0,
-        })?;
-        Ok(Needed {
-            global,
-            local,
-            available,
-        })
-    }
-}
-
-impl Iterator for NeedIter {
-    type Item = Result<Needed, IndexError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.scan.is_some() {
-            if let Some(n) = self.next_scanned() {
-                return Some(n);
-            }
-            self.scan = None;
-        }
-        let (item, ascending) = match self.changes.as_mut().and_then(|r| r.next()) {
-            Some(i) => (i, true),
-            None => {
-                if self.changes.take().is_some() {
-                    self.forward = None;
-                    self.current = None;
-                }
-                (self.deletes.as_mut()?.next()?, false)
-            }
-        };
-        Some(
-            item.map_err(IndexError::from)
-                .and_then(|(k, _)| self.resolve(k.value(), ascending)),
-        )
     }
 }

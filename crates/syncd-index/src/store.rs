@@ -50,7 +50,7 @@ impl Default for IndexOptions {
 /// Reads take a consistent snapshot ([`Index::read`]); writes are batches that commit as one
 /// transaction ([`Index::write`]).
 pub struct Index {
-    db: Database,
+    pub(crate) db: Database,
     local: DeviceId,
 }
 
