@@ -16,6 +16,30 @@ use crate::client::{Client, ClientError, encode_query};
 use crate::config::{Compression, Config, ConfigError, DeviceEntry, FolderEntry};
 use crate::home;
 
+/// `println!` for command output. A reader that has gone away (`syncd status | head -1`) ends
+/// the command quietly with exit code 0, as other Unix tools do; any other failure to write is
+/// reported on stderr with exit code 1. (`println!` would panic on either.)
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            stdout_failed(&e);
+        }
+    }};
+}
+
+fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(i32::from(EXIT_OK));
+    }
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "syncd: error: cannot write to standard output: {e}"
+    );
+    std::process::exit(i32::from(EXIT_ERROR));
+}
+
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
 /// Exit code: an error.
@@ -228,21 +252,21 @@ pub fn run(cli: Cli) -> CliResult {
         Some(Command::DeviceId) => device_id(&home),
         Some(Command::Generate { no_default_folder }) => {
             let (config, id, created) = load_or_init(&home, !no_default_folder)?;
-            println!("Device ID: {id}");
+            out!("Device ID: {id}");
             if created {
-                println!(
+                out!(
                     "Created {} (API key: run `syncd api-key`).",
                     Config::path_in(&home).display()
                 );
                 for f in &config.folders {
-                    println!("Default folder `{}` at {}", f.id, f.path.display());
+                    out!("Default folder `{}` at {}", f.id, f.path.display());
                 }
             }
             Ok(EXIT_OK)
         }
         Some(Command::ApiKey) => {
             let (config, _, _) = load_or_init(&home, true)?;
-            println!("{}", config.gui.api_key);
+            out!("{}", config.gui.api_key);
             Ok(EXIT_OK)
         }
         Some(Command::Device(cmd)) => device_cmd(&home, cmd),
@@ -298,7 +322,7 @@ fn device_id(home: &Path) -> CliResult {
     home::create_private_dir(home).with_context(|| format!("creating home {}", home.display()))?;
     let identity = Identity::load_or_generate(home)
         .with_context(|| format!("loading or creating the identity in {}", home.display()))?;
-    println!("{}", identity.device_id());
+    out!("{}", identity.device_id());
     Ok(EXIT_OK)
 }
 
@@ -390,19 +414,19 @@ fn device_cmd(home: &Path, cmd: DeviceCommand) -> CliResult {
                         &format!("/rest/config/devices/{id}"),
                         Some(&crate::json::device(&entry)),
                     )?;
-                    println!("Added device {id} (applied to the running daemon).");
+                    out!("Added device {id} (applied to the running daemon).");
                 }
                 None => {
                     config.upsert_device(entry);
                     config.save(home)?;
-                    println!("Added device {id}; it takes effect when the daemon starts.");
+                    out!("Added device {id}; it takes effect when the daemon starts.");
                 }
             }
         }
         DeviceCommand::List => {
             for d in &config.devices {
                 let paused = if d.paused { " (paused)" } else { "" };
-                println!("{}  {}  {}{paused}", d.id, d.name, d.addresses.join(","));
+                out!("{}  {}  {}{paused}", d.id, d.name, d.addresses.join(","));
             }
         }
         DeviceCommand::Remove { id } => {
@@ -419,7 +443,7 @@ fn device_cmd(home: &Path, cmd: DeviceCommand) -> CliResult {
                     config.save(home)?;
                 }
             }
-            println!("Removed device {id}.");
+            out!("Removed device {id}.");
         }
     }
     Ok(EXIT_OK)
@@ -483,7 +507,7 @@ fn folder_cmd(home: &Path, cmd: FolderCommand) -> CliResult {
                         &format!("/rest/config/folders/{}", encode_query(&id)),
                         Some(&body),
                     )?;
-                    println!(
+                    out!(
                         "Added folder `{id}` at {} (applied to the running daemon).",
                         path.display()
                     );
@@ -491,7 +515,7 @@ fn folder_cmd(home: &Path, cmd: FolderCommand) -> CliResult {
                 None => {
                     config.upsert_folder(entry);
                     config.save(home)?;
-                    println!(
+                    out!(
                         "Added folder `{id}` at {}; it takes effect when the daemon starts.",
                         path.display()
                     );
@@ -502,7 +526,7 @@ fn folder_cmd(home: &Path, cmd: FolderCommand) -> CliResult {
             for f in &config.folders {
                 let devs: Vec<String> = f.devices.iter().map(|d| d.short().to_string()).collect();
                 let paused = if f.paused { " (paused)" } else { "" };
-                println!(
+                out!(
                     "{}  {}  shared with: {}{paused}",
                     f.id,
                     f.path.display(),
@@ -527,7 +551,7 @@ fn folder_cmd(home: &Path, cmd: FolderCommand) -> CliResult {
                     config.save(home)?;
                 }
             }
-            println!("Removed folder `{id}` (its files stay on disk).");
+            out!("Removed folder `{id}` (its files stay on disk).");
         }
     }
     Ok(EXIT_OK)
@@ -582,30 +606,30 @@ fn import_syncthing(home: &Path, dir: Option<PathBuf>, force: bool) -> CliResult
         }
     }
     imported.config.save(home)?;
-    println!(
+    out!(
         "Imported Syncthing's home {} into {}.",
         dir.display(),
         home.display()
     );
-    println!("Device ID (kept): {id}");
-    println!(
+    out!("Device ID (kept): {id}");
+    out!(
         "Devices: {}, folders: {}, REST API: {}",
         imported.config.devices.len(),
         imported.config.folders.len(),
         imported.config.gui.address
     );
     for f in &imported.config.folders {
-        println!("  folder `{}` at {}", f.id, f.path.display());
+        out!("  folder `{}` at {}", f.id, f.path.display());
     }
     if imported.not_carried.is_empty() {
-        println!("Every setting was carried over.");
+        out!("Every setting was carried over.");
     } else {
-        println!("Not carried over ({}):", imported.not_carried.len());
+        out!("Not carried over ({}):", imported.not_carried.len());
         for n in &imported.not_carried {
-            println!("  - {n}");
+            out!("  - {n}");
         }
     }
-    println!("Stop Syncthing before starting syncd: both use the same ports and device ID.");
+    out!("Stop Syncthing before starting syncd: both use the same ports and device ID.");
     Ok(EXIT_OK)
 }
 
@@ -655,11 +679,11 @@ fn status(home: &Path, only: Option<&str>, as_json: bool) -> CliResult {
     }
     if as_json {
         let out = json!({"myID": my_id.to_string(), "connections": conns["connections"], "folders": folders});
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        out!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(EXIT_OK);
     }
-    println!("Device ID: {my_id}");
-    println!("REST API:  http://{}", c.addr());
+    out!("Device ID: {my_id}");
+    out!("REST API:  http://{}", c.addr());
     let names: std::collections::HashMap<String, String> = cfg["devices"]
         .as_array()
         .map(|a| {
@@ -673,10 +697,10 @@ fn status(home: &Path, only: Option<&str>, as_json: bool) -> CliResult {
                 .collect()
         })
         .unwrap_or_default();
-    println!("Peers:");
+    out!("Peers:");
     if let Some(map) = conns["connections"].as_object() {
         if map.is_empty() {
-            println!(
+            out!(
                 "  (none: add one with `syncd device add ID --name NAME --address tcp://host:22000`)"
             );
         }
@@ -694,12 +718,12 @@ fn status(home: &Path, only: Option<&str>, as_json: bool) -> CliResult {
             } else {
                 "not connected".to_owned()
             };
-            println!("  {short} {name}: {state}");
+            out!("  {short} {name}: {state}");
         }
     }
-    println!("Folders:");
+    out!("Folders:");
     if folders.is_empty() {
-        println!("  (none: add one with `syncd folder add ID PATH --device ID`)");
+        out!("  (none: add one with `syncd folder add ID PATH --device ID`)");
     }
     for (id, s) in &folders {
         let state = match s["state"].as_str() {
@@ -707,7 +731,7 @@ fn status(home: &Path, only: Option<&str>, as_json: bool) -> CliResult {
             Some(st) => st,
             None => "?",
         };
-        println!(
+        out!(
             "  {id}: {state}; need {} items, {}; global {} files, {}{}",
             s["needTotalItems"],
             human_bytes(s["needBytes"].as_u64().unwrap_or(0)),
@@ -736,7 +760,7 @@ fn wait(home: &Path, folder: &str, timeout: f64) -> CliResult {
     );
     match c.get(&path) {
         Ok(v) if v["inSync"].as_bool() == Some(true) => {
-            println!("folder `{folder}` is in sync");
+            out!("folder `{folder}` is in sync");
             Ok(EXIT_OK)
         }
         Ok(v) => {

@@ -1163,6 +1163,31 @@ fn without_a_terminal_a_pull_logs_plain_lines_with_counts() {
 /// suite's "Connection reset by peer" and "could not open a configured connection" flakes: its
 /// harness stopped reading stdout once it had the addresses).
 #[test]
+fn a_command_whose_output_reader_has_gone_exits_quietly() {
+    let m = Machine::new();
+    m.ok(&["generate"]);
+    for args in [
+        &["api-key"][..],
+        &["device-id"],
+        &["generate"],
+        &["folder", "list"],
+    ] {
+        // A pipe whose read end is closed before the command starts: its first write fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = m
+            .cmd(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "syncd {args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "syncd {args:?}: {stderr}");
+    }
+}
+
+#[test]
 fn a_daemon_whose_stdout_and_stderr_are_closed_pipes_keeps_serving() {
     let m = Machine::new();
     m.ok(&["generate"]);
