@@ -12,7 +12,7 @@
 //! - [`Rest`]: a minimal HTTP/1.1 client that sends `X-API-Key` on every request.
 //! - [`free_port`], [`find_device_id`], [`syncthing_or_skip`].
 //!
-//! Invariants (the rules of `/work/shared/syncthing/`): nothing listens beyond 127.0.0.1; a
+//! Invariants: nothing listens beyond 127.0.0.1; a
 //! process is only ever stopped through its own PID, never by name; every REST request carries
 //! the API key (Syncthing 1.19.2 answers "CSRF Error" without it, even on `/rest/noauth/`).
 //!
