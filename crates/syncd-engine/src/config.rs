@@ -12,6 +12,9 @@ pub const DEFAULT_INDEX_CACHE_BYTES: usize = 16 * 1024 * 1024;
 pub const DEFAULT_RESCAN_INTERVAL_S: u32 = 3600;
 /// Default watcher debounce in milliseconds.
 pub const DEFAULT_WATCHER_DELAY_MS: u32 = 50;
+/// Default interval between `FolderScanProgress` events while a folder scans (Syncthing's
+/// `scanProgressIntervalS` default, 2 s).
+pub const DEFAULT_SCAN_PROGRESS_INTERVAL_MS: u32 = 2000;
 /// Default number of conflict copies kept per file (`-1` = unlimited, `0` = none).
 pub const DEFAULT_MAX_CONFLICTS: i32 = 10;
 
@@ -98,6 +101,8 @@ pub struct FolderConfig {
     pub max_conflicts: i32,
     /// A paused folder neither scans, pulls nor exchanges indexes.
     pub paused: bool,
+    /// While a scan hashes, a `FolderScanProgress` event this often (milliseconds); 0 never.
+    pub scan_progress_interval_ms: u32,
 }
 
 impl FolderConfig {
@@ -114,6 +119,7 @@ impl FolderConfig {
             ignore_perms: false,
             max_conflicts: DEFAULT_MAX_CONFLICTS,
             paused: false,
+            scan_progress_interval_ms: DEFAULT_SCAN_PROGRESS_INTERVAL_MS,
         }
     }
 }

@@ -176,14 +176,18 @@ pub enum Event {
         /// Its completion.
         completion: Completion,
     },
-    /// Scan progress (bytes hashed of bytes to hash).
+    /// Scan progress (bytes hashed of bytes to hash), every
+    /// [`FolderConfig::scan_progress_interval_ms`](crate::FolderConfig::scan_progress_interval_ms)
+    /// while a scan has files to hash.
     FolderScanProgress {
         /// The folder.
         folder: FolderId,
-        /// Bytes hashed so far.
+        /// Bytes of this scan's queued files hashed so far.
         current: u64,
-        /// Bytes to hash.
+        /// Bytes this scan has queued for hashing so far (it grows while the walk goes on).
         total: u64,
+        /// Bytes hashed per second since the scan started.
+        rate: f64,
     },
 }
 

@@ -441,6 +441,7 @@ async fn start(shared: &Arc<Shared>, ctx: &Arc<FolderCtx>) {
         ..WatchConfig::default()
     };
     let enabled = cfg.watcher_enabled;
+    let progress_ms = cfg.scan_progress_interval_ms;
     let made = tokio::task::spawn_blocking(move || {
         Scanner::new(&cfg.path, cfg.id.clone(), index, scan_cfg).map(Arc::new)
     })
@@ -473,10 +474,12 @@ async fn start(shared: &Arc<Shared>, ctx: &Arc<FolderCtx>) {
     let mut poll = tokio::time::interval(START_COMMIT_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen = scanner.counters().batches;
+    let mut progress = ScanProgress::new(&scanner, progress_ms);
     let res = loop {
         tokio::select! {
             res = &mut job => break res,
             _ = poll.tick() => {
+                progress.poll(shared, &ctx.id);
                 let batches = scanner.counters().batches;
                 if batches != seen {
                     seen = batches;
@@ -499,6 +502,87 @@ async fn start(shared: &Arc<Shared>, ctx: &Arc<FolderCtx>) {
         }
         Ok(Err(e)) => ctx.set_state(shared, FolderState::Error, Some(format!("scanning: {e}"))),
         Err(e) => ctx.set_state(shared, FolderState::Error, Some(format!("scanning: {e}"))),
+    }
+}
+
+/// `FolderScanProgress` events for one scan: the scanner's counters are cumulative over every
+/// scan, so this scan's figures are their growth since it started.
+struct ScanProgress {
+    scanner: Arc<Scanner>,
+    start: syncd_scan::CounterSnapshot,
+    started: Instant,
+    every: Option<Duration>,
+    /// When [`ScanProgress::poll`] next emits.
+    next: Instant,
+}
+
+impl ScanProgress {
+    fn new(scanner: &Arc<Scanner>, interval_ms: u32) -> ScanProgress {
+        let every = (interval_ms > 0).then(|| Duration::from_millis(u64::from(interval_ms)));
+        let started = Instant::now();
+        ScanProgress {
+            scanner: Arc::clone(scanner),
+            start: scanner.counters(),
+            started,
+            every,
+            next: started + every.unwrap_or_default(),
+        }
+    }
+
+    /// Emits an event if the interval has passed since the last one (for callers that wake
+    /// up often for other reasons).
+    fn poll(&mut self, shared: &Arc<Shared>, folder: &FolderId) {
+        if let Some(every) = self.every
+            && Instant::now() >= self.next
+        {
+            self.emit(shared, folder);
+            self.next = Instant::now() + every;
+        }
+    }
+
+    /// Awaits `job`, emitting an event every interval while the scan has bytes to hash.
+    async fn report_until<T>(
+        self,
+        job: tokio::task::JoinHandle<T>,
+        shared: &Arc<Shared>,
+        folder: &FolderId,
+    ) -> Result<T, tokio::task::JoinError> {
+        let Some(every) = self.every else {
+            return job.await;
+        };
+        tokio::pin!(job);
+        let mut tick = tokio::time::interval_at(self.started + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                res = &mut job => return res,
+                _ = tick.tick() => self.emit(shared, folder),
+            }
+        }
+    }
+
+    fn emit(&self, shared: &Arc<Shared>, folder: &FolderId) {
+        let now = self.scanner.counters();
+        let total = now.bytes_total.saturating_sub(self.start.bytes_total);
+        if total == 0 {
+            return;
+        }
+        let current = now
+            .bytes_done
+            .saturating_sub(self.start.bytes_done)
+            .min(total);
+        let secs = self.started.elapsed().as_secs_f64();
+        let hashed = now.bytes_hashed.saturating_sub(self.start.bytes_hashed);
+        shared.events.emit(Event::FolderScanProgress {
+            folder: folder.clone(),
+            current,
+            total,
+            rate: if secs > 0.0 {
+                hashed as f64 / secs
+            } else {
+                0.0
+            },
+        });
     }
 }
 
@@ -539,15 +623,16 @@ async fn scan(
     };
     let prev = ctx.state();
     ctx.set_state(shared, FolderState::Scanning, None);
-    let res = tokio::task::spawn_blocking(move || {
+    let progress = ScanProgress::new(&scanner, cfg.scan_progress_interval_ms);
+    let job = tokio::task::spawn_blocking(move || {
         let _ = scanner.reload_ignores();
         if paths.is_empty() {
             scanner.scan()
         } else {
             scanner.scan_paths(&paths)
         }
-    })
-    .await;
+    });
+    let res = progress.report_until(job, shared, &ctx.id).await;
     ctx.set_state(
         shared,
         if prev == FolderState::Syncing {

@@ -54,7 +54,8 @@ mod status;
 
 pub use config::{
     DEFAULT_INDEX_CACHE_BYTES, DEFAULT_MAX_CONFLICTS, DEFAULT_RESCAN_INTERVAL_S,
-    DEFAULT_WATCHER_DELAY_MS, DeviceConfig, EngineConfig, FolderConfig,
+    DEFAULT_SCAN_PROGRESS_INTERVAL_MS, DEFAULT_WATCHER_DELAY_MS, DeviceConfig, EngineConfig,
+    FolderConfig,
 };
 pub use engine::{Engine, EngineHandle, INDEX_FILE, device_id_for_home};
 pub use error::{EngineError, PeerError, WaitError};

@@ -307,3 +307,79 @@ async fn device_paused_at_start_connects_once_resumed() {
     })
     .await;
 }
+
+/// `FolderScanProgress` events of `folder` until its next `ScanFinished`: (current, total).
+async fn scan_progress_until_finished(
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+    folder: &FolderId,
+) -> Vec<(u64, u64)> {
+    let mut seen = Vec::new();
+    let collect = async {
+        loop {
+            match events.recv().await {
+                Ok(Event::FolderScanProgress {
+                    folder: f,
+                    current,
+                    total,
+                    ..
+                }) if &f == folder => seen.push((current, total)),
+                Ok(Event::ScanFinished { folder: f }) if &f == folder => return,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("event stream ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, collect)
+        .await
+        .expect("no ScanFinished");
+    seen
+}
+
+fn assert_progress(seen: &[(u64, u64)], size: u64, what: &str) {
+    assert!(seen.len() >= 2, "{what}: {seen:?}");
+    assert!(
+        seen.iter().all(|&(c, t)| t == size && c <= t),
+        "{what}: {seen:?}"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0].0 <= w[1].0),
+        "{what}: {seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_report_hashing_progress_at_the_folder_interval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = Dir::new(tmp.path().join("f"));
+    // Sparse: created at once, yet hashing its 256 MiB of zeros takes a while (seconds in a
+    // debug build; a 20 ms interval gives many events either way).
+    const BIG: u64 = 256 << 20;
+    let big = std::fs::File::create(dir.path("big")).unwrap();
+    big.set_len(BIG).unwrap();
+    let folder = FolderId::new("f").unwrap();
+    let mut f = FolderConfig::new(folder.clone(), &dir.root);
+    f.scan_progress_interval_ms = 20;
+    f.watcher_enabled = false; // the requested scan below must be the one that sees the change
+    let e = Engine::start(EngineConfig {
+        home: tmp.path().join("home"),
+        listen: vec!["tcp://127.0.0.1:0".into()],
+        folders: vec![f],
+        ..EngineConfig::default()
+    })
+    .await
+    .unwrap();
+    // The first scan (started with the engine).
+    let seen = scan_progress_until_finished(e.subscribe(), &folder).await;
+    assert_progress(&seen, BIG, "first scan");
+
+    // A requested rescan after the file grew by one byte.
+    big.set_len(BIG + 1).unwrap();
+    let events = e.subscribe();
+    let collector = {
+        let folder = folder.clone();
+        tokio::spawn(async move { scan_progress_until_finished(events, &folder).await })
+    };
+    e.scan(&folder, None).await.unwrap();
+    let seen = collector.await.unwrap();
+    assert_progress(&seen, BIG + 1, "requested scan");
+}

@@ -560,6 +560,7 @@ impl FolderEntry {
             ignore_perms: self.ignore_perms,
             max_conflicts: self.max_conflicts,
             paused: self.paused,
+            scan_progress_interval_ms: syncd_engine::DEFAULT_SCAN_PROGRESS_INTERVAL_MS,
         }
     }
 }

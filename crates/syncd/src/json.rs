@@ -216,9 +216,10 @@ pub fn event(e: &Event, state_seconds: f64) -> Option<(&'static str, Value)> {
             folder,
             current,
             total,
+            rate,
         } => (
             "FolderScanProgress",
-            json!({"folder": folder.as_str(), "current": current, "total": total, "rate": 0}),
+            json!({"folder": folder.as_str(), "current": current, "total": total, "rate": rate}),
         ),
         _ => return None,
     })

@@ -107,7 +107,7 @@ impl Progress {
             tokio::select! {
                 ev = rx.recv() => match ev {
                     Ok(Event::StateChanged { folder, to, .. }) => self.state_changed(&folder, to),
-                    Ok(Event::FolderScanProgress { folder, current, total }) => {
+                    Ok(Event::FolderScanProgress { folder, current, total, .. }) => {
                         if let Some(b) = self.scans.get(&folder).and_then(|t| t.bar.as_ref()) {
                             b.set_length(total);
                             b.set_position(current);
