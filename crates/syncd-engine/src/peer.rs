@@ -40,6 +40,8 @@ pub(crate) struct Peer {
     /// The peer's latest ClusterConfig.
     pub(crate) remote_cc: Mutex<Option<bep::ClusterConfig>>,
     serve_budget: Arc<Semaphore>,
+    /// Files recently found servable to this peer (see [`crate::serve::Servable`]).
+    pub(crate) servable: Mutex<crate::serve::Servable>,
     senders: Mutex<BTreeMap<FolderId, JoinHandle<()>>>,
 }
 
@@ -145,6 +147,7 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
         pending: Mutex::new(HashMap::new()),
         remote_cc: Mutex::new(None),
         serve_budget: Arc::new(Semaphore::new(SERVE_BYTES_PER_PEER)),
+        servable: Mutex::new(crate::serve::Servable::default()),
         senders: Mutex::new(BTreeMap::new()),
     });
     let cc = our_cluster_config(&shared, device).await;

@@ -16,16 +16,16 @@
 
 mod batch;
 mod conflicts;
+mod local;
 mod resume;
 mod stale;
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::{DirBuilderExt, FileExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use sha2::{Digest, Sha256};
 use syncd_conflict::{LocalContext, LocalFate, MaxConflicts, Resolution};
 use syncd_index::{FileRecord, Needed};
 use syncd_types::{DeviceId, FileKind, FolderId, RelPath};
@@ -354,7 +354,7 @@ async fn pull_files(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOutcome) {
                 }
                 Some(Err(_)) | None => {}
             },
-            flushed = wait_flush(&mut flushing), if flushing.is_some() => {
+            flushed = wait_task(&mut flushing), if flushing.is_some() => {
                 flushing = None;
                 let names = std::mem::take(&mut flushing_names);
                 match flushed {
@@ -377,9 +377,10 @@ async fn pull_files(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOutcome) {
     }
 }
 
-async fn wait_flush(
-    h: &mut Option<tokio::task::JoinHandle<batch::Flushed>>,
-) -> Result<batch::Flushed, tokio::task::JoinError> {
+/// The result of the task in `h`; never ready when there is none.
+async fn wait_task<T>(
+    h: &mut Option<tokio::task::JoinHandle<T>>,
+) -> Result<T, tokio::task::JoinError> {
     match h {
         Some(h) => h.await,
         None => std::future::pending().await,
@@ -680,75 +681,42 @@ async fn pull_file(ctx: Arc<Ctx>, n: Needed) -> Result<batch::Item, PullError> {
     } else {
         global.chunks.clone()
     };
-    let tf = {
-        let (t, p, size) = (temp.clone(), pieces.clone(), global.size);
-        tokio::task::spawn_blocking(move || resume::open_temp(&t, &p, size))
+    // Permissions and mtime go on the temp file, so the file is complete when it appears.
+    let meta = local::Meta::of(&global, ctx.ignore_perms);
+    let prepared = {
+        let src = local::Sources {
+            index: ctx.shared.index.clone(),
+            folder: ctx.folder.clone(),
+            root: ctx.root.clone(),
+            old: n.local.clone(),
+            old_path: path.clone(),
+        };
+        let (t, size) = (temp.clone(), global.size);
+        tokio::task::spawn_blocking(move || local::prepare(&t, &pieces, size, &src, meta))
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))??
     };
-    if tf.reused_bytes > 0 {
+    if prepared.reused_bytes > 0 {
         tracing::debug!(
             folder = %ctx.folder,
             path = %global.name.as_str(),
-            bytes = tf.reused_bytes,
+            bytes = prepared.reused_bytes,
             "reusing verified data of an existing temp file"
         );
     }
-    let file = Arc::new(tf.file);
-    let mut blocks: JoinSet<Result<(), PullError>> = JoinSet::new();
-    for (b, _) in pieces
-        .iter()
-        .copied()
-        .zip(tf.reused)
-        .filter(|(b, reused)| b.size > 0 && !reused)
-    {
-        let (ctx2, n_local, gname, avail, file2, old_path) = (
-            ctx.clone(),
-            n.local.clone(),
-            global.name.clone(),
-            n.available.clone(),
-            file.clone(),
-            path.clone(),
-        );
-        blocks.spawn(async move {
-            let data = fetch_block(&ctx2, n_local.as_ref(), &old_path, &gname, &avail, b).await?;
-            tokio::task::spawn_blocking(move || file2.write_all_at(&data, b.offset))
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))??;
-            Ok(())
-        });
-    }
-    let mut first_err = None;
-    while let Some(r) = blocks.join_next().await {
-        match r {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                first_err.get_or_insert(e);
-                blocks.abort_all();
-            }
-            Err(e) if e.is_cancelled() => {}
-            Err(e) => {
-                first_err.get_or_insert(PullError::Io(std::io::Error::other(e.to_string())));
-            }
-        }
-    }
-    if let Some(e) = first_err {
-        // The temp file stays: the next attempt reuses its verified pieces.
-        return Err(e);
-    }
-    let file = Arc::try_unwrap(file)
-        .map_err(|_| std::io::Error::other("temp file still shared after its writes"))?;
-    // Permissions and mtime go on the temp file, so the file is complete when it appears.
-    let (g, ignore_perms) = (global.clone(), ctx.ignore_perms);
-    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-        if !ignore_perms && !g.no_permissions {
-            file.set_permissions(std::fs::Permissions::from_mode(g.permissions & 0o777))?;
-        }
-        file.set_modified(fsutil::mtime_of(&g))?;
-        Ok(file)
-    })
-    .await
-    .map_err(|e| std::io::Error::other(e.to_string()))??;
+    let file = if prepared.complete {
+        prepared.file
+    } else {
+        fetch_missing(
+            &ctx,
+            &global.name,
+            &n.available,
+            prepared.file,
+            prepared.missing,
+            meta,
+        )
+        .await?
+    };
     Ok(batch::Item {
         record,
         dir,
@@ -761,6 +729,91 @@ async fn pull_file(ctx: Arc<Ctx>, n: Needed) -> Result<batch::Item, PullError> {
             fate,
         }),
     })
+}
+
+/// Fetches `missing` from peers (each piece verified against its SHA-256 by
+/// [`crate::peer::Peer::request`]) and writes them into `file`: the pieces that arrived while
+/// a write was running are written together by the next one, and the last write applies
+/// `meta`. On failure the temp file keeps its verified pieces for the next attempt.
+async fn fetch_missing(
+    ctx: &Arc<Ctx>,
+    name: &RelPath,
+    available: &[DeviceId],
+    file: std::fs::File,
+    missing: Vec<syncd_index::Block>,
+    meta: local::Meta,
+) -> Result<std::fs::File, PullError> {
+    type Written = (std::fs::File, std::io::Result<()>);
+    let mut fetches: JoinSet<Result<(u64, Vec<u8>), PullError>> = JoinSet::new();
+    for b in missing {
+        let (ctx2, name2, avail2) = (ctx.clone(), name.clone(), available.to_vec());
+        fetches.spawn(async move {
+            let data = fetch_remote(&ctx2, &name2, &avail2, b).await?;
+            Ok((b.offset, data))
+        });
+    }
+    let mut file = Some(file);
+    let mut ready: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut writing: Option<tokio::task::JoinHandle<Written>> = None;
+    let mut first_err: Option<PullError> = None;
+    let mut finished = false;
+    loop {
+        if writing.is_none() && fetches.is_empty() {
+            match (first_err.take(), file.take()) {
+                (Some(e), _) => return Err(e),
+                (None, Some(f)) if finished => return Ok(f),
+                (None, None) => {
+                    return Err(PullError::Io(std::io::Error::other("temp file lost")));
+                }
+                (None, Some(f)) => file = Some(f),
+            }
+        }
+        if writing.is_none()
+            && first_err.is_none()
+            && (!ready.is_empty() || fetches.is_empty())
+            && let Some(f) = file.take()
+        {
+            let pieces = std::mem::take(&mut ready);
+            let last = fetches.is_empty();
+            writing = Some(tokio::task::spawn_blocking(move || {
+                let r = local::write_pieces(&f, &pieces, last.then_some(meta));
+                (f, r)
+            }));
+            finished = last;
+        }
+        tokio::select! {
+            joined = fetches.join_next(), if !fetches.is_empty() => match joined {
+                Some(Ok(Ok(piece))) => ready.push(piece),
+                Some(Ok(Err(e))) => {
+                    first_err.get_or_insert(e);
+                    fetches.abort_all();
+                }
+                Some(Err(e)) if e.is_cancelled() => {}
+                Some(Err(e)) => {
+                    first_err.get_or_insert(PullError::Io(std::io::Error::other(e.to_string())));
+                    fetches.abort_all();
+                }
+                None => {}
+            },
+            written = wait_task(&mut writing), if writing.is_some() => {
+                writing = None;
+                match written {
+                    Ok((f, Ok(()))) => file = Some(f),
+                    Ok((f, Err(e))) => {
+                        file = Some(f);
+                        finished = false;
+                        first_err.get_or_insert(PullError::Io(e));
+                        fetches.abort_all();
+                    }
+                    Err(e) => {
+                        finished = false;
+                        first_err.get_or_insert(PullError::Io(std::io::Error::other(e.to_string())));
+                        fetches.abort_all();
+                    }
+                }
+            },
+        }
+    }
 }
 
 /// Gives the file in place the record's permissions and mtime; returns it open (read-only is
@@ -778,65 +831,16 @@ fn set_meta(path: &Path, g: &FileRecord, ignore_perms: bool) -> std::io::Result<
     Ok(f)
 }
 
-/// One verified block: from the old local version, then the block map, then peers.
-async fn fetch_block(
+/// One piece from the network: the connected peers announcing the global version, in turn,
+/// within the bytes-in-flight budget. The data returned matches the piece's SHA-256 (checked
+/// once, by [`crate::peer::Peer::request`]).
+async fn fetch_remote(
     ctx: &Arc<Ctx>,
-    local: Option<&FileRecord>,
-    old_path: &Path,
     name: &RelPath,
     available: &[DeviceId],
     b: syncd_index::Block,
 ) -> Result<Vec<u8>, PullError> {
-    let size = usize::try_from(b.size).unwrap_or(0);
-    let verify = |d: &[u8]| Sha256::digest(d).as_slice() == b.hash;
-    // 1. The same block in the current local version of this file.
-    if let Some(old) = local.filter(|l| !l.deleted && l.kind.is_file())
-        && let Some(ob) = old
-            .chunks
-            .iter()
-            .chain(old.blocks.iter())
-            .find(|x| x.hash == b.hash && x.size == b.size)
-    {
-        let (p, off) = (old_path.to_path_buf(), ob.offset);
-        if let Ok(Ok(d)) =
-            tokio::task::spawn_blocking(move || crate::serve::read_at_nofollow(&p, off, size)).await
-            && verify(&d)
-        {
-            return Ok(d);
-        }
-    }
-    // 2. Any local file holding that block (block map).
-    {
-        let (index, fid, root, hash) = (
-            ctx.shared.index.clone(),
-            ctx.folder.clone(),
-            ctx.root.clone(),
-            b.hash,
-        );
-        let found = tokio::task::spawn_blocking(move || -> Option<Vec<u8>> {
-            let r = index.read(&fid).ok()?;
-            for loc in r.find_block(&hash, 4).ok()? {
-                let Ok(p) = fsutil::safe_path(&root, &loc.name) else {
-                    continue;
-                };
-                if let Ok(d) =
-                    crate::serve::read_at_nofollow(&p, loc.offset, usize::try_from(loc.size).ok()?)
-                    && Sha256::digest(&d).as_slice() == hash
-                {
-                    return Some(d);
-                }
-            }
-            None
-        })
-        .await
-        .ok()
-        .flatten();
-        if let Some(d) = found {
-            return Ok(d);
-        }
-    }
-    // 3. The network: connected peers announcing the global version.
-    let permits = u32::try_from(size.max(1)).unwrap_or(u32::MAX);
+    let permits = b.size.max(1);
     let _permit = ctx
         .bytes_in_flight
         .clone()
@@ -852,8 +856,6 @@ async fn fetch_block(
         if let Ok(d) = peer
             .request(&ctx.folder, name.as_str(), b.offset, b.size, &b.hash)
             .await
-            && d.len() == size
-            && verify(&d)
         {
             return Ok(d);
         }

@@ -6,6 +6,7 @@
 //! we will not serve (a folder not shared with the peer, an ignored or internal file) gets an
 //! error code and a log line naming the device; the connection stays.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use sha2::{Digest, Sha256};
 use syncd_proto::{Message, bep};
 use syncd_types::{FolderId, RelPath};
 
-use crate::engine::Shared;
+use crate::engine::{Shared, lock};
 use crate::fsutil;
 use crate::peer::{Peer, serve_budget};
 
@@ -105,18 +106,24 @@ async fn answer(
     let me = shared.device_id;
     let root = cfg.path.clone();
     let hash = req.hash.clone();
+    let peer = peer.clone();
     tokio::task::spawn_blocking(move || -> Result<Vec<u8>, bep::ErrorCode> {
         let reader = index.read(&folder).map_err(|_| bep::ErrorCode::Generic)?;
-        let rec = reader
-            .get(me, &name)
-            .map_err(|_| bep::ErrorCode::Generic)?
-            .ok_or(bep::ErrorCode::NoSuchFile)?;
-        if rec.invalid {
-            return Err(bep::ErrorCode::InvalidFile);
+        let stamp = (reader.local_index_id(), reader.local_sequence());
+        if !lock(&peer.servable).contains(&folder, stamp, &name) {
+            let rec = reader
+                .get(me, &name)
+                .map_err(|_| bep::ErrorCode::Generic)?
+                .ok_or(bep::ErrorCode::NoSuchFile)?;
+            if rec.invalid {
+                return Err(bep::ErrorCode::InvalidFile);
+            }
+            if rec.deleted || !rec.kind.is_file() {
+                return Err(bep::ErrorCode::NoSuchFile);
+            }
+            lock(&peer.servable).insert(&folder, stamp, name.clone());
         }
-        if rec.deleted || !rec.kind.is_file() {
-            return Err(bep::ErrorCode::NoSuchFile);
-        }
+        drop(reader);
         let path = fsutil::safe_path(&root, &name).map_err(|_| bep::ErrorCode::NoSuchFile)?;
         let data = read_at_nofollow(&path, offset, size).map_err(|_| bep::ErrorCode::NoSuchFile)?;
         if !hash.is_empty() && Sha256::digest(&data).as_slice() != hash.as_slice() {
@@ -127,6 +134,41 @@ async fn answer(
     .await
     .map_err(|_| Generic)?
     .map_err(Refusal::from)
+}
+
+/// Names the index recently showed as live, valid regular files of ours, for one peer: a
+/// large file is requested piece by piece, and decoding its record (block and chunk lists)
+/// for every piece cost more than reading the piece. An entry holds only while the folder's
+/// local index ID and sequence are what they were when it was checked: any change to a local
+/// record (a scan, a pull, a deletion) bumps the sequence and empties the set. The data
+/// itself is still checked against the requested hash on every Request.
+#[derive(Debug, Default)]
+pub(crate) struct Servable {
+    folder: Option<FolderId>,
+    /// (local index ID, local sequence) the names were checked at.
+    stamp: (u64, u64),
+    names: HashSet<RelPath>,
+}
+
+/// Names remembered at most; past this the set starts over.
+const SERVABLE_MAX: usize = 4096;
+
+impl Servable {
+    fn contains(&self, folder: &FolderId, stamp: (u64, u64), name: &RelPath) -> bool {
+        self.folder.as_ref() == Some(folder) && self.stamp == stamp && self.names.contains(name)
+    }
+
+    fn insert(&mut self, folder: &FolderId, stamp: (u64, u64), name: RelPath) {
+        if self.folder.as_ref() != Some(folder)
+            || self.stamp != stamp
+            || self.names.len() >= SERVABLE_MAX
+        {
+            self.folder = Some(folder.clone());
+            self.stamp = stamp;
+            self.names.clear();
+        }
+        self.names.insert(name);
+    }
 }
 
 /// Reads exactly `size` bytes at `offset` from a regular file, refusing a symlink at `path`.
@@ -151,7 +193,12 @@ pub(crate) fn read_at_nofollow(
         }
     }
     f.seek(std::io::SeekFrom::Start(offset))?;
-    let mut buf = vec![0u8; size];
-    f.read_exact(&mut buf)?;
+    // Read into spare capacity: no zero-fill of a buffer about to be overwritten.
+    let mut buf = Vec::with_capacity(size);
+    f.take(u64::try_from(size).unwrap_or(u64::MAX))
+        .read_to_end(&mut buf)?;
+    if buf.len() != size {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(buf)
 }

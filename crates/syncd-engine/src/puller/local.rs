@@ -1,0 +1,161 @@
+//! The blocking half of pulling a file's data: everything one blocking thread does before and
+//! after the network.
+//!
+//! [`prepare`] runs once per file, on one blocking thread: it opens the temp file (reusing the
+//! verified pieces a failed attempt left, see [`super::resume`]), then copies every other
+//! piece that local data already holds (the old version of the same file, then any file the
+//! block map names), each SHA-256-verified before it is written, all under one index snapshot.
+//! What is left is fetched from peers; [`write_pieces`] writes the verified pieces that arrived
+//! meanwhile in one go, and the last such write also gives the file its permissions and
+//! mtime. So a file costs a couple of hand-offs to blocking threads, not several per piece.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+use syncd_index::{Block, FileRecord, Index};
+use syncd_types::FolderId;
+
+use super::resume;
+use crate::fsutil;
+
+/// Permissions and mtime the finished temp file gets before it is staged.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Meta {
+    /// Permission bits to set (`None`: permissions are ignored, the umask's stay).
+    pub(crate) mode: Option<u32>,
+    pub(crate) mtime: SystemTime,
+}
+
+impl Meta {
+    /// The metadata `g` asks for, under the folder's `ignore_perms`.
+    pub(crate) fn of(g: &FileRecord, ignore_perms: bool) -> Meta {
+        Meta {
+            mode: (!ignore_perms && !g.no_permissions).then_some(g.permissions & 0o777),
+            mtime: fsutil::mtime_of(g),
+        }
+    }
+
+    pub(crate) fn apply(&self, f: &File) -> io::Result<()> {
+        if let Some(mode) = self.mode {
+            f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
+        f.set_modified(self.mtime)
+    }
+}
+
+/// Where local copies of a piece may be found.
+pub(crate) struct Sources {
+    pub(crate) index: Arc<Index>,
+    pub(crate) folder: FolderId,
+    pub(crate) root: PathBuf,
+    /// The current local version of the file (a live regular file, or nothing).
+    pub(crate) old: Option<FileRecord>,
+    /// Where that version is on disk.
+    pub(crate) old_path: PathBuf,
+}
+
+/// A temp file with every piece local data could provide, and what is left to fetch.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) file: File,
+    /// Pieces still to fetch from peers, in file order.
+    pub(crate) missing: Vec<Block>,
+    /// Bytes reused from an existing temp file.
+    pub(crate) reused_bytes: u64,
+    /// True when nothing is missing and [`Meta`] has been applied.
+    pub(crate) complete: bool,
+}
+
+/// Opens the temp file at `temp` for `pieces` (a file of `size` bytes), fills what local
+/// data holds and, when that completes the file, applies `meta` (see the module docs).
+pub(crate) fn prepare(
+    temp: &Path,
+    pieces: &[Block],
+    size: u64,
+    src: &Sources,
+    meta: Meta,
+) -> io::Result<Prepared> {
+    let tf = resume::open_temp(temp, pieces, size)?;
+    let mut missing = Vec::new();
+    let mut snapshot = None;
+    for (b, _) in pieces
+        .iter()
+        .zip(&tf.reused)
+        .filter(|(b, reused)| b.size > 0 && !**reused)
+    {
+        match local_copy(src, &mut snapshot, b) {
+            Some(data) => tf.file.write_all_at(&data, b.offset)?,
+            None => missing.push(*b),
+        }
+    }
+    let complete = missing.is_empty();
+    if complete {
+        meta.apply(&tf.file)?;
+    }
+    Ok(Prepared {
+        file: tf.file,
+        missing,
+        reused_bytes: tf.reused_bytes,
+        complete,
+    })
+}
+
+/// Writes verified pieces (offset, data) into the temp file; with `meta`, the file is then
+/// complete and gets its permissions and mtime.
+pub(crate) fn write_pieces(
+    file: &File,
+    pieces: &[(u64, Vec<u8>)],
+    meta: Option<Meta>,
+) -> io::Result<()> {
+    for (offset, data) in pieces {
+        file.write_all_at(data, *offset)?;
+    }
+    match meta {
+        Some(m) => m.apply(file),
+        None => Ok(()),
+    }
+}
+
+/// The verified bytes of `b` from local data: the old version of the same file first, then
+/// the files the block map names (the index snapshot is taken at the first lookup).
+fn local_copy(
+    src: &Sources,
+    snapshot: &mut Option<Option<syncd_index::FolderReader>>,
+    b: &Block,
+) -> Option<Vec<u8>> {
+    let size = usize::try_from(b.size).ok()?;
+    let verified = |d: &[u8]| Sha256::digest(d).as_slice() == b.hash;
+    if let Some(old) = src.old.as_ref().filter(|l| !l.deleted && l.kind.is_file())
+        && let Some(ob) = old
+            .chunks
+            .iter()
+            .chain(old.blocks.iter())
+            .find(|x| x.hash == b.hash && x.size == b.size)
+        && let Ok(d) = crate::serve::read_at_nofollow(&src.old_path, ob.offset, size)
+        && verified(&d)
+    {
+        return Some(d);
+    }
+    let reader = snapshot
+        .get_or_insert_with(|| src.index.read(&src.folder).ok())
+        .as_ref()?;
+    for loc in reader.find_block(&b.hash, 4).ok()? {
+        let Ok(p) = fsutil::safe_path(&src.root, &loc.name) else {
+            continue;
+        };
+        let Ok(n) = usize::try_from(loc.size) else {
+            continue;
+        };
+        if let Ok(d) = crate::serve::read_at_nofollow(&p, loc.offset, n)
+            && verified(&d)
+        {
+            return Some(d);
+        }
+    }
+    None
+}
