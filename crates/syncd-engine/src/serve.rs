@@ -202,3 +202,57 @@ pub(crate) fn read_at_nofollow(
     }
     Ok(buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder(id: &str) -> FolderId {
+        FolderId::new(id.to_owned()).unwrap()
+    }
+
+    fn name(s: &str) -> RelPath {
+        RelPath::new(s).unwrap()
+    }
+
+    #[test]
+    fn a_servable_name_holds_only_for_its_folder_and_local_stamp() {
+        let mut s = Servable::default();
+        s.insert(&folder("f"), (7, 100), name("a/b"));
+        // (folder, stamp, name, still servable without a new index check)
+        let cases = [
+            ("f", (7, 100), "a/b", true),
+            ("f", (7, 101), "a/b", false), // a local change bumped the sequence
+            ("f", (8, 100), "a/b", false), // a new local index ID
+            ("g", (7, 100), "a/b", false), // another folder
+            ("f", (7, 100), "a/c", false), // never checked
+        ];
+        for (f, stamp, n, want) in cases {
+            assert_eq!(
+                s.contains(&folder(f), stamp, &name(n)),
+                want,
+                "{f} {stamp:?} {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_name_checked_at_a_newer_stamp_forgets_the_older_names() {
+        let mut s = Servable::default();
+        s.insert(&folder("f"), (7, 100), name("old"));
+        s.insert(&folder("f"), (7, 101), name("new"));
+        assert!(s.contains(&folder("f"), (7, 101), &name("new")));
+        assert!(!s.contains(&folder("f"), (7, 101), &name("old")));
+    }
+
+    #[test]
+    fn the_servable_set_starts_over_when_full() {
+        let mut s = Servable::default();
+        for i in 0..SERVABLE_MAX {
+            s.insert(&folder("f"), (1, 1), name(&format!("n{i}")));
+        }
+        s.insert(&folder("f"), (1, 1), name("one-more"));
+        assert_eq!(s.names.len(), 1);
+        assert!(s.contains(&folder("f"), (1, 1), &name("one-more")));
+    }
+}

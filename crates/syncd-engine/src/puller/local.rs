@@ -159,3 +159,97 @@ fn local_copy(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syncd_types::{DeviceId, FileKind, RelPath};
+
+    fn piece(data: &[u8], offset: usize, size: usize) -> Block {
+        Block {
+            offset: offset as u64,
+            size: size as u32,
+            hash: Sha256::digest(&data[offset..offset + size]).into(),
+        }
+    }
+
+    fn sources(dir: &Path, old: Option<FileRecord>) -> Sources {
+        let index = Index::open(dir.join("index.redb"), DeviceId::from_bytes([1; 32])).unwrap();
+        Sources {
+            index: Arc::new(index),
+            folder: FolderId::new("f".to_owned()).unwrap(),
+            root: dir.join("root"),
+            old,
+            old_path: dir.join("root/file"),
+        }
+    }
+
+    fn meta() -> Meta {
+        Meta {
+            mode: Some(0o640),
+            mtime: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000),
+        }
+    }
+
+    #[test]
+    fn pieces_of_the_old_version_are_copied_and_the_rest_is_left_to_fetch() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("root")).unwrap();
+        let old_data = vec![7u8; 300];
+        std::fs::write(d.path().join("root/file"), &old_data).unwrap();
+        let mut old = FileRecord::new(RelPath::new("file").unwrap(), FileKind::File);
+        old.size = 300;
+        old.blocks = vec![piece(&old_data, 0, 100)];
+        // The new version: its first piece is the old first piece, its second is new.
+        let mut new_data = old_data[..100].to_vec();
+        new_data.extend_from_slice(&[9u8; 100]);
+        let pieces = vec![piece(&new_data, 0, 100), piece(&new_data, 100, 100)];
+        let src = sources(d.path(), Some(old));
+        let temp = d.path().join("root/.syncthing.file.tmp");
+        let p = prepare(&temp, &pieces, 200, &src, meta()).unwrap();
+        assert_eq!(p.missing, vec![pieces[1]]);
+        assert!(!p.complete);
+        let mut head = vec![0u8; 100];
+        p.file.read_exact_at(&mut head, 0).unwrap();
+        assert_eq!(head, new_data[..100]);
+    }
+
+    #[test]
+    fn a_file_that_local_data_completes_gets_its_permissions_and_mtime_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("root")).unwrap();
+        let data = vec![3u8; 100];
+        std::fs::write(d.path().join("root/file"), &data).unwrap();
+        let mut old = FileRecord::new(RelPath::new("file").unwrap(), FileKind::File);
+        old.size = 100;
+        old.blocks = vec![piece(&data, 0, 100)];
+        let src = sources(d.path(), Some(old));
+        let temp = d.path().join("root/.syncthing.file.tmp");
+        let p = prepare(&temp, &[piece(&data, 0, 100)], 100, &src, meta()).unwrap();
+        assert!(p.complete && p.missing.is_empty());
+        let m = std::fs::metadata(&temp).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o640);
+        assert_eq!(m.modified().unwrap(), meta().mtime);
+        assert_eq!(std::fs::read(&temp).unwrap(), data);
+    }
+
+    #[test]
+    fn written_pieces_land_at_their_offsets_and_the_last_write_sets_the_metadata() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t");
+        let f = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        f.set_len(6).unwrap();
+        write_pieces(&f, &[(3, b"def".to_vec())], None).unwrap();
+        write_pieces(&f, &[(0, b"abc".to_vec())], Some(meta())).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"abcdef");
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o640);
+        assert_eq!(m.modified().unwrap(), meta().mtime);
+    }
+}
