@@ -31,6 +31,12 @@ pub(crate) struct TempFile {
 /// symlink under the temp name is removed first (an empty directory only). The file is never
 /// opened through a symlink. On return the file is exactly `size` bytes long.
 pub(crate) fn open_temp(temp: &Path, pieces: &[Block], size: u64) -> io::Result<TempFile> {
+    // The usual case, no temp file yet: one exclusive create (no lstat first). Whatever is
+    // already there under the name (EEXIST) takes the path below.
+    match create_temp(temp, pieces.len(), size) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        other => return other,
+    }
     match std::fs::symlink_metadata(temp) {
         Ok(m) if m.is_file() => {
             if m.permissions().mode() & 0o600 != 0o600 {
@@ -61,6 +67,12 @@ pub(crate) fn open_temp(temp: &Path, pieces: &[Block], size: u64) -> io::Result<
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
+    create_temp(temp, pieces.len(), size)
+}
+
+/// Creates the temp file (never through a symlink, failing if anything has the name) sized
+/// to `size`, with none of its `pieces` pieces reused.
+fn create_temp(temp: &Path, pieces: usize, size: u64) -> io::Result<TempFile> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -71,7 +83,7 @@ pub(crate) fn open_temp(temp: &Path, pieces: &[Block], size: u64) -> io::Result<
     file.set_len(size)?;
     Ok(TempFile {
         file,
-        reused: vec![false; pieces.len()],
+        reused: vec![false; pieces],
         reused_bytes: 0,
     })
 }
