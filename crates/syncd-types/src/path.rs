@@ -259,7 +259,10 @@ mod tests {
                     || s.split('/').any(|c| matches!(c, "" | "." | ".."));
                 !bad
             };
-            assert!(!plain || full, "{s:?}: the quick check accepted an invalid path");
+            assert!(
+                !plain || full,
+                "{s:?}: the quick check accepted an invalid path"
+            );
             assert_eq!(RelPath::check(s).is_ok(), full, "{s:?}");
         }
     }
