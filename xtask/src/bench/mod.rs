@@ -101,7 +101,6 @@ fn parse_args(root: &Path, args: &[String]) -> Result<Options, String> {
         data_dir: root.join("target/bench/data"),
         syncthing: PathBuf::from("syncthing"),
         syncd: Err("not resolved".into()),
-        keep: false,
     };
     let mut pairs = DEFAULT_PAIRS.to_vec();
     let mut keep = false;
@@ -158,7 +157,6 @@ fn parse_args(root: &Path, args: &[String]) -> Result<Options, String> {
         }
     }
     settings.spec = spec;
-    settings.keep = keep;
     let needs_syncd = pairs.iter().any(|p| *p != Pairing::SyncthingPair);
     settings.syncd = if needs_syncd {
         let build = if build { Build::Always } else { Build::Never };
@@ -312,6 +310,11 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let opts = parse_args(root, args)?;
     let s = &opts.settings;
     std::fs::create_dir_all(&s.data_dir).map_err(|e| format!("{}: {e}", s.data_dir.display()))?;
+    // Every pair's data stays until the run ends (see `scenarios::Pair`), then goes at once.
+    let _cleanup = RemoveOnDrop {
+        dir: s.data_dir.clone(),
+        keep: opts.keep,
+    };
     std::fs::create_dir_all(&opts.out_dir)
         .map_err(|e| format!("{}: {e}", opts.out_dir.display()))?;
     let mut preamble = vec![
@@ -405,9 +408,6 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let svg_path = opts.out_dir.join("chart.svg");
     std::fs::write(&md_path, &md).map_err(|e| format!("{}: {e}", md_path.display()))?;
     std::fs::write(&svg_path, svg).map_err(|e| format!("{}: {e}", svg_path.display()))?;
-    if !opts.keep {
-        let _ = std::fs::remove_dir_all(&s.data_dir);
-    }
     println!("{md}");
     eprintln!(
         "bench: wrote {} and {}",
@@ -415,6 +415,20 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         svg_path.display()
     );
     Ok(())
+}
+
+/// Removes the run's data directory when the run ends, however it ends (unless `--keep`).
+struct RemoveOnDrop {
+    dir: PathBuf,
+    keep: bool,
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 /// A scratch directory removed on drop (tests only; xtask has no tempfile dependency).
