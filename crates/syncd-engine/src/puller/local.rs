@@ -163,15 +163,8 @@ fn local_copy(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::puller::resume::tests::piece;
     use syncd_types::{DeviceId, FileKind, RelPath};
-
-    fn piece(data: &[u8], offset: usize, size: usize) -> Block {
-        Block {
-            offset: offset as u64,
-            size: size as u32,
-            hash: Sha256::digest(&data[offset..offset + size]).into(),
-        }
-    }
 
     fn sources(dir: &Path, old: Option<FileRecord>) -> Sources {
         let index = Index::open(dir.join("index.redb"), DeviceId::from_bytes([1; 32])).unwrap();

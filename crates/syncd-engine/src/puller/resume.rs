@@ -114,10 +114,12 @@ fn verify_pieces(file: &File, len: u64, pieces: &[Block]) -> (Vec<bool>, u64) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn piece(data: &[u8], offset: usize, size: usize) -> Block {
+    /// The block of `data` at `offset`, `size` bytes long, with its SHA-256 (shared with the
+    /// other puller modules' tests).
+    pub(in crate::puller) fn piece(data: &[u8], offset: usize, size: usize) -> Block {
         Block {
             offset: offset as u64,
             size: size as u32,
