@@ -36,16 +36,7 @@ fn folder() -> FolderId {
 }
 
 fn content(i: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ ((i as u64 + 1) << 32);
-    let mut out = Vec::with_capacity(FILE_SIZE);
-    while out.len() < FILE_SIZE {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(FILE_SIZE);
-    out
+    common::random_bytes(FILE_SIZE, 0x9E37_79B9_7F4A_7C15 ^ ((i as u64 + 1) << 32))
 }
 
 fn file_name(i: usize) -> String {
