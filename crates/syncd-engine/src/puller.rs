@@ -6,7 +6,8 @@
 //! then from connected peers that hold the global version, with a bound on bytes in flight;
 //! every block is SHA-256-verified before it is written. A file is written to
 //! `.syncthing.<name>.tmp` beside its target (reusing the verified pieces a failed attempt or a
-//! killed process left there, see [`resume`]) and given permissions and mtime; finished files
+//! killed process left there, see [`resume`]) and given permissions and mtime (small files in
+//! groups, a few blocking calls per group, see [`small`]); finished files
 //! are then made durable, renamed into place, their directories synced and their records
 //! committed in batches (see [`batch`]). A new directory is made under a temp name with its
 //! final permissions and renamed into place, so no scan ever sees it with umask permissions.
@@ -18,9 +19,10 @@ mod batch;
 mod conflicts;
 mod local;
 mod resume;
+mod small;
 mod stale;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -304,8 +306,10 @@ fn report(
 /// Pulls the regular files, [`FILES_IN_FLIGHT`] at a time, and flushes the finished ones in
 /// durability batches (one batch flushing while the next fills).
 async fn pull_files(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOutcome) {
-    let mut set: JoinSet<(RelPath, Result<batch::Item, PullError>)> = JoinSet::new();
-    let mut queue = files.into_iter();
+    let mut set: JoinSet<small::GroupResults> = JoinSet::new();
+    // Files in flight per task (a task pulls one file or a group of small ones).
+    let mut in_flight: HashMap<tokio::task::Id, usize> = HashMap::new();
+    let mut queue = files.into_iter().peekable();
     let mut pending: Vec<batch::Item> = Vec::new();
     let mut pending_bytes = 0u64;
     let mut pending_since: Option<tokio::time::Instant> = None;
@@ -314,14 +318,27 @@ async fn pull_files(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOutcome) {
     loop {
         // Back-pressure: while a full batch waits for the flush in progress, start no more
         // files (each staged file holds an open descriptor).
-        while set.len() < FILES_IN_FLIGHT && pending.len() < BATCH_FILES {
+        while in_flight.values().sum::<usize>() < FILES_IN_FLIGHT && pending.len() < BATCH_FILES {
             let Some(n) = queue.next() else { break };
             let ctx2 = ctx.clone();
             emit_started(ctx, &n.global.name, FileKind::File, ItemAction::Update);
-            set.spawn(async move {
-                let name = n.global.name.clone();
-                (name, pull_file(ctx2, n).await)
-            });
+            let (files, task) = if small::is_small(&n) {
+                let mut group = vec![n];
+                while group.len() < small::GROUP_FILES
+                    && let Some(n) = queue.next_if(small::is_small)
+                {
+                    emit_started(ctx, &n.global.name, FileKind::File, ItemAction::Update);
+                    group.push(n);
+                }
+                (group.len(), set.spawn(small::pull_group(ctx2, group)))
+            } else {
+                let task = set.spawn(async move {
+                    let name = n.global.name.clone();
+                    vec![(name, pull_file(ctx2, n).await)]
+                });
+                (1, task)
+            };
+            in_flight.insert(task.id(), files);
         }
         let due = pending.len() >= BATCH_FILES
             || pending_bytes >= BATCH_BYTES
@@ -341,18 +358,28 @@ async fn pull_files(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOutcome) {
         }
         let deadline = pending_since.map_or_else(tokio::time::Instant::now, |t| t + BATCH_WAIT);
         tokio::select! {
-            joined = set.join_next(), if !set.is_empty() => match joined {
-                Some(Ok((_, Ok(item)))) => {
-                    if item.staged.is_some() {
-                        pending_bytes += item.record.size;
+            joined = set.join_next_with_id(), if !set.is_empty() => match joined {
+                Some(Ok((id, results))) => {
+                    in_flight.remove(&id);
+                    for (name, res) in results {
+                        match res {
+                            Ok(item) => {
+                                if item.staged.is_some() {
+                                    pending_bytes += item.record.size;
+                                }
+                                pending_since.get_or_insert_with(tokio::time::Instant::now);
+                                pending.push(item);
+                            }
+                            Err(e) => {
+                                report(ctx, out, &name, FileKind::File, ItemAction::Update, Err(e));
+                            }
+                        }
                     }
-                    pending_since.get_or_insert_with(tokio::time::Instant::now);
-                    pending.push(item);
                 }
-                Some(Ok((name, Err(e)))) => {
-                    report(ctx, out, &name, FileKind::File, ItemAction::Update, Err(e));
+                Some(Err(e)) => {
+                    in_flight.remove(&e.id());
                 }
-                Some(Err(_)) | None => {}
+                None => {}
             },
             flushed = wait_task(&mut flushing), if flushing.is_some() => {
                 flushing = None;
@@ -672,15 +699,7 @@ async fn pull_file(ctx: Arc<Ctx>, n: Needed) -> Result<batch::Item, PullError> {
     }
     std::fs::create_dir_all(&dir)?;
     let temp = dir.join(syncd_types::names::temp_name(global.name.file_name()));
-    // Between syncd peers the content-defined chunk list is used: an insertion in a large file
-    // then shifts no chunk boundaries after it, so only the changed chunks are fetched. Each
-    // chunk is verified like a block (the list covers the file exactly; see
-    // `syncd_proto::cdc::usable_chunks`), and requests name the chunk's range and hash.
-    let pieces: Vec<syncd_index::Block> = if global.chunks.is_empty() {
-        global.blocks.clone()
-    } else {
-        global.chunks.clone()
-    };
+    let pieces = pieces_of(&global);
     // Permissions and mtime go on the temp file, so the file is complete when it appears.
     let meta = local::Meta::of(&global, ctx.ignore_perms);
     let prepared = {
@@ -813,6 +832,19 @@ async fn fetch_missing(
                 }
             },
         }
+    }
+}
+
+/// The pieces a file is fetched in. Between syncd peers the content-defined chunk list is
+/// used: an insertion in a large file then shifts no chunk boundaries after it, so only the
+/// changed chunks are fetched. Each chunk is verified like a block (the list covers the file
+/// exactly; see `syncd_proto::cdc::usable_chunks`), and requests name the chunk's range and
+/// hash.
+fn pieces_of(global: &FileRecord) -> Vec<syncd_index::Block> {
+    if global.chunks.is_empty() {
+        global.blocks.clone()
+    } else {
+        global.chunks.clone()
     }
 }
 

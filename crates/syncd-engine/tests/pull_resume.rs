@@ -71,3 +71,49 @@ async fn leftover_temp_files_do_not_keep_a_deleted_directory_or_file_alive() {
     assert!(!p.db.exists(&t2), "the deleted file's temp file is left");
     common::assert_same(&p.da, &p.db);
 }
+
+/// Small files are pulled in groups (one blocking call prepares a group, one writes it): a
+/// group reuses complete temp files too, and refetches a corrupted one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_files_reuse_their_temp_files_and_refetch_corrupted_ones() {
+    const FILES: usize = 20;
+    const LEN: usize = 100_000;
+    let files: Vec<Vec<u8>> = (0..FILES)
+        .map(|i| random_bytes(LEN, 0x5eed + i as u64))
+        .collect();
+    let p = pair_with(|a: &Dir, b: &Dir| {
+        for (i, data) in files.iter().enumerate() {
+            a.write(&format!("s/f{i}.bin"), data);
+            let temp = format!("s/{}", syncd_types::names::temp_name(&format!("f{i}.bin")));
+            match i {
+                // Complete and intact: nothing to fetch.
+                0..10 => b.write(&temp, data),
+                // Complete but with a flipped byte: must not be trusted.
+                10..12 => {
+                    let mut bad = data.clone();
+                    bad[LEN / 2] ^= 0xff;
+                    b.write(&temp, &bad);
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
+    p.synced().await;
+    for (i, data) in files.iter().enumerate() {
+        let name = format!("s/f{i}.bin");
+        assert!(p.db.read(&name) == *data, "{name}: content differs");
+        let temp = format!("s/{}", syncd_types::names::temp_name(&format!("f{i}.bin")));
+        assert!(!p.db.exists(&temp), "{temp} left behind");
+    }
+    let moved = received(&p.b);
+    assert!(
+        moved > (8 * LEN) as u64,
+        "b received only {moved} bytes; 8 files it had nothing of must cross the wire"
+    );
+    assert!(
+        moved < (10 * LEN + 150_000) as u64,
+        "b received {moved} bytes; the 10 intact temp files were fetched again"
+    );
+    common::assert_same(&p.da, &p.db);
+}

@@ -1,0 +1,217 @@
+//! Small files pulled in groups: a few blocking calls per group instead of a few per file.
+//!
+//! A file of at most [`SMALL_FILE_MAX`] bytes costs the disk little, so what dominates its
+//! pull is the hand-offs between the async workers and blocking threads (each one wakes a
+//! blocking thread and then a worker). A group of up to [`GROUP_FILES`] such files is pulled
+//! in three steps:
+//! 1. one blocking call makes, for every file, the conflict decision, the path and
+//!    "changed on disk" checks, and [`local::prepare`]s its temp file (reusing what a failed
+//!    attempt left, see [`super::resume`], and copying the pieces local data holds);
+//! 2. the remaining pieces of every file are requested from peers concurrently (each verified
+//!    by `Peer::request`);
+//! 3. one blocking call writes them and gives each temp file its permissions and mtime.
+//!
+//! The files then go to the durability batch like any other (see [`super::batch`]): the same
+//! temp names, the same checks, the same guarantees. A file a piece of which could not be
+//! fetched keeps its temp file with every verified piece written, for the next attempt.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use syncd_conflict::{LocalFate, Resolution};
+use syncd_index::{Block, FileRecord, Needed};
+use syncd_types::{DeviceId, RelPath};
+use tokio::task::JoinSet;
+
+use super::{
+    Ctx, PullError, batch, decide, fetch_remote, installed, local, parent_of, pieces_of,
+    safe_target, set_meta,
+};
+use crate::fsutil;
+
+/// Files of at most this many bytes are pulled in groups.
+pub(super) const SMALL_FILE_MAX: u64 = 128 * 1024;
+/// Files per group.
+pub(super) const GROUP_FILES: usize = 8;
+
+/// Whether `n` is pulled in a group.
+pub(super) fn is_small(n: &Needed) -> bool {
+    n.global.size <= SMALL_FILE_MAX
+}
+
+/// One file of a group after step 1: its temp file open, pieces left to fetch.
+struct Open {
+    record: FileRecord,
+    dir: PathBuf,
+    staged: batch::Staged,
+    /// Pieces no local data held: fetched from peers in step 2.
+    missing: Vec<Block>,
+    meta: local::Meta,
+    available: Vec<DeviceId>,
+}
+
+/// What step 1 made of a file.
+enum Prepared {
+    /// Nothing to fetch: complete from local data, or a metadata-only change applied.
+    Done(batch::Item),
+    Open(Open),
+}
+
+/// The result of each file of a group, in group order.
+pub(super) type GroupResults = Vec<(RelPath, Result<batch::Item, PullError>)>;
+
+/// Pulls a group of small files (see the module docs).
+pub(super) async fn pull_group(ctx: Arc<Ctx>, group: Vec<Needed>) -> GroupResults {
+    let names: Vec<RelPath> = group.iter().map(|n| n.global.name.clone()).collect();
+    let prepared = {
+        let ctx = ctx.clone();
+        tokio::task::spawn_blocking(move || {
+            group
+                .into_iter()
+                .map(|n| prepare(&ctx, n))
+                .collect::<Vec<_>>()
+        })
+        .await
+    };
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => return fail_all(names, &e),
+    };
+    // Step 2: every missing piece of every file, concurrently.
+    let mut fetches: JoinSet<(usize, u64, Result<Vec<u8>, PullError>)> = JoinSet::new();
+    for (i, p) in prepared.iter().enumerate() {
+        let Ok(Prepared::Open(o)) = p else { continue };
+        for &b in &o.missing {
+            let (ctx, name, available) = (ctx.clone(), o.record.name.clone(), o.available.clone());
+            fetches.spawn(async move {
+                let data = fetch_remote(&ctx, &name, &available, b).await;
+                (i, b.offset, data)
+            });
+        }
+    }
+    let mut fetched: Vec<Vec<(u64, Vec<u8>)>> = prepared.iter().map(|_| Vec::new()).collect();
+    let mut failed: Vec<Option<PullError>> = prepared.iter().map(|_| None).collect();
+    while let Some(r) = fetches.join_next().await {
+        match r {
+            Ok((i, offset, Ok(d))) => {
+                if let Some(f) = fetched.get_mut(i) {
+                    f.push((offset, d));
+                }
+            }
+            Ok((i, _, Err(e))) => {
+                if let Some(slot) = failed.get_mut(i) {
+                    slot.get_or_insert(e);
+                }
+            }
+            Err(e) => return fail_all(names, &e),
+        }
+    }
+    // Step 3: write, permissions, mtime.
+    let finished = tokio::task::spawn_blocking(move || {
+        prepared
+            .into_iter()
+            .zip(fetched)
+            .zip(failed)
+            .map(|((p, data), failed)| finish(p, &data, failed))
+            .collect::<Vec<_>>()
+    })
+    .await;
+    match finished {
+        Ok(results) => names.into_iter().zip(results).collect(),
+        Err(e) => fail_all(names, &e),
+    }
+}
+
+fn fail_all(names: Vec<RelPath>, e: &tokio::task::JoinError) -> GroupResults {
+    names
+        .into_iter()
+        .map(|n| {
+            let err = PullError::Io(std::io::Error::other(e.to_string()));
+            (n, Err(err))
+        })
+        .collect()
+}
+
+/// Step 1 for one file: decision, checks, temp file, pieces from local data.
+fn prepare(ctx: &Ctx, n: Needed) -> Result<Prepared, PullError> {
+    let Resolution::TakeRemote {
+        adopt_version,
+        fate,
+    } = decide(ctx, &n)
+    else {
+        return Err(PullError::NotNeeded);
+    };
+    let path = safe_target(ctx, &n)?;
+    if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
+        return Err(PullError::Modified);
+    }
+    let dir = parent_of(&path);
+    let record = installed(&n.global, adopt_version);
+    if matches!(fate, LocalFate::MetadataOnly) && path.exists() {
+        let file = set_meta(&path, &n.global, ctx.ignore_perms)?;
+        return Ok(Prepared::Done(batch::Item {
+            record,
+            dir,
+            staged: None,
+            meta_changed: Some(file),
+        }));
+    }
+    std::fs::create_dir_all(&dir)?;
+    let temp = dir.join(syncd_types::names::temp_name(n.global.name.file_name()));
+    let meta = local::Meta::of(&n.global, ctx.ignore_perms);
+    let src = local::Sources {
+        index: ctx.shared.index.clone(),
+        folder: ctx.folder.clone(),
+        root: ctx.root.clone(),
+        old: n.local.clone(),
+        old_path: path.clone(),
+    };
+    let prepared = local::prepare(&temp, &pieces_of(&n.global), n.global.size, &src, meta)?;
+    let staged = batch::Staged {
+        file: prepared.file,
+        temp,
+        target: path,
+        local: n.local,
+        fate,
+    };
+    if prepared.complete {
+        return Ok(Prepared::Done(batch::Item {
+            record,
+            dir,
+            staged: Some(staged),
+            meta_changed: None,
+        }));
+    }
+    Ok(Prepared::Open(Open {
+        record,
+        dir,
+        staged,
+        missing: prepared.missing,
+        meta,
+        available: n.available,
+    }))
+}
+
+/// Step 3 for one file: the fetched pieces written (also when another piece failed, so the
+/// next attempt reuses them), then permissions and mtime on the complete temp file.
+fn finish(
+    prepared: Result<Prepared, PullError>,
+    data: &[(u64, Vec<u8>)],
+    failed: Option<PullError>,
+) -> Result<batch::Item, PullError> {
+    let o = match prepared? {
+        Prepared::Done(item) => return Ok(item),
+        Prepared::Open(o) => o,
+    };
+    if let Some(e) = failed {
+        local::write_pieces(&o.staged.file, data, None)?;
+        return Err(e);
+    }
+    local::write_pieces(&o.staged.file, data, Some(o.meta))?;
+    Ok(batch::Item {
+        record: o.record,
+        dir: o.dir,
+        meta_changed: None,
+        staged: Some(o.staged),
+    })
+}
