@@ -19,8 +19,10 @@
 //!   A large file's two lists are built in two overlapping stages on the pool (both cores
 //!   busy even on one file).
 //! - [`FolderWatcher`]: inotify (via `notify`, non-recursive watches, one per non-ignored
-//!   directory), debounced and coalesced into paths to rescan, overflow → full rescan, a
-//!   watch cap with a one-time warning and periodic fallback, periodic full rescans.
+//!   directory, asking for changes and close-after-write but no opens or read-only closes,
+//!   so reading a file costs the watcher nothing), debounced and coalesced into paths to
+//!   rescan, overflow → full rescan, a watch cap with a one-time warning and periodic
+//!   fallback, periodic full rescans.
 //! - [`CounterSnapshot`]: directories opened, files read, bytes hashed, progress totals.
 //!
 //! Invariants: symlinks are recorded (with their target bytes), never followed — not while

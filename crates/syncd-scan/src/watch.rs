@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use notify::event::{AccessKind, EventKind, Flag, ModifyKind, RenameMode};
+use notify::event::{AccessKind, EventKind, EventKindMask, Flag, ModifyKind, RenameMode};
 use notify::{INotifyWatcher, RecursiveMode, Watcher};
 use syncd_types::{RelPath, names};
 
@@ -70,8 +70,20 @@ pub struct WatchStats {
     /// ([`names::is_temp_name`]): never queued, debounced or rescanned.
     pub temp_events_dropped: AtomicU64,
     /// Events dropped on arrival because they only report an open or a read-only close.
+    /// The inotify watches do not ask for those (`WATCHED_KINDS`), so this stays 0 there;
+    /// it counts what a backend that reports them anyway delivers.
     pub access_events_dropped: AtomicU64,
+    /// Every event (or backend error) the OS backend delivered, before any is dropped.
+    pub events_received: AtomicU64,
 }
+
+/// The event kinds the watches ask the OS for: every change (create, remove, data, metadata,
+/// renames, the root's own deletion or move) and a close after writing, but no open and no
+/// close after reading. Those would come for every file our own scanner hashes, the sender
+/// serves blocks from and the puller writes, each a kernel event, a wake-up of the
+/// backend's thread and a drop here; inotify then leaves `IN_OPEN` and `IN_CLOSE_NOWRITE`
+/// out of every watch's mask, so a read costs the watcher nothing at all.
+const WATCHED_KINDS: EventKindMask = EventKindMask::CORE.union(EventKindMask::ACCESS_CLOSE);
 
 /// Whether `ev` only reports an access that changes nothing (an open, a read, a close after
 /// reading); a close after writing is not one.
@@ -116,6 +128,9 @@ impl FolderWatcher {
         let stats = Arc::new(WatchStats::default());
         let handler_stats = stats.clone();
         let handler = move |res: notify::Result<notify::Event>| {
+            handler_stats
+                .events_received
+                .fetch_add(1, Ordering::Relaxed);
             // The puller's temp files (and a peer's, in a shared directory) are never
             // scanned: their events are dropped here, on notify's thread, before they cost
             // a channel hop, a wake-up of the watcher thread and a debounce.
@@ -125,8 +140,9 @@ impl FolderWatcher {
                     .fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            // Opens and read-only closes (notify always watches IN_OPEN: our own hashing and
-            // serving of blocks cause them for every file read) are noise, dropped here too.
+            // Opens and read-only closes are noise (our own hashing and serving of blocks
+            // would cause them for every file read): the watches do not ask for them
+            // (WATCHED_KINDS), and should a backend deliver some anyway, they end here too.
             if res.as_ref().is_ok_and(is_read_access) {
                 handler_stats
                     .access_events_dropped
@@ -137,7 +153,10 @@ impl FolderWatcher {
                 let _ = t.send(Input::Fs(res));
             }
         };
-        let watcher = INotifyWatcher::new(handler, notify::Config::default())?;
+        let watcher = INotifyWatcher::new(
+            handler,
+            notify::Config::default().with_event_kinds(WATCHED_KINDS),
+        )?;
         let mut state = State {
             root: scanner.root().to_path_buf(),
             scanner,
@@ -352,7 +371,7 @@ impl State {
             return true;
         }
         match ev.kind {
-            // Opens and read-only closes are noise (our own hashing causes them).
+            // Opens and read-only closes are noise (see WATCHED_KINDS).
             EventKind::Access(AccessKind::Close(notify::event::AccessMode::Write)) => {}
             EventKind::Access(_) => return false,
             EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => return false,
