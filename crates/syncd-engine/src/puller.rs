@@ -41,9 +41,12 @@ use crate::fsutil;
 use crate::status::FileError;
 
 /// Need-set items handled per pass (the rest come in the next pass). Each item is ~0.5 kB
-/// and a pass briefly holds its items twice (read, then sorted by kind): at 10,000 that
-/// transient was the receiver's peak RSS in a 100,000-file initial sync (issue 12).
-const MAX_ITEMS_PER_PASS: usize = 4_000;
+/// and a pass briefly holds its items twice (read, then sorted by kind): at 10,000 (two Vecs
+/// of 16,384 slots) that transient was the receiver's peak RSS in a 100,000-file initial sync
+/// (issue 12); 8,000 fits 8,192 slots. Smaller costs CPU: while most of a folder is needed the
+/// need set is found by walking the folder's records from the start, so every pass re-reads
+/// the names earlier passes brought in sync.
+const MAX_ITEMS_PER_PASS: usize = 8_000;
 /// Files pulled concurrently.
 const FILES_IN_FLIGHT: usize = 32;
 /// A durability batch is flushed once it holds this many files...

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{Dir, assert_same, pair_with};
 
-/// More items than one pass takes (4,000 at the time of writing), spread over directories.
-const FILES: usize = 4_500;
+/// More items than one pass takes (8,000 at the time of writing), spread over directories.
+const FILES: usize = 8_500;
 const PER_DIR: usize = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
