@@ -11,7 +11,8 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use syncd_engine::{EngineHandle, Event, FolderId, FolderState};
+use syncd_engine::{EngineHandle, Event, FolderId, FolderState, ItemAction};
+use syncd_types::FileKind;
 use tokio::sync::broadcast::error::RecvError;
 
 const LOG_EVERY: Duration = Duration::from_secs(5);
@@ -23,6 +24,10 @@ struct Task {
     total_bytes: u64,
     /// Files to pull (the largest need seen during the pull).
     total_files: u64,
+    /// Files the pull reported finished without error (`ItemFinished`).
+    files_done: u64,
+    /// The folder's local bytes when the pull started.
+    local_bytes_at_start: u64,
     started: Instant,
     last_log: Instant,
 }
@@ -34,6 +39,8 @@ impl Task {
             bar,
             total_bytes,
             total_files,
+            files_done: 0,
+            local_bytes_at_start: 0,
             started: now,
             last_log: now,
         }
@@ -45,6 +52,17 @@ impl Task {
             return true;
         }
         false
+    }
+
+    /// Files and bytes done so far. While a peer is still announcing its files (an initial
+    /// sync from a peer that is scanning) the need grows during the pull, so need left is no
+    /// measure of work done: the files reported finished and the growth of the local bytes
+    /// count too, whichever is larger.
+    fn done(&self, need_files: u64, need_bytes: u64, local_bytes: u64) -> (u64, u64) {
+        let files = self.total_files.saturating_sub(need_files);
+        let bytes = self.total_bytes.saturating_sub(need_bytes);
+        let grown = local_bytes.saturating_sub(self.local_bytes_at_start);
+        (files.max(self.files_done), bytes.max(grown))
     }
 
     fn finish(self) {
@@ -107,6 +125,11 @@ impl Progress {
             tokio::select! {
                 ev = rx.recv() => match ev {
                     Ok(Event::StateChanged { folder, to, .. }) => self.state_changed(&folder, to),
+                    Ok(Event::ItemFinished { folder, kind: FileKind::File, action: ItemAction::Update, error: None, .. }) => {
+                        if let Some(t) = self.pulls.get_mut(&folder) {
+                            t.files_done += 1;
+                        }
+                    }
                     Ok(Event::FolderScanProgress { folder, current, total, .. }) => {
                         if let Some(b) = self.scans.get(&folder).and_then(|t| t.bar.as_ref()) {
                             b.set_length(total);
@@ -151,22 +174,30 @@ impl Progress {
             if !self.terminal {
                 tracing::info!(folder = %folder, need_files = files, need_bytes = bytes, "syncing");
             }
-            self.pulls
-                .insert(folder.clone(), Task::new(bar, bytes, files));
+            let mut task = Task::new(bar, bytes, files);
+            task.local_bytes_at_start = self.local_bytes(folder);
+            self.pulls.insert(folder.clone(), task);
         } else if matches!(
             to,
             FolderState::Idle | FolderState::Error | FolderState::Paused
         ) && let Some(t) = self.pulls.remove(folder)
         {
             if !self.terminal {
+                let (done_files, done_bytes) = t.done(files, bytes, self.local_bytes(folder));
                 tracing::info!(folder = %folder,
-                    files = t.total_files.saturating_sub(files),
-                    bytes = t.total_bytes.saturating_sub(bytes),
+                    files = done_files,
+                    bytes = done_bytes,
                     need_bytes = bytes,
                     seconds = t.started.elapsed().as_secs(), "sync finished");
             }
             t.finish();
         }
+    }
+
+    fn local_bytes(&self, folder: &FolderId) -> u64 {
+        self.engine
+            .folder_status(folder)
+            .map_or(0, |s| s.local.bytes)
     }
 
     /// Only a folder's first scan is shown; watcher and interval rescans stay quiet.
@@ -199,18 +230,63 @@ impl Progress {
             }
         }
         for (folder, t) in self.pulls.iter_mut() {
-            let need = self.engine.folder_status(folder).map(|s| s.need);
-            let (need_files, need_bytes) = need.map_or((0, 0), |n| (n.files, n.bytes));
+            let status = self.engine.folder_status(folder);
+            let (need_files, need_bytes) = status
+                .as_ref()
+                .map_or((0, 0), |s| (s.need.files, s.need.bytes));
+            let local_bytes = status.as_ref().map_or(0, |s| s.local.bytes);
             t.total_bytes = t.total_bytes.max(need_bytes);
             t.total_files = t.total_files.max(need_files);
-            let done = t.total_bytes - need_bytes.min(t.total_bytes);
+            let (_, done) = t.done(need_files, need_bytes, local_bytes);
             if let Some(b) = &t.bar {
-                b.set_length(t.total_bytes);
+                b.set_length(t.total_bytes.max(done));
                 b.set_position(done);
             } else if t.log_due() {
                 tracing::info!(folder = %folder, done_bytes = done, total_bytes = t.total_bytes,
                     need_files, "syncing");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Work done by a pull, from the need it started with, the files reported finished and
+    /// the local bytes' growth, when the need shrinks as usual and when it grows because the
+    /// peer is still announcing files.
+    #[test]
+    fn a_pull_counts_what_it_did_even_while_the_need_grows() {
+        // (need at start: files, bytes; files finished; local bytes at start;
+        //  need now: files, bytes; local bytes now) -> (files done, bytes done)
+        type Case = ((u64, u64), u64, u64, (u64, u64), u64, (u64, u64));
+        let cases: [Case; 4] = [
+            // Need shrinks to nothing: new files.
+            ((2, 300), 2, 0, (0, 0), 300, (2, 300)),
+            // A file replaced by one of the same size: the need says 200 bytes moved.
+            ((1, 200), 1, 200, (0, 0), 200, (1, 200)),
+            // The need grew from 1,000 to 5,000 files while 900 were pulled.
+            (
+                (1_000, 10_000),
+                900,
+                0,
+                (5_000, 50_000),
+                9_000,
+                (900, 9_000),
+            ),
+            // Nothing done yet.
+            ((10, 100), 0, 50, (10, 100), 50, (0, 0)),
+        ];
+        for ((tf, tb), finished, start, (nf, nb), now, want) in cases {
+            let mut t = Task::new(None, tb, tf);
+            t.files_done = finished;
+            t.local_bytes_at_start = start;
+            assert_eq!(
+                t.done(nf, nb, now),
+                want,
+                "case {tf} {tb} {finished} {nf} {nb} {now}"
+            );
         }
     }
 }
