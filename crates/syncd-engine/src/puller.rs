@@ -718,13 +718,7 @@ async fn pull_file(ctx: Arc<Ctx>, n: Needed) -> Result<batch::Item, PullError> {
     // Permissions and mtime go on the temp file, so the file is complete when it appears.
     let meta = local::Meta::of(&global, ctx.ignore_perms);
     let prepared = {
-        let src = local::Sources {
-            index: ctx.shared.index.clone(),
-            folder: ctx.folder.clone(),
-            root: ctx.root.clone(),
-            old: n.local.clone(),
-            old_path: path.clone(),
-        };
+        let src = sources(&ctx, &n, &path);
         let (t, size) = (temp.clone(), global.size);
         tokio::task::spawn_blocking(move || local::prepare(&t, &pieces, size, &src, meta))
             .await
@@ -847,6 +841,17 @@ async fn fetch_missing(
                 }
             },
         }
+    }
+}
+
+/// Where [`local::prepare`] may find pieces of `n` (to be written at `path`) on this device.
+fn sources(ctx: &Ctx, n: &Needed, path: &Path) -> local::Sources {
+    local::Sources {
+        index: ctx.shared.index.clone(),
+        folder: ctx.folder.clone(),
+        root: ctx.root.clone(),
+        old: n.local.clone(),
+        old_path: path.to_path_buf(),
     }
 }
 

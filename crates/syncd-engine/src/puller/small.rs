@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 
 use super::{
     Ctx, PullError, batch, decide, fetch_remote, installed, local, parent_of, pieces_of,
-    safe_target, set_meta,
+    safe_target, set_meta, sources,
 };
 use crate::fsutil;
 
@@ -159,13 +159,7 @@ fn prepare(ctx: &Ctx, n: Needed) -> Result<Prepared, PullError> {
     std::fs::create_dir_all(&dir)?;
     let temp = dir.join(syncd_types::names::temp_name(n.global.name.file_name()));
     let meta = local::Meta::of(&n.global, ctx.ignore_perms);
-    let src = local::Sources {
-        index: ctx.shared.index.clone(),
-        folder: ctx.folder.clone(),
-        root: ctx.root.clone(),
-        old: n.local.clone(),
-        old_path: path.clone(),
-    };
+    let src = sources(ctx, &n, &path);
     let prepared = local::prepare(&temp, &pieces_of(&n.global), n.global.size, &src, meta)?;
     let staged = batch::Staged {
         file: prepared.file,
