@@ -41,11 +41,11 @@ use crate::fsutil;
 use crate::status::FileError;
 
 /// Need-set items handled per pass (the rest come in the next pass). Each item is ~0.5 kB
-/// and a pass briefly holds its items twice (read, then sorted by kind): at 10,000 (two Vecs
-/// of 16,384 slots) that transient was the receiver's peak RSS in a 100,000-file initial sync
-/// (issue 12); 8,000 fits 8,192 slots. Smaller costs CPU: while most of a folder is needed the
-/// need set is found by walking the folder's records from the start, so every pass re-reads
-/// the names earlier passes brought in sync.
+/// and a pass holds all of its items at once (one Vec, sized once: 8,001 slots, ~3.9 MB),
+/// a large part of the receiver's peak RSS in a 100,000-file initial sync (issue 12).
+/// Smaller costs CPU: while most of a folder is needed the need set is found by walking the
+/// folder's records from the start, so every pass re-reads the names earlier passes brought
+/// in sync (4,000 measured slower than 10,000).
 const MAX_ITEMS_PER_PASS: usize = 8_000;
 /// Files pulled concurrently.
 const FILES_IN_FLIGHT: usize = 32;
@@ -322,8 +322,9 @@ fn report(
 /// durability batches (one batch flushing while the next fills).
 async fn pull_files(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOutcome) {
     let mut set: JoinSet<small::GroupResults> = JoinSet::new();
-    // Files in flight per task (a task pulls one file or a group of small ones).
+    // Files per task in flight (a task pulls one file or a group of small ones), and their sum.
     let mut in_flight: HashMap<tokio::task::Id, usize> = HashMap::new();
+    let mut files_in_flight = 0usize;
     let mut queue = files.into_iter().peekable();
     let mut pending: Vec<batch::Item> = Vec::new();
     let mut pending_bytes = 0u64;
@@ -333,7 +334,7 @@ async fn pull_files(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOutcome) {
     loop {
         // Back-pressure: while a full batch waits for the flush in progress, start no more
         // files (each staged file holds an open descriptor).
-        while in_flight.values().sum::<usize>() < FILES_IN_FLIGHT && pending.len() < BATCH_FILES {
+        while files_in_flight < FILES_IN_FLIGHT && pending.len() < BATCH_FILES {
             let Some(n) = queue.next() else { break };
             let ctx2 = ctx.clone();
             emit_started(ctx, &n.global.name, FileKind::File, ItemAction::Update);
@@ -354,6 +355,7 @@ async fn pull_files(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOutcome) {
                 (1, task)
             };
             in_flight.insert(task.id(), files);
+            files_in_flight += files;
         }
         let due = pending.len() >= BATCH_FILES
             || pending_bytes >= BATCH_BYTES
@@ -375,7 +377,7 @@ async fn pull_files(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOutcome) {
         tokio::select! {
             joined = set.join_next_with_id(), if !set.is_empty() => match joined {
                 Some(Ok((id, results))) => {
-                    in_flight.remove(&id);
+                    files_in_flight -= in_flight.remove(&id).unwrap_or(0);
                     for (name, res) in results {
                         match res {
                             Ok(item) => {
@@ -392,7 +394,7 @@ async fn pull_files(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOutcome) {
                     }
                 }
                 Some(Err(e)) => {
-                    in_flight.remove(&e.id());
+                    files_in_flight -= in_flight.remove(&e.id()).unwrap_or(0);
                 }
                 None => {}
             },
@@ -684,79 +686,118 @@ fn conflict_move(
 /// Pulls one regular file into its temp file (reusing what a previous attempt left there) and
 /// stages it for the next durability batch; a metadata-only change is applied at once.
 async fn pull_file(ctx: Arc<Ctx>, n: Needed) -> Result<batch::Item, PullError> {
-    let resolution = decide(&ctx, &n);
-    let Resolution::TakeRemote {
-        adopt_version,
+    let c = ctx.clone();
+    let prepared = tokio::task::spawn_blocking(move || prepare_file(&c, n))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+    let o = match prepared {
+        Prepared::Done(item) => return Ok(item),
+        Prepared::Open(o) => o,
+    };
+    let batch::Staged {
+        file,
+        temp,
+        target,
+        local,
         fate,
-    } = resolution
-    else {
-        return Err(PullError::NotNeeded);
-    };
-    let path = safe_target(&ctx, &n)?;
-    if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
-        return Err(PullError::Modified);
-    }
-    let dir = parent_of(&path);
-    let global = n.global.clone();
-    let record = installed(&global, adopt_version);
-    if matches!(fate, LocalFate::MetadataOnly) && path.exists() {
-        let p = path.clone();
-        let (ignore_perms, g) = (ctx.ignore_perms, global.clone());
-        let file = tokio::task::spawn_blocking(move || set_meta(&p, &g, ignore_perms))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))??;
-        return Ok(batch::Item {
-            record,
-            dir,
-            staged: None,
-            meta_changed: Some(file),
-        });
-    }
-    std::fs::create_dir_all(&dir)?;
-    let temp = dir.join(syncd_types::names::temp_name(global.name.file_name()));
-    let pieces = pieces_of(&global);
-    // Permissions and mtime go on the temp file, so the file is complete when it appears.
-    let meta = local::Meta::of(&global, ctx.ignore_perms);
-    let prepared = {
-        let src = sources(&ctx, &n, &path);
-        let (t, size) = (temp.clone(), global.size);
-        tokio::task::spawn_blocking(move || local::prepare(&t, &pieces, size, &src, meta))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))??
-    };
-    if prepared.reused_bytes > 0 {
-        tracing::debug!(
-            folder = %ctx.folder,
-            path = %global.name.as_str(),
-            bytes = prepared.reused_bytes,
-            "reusing verified data of an existing temp file"
-        );
-    }
-    let file = if prepared.complete {
-        prepared.file
-    } else {
-        fetch_missing(
-            &ctx,
-            &global.name,
-            &n.available,
-            prepared.file,
-            prepared.missing,
-            meta,
-        )
-        .await?
-    };
+    } = o.staged;
+    let file = fetch_missing(&ctx, &o.record.name, &o.available, file, o.missing, o.meta).await?;
     Ok(batch::Item {
-        record,
-        dir,
+        record: o.record,
+        dir: o.dir,
         meta_changed: None,
         staged: Some(batch::Staged {
             file,
             temp,
-            target: path,
-            local: n.local,
+            target,
+            local,
             fate,
         }),
     })
+}
+
+/// A file after [`prepare_file`]: its temp file open, the pieces local data did not hold.
+struct Open {
+    record: FileRecord,
+    dir: PathBuf,
+    staged: batch::Staged,
+    /// Pieces to fetch from peers.
+    missing: Vec<syncd_index::Block>,
+    meta: local::Meta,
+    available: Vec<DeviceId>,
+}
+
+/// What [`prepare_file`] made of a file.
+enum Prepared {
+    /// Nothing to fetch: complete from local data, or a metadata-only change applied.
+    Done(batch::Item),
+    Open(Open),
+}
+
+/// The blocking first step of pulling a file: the conflict decision, the path and "changed on
+/// disk" checks, then either the metadata-only change applied, or the temp file opened
+/// (reusing what a failed attempt left, see [`resume`]) with the pieces local data holds
+/// copied in (permissions and mtime go on the temp file once it is complete, so the file is
+/// complete when it appears).
+fn prepare_file(ctx: &Ctx, n: Needed) -> Result<Prepared, PullError> {
+    let Resolution::TakeRemote {
+        adopt_version,
+        fate,
+    } = decide(ctx, &n)
+    else {
+        return Err(PullError::NotNeeded);
+    };
+    let path = safe_target(ctx, &n)?;
+    if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
+        return Err(PullError::Modified);
+    }
+    let dir = parent_of(&path);
+    let record = installed(&n.global, adopt_version);
+    if matches!(fate, LocalFate::MetadataOnly) && path.exists() {
+        let file = set_meta(&path, &n.global, ctx.ignore_perms)?;
+        return Ok(Prepared::Done(batch::Item {
+            record,
+            dir,
+            staged: None,
+            meta_changed: Some(file),
+        }));
+    }
+    std::fs::create_dir_all(&dir)?;
+    let temp = dir.join(syncd_types::names::temp_name(n.global.name.file_name()));
+    let meta = local::Meta::of(&n.global, ctx.ignore_perms);
+    let src = sources(ctx, &n, &path);
+    let prepared = local::prepare(&temp, &pieces_of(&n.global), n.global.size, &src, meta)?;
+    if prepared.reused_bytes > 0 {
+        tracing::debug!(
+            folder = %ctx.folder,
+            path = %n.global.name.as_str(),
+            bytes = prepared.reused_bytes,
+            "reusing verified data of an existing temp file"
+        );
+    }
+    let staged = batch::Staged {
+        file: prepared.file,
+        temp,
+        target: path,
+        local: n.local,
+        fate,
+    };
+    if prepared.complete {
+        return Ok(Prepared::Done(batch::Item {
+            record,
+            dir,
+            staged: Some(staged),
+            meta_changed: None,
+        }));
+    }
+    Ok(Prepared::Open(Open {
+        record,
+        dir,
+        staged,
+        missing: prepared.missing,
+        meta,
+        available: n.available,
+    }))
 }
 
 /// Fetches `missing` from peers (each piece verified against its SHA-256 by

@@ -4,9 +4,9 @@
 //! pull is the hand-offs between the async workers and blocking threads (each one wakes a
 //! blocking thread and then a worker). A group of up to [`GROUP_FILES`] such files is pulled
 //! in three steps:
-//! 1. one blocking call makes, for every file, the conflict decision, the path and
-//!    "changed on disk" checks, and [`local::prepare`]s its temp file (reusing what a failed
-//!    attempt left, see [`super::resume`], and copying the pieces local data holds);
+//! 1. one blocking call runs [`super::prepare_file`] for every file (the conflict decision,
+//!    the path and "changed on disk" checks, the temp file with what local data holds), which
+//!    a large file gets in a blocking call of its own;
 //! 2. the remaining pieces of every file are requested from peers concurrently (each verified
 //!    by `Peer::request`);
 //! 3. one blocking call writes them and gives each temp file its permissions and mtime.
@@ -15,19 +15,13 @@
 //! temp names, the same checks, the same guarantees. A file a piece of which could not be
 //! fetched keeps its temp file with every verified piece written, for the next attempt.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use syncd_conflict::{LocalFate, Resolution};
-use syncd_index::{Block, FileRecord, Needed};
-use syncd_types::{DeviceId, RelPath};
+use syncd_index::Needed;
+use syncd_types::RelPath;
 use tokio::task::JoinSet;
 
-use super::{
-    Ctx, PullError, batch, decide, fetch_remote, installed, local, parent_of, pieces_of,
-    safe_target, set_meta, sources,
-};
-use crate::fsutil;
+use super::{Ctx, Prepared, PullError, batch, fetch_remote, local, prepare_file};
 
 /// Files of at most this many bytes are pulled in groups.
 pub(super) const SMALL_FILE_MAX: u64 = 128 * 1024;
@@ -37,24 +31,6 @@ pub(super) const GROUP_FILES: usize = 8;
 /// Whether `n` is pulled in a group.
 pub(super) fn is_small(n: &Needed) -> bool {
     n.global.size <= SMALL_FILE_MAX
-}
-
-/// One file of a group after step 1: its temp file open, pieces left to fetch.
-struct Open {
-    record: FileRecord,
-    dir: PathBuf,
-    staged: batch::Staged,
-    /// Pieces no local data held: fetched from peers in step 2.
-    missing: Vec<Block>,
-    meta: local::Meta,
-    available: Vec<DeviceId>,
-}
-
-/// What step 1 made of a file.
-enum Prepared {
-    /// Nothing to fetch: complete from local data, or a metadata-only change applied.
-    Done(batch::Item),
-    Open(Open),
 }
 
 /// The result of each file of a group, in group order.
@@ -68,7 +44,7 @@ pub(super) async fn pull_group(ctx: Arc<Ctx>, group: Vec<Needed>) -> GroupResult
         tokio::task::spawn_blocking(move || {
             group
                 .into_iter()
-                .map(|n| prepare(&ctx, n))
+                .map(|n| prepare_file(&ctx, n))
                 .collect::<Vec<_>>()
         })
         .await
@@ -130,60 +106,6 @@ fn fail_all(names: Vec<RelPath>, e: &tokio::task::JoinError) -> GroupResults {
             (n, Err(err))
         })
         .collect()
-}
-
-/// Step 1 for one file: decision, checks, temp file, pieces from local data.
-fn prepare(ctx: &Ctx, n: Needed) -> Result<Prepared, PullError> {
-    let Resolution::TakeRemote {
-        adopt_version,
-        fate,
-    } = decide(ctx, &n)
-    else {
-        return Err(PullError::NotNeeded);
-    };
-    let path = safe_target(ctx, &n)?;
-    if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
-        return Err(PullError::Modified);
-    }
-    let dir = parent_of(&path);
-    let record = installed(&n.global, adopt_version);
-    if matches!(fate, LocalFate::MetadataOnly) && path.exists() {
-        let file = set_meta(&path, &n.global, ctx.ignore_perms)?;
-        return Ok(Prepared::Done(batch::Item {
-            record,
-            dir,
-            staged: None,
-            meta_changed: Some(file),
-        }));
-    }
-    std::fs::create_dir_all(&dir)?;
-    let temp = dir.join(syncd_types::names::temp_name(n.global.name.file_name()));
-    let meta = local::Meta::of(&n.global, ctx.ignore_perms);
-    let src = sources(ctx, &n, &path);
-    let prepared = local::prepare(&temp, &pieces_of(&n.global), n.global.size, &src, meta)?;
-    let staged = batch::Staged {
-        file: prepared.file,
-        temp,
-        target: path,
-        local: n.local,
-        fate,
-    };
-    if prepared.complete {
-        return Ok(Prepared::Done(batch::Item {
-            record,
-            dir,
-            staged: Some(staged),
-            meta_changed: None,
-        }));
-    }
-    Ok(Prepared::Open(Open {
-        record,
-        dir,
-        staged,
-        missing: prepared.missing,
-        meta,
-        available: n.available,
-    }))
 }
 
 /// Step 3 for one file: the fetched pieces written (also when another piece failed, so the
