@@ -363,13 +363,15 @@ async fn scans_report_hashing_progress_at_the_folder_interval() {
     let e = Engine::start(EngineConfig {
         home: tmp.path().join("home"),
         listen: vec!["tcp://127.0.0.1:0".into()],
-        folders: vec![f],
         ..EngineConfig::default()
     })
     .await
     .unwrap();
-    // The first scan (started with the engine).
-    let seen = scan_progress_until_finished(e.subscribe(), &folder).await;
+    // The first scan, started when the folder is added: subscribed before, so none of its
+    // events can be missed (a folder configured at start may be half hashed by then).
+    let events = e.subscribe();
+    e.add_folder(f).await.unwrap();
+    let seen = scan_progress_until_finished(events, &folder).await;
     assert_progress(&seen, BIG, "first scan");
 
     // A requested rescan after the file grew by one byte.
