@@ -6,7 +6,7 @@
 //! we will not serve (a folder not shared with the peer, an ignored or internal file) gets an
 //! error code and a log line naming the device; the connection stays.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
@@ -110,23 +110,34 @@ async fn answer(
     tokio::task::spawn_blocking(move || -> Result<Vec<u8>, bep::ErrorCode> {
         let reader = index.read(&folder).map_err(|_| bep::ErrorCode::Generic)?;
         let stamp = (reader.local_index_id(), reader.local_sequence());
-        if !lock(&peer.servable).contains(&folder, stamp, &name) {
-            let rec = reader
-                .get(me, &name)
-                .map_err(|_| bep::ErrorCode::Generic)?
-                .ok_or(bep::ErrorCode::NoSuchFile)?;
-            if rec.invalid {
-                return Err(bep::ErrorCode::InvalidFile);
+        let known = lock(&peer.servable).get(&folder, stamp, &name);
+        let scanned = match known {
+            Some(s) => s,
+            None => {
+                let rec = reader
+                    .get(me, &name)
+                    .map_err(|_| bep::ErrorCode::Generic)?
+                    .ok_or(bep::ErrorCode::NoSuchFile)?;
+                if rec.invalid {
+                    return Err(bep::ErrorCode::InvalidFile);
+                }
+                if rec.deleted || !rec.kind.is_file() {
+                    return Err(bep::ErrorCode::NoSuchFile);
+                }
+                let s = ScannedStat::of(&rec);
+                lock(&peer.servable).insert(&folder, stamp, name.clone(), s);
+                s
             }
-            if rec.deleted || !rec.kind.is_file() {
-                return Err(bep::ErrorCode::NoSuchFile);
-            }
-            lock(&peer.servable).insert(&folder, stamp, name.clone());
-        }
+        };
         drop(reader);
         let path = fsutil::safe_path(&root, &name).map_err(|_| bep::ErrorCode::NoSuchFile)?;
-        let data = read_at_nofollow(&path, offset, size).map_err(|_| bep::ErrorCode::NoSuchFile)?;
-        if !hash.is_empty() && Sha256::digest(&data).as_slice() != hash.as_slice() {
+        let (data, meta) =
+            read_at_nofollow_meta(&path, offset, size).map_err(|_| bep::ErrorCode::NoSuchFile)?;
+        // The file as the scan hashed it (same size, mtime to the nanosecond and inode, the
+        // scanner's own "unchanged" test, looked at after the read) holds the hashed bytes;
+        // only a file changed since is hashed again here. The requester verifies every piece
+        // in any case.
+        if !scanned.matches(&meta) && Sha256::digest(&data).as_slice() != hash.as_slice() {
             return Err(bep::ErrorCode::NoSuchFile);
         }
         Ok(data)
@@ -134,6 +145,37 @@ async fn answer(
     .await
     .map_err(|_| Generic)?
     .map_err(Refusal::from)
+}
+
+/// What the index recorded of a file when the scanner hashed it: if the file on disk still
+/// shows these, its bytes are the hashed ones (the scanner skips such a file as unchanged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ScannedStat {
+    size: u64,
+    modified_s: i64,
+    modified_ns: i32,
+    /// 0 when unknown (a record from an older index): then the bytes are always re-hashed.
+    inode: u64,
+}
+
+impl ScannedStat {
+    fn of(r: &syncd_index::FileRecord) -> ScannedStat {
+        ScannedStat {
+            size: r.size,
+            modified_s: r.modified_s,
+            modified_ns: r.modified_ns,
+            inode: r.inode,
+        }
+    }
+
+    fn matches(&self, m: &std::fs::Metadata) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.inode != 0
+            && m.ino() == self.inode
+            && m.size() == self.size
+            && m.mtime() == self.modified_s
+            && i64::from(self.modified_ns) == m.mtime_nsec()
+    }
 }
 
 /// Names the index recently showed as live, valid regular files of ours, for one peer: a
@@ -147,18 +189,23 @@ pub(crate) struct Servable {
     folder: Option<FolderId>,
     /// (local index ID, local sequence) the names were checked at.
     stamp: (u64, u64),
-    names: HashSet<RelPath>,
+    names: HashMap<RelPath, ScannedStat>,
 }
 
 /// Names remembered at most; past this the set starts over.
 const SERVABLE_MAX: usize = 4096;
 
 impl Servable {
-    fn contains(&self, folder: &FolderId, stamp: (u64, u64), name: &RelPath) -> bool {
-        self.folder.as_ref() == Some(folder) && self.stamp == stamp && self.names.contains(name)
+    /// The recorded stat of `name` if it was checked at this folder and stamp.
+    fn get(&self, folder: &FolderId, stamp: (u64, u64), name: &RelPath) -> Option<ScannedStat> {
+        if self.folder.as_ref() == Some(folder) && self.stamp == stamp {
+            self.names.get(name).copied()
+        } else {
+            None
+        }
     }
 
-    fn insert(&mut self, folder: &FolderId, stamp: (u64, u64), name: RelPath) {
+    fn insert(&mut self, folder: &FolderId, stamp: (u64, u64), name: RelPath, s: ScannedStat) {
         if self.folder.as_ref() != Some(folder)
             || self.stamp != stamp
             || self.names.len() >= SERVABLE_MAX
@@ -167,7 +214,7 @@ impl Servable {
             self.stamp = stamp;
             self.names.clear();
         }
-        self.names.insert(name);
+        self.names.insert(name, s);
     }
 }
 
@@ -177,30 +224,47 @@ pub(crate) fn read_at_nofollow(
     offset: u64,
     size: usize,
 ) -> std::io::Result<Vec<u8>> {
+    read_open(path, offset, size).map(|(d, _)| d)
+}
+
+/// [`read_at_nofollow`], with the file's metadata taken after the read: a write that began
+/// before the read ended has changed its mtime by then.
+pub(crate) fn read_at_nofollow_meta(
+    path: &std::path::Path,
+    offset: u64,
+    size: usize,
+) -> std::io::Result<(Vec<u8>, std::fs::Metadata)> {
+    let (data, f) = read_open(path, offset, size)?;
+    Ok((data, f.metadata()?))
+}
+
+/// One open that refuses a symlink as the last component (`O_NOFOLLOW`) and does not block
+/// on a FIFO (`O_NONBLOCK`), `fstat` of that very handle (a regular file, or an error: no
+/// window between a check and the open), then the read from `offset`.
+fn read_open(
+    path: &std::path::Path,
+    offset: u64,
+    size: usize,
+) -> std::io::Result<(Vec<u8>, std::fs::File)> {
     use std::io::Seek;
-    let meta = std::fs::symlink_metadata(path)?;
-    if !meta.file_type().is_file() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.file_type().is_file() {
         return Err(std::io::Error::other("not a regular file"));
-    }
-    let mut f = std::fs::File::open(path)?;
-    // Re-check after open: the opened handle must still be a regular file (a swap to a
-    // symlink between lstat and open would yield a different inode).
-    let opened = f.metadata()?;
-    {
-        use std::os::unix::fs::MetadataExt;
-        if opened.ino() != meta.ino() || opened.dev() != meta.dev() {
-            return Err(std::io::Error::other("file replaced while opening"));
-        }
     }
     f.seek(std::io::SeekFrom::Start(offset))?;
     // Read into spare capacity: no zero-fill of a buffer about to be overwritten.
     let mut buf = Vec::with_capacity(size);
-    f.take(u64::try_from(size).unwrap_or(u64::MAX))
+    (&mut f)
+        .take(u64::try_from(size).unwrap_or(u64::MAX))
         .read_to_end(&mut buf)?;
     if buf.len() != size {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
-    Ok(buf)
+    Ok((buf, f))
 }
 
 #[cfg(test)]
@@ -215,10 +279,17 @@ mod tests {
         RelPath::new(s).unwrap()
     }
 
+    const STAT: ScannedStat = ScannedStat {
+        size: 1,
+        modified_s: 2,
+        modified_ns: 3,
+        inode: 4,
+    };
+
     #[test]
     fn a_servable_name_holds_only_for_its_folder_and_local_stamp() {
         let mut s = Servable::default();
-        s.insert(&folder("f"), (7, 100), name("a/b"));
+        s.insert(&folder("f"), (7, 100), name("a/b"), STAT);
         // (folder, stamp, name, still servable without a new index check)
         let cases = [
             ("f", (7, 100), "a/b", true),
@@ -229,7 +300,7 @@ mod tests {
         ];
         for (f, stamp, n, want) in cases {
             assert_eq!(
-                s.contains(&folder(f), stamp, &name(n)),
+                s.get(&folder(f), stamp, &name(n)).is_some(),
                 want,
                 "{f} {stamp:?} {n}"
             );
@@ -239,20 +310,100 @@ mod tests {
     #[test]
     fn a_name_checked_at_a_newer_stamp_forgets_the_older_names() {
         let mut s = Servable::default();
-        s.insert(&folder("f"), (7, 100), name("old"));
-        s.insert(&folder("f"), (7, 101), name("new"));
-        assert!(s.contains(&folder("f"), (7, 101), &name("new")));
-        assert!(!s.contains(&folder("f"), (7, 101), &name("old")));
+        s.insert(&folder("f"), (7, 100), name("old"), STAT);
+        s.insert(&folder("f"), (7, 101), name("new"), STAT);
+        assert_eq!(s.get(&folder("f"), (7, 101), &name("new")), Some(STAT));
+        assert_eq!(s.get(&folder("f"), (7, 101), &name("old")), None);
     }
 
     #[test]
     fn the_servable_set_starts_over_when_full() {
         let mut s = Servable::default();
         for i in 0..SERVABLE_MAX {
-            s.insert(&folder("f"), (1, 1), name(&format!("n{i}")));
+            s.insert(&folder("f"), (1, 1), name(&format!("n{i}")), STAT);
         }
-        s.insert(&folder("f"), (1, 1), name("one-more"));
+        s.insert(&folder("f"), (1, 1), name("one-more"), STAT);
         assert_eq!(s.names.len(), 1);
-        assert!(s.contains(&folder("f"), (1, 1), &name("one-more")));
+        assert!(s.get(&folder("f"), (1, 1), &name("one-more")).is_some());
+    }
+
+    fn stat_of(m: &std::fs::Metadata) -> ScannedStat {
+        use std::os::unix::fs::MetadataExt;
+        ScannedStat {
+            size: m.size(),
+            modified_s: m.mtime(),
+            modified_ns: i32::try_from(m.mtime_nsec()).unwrap(),
+            inode: m.ino(),
+        }
+    }
+
+    /// A served file is re-hashed unless it still shows what the scan recorded: any change of
+    /// size, mtime (to the nanosecond) or inode, or an unknown inode, means hash it again.
+    #[test]
+    fn only_a_file_with_its_scanned_stat_skips_the_serving_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"0123456789").unwrap();
+        let (data, meta) = read_at_nofollow_meta(&p, 2, 5).unwrap();
+        assert_eq!(data, b"23456");
+        let scanned = stat_of(&meta);
+        assert!(scanned.matches(&meta));
+
+        let other_mtime = ScannedStat {
+            modified_ns: (scanned.modified_ns + 1) % 1_000_000_000,
+            ..scanned
+        };
+        let unknown_inode = ScannedStat {
+            inode: 0,
+            ..scanned
+        };
+        let other_size = ScannedStat {
+            size: scanned.size + 1,
+            ..scanned
+        };
+        for (what, s) in [
+            ("mtime", other_mtime),
+            ("unknown inode", unknown_inode),
+            ("size", other_size),
+        ] {
+            assert!(!s.matches(&meta), "{what}");
+        }
+
+        // Replaced by a rename: same size, same mtime, another inode.
+        let q = dir.path().join("g");
+        std::fs::write(&q, b"abcdefghij").unwrap();
+        let f = std::fs::File::open(&q).unwrap();
+        f.set_modified(meta.modified().unwrap()).unwrap();
+        drop(f);
+        std::fs::rename(&q, &p).unwrap();
+        let (_, now) = read_at_nofollow_meta(&p, 0, 10).unwrap();
+        assert_eq!(
+            (now.len(), now.modified().unwrap()),
+            (10, meta.modified().unwrap())
+        );
+        assert!(!scanned.matches(&now));
+    }
+
+    /// Serving reads refuse a symlink, a directory and a FIFO (without blocking on it), and a
+    /// range past the end.
+    #[test]
+    fn serving_reads_only_whole_ranges_of_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"hello").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success(), "mkfifo");
+        assert_eq!(read_at_nofollow(&file, 1, 4).unwrap(), b"ello");
+        for (what, p, off, n) in [
+            ("symlink", &link, 0, 5),
+            ("directory", &dir.path().to_path_buf(), 0, 1),
+            ("fifo", &fifo, 0, 1),
+            ("past the end", &file, 2, 4),
+        ] {
+            assert!(read_at_nofollow(p, off, n).is_err(), "{what}");
+        }
     }
 }
