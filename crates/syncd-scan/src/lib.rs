@@ -53,5 +53,8 @@ mod scan;
 pub mod stat;
 mod watch;
 
-pub use scan::{CounterSnapshot, Counters, EntryError, ScanConfig, ScanError, ScanReport, Scanner};
+pub use scan::{
+    CounterSnapshot, Counters, EntryError, ScanConfig, ScanError, ScanReport, Scanner,
+    default_hashers,
+};
 pub use watch::{FolderWatcher, WatchConfig, WatchError, WatchStats};

