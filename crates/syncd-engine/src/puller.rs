@@ -813,16 +813,19 @@ async fn fetch_missing(
     meta: local::Meta,
 ) -> Result<std::fs::File, PullError> {
     type Written = (std::fs::File, std::io::Result<()>);
-    let mut fetches: JoinSet<Result<(u64, Vec<u8>), PullError>> = JoinSet::new();
+    type Piece = (u64, Vec<u8>, tokio::sync::OwnedSemaphorePermit);
+    let mut fetches: JoinSet<Result<Piece, PullError>> = JoinSet::new();
     for b in missing {
         let (ctx2, name2, avail2) = (ctx.clone(), name.clone(), available.to_vec());
         fetches.spawn(async move {
-            let data = fetch_remote(&ctx2, &name2, &avail2, b).await?;
-            Ok((b.offset, data))
+            let (data, permit) = fetch_remote_held(&ctx2, &name2, &avail2, b).await?;
+            Ok((b.offset, data, permit))
         });
     }
     let mut file = Some(file);
+    // Fetched pieces waiting for the writer, and their budget (released once written).
     let mut ready: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut held: Vec<tokio::sync::OwnedSemaphorePermit> = Vec::new();
     let mut writing: Option<tokio::task::JoinHandle<Written>> = None;
     let mut first_err: Option<PullError> = None;
     let mut finished = false;
@@ -843,16 +846,21 @@ async fn fetch_missing(
             && let Some(f) = file.take()
         {
             let pieces = std::mem::take(&mut ready);
+            let budget = std::mem::take(&mut held);
             let last = fetches.is_empty();
             writing = Some(tokio::task::spawn_blocking(move || {
                 let r = local::write_pieces(&f, &pieces, last.then_some(meta));
+                drop((pieces, budget));
                 (f, r)
             }));
             finished = last;
         }
         tokio::select! {
             joined = fetches.join_next(), if !fetches.is_empty() => match joined {
-                Some(Ok(Ok(piece))) => ready.push(piece),
+                Some(Ok(Ok((offset, data, permit)))) => {
+                    ready.push((offset, data));
+                    held.push(permit);
+                }
                 Some(Ok(Err(e))) => {
                     first_err.get_or_insert(e);
                     fetches.abort_all();
@@ -933,8 +941,22 @@ async fn fetch_remote(
     available: &[DeviceId],
     b: syncd_index::Block,
 ) -> Result<Vec<u8>, PullError> {
+    fetch_remote_held(ctx, name, available, b)
+        .await
+        .map(|(d, _)| d)
+}
+
+/// [`fetch_remote`], with the piece's share of the bytes-in-flight budget still held: the
+/// caller lets it go once the piece is written, so pieces that arrive faster than the disk
+/// takes them count against the budget instead of piling up in memory.
+async fn fetch_remote_held(
+    ctx: &Arc<Ctx>,
+    name: &RelPath,
+    available: &[DeviceId],
+    b: syncd_index::Block,
+) -> Result<(Vec<u8>, tokio::sync::OwnedSemaphorePermit), PullError> {
     let permits = b.size.max(1);
-    let _permit = ctx
+    let permit = ctx
         .bytes_in_flight
         .clone()
         .acquire_many_owned(permits)
@@ -950,7 +972,7 @@ async fn fetch_remote(
             .request(&ctx.folder, name.as_str(), b.offset, b.size, &b.hash)
             .await
         {
-            return Ok(d);
+            return Ok((d, permit));
         }
     }
     if tried {
