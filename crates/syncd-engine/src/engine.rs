@@ -22,7 +22,8 @@ use crate::status::{Completion, ConnectionStatus, Counts, FolderState, FolderSta
 
 /// The index file inside the home directory.
 pub const INDEX_FILE: &str = "index-v1.redb";
-/// Bytes of block data requested from peers and not yet received, per engine.
+/// Bytes of block data requested from peers and not yet received, or (for a large file)
+/// received and not yet written, per engine.
 const PULL_BYTES_IN_FLIGHT: usize = 32 * 1024 * 1024;
 
 /// The engine's entry point.
