@@ -69,6 +69,12 @@ pub(crate) fn split_time(t: SystemTime) -> (i64, i32) {
     }
 }
 
+/// Whether a file's metadata shows the size and mtime (to the nanosecond, as records split
+/// it: see [`split_time`]) a record holds. An mtime the platform cannot give is a mismatch.
+pub(crate) fn same_size_and_mtime(meta: &std::fs::Metadata, size: u64, s: i64, ns: i32) -> bool {
+    meta.len() == size && meta.modified().is_ok_and(|t| split_time(t) == (s, ns))
+}
+
 /// Whether the item on disk at `path` still matches what the index says we have (`local`);
 /// `None`/deleted means nothing should be there. A mismatch means the user changed it since
 /// the last scan: the puller must rescan instead of overwriting (spec sync-semantics §3.6).
@@ -102,10 +108,7 @@ pub(crate) fn matches_index(
         || meta.permissions().mode() & 0o777 == local.permissions & 0o777;
     Ok(match kind {
         FileKind::File => {
-            let (s, ns) = split_time(meta.modified()?);
-            meta.len() == local.size
-                && s == local.modified_s
-                && ns == local.modified_ns
+            same_size_and_mtime(&meta, local.size, local.modified_s, local.modified_ns)
                 && perms_same
         }
         FileKind::Directory => true,

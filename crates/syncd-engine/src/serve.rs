@@ -1,5 +1,6 @@
 //! Serving a peer's Request: only folders shared with it, only files the index says we have,
-//! read inside the root and never through a symlink, hash re-verified, bounded concurrent bytes.
+//! read inside the root and never through a symlink, hash re-verified unless the file is still
+//! as scanned (see [`ScannedStat`]), bounded concurrent bytes.
 //!
 //! A Request that breaks the protocol (a non-canonical name, a size outside 0..=32 MiB, a
 //! negative offset, no hash: spec bep-wire §7.8) closes the connection. A well-formed Request
@@ -172,9 +173,7 @@ impl ScannedStat {
         use std::os::unix::fs::MetadataExt;
         self.inode != 0
             && m.ino() == self.inode
-            && m.size() == self.size
-            && m.mtime() == self.modified_s
-            && i64::from(self.modified_ns) == m.mtime_nsec()
+            && fsutil::same_size_and_mtime(m, self.size, self.modified_s, self.modified_ns)
     }
 }
 
@@ -182,8 +181,9 @@ impl ScannedStat {
 /// large file is requested piece by piece, and decoding its record (block and chunk lists)
 /// for every piece cost more than reading the piece. An entry holds only while the folder's
 /// local index ID and sequence are what they were when it was checked: any change to a local
-/// record (a scan, a pull, a deletion) bumps the sequence and empties the set. The data
-/// itself is still checked against the requested hash on every Request.
+/// record (a scan, a pull, a deletion) bumps the sequence and empties the set. Each name keeps
+/// the stat its record was hashed with; the data is checked against the requested hash on
+/// every Request unless the file still shows that stat after the read.
 #[derive(Debug, Default)]
 pub(crate) struct Servable {
     folder: Option<FolderId>,

@@ -297,8 +297,8 @@ pub fn hash_file(
     }
 
     let in_pool = rayon::current_thread_index().is_some();
-    let lists = if usize::try_from(before.size).is_ok_and(|n| n <= SEGMENT) {
-        let len = usize::try_from(before.size).unwrap_or(SEGMENT);
+    let whole = usize::try_from(before.size).ok().filter(|&n| n <= SEGMENT);
+    let lists = if let Some(len) = whole {
         with_buffer(len, |buf| {
             hash_whole(&mut file, buf, block_size, before.size, progress)
         })
