@@ -79,7 +79,8 @@ pub use counts::Counts;
 pub use error::{DecodeError, IndexError, OpenError};
 pub use need::NeedIter;
 pub use read::{
-    BlockLocation, DeviceState, FolderCounts, FolderReader, GlobalRecord, LocalSince, Needed,
+    BlockLocation, DeviceState, FolderCounts, FolderReader, GlobalRecord, LocalSince, LocalUnder,
+    Needed,
 };
 pub use record::{Block, FileRecord};
 pub use store::{DEFAULT_CACHE_SIZE, FORMAT_VERSION, Index, IndexOptions};

@@ -94,6 +94,56 @@ fn local_changes_get_consecutive_sequences_and_stream_after_n() {
 }
 
 #[test]
+fn local_under_lists_a_directory_and_what_lies_below_it_and_nothing_else() {
+    let (_d, index) = open();
+    let v = vv(&[(ME, 1)]);
+    local(
+        &index,
+        vec![
+            dir("a", v.clone()),
+            dir("a/b", v.clone()),
+            file("a/b/c", v.clone()),
+            file("a/z", v.clone()),
+            // Siblings whose names start like "a" but are not below it.
+            file("a.txt", v.clone()),
+            file("a0", v.clone()),
+            file("ab", v.clone()),
+            file("a-b/c", v.clone()),
+            file("b", v.clone()),
+        ],
+    );
+    // A name below "a" only a peer announces has no local record: not listed.
+    remote(
+        &index,
+        RemoteBatch::Full,
+        vec![file("a/peer-only", vv(&[(PEER, 1)]))],
+    );
+    let r = index.read(&folder()).unwrap();
+    let under = |d: &str| -> Vec<String> {
+        r.local_under(&RelPath::new(d).unwrap())
+            .unwrap()
+            .map(|f| f.unwrap().name.as_str().to_owned())
+            .collect()
+    };
+    assert_eq!(under("a"), vec!["a", "a/b", "a/b/c", "a/z"]);
+    assert_eq!(under("a/b"), vec!["a/b", "a/b/c"]);
+    assert_eq!(under("a/z"), vec!["a/z"]);
+    assert!(under("nothing").is_empty());
+    assert!(under("a/peer-only").is_empty());
+    // The same records as the filter over every local record.
+    let by_filter: Vec<String> = r
+        .local_since(0)
+        .unwrap()
+        .map(|f| f.unwrap().name)
+        .filter(|n| n.starts_with(&RelPath::new("a").unwrap()))
+        .map(|n| n.as_str().to_owned())
+        .collect();
+    let mut sorted = by_filter;
+    sorted.sort();
+    assert_eq!(under("a"), sorted);
+}
+
+#[test]
 fn local_index_id_is_nonzero_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("i.redb");

@@ -563,17 +563,23 @@ impl Scanner {
         prefixes: &[Option<RelPath>],
     ) -> Result<HashMap<RelPath, Known>, ScanError> {
         let mut known = HashMap::new();
-        for rec in reader.local_since(0)? {
-            let rec = rec?;
-            if rec.deleted || rec.invalid {
-                continue;
-            }
-            if prefixes
-                .iter()
-                .any(|t| t.as_ref().is_none_or(|p| rec.name.starts_with(p)))
-            {
+        let mut keep = |rec: syncd_index::FileRecord| {
+            if !rec.deleted && !rec.invalid {
                 let k = Known::of(&rec);
                 known.insert(rec.name, k);
+            }
+        };
+        if prefixes.iter().any(Option::is_none) {
+            for rec in reader.local_since(0)? {
+                keep(rec?);
+            }
+        } else {
+            // One range of names per directory (a directory below another one listed is
+            // read twice; the map keeps one copy).
+            for dir in prefixes.iter().flatten() {
+                for rec in reader.local_under(dir)? {
+                    keep(rec?);
+                }
             }
         }
         Ok(known)
