@@ -21,7 +21,36 @@ const HIDDEN_BY_DEFAULT: &[&str] = &["LocalChangeDetected", "RemoteChangeDetecte
 struct Logged {
     id: u64,
     kind: &'static str,
-    json: Value,
+    time: SystemTime,
+    body: Body,
+}
+
+/// An event's `data`: the engine's events are kept as they came and turned into JSON only
+/// when a poll reads them. An initial sync logs several events per file; most leave the
+/// bounded log unread, and building (then dropping) their JSON was a measurable share of a
+/// receiving daemon's CPU.
+#[derive(Debug, Clone)]
+enum Body {
+    Data(Value),
+    Engine(Event, f64),
+}
+
+impl Logged {
+    fn json(&self) -> Value {
+        let data = match &self.body {
+            Body::Data(v) => v.clone(),
+            Body::Engine(e, seconds) => {
+                crate::json::event(e, *seconds).map_or(Value::Null, |(_, d)| d)
+            }
+        };
+        json!({
+            "id": self.id,
+            "globalID": self.id,
+            "time": rfc3339_nano(self.time),
+            "type": self.kind,
+            "data": data,
+        })
+    }
 }
 
 /// The event log. IDs start at 1 and increase by one per event.
@@ -48,16 +77,19 @@ impl EventLog {
 
     /// Appends an event of Syncthing type `kind` with `data`; returns its ID.
     pub fn push(&self, kind: &'static str, data: Value) -> u64 {
+        self.append(kind, Body::Data(data))
+    }
+
+    fn append(&self, kind: &'static str, body: Body) -> u64 {
+        let time = SystemTime::now();
         let mut q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let id = q.back().map_or(1, |e| e.id + 1);
-        let json = json!({
-            "id": id,
-            "globalID": id,
-            "time": rfc3339_nano(SystemTime::now()),
-            "type": kind,
-            "data": data,
+        q.push_back(Logged {
+            id,
+            kind,
+            time,
+            body,
         });
-        q.push_back(Logged { id, kind, json });
         while q.len() > LOG_CAPACITY {
             q.pop_front();
         }
@@ -77,15 +109,15 @@ impl EventLog {
             Some(m) => m.iter().any(|k| k == kind),
             None => !HIDDEN_BY_DEFAULT.contains(&kind),
         };
-        let mut out: Vec<Value> = q
+        let mut picked: Vec<&Logged> = q
             .iter()
             .filter(|e| e.id > since && wanted(e.kind))
-            .map(|e| e.json.clone())
             .collect();
-        if let Some(limit) = limit.filter(|&l| l > 0 && l < out.len()) {
-            out.drain(..out.len() - limit);
+        if let Some(limit) = limit.filter(|&l| l > 0 && l < picked.len()) {
+            picked.drain(..picked.len() - limit);
         }
-        out
+        // The JSON is built under the lock, once per event returned.
+        picked.into_iter().map(Logged::json).collect()
     }
 
     /// Long poll: events with ID > `since` (of the types in `mask`, else the default set),
@@ -136,8 +168,8 @@ impl EventLog {
                 }
             }
             log_event(&event);
-            if let Some((kind, data)) = crate::json::event(&event, seconds) {
-                self.push(kind, data);
+            if let Some(kind) = crate::json::event_kind(&event) {
+                self.append(kind, Body::Engine(event, seconds));
             }
         }
     }

@@ -109,11 +109,35 @@ fn kind_str(k: FileKind) -> &'static str {
     }
 }
 
+/// Syncthing's type name for an engine event (each is the engine's variant name); `None` for
+/// events Syncthing has no equivalent of. Cheap: no `data` is built.
+pub fn event_kind(e: &Event) -> Option<&'static str> {
+    Some(match e {
+        Event::StateChanged { .. } => "StateChanged",
+        Event::LocalIndexUpdated { .. } => "LocalIndexUpdated",
+        Event::RemoteIndexUpdated { .. } => "RemoteIndexUpdated",
+        Event::ItemStarted { .. } => "ItemStarted",
+        Event::ItemFinished { .. } => "ItemFinished",
+        Event::DeviceConnected { .. } => "DeviceConnected",
+        Event::DeviceDisconnected { .. } => "DeviceDisconnected",
+        Event::DeviceRejected { .. } => "DeviceRejected",
+        Event::DevicePaused { .. } => "DevicePaused",
+        Event::DeviceResumed { .. } => "DeviceResumed",
+        Event::FolderPaused { .. } => "FolderPaused",
+        Event::FolderResumed { .. } => "FolderResumed",
+        Event::FolderErrors { .. } => "FolderErrors",
+        Event::FolderCompletion { .. } => "FolderCompletion",
+        Event::FolderScanProgress { .. } => "FolderScanProgress",
+        _ => return None,
+    })
+}
+
 /// Syncthing's type name and `data` for an engine event; `None` for events Syncthing has no
 /// equivalent of. `state_seconds` is how long the folder was in its previous state (for
 /// `StateChanged.duration`).
 pub fn event(e: &Event, state_seconds: f64) -> Option<(&'static str, Value)> {
-    Some(match e {
+    let kind = event_kind(e)?;
+    let data = match e {
         Event::StateChanged {
             folder,
             from,
@@ -124,45 +148,41 @@ pub fn event(e: &Event, state_seconds: f64) -> Option<(&'static str, Value)> {
             if let (Some(err), Some(obj)) = (error, data.as_object_mut()) {
                 obj.insert("error".into(), json!(err));
             }
-            ("StateChanged", data)
+            data
         }
         Event::LocalIndexUpdated {
             folder,
             items,
             sequence,
             filenames,
-        } => (
-            "LocalIndexUpdated",
-            json!({"folder": folder.as_str(), "items": items, "filenames": filenames, "sequence": sequence, "version": sequence}),
-        ),
+        } => {
+            json!({"folder": folder.as_str(), "items": items, "filenames": filenames, "sequence": sequence, "version": sequence})
+        }
         Event::RemoteIndexUpdated {
             device,
             folder,
             items,
             sequence,
-        } => (
-            "RemoteIndexUpdated",
-            json!({"device": device.to_string(), "folder": folder.as_str(), "items": items, "sequence": sequence, "version": sequence}),
-        ),
+        } => {
+            json!({"device": device.to_string(), "folder": folder.as_str(), "items": items, "sequence": sequence, "version": sequence})
+        }
         Event::ItemStarted {
             folder,
             item,
             kind,
             action,
-        } => (
-            "ItemStarted",
-            json!({"folder": folder.as_str(), "item": item, "type": kind_str(*kind), "action": action.as_str()}),
-        ),
+        } => {
+            json!({"folder": folder.as_str(), "item": item, "type": kind_str(*kind), "action": action.as_str()})
+        }
         Event::ItemFinished {
             folder,
             item,
             kind,
             action,
             error,
-        } => (
-            "ItemFinished",
-            json!({"folder": folder.as_str(), "item": item, "type": kind_str(*kind), "action": action.as_str(), "error": error}),
-        ),
+        } => {
+            json!({"folder": folder.as_str(), "item": item, "type": kind_str(*kind), "action": action.as_str(), "error": error})
+        }
         Event::DeviceConnected {
             device,
             device_name,
@@ -170,36 +190,24 @@ pub fn event(e: &Event, state_seconds: f64) -> Option<(&'static str, Value)> {
             client_version,
             addr,
             conn_type,
-        } => (
-            "DeviceConnected",
-            json!({"id": device.to_string(), "deviceName": device_name, "clientName": client_name, "clientVersion": client_version, "type": conn_type, "addr": addr.to_string()}),
-        ),
-        Event::DeviceDisconnected { device, error } => (
-            "DeviceDisconnected",
-            json!({"id": device.to_string(), "error": error}),
-        ),
+        } => {
+            json!({"id": device.to_string(), "deviceName": device_name, "clientName": client_name, "clientVersion": client_version, "type": conn_type, "addr": addr.to_string()})
+        }
+        Event::DeviceDisconnected { device, error } => {
+            json!({"id": device.to_string(), "error": error})
+        }
         Event::DeviceRejected {
             device,
             name,
             address,
-        } => (
-            "DeviceRejected",
-            json!({"device": device.to_string(), "name": name, "address": address.to_string()}),
-        ),
-        Event::DevicePaused { device } => ("DevicePaused", json!({"device": device.to_string()})),
-        Event::DeviceResumed { device } => ("DeviceResumed", json!({"device": device.to_string()})),
-        Event::FolderPaused { folder } => (
-            "FolderPaused",
-            json!({"id": folder.as_str(), "label": folder.as_str()}),
-        ),
-        Event::FolderResumed { folder } => (
-            "FolderResumed",
-            json!({"id": folder.as_str(), "label": folder.as_str()}),
-        ),
-        Event::FolderErrors { folder, errors } => (
-            "FolderErrors",
-            json!({"folder": folder.as_str(), "errors": errors.iter().map(|e| json!({"path": e.path, "error": e.error})).collect::<Vec<_>>()}),
-        ),
+        } => json!({"device": device.to_string(), "name": name, "address": address.to_string()}),
+        Event::DevicePaused { device } => json!({"device": device.to_string()}),
+        Event::DeviceResumed { device } => json!({"device": device.to_string()}),
+        Event::FolderPaused { folder } => json!({"id": folder.as_str(), "label": folder.as_str()}),
+        Event::FolderResumed { folder } => json!({"id": folder.as_str(), "label": folder.as_str()}),
+        Event::FolderErrors { folder, errors } => {
+            json!({"folder": folder.as_str(), "errors": errors.iter().map(|e| json!({"path": e.path, "error": e.error})).collect::<Vec<_>>()})
+        }
         Event::FolderCompletion {
             folder,
             device,
@@ -210,19 +218,17 @@ pub fn event(e: &Event, state_seconds: f64) -> Option<(&'static str, Value)> {
                 obj.insert("folder".into(), json!(folder.as_str()));
                 obj.insert("device".into(), json!(device.to_string()));
             }
-            ("FolderCompletion", data)
+            data
         }
         Event::FolderScanProgress {
             folder,
             current,
             total,
             rate,
-        } => (
-            "FolderScanProgress",
-            json!({"folder": folder.as_str(), "current": current, "total": total, "rate": rate}),
-        ),
+        } => json!({"folder": folder.as_str(), "current": current, "total": total, "rate": rate}),
         _ => return None,
-    })
+    };
+    Some((kind, data))
 }
 
 /// A watcher delay in ms as Syncthing's `fsWatcherDelayS`: an integer when whole, else a
