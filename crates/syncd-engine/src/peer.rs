@@ -23,10 +23,9 @@ use crate::folder::FolderInput;
 
 /// Records per Index/IndexUpdate message.
 const INDEX_BATCH: usize = 1000;
-/// Bytes of Request data served concurrently to one peer.
-const SERVE_BYTES_PER_PEER: usize = 64 * 1024 * 1024;
-/// Requests of one peer being served at once; past this, its messages are not read until one
-/// is answered (a request flood costs bounded memory, and TCP pushes back on the peer).
+/// Requests of one peer waiting or being served; past this, its messages are not read until
+/// one is answered (a request flood costs bounded memory, and TCP pushes back on the peer).
+/// The data read at once is bounded by the serving threads (see [`crate::serve::Queue`]).
 const MAX_SERVING_PER_PEER: usize = 1024;
 
 /// A connected peer, shared with pullers (which send Requests through it).
@@ -39,7 +38,10 @@ pub(crate) struct Peer {
     pending: Mutex<HashMap<i32, oneshot::Sender<bep::Response>>>,
     /// The peer's latest ClusterConfig.
     pub(crate) remote_cc: Mutex<Option<bep::ClusterConfig>>,
-    serve_budget: Arc<Semaphore>,
+    /// Requests admitted and not yet answered (at most [`MAX_SERVING_PER_PEER`]).
+    serve_slots: Arc<Semaphore>,
+    /// Requests waiting for a serving thread.
+    pub(crate) serve_queue: crate::serve::Queue,
     /// Files recently found servable to this peer (see [`crate::serve::Servable`]).
     pub(crate) servable: Mutex<crate::serve::Servable>,
     senders: Mutex<BTreeMap<FolderId, JoinHandle<()>>>,
@@ -146,7 +148,8 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
         next_id: AtomicI32::new(1),
         pending: Mutex::new(HashMap::new()),
         remote_cc: Mutex::new(None),
-        serve_budget: Arc::new(Semaphore::new(SERVE_BYTES_PER_PEER)),
+        serve_slots: Arc::new(Semaphore::new(MAX_SERVING_PER_PEER)),
+        serve_queue: crate::serve::Queue::default(),
         servable: Mutex::new(crate::serve::Servable::default()),
         senders: Mutex::new(BTreeMap::new()),
     });
@@ -156,7 +159,6 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
     }
     shared.peer_connected(&peer);
     let mut first = true;
-    let mut serving = tokio::task::JoinSet::new();
     let reason = loop {
         let msg = match receiver.recv().await {
             Ok(m) => m,
@@ -171,15 +173,13 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
             Message::IndexUpdate(idx) => {
                 handle_index(&shared, &peer, idx.folder, idx.files, RemoteBatch::Update).await
             }
-            Message::Request(req) => {
-                let (shared, peer) = (shared.clone(), peer.clone());
-                while serving.try_join_next().is_some() {}
-                while serving.len() >= MAX_SERVING_PER_PEER {
-                    serving.join_next().await;
+            Message::Request(req) => match peer.serve_slots.clone().acquire_owned().await {
+                Ok(slot) => {
+                    crate::serve::admit(&shared, &peer, req, slot);
+                    Ok(())
                 }
-                serving.spawn(async move { crate::serve::serve(shared, peer, req).await });
-                Ok(())
-            }
+                Err(_) => break "serving stopped".to_string(),
+            },
             Message::Response(resp) => {
                 if let Some(tx) = lock(&peer.pending).remove(&resp.id) {
                     let _ = tx.send(resp);
@@ -195,7 +195,7 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
             break e.to_string();
         }
     };
-    serving.shutdown().await;
+    peer.serve_queue.stop();
     peer.stop().await;
     shared.peer_disconnected(&peer, reason);
 }
@@ -457,9 +457,4 @@ pub(crate) fn conn_type(info: &ConnectionInfo) -> &'static str {
         Direction::Outbound => "tcp-client",
         _ => "tcp-server",
     }
-}
-
-/// Serve-side budget of a peer (bounded concurrent request bytes).
-pub(crate) fn serve_budget(peer: &Peer) -> Arc<Semaphore> {
-    peer.serve_budget.clone()
 }

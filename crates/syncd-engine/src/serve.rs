@@ -1,23 +1,24 @@
 //! Serving a peer's Request: only folders shared with it, only files the index says we have,
 //! read inside the root and never through a symlink, hash re-verified unless the file is still
-//! as scanned (see [`ScannedStat`]), bounded concurrent bytes.
+//! as scanned (see [`ScannedStat`]), answered on at most [`SERVE_THREADS`] threads per peer.
 //!
 //! A Request that breaks the protocol (a non-canonical name, a size outside 0..=32 MiB, a
 //! negative offset, no hash: spec bep-wire §7.8) closes the connection. A well-formed Request
 //! we will not serve (a folder not shared with the peer, an ignored or internal file) gets an
 //! error code and a log line naming the device; the connection stays.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use syncd_proto::{Message, bep};
 use syncd_types::{FolderId, RelPath};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::engine::{Shared, lock};
 use crate::fsutil;
-use crate::peer::{Peer, serve_budget};
+use crate::peer::Peer;
 
 /// A Request we answer with an error code; `why` is logged when the peer asked for something
 /// it must not have (not for a file that is merely missing).
@@ -39,45 +40,122 @@ fn refuse(code: bep::ErrorCode, why: &'static str) -> Refusal {
     }
 }
 
-/// Answers one Request (always with a Response; errors are codes, never panics), or closes
-/// the connection when the Request breaks the protocol.
-pub(crate) async fn serve(shared: Arc<Shared>, peer: Arc<Peer>, req: bep::Request) {
+/// Serving threads per peer at most. Requests are answered on these blocking threads, each
+/// taking request after request from the peer's queue: a run of small-file requests costs no
+/// task, thread hand-off or index snapshot per request. Each thread reads one request's data
+/// at a time, which bounds the data being read for a peer to this many requests' worth.
+const SERVE_THREADS: usize = 2;
+/// A serving thread takes a fresh index snapshot when its snapshot is this old.
+const SNAPSHOT_AGE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The Requests of one peer waiting for a serving thread.
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    inner: std::sync::Mutex<QueueState>,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    waiting: VecDeque<(bep::Request, OwnedSemaphorePermit)>,
+    threads: usize,
+    stopped: bool,
+}
+
+impl Queue {
+    /// Drops the waiting requests (the connection is gone); the threads end after the request
+    /// each is answering.
+    pub(crate) fn stop(&self) {
+        let mut q = lock(&self.inner);
+        q.stopped = true;
+        q.waiting.clear();
+    }
+}
+
+/// Takes one Request of `peer` for answering (always with a Response; errors are codes, never
+/// panics), or closes the connection when the Request breaks the protocol. `slot` is held
+/// until the Response is queued.
+pub(crate) fn admit(
+    shared: &Arc<Shared>,
+    peer: &Arc<Peer>,
+    req: bep::Request,
+    slot: OwnedSemaphorePermit,
+) {
     if let Err(e) = syncd_proto::validate_request(&req) {
         tracing::warn!(device = %peer.device, folder = ?req.folder, error = %e,
             "peer protocol violation: invalid request; closing");
         peer.sender.close(&format!("invalid request: {e}"));
         return;
     }
-    let id = req.id;
-    let (folder, name) = (req.folder.clone(), req.name.clone());
-    let (data, code) = match answer(&shared, &peer, req).await {
-        Ok(data) => (data, bep::ErrorCode::NoError),
-        Err(r) => {
-            if let Some(why) = r.why {
-                tracing::warn!(device = %peer.device, folder = ?folder, name = ?name,
-                    "refused request: {why}");
+    let mut q = lock(&peer.serve_queue.inner);
+    if q.stopped {
+        return;
+    }
+    q.waiting.push_back((req, slot));
+    // One thread drains a stream of requests; a second joins when they pile up.
+    let wanted = q.threads == 0 || (q.threads < SERVE_THREADS && q.waiting.len() > 4 * q.threads);
+    if wanted {
+        q.threads += 1;
+        drop(q);
+        let (shared, peer) = (shared.clone(), peer.clone());
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || work(&shared, &peer, &handle));
+    }
+}
+
+/// A serving thread: answers the peer's waiting requests until none is left.
+fn work(shared: &Arc<Shared>, peer: &Arc<Peer>, handle: &tokio::runtime::Handle) {
+    let mut snapshot: Option<Snapshot> = None;
+    loop {
+        let (req, slot) = {
+            let mut q = lock(&peer.serve_queue.inner);
+            match q.waiting.pop_front() {
+                Some(next) => next,
+                None => {
+                    q.threads -= 1;
+                    return;
+                }
             }
-            (Vec::new(), r.code)
-        }
-    };
-    let _ = peer
-        .sender
-        .send(Message::Response(bep::Response {
+        };
+        let id = req.id;
+        let (folder, name) = (req.folder.clone(), req.name.clone());
+        let (data, code) = match answer(shared, peer, req, &mut snapshot) {
+            Ok(data) => (data, bep::ErrorCode::NoError),
+            Err(r) => {
+                if let Some(why) = r.why {
+                    tracing::warn!(device = %peer.device, folder = ?folder, name = ?name,
+                        "refused request: {why}");
+                }
+                (Vec::new(), r.code)
+            }
+        };
+        let response = Message::Response(bep::Response {
             id,
             data,
             code: code as i32,
-        }))
-        .await;
+        });
+        // Waits while the outgoing queue is full; fails once the connection has ended.
+        let _ = handle.block_on(peer.sender.send(response));
+        drop(slot);
+    }
 }
 
-async fn answer(
+/// A serving thread's read snapshot of one folder, reused for the requests of the next
+/// [`SNAPSHOT_AGE`].
+struct Snapshot {
+    folder: FolderId,
+    reader: syncd_index::FolderReader,
+    taken: std::time::Instant,
+}
+
+fn answer(
     shared: &Arc<Shared>,
     peer: &Arc<Peer>,
     req: bep::Request,
+    snapshot: &mut Option<Snapshot>,
 ) -> Result<Vec<u8>, Refusal> {
-    use bep::ErrorCode::{Generic, InvalidFile};
+    use bep::ErrorCode::{Generic, InvalidFile, NoSuchFile};
     let unshared = || refuse(Generic, "folder not shared with the device");
-    let folder = FolderId::new(req.folder.clone()).map_err(|_| unshared())?;
+    let folder = FolderId::new(req.folder).map_err(|_| unshared())?;
     let ctx = shared
         .folder_ctx(&folder)
         .filter(|c| c.shared_with(peer.device))
@@ -98,54 +176,50 @@ async fn answer(
     }
     let size = usize::try_from(req.size).map_err(|_| Generic)?;
     let offset = u64::try_from(req.offset).map_err(|_| Generic)?;
-    let permits = u32::try_from(size.max(1)).unwrap_or(u32::MAX);
-    let _permit = serve_budget(peer)
-        .acquire_many_owned(permits)
-        .await
-        .map_err(|_| Generic)?;
-    let index = shared.index.clone();
-    let me = shared.device_id;
-    let root = cfg.path.clone();
-    let hash = req.hash.clone();
-    let peer = peer.clone();
-    tokio::task::spawn_blocking(move || -> Result<Vec<u8>, bep::ErrorCode> {
-        let reader = index.read(&folder).map_err(|_| bep::ErrorCode::Generic)?;
-        let stamp = (reader.local_index_id(), reader.local_sequence());
-        let known = lock(&peer.servable).get(&folder, stamp, &name);
-        let scanned = match known {
-            Some(s) => s,
-            None => {
-                let rec = reader
-                    .get(me, &name)
-                    .map_err(|_| bep::ErrorCode::Generic)?
-                    .ok_or(bep::ErrorCode::NoSuchFile)?;
-                if rec.invalid {
-                    return Err(bep::ErrorCode::InvalidFile);
-                }
-                if rec.deleted || !rec.kind.is_file() {
-                    return Err(bep::ErrorCode::NoSuchFile);
-                }
-                let s = ScannedStat::of(&rec);
-                lock(&peer.servable).insert(&folder, stamp, name.clone(), s);
-                s
+    let fresh = snapshot
+        .as_ref()
+        .is_some_and(|s| s.folder == folder && s.taken.elapsed() < SNAPSHOT_AGE);
+    if !fresh {
+        *snapshot = None;
+        let reader = shared.index.read(&folder).map_err(|_| Generic)?;
+        *snapshot = Some(Snapshot {
+            folder: folder.clone(),
+            reader,
+            taken: std::time::Instant::now(),
+        });
+    }
+    let reader = &snapshot.as_ref().ok_or(Generic)?.reader;
+    let stamp = (reader.local_index_id(), reader.local_sequence());
+    let known = lock(&peer.servable).get(&folder, stamp, &name);
+    let scanned = match known {
+        Some(s) => s,
+        None => {
+            let rec = reader
+                .get(shared.device_id, &name)
+                .map_err(|_| Generic)?
+                .ok_or(NoSuchFile)?;
+            if rec.invalid {
+                return Err(InvalidFile.into());
             }
-        };
-        drop(reader);
-        let path = fsutil::safe_path(&root, &name).map_err(|_| bep::ErrorCode::NoSuchFile)?;
-        let (data, meta) =
-            read_at_nofollow_meta(&path, offset, size).map_err(|_| bep::ErrorCode::NoSuchFile)?;
-        // The file as the scan hashed it (same size, mtime to the nanosecond and inode, the
-        // scanner's own "unchanged" test, looked at after the read) holds the hashed bytes;
-        // only a file changed since is hashed again here. The requester verifies every piece
-        // in any case.
-        if !scanned.matches(&meta) && Sha256::digest(&data).as_slice() != hash.as_slice() {
-            return Err(bep::ErrorCode::NoSuchFile);
+            if rec.deleted || !rec.kind.is_file() {
+                return Err(NoSuchFile.into());
+            }
+            let s = ScannedStat::of(&rec);
+            lock(&peer.servable).insert(&folder, stamp, name.clone(), s);
+            s
         }
-        Ok(data)
-    })
-    .await
-    .map_err(|_| Generic)?
-    .map_err(Refusal::from)
+    };
+    let path = fsutil::safe_path(&cfg.path, &name).map_err(|_| NoSuchFile)?;
+    let (data, meta) = read_at_nofollow_meta(&path, offset, size).map_err(|_| NoSuchFile)?;
+    // The file as the scan hashed it (same size, mtime to the nanosecond and inode, the
+    // scanner's own "unchanged" test, looked at after the read) holds the hashed bytes; only a
+    // file changed since is hashed again here. The requester verifies every piece in any case.
+    // A snapshot up to SNAPSHOT_AGE old changes nothing here: a file changed since it was
+    // taken no longer shows the recorded stat.
+    if !scanned.matches(&meta) && Sha256::digest(&data).as_slice() != req.hash.as_slice() {
+        return Err(NoSuchFile.into());
+    }
+    Ok(data)
 }
 
 /// What the index recorded of a file when the scanner hashed it: if the file on disk still
@@ -206,6 +280,12 @@ impl Servable {
     }
 
     fn insert(&mut self, folder: &FolderId, stamp: (u64, u64), name: RelPath, s: ScannedStat) {
+        // A serving thread with an older snapshot than the set's does not start it over (two
+        // threads would take turns emptying it).
+        if self.folder.as_ref() == Some(folder) && self.stamp.0 == stamp.0 && stamp.1 < self.stamp.1
+        {
+            return;
+        }
         if self.folder.as_ref() != Some(folder)
             || self.stamp != stamp
             || self.names.len() >= SERVABLE_MAX
@@ -313,6 +393,17 @@ mod tests {
         s.insert(&folder("f"), (7, 100), name("old"), STAT);
         s.insert(&folder("f"), (7, 101), name("new"), STAT);
         assert_eq!(s.get(&folder("f"), (7, 101), &name("new")), Some(STAT));
+        assert_eq!(s.get(&folder("f"), (7, 101), &name("old")), None);
+    }
+
+    #[test]
+    fn a_name_checked_at_an_older_stamp_leaves_the_newer_set_alone() {
+        let mut s = Servable::default();
+        s.insert(&folder("f"), (7, 101), name("new"), STAT);
+        // A serving thread whose snapshot predates the set's.
+        s.insert(&folder("f"), (7, 100), name("old"), STAT);
+        assert_eq!(s.get(&folder("f"), (7, 101), &name("new")), Some(STAT));
+        assert_eq!(s.get(&folder("f"), (7, 100), &name("old")), None);
         assert_eq!(s.get(&folder("f"), (7, 101), &name("old")), None);
     }
 
