@@ -59,6 +59,12 @@ pub(crate) struct Sources {
     pub(crate) old_path: PathBuf,
 }
 
+/// The index snapshot the block map is read from, taken at the first lookup (`Some(None)`:
+/// the index could not be read). The files of a small-file group share one: a snapshot per
+/// file was a measurable share of an initial sync's CPU. Whatever a snapshot names is read and
+/// verified against the piece's hash before use, so an older one costs at most a fetch.
+pub(crate) type Snapshot = Option<Option<syncd_index::FolderReader>>;
+
 /// A temp file with every piece local data could provide, and what is left to fetch.
 #[derive(Debug)]
 pub(crate) struct Prepared {
@@ -79,16 +85,16 @@ pub(crate) fn prepare(
     size: u64,
     src: &Sources,
     meta: Meta,
+    snapshot: &mut Snapshot,
 ) -> io::Result<Prepared> {
     let tf = resume::open_temp(temp, pieces, size)?;
     let mut missing = Vec::new();
-    let mut snapshot = None;
     for (b, _) in pieces
         .iter()
         .zip(&tf.reused)
         .filter(|(b, reused)| b.size > 0 && !**reused)
     {
-        match local_copy(src, &mut snapshot, b) {
+        match local_copy(src, snapshot, b) {
             Some(data) => tf.file.write_all_at(&data, b.offset)?,
             None => missing.push(*b),
         }
@@ -123,11 +129,7 @@ pub(crate) fn write_pieces(
 
 /// The verified bytes of `b` from local data: the old version of the same file first, then
 /// the files the block map names (the index snapshot is taken at the first lookup).
-fn local_copy(
-    src: &Sources,
-    snapshot: &mut Option<Option<syncd_index::FolderReader>>,
-    b: &Block,
-) -> Option<Vec<u8>> {
+fn local_copy(src: &Sources, snapshot: &mut Snapshot, b: &Block) -> Option<Vec<u8>> {
     let size = usize::try_from(b.size).ok()?;
     let verified = |d: &[u8]| Sha256::digest(d).as_slice() == b.hash;
     if let Some(old) = src.old.as_ref().filter(|l| !l.deleted && l.kind.is_file())
@@ -199,7 +201,7 @@ mod tests {
         let pieces = vec![piece(&new_data, 0, 100), piece(&new_data, 100, 100)];
         let src = sources(d.path(), Some(old));
         let temp = d.path().join("root/.syncthing.file.tmp");
-        let p = prepare(&temp, &pieces, 200, &src, meta()).unwrap();
+        let p = prepare(&temp, &pieces, 200, &src, meta(), &mut None).unwrap();
         assert_eq!(p.missing, vec![pieces[1]]);
         assert!(!p.complete);
         let mut head = vec![0u8; 100];
@@ -218,7 +220,7 @@ mod tests {
         old.blocks = vec![piece(&data, 0, 100)];
         let src = sources(d.path(), Some(old));
         let temp = d.path().join("root/.syncthing.file.tmp");
-        let p = prepare(&temp, &[piece(&data, 0, 100)], 100, &src, meta()).unwrap();
+        let p = prepare(&temp, &[piece(&data, 0, 100)], 100, &src, meta(), &mut None).unwrap();
         assert!(p.complete && p.missing.is_empty());
         let m = std::fs::metadata(&temp).unwrap();
         assert_eq!(m.permissions().mode() & 0o777, 0o640);

@@ -42,9 +42,11 @@ pub(super) async fn pull_group(ctx: Arc<Ctx>, group: Vec<Needed>) -> GroupResult
     let prepared = {
         let ctx = ctx.clone();
         tokio::task::spawn_blocking(move || {
+            // One index snapshot for the block lookups of the whole group.
+            let mut snapshot = None;
             group
                 .into_iter()
-                .map(|n| prepare_file(&ctx, n))
+                .map(|n| prepare_file(&ctx, n, &mut snapshot))
                 .collect::<Vec<_>>()
         })
         .await

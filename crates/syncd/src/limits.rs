@@ -1,0 +1,72 @@
+//! Process limits the daemon adjusts at start.
+
+/// The most open files the daemon asks for, even where the hard limit allows more.
+const WANTED_OPEN_FILES: u64 = 65_536;
+
+/// Raises the soft open-file limit (`RLIMIT_NOFILE`) towards the hard limit, up to
+/// [`WANTED_OPEN_FILES`], as Syncthing (the Go runtime) does. A sync daemon holds many
+/// files open at once: the puller stages hundreds of files per durability batch, and the
+/// common soft default of 1024 would make it use smaller batches (more index commits).
+/// Returns the soft limit in force afterwards; failures leave the limit as it was.
+pub fn raise_open_files() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit through a valid, exclusive pointer.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    if rc != 0 {
+        return None;
+    }
+    let wanted = lim.rlim_max.min(WANTED_OPEN_FILES);
+    if lim.rlim_cur >= wanted {
+        return Some(lim.rlim_cur);
+    }
+    let raised = libc::rlimit {
+        rlim_cur: wanted,
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: setrlimit reads one rlimit through a valid pointer; a soft limit at most the
+    // hard limit needs no privilege.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) };
+    if rc != 0 {
+        tracing::debug!(
+            soft = lim.rlim_cur,
+            wanted,
+            "could not raise the open-file limit"
+        );
+        return Some(lim.rlim_cur);
+    }
+    Some(wanted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_soft_open_file_limit_ends_at_least_where_it_was_and_within_the_hard_limit() {
+        let before = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+        let after = raise_open_files();
+        let Some(soft) = after else {
+            panic!("getrlimit failed; /proc/self/limits: {before}");
+        };
+        let line = std::fs::read_to_string("/proc/self/limits")
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .map(str::to_owned)
+            .unwrap_or_default();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // "Max open files <soft> <hard> files"
+        let (now_soft, hard) = (
+            fields[3].parse::<u64>().unwrap(),
+            fields[4].parse::<u64>().unwrap_or(u64::MAX),
+        );
+        assert_eq!(now_soft, soft, "{line}");
+        assert!(soft <= hard, "{line}");
+        assert!(soft >= hard.min(WANTED_OPEN_FILES), "{line}");
+    }
+}
