@@ -105,13 +105,20 @@ pub(crate) fn admit(
 /// A serving thread: answers the peer's waiting requests until none is left.
 fn work(shared: &Arc<Shared>, peer: &Arc<Peer>, handle: &tokio::runtime::Handle) {
     let mut snapshot: Option<Snapshot> = None;
+    let mut counted = Counted {
+        queue: &peer.serve_queue,
+        left: false,
+    };
     loop {
         let (req, slot) = {
             let mut q = lock(&peer.serve_queue.inner);
             match q.waiting.pop_front() {
                 Some(next) => next,
                 None => {
+                    // Under the lock that saw the queue empty, so a request admitted after
+                    // this starts a thread of its own.
                     q.threads -= 1;
+                    counted.left = true;
                     return;
                 }
             }
@@ -136,6 +143,22 @@ fn work(shared: &Arc<Shared>, peer: &Arc<Peer>, handle: &tokio::runtime::Handle)
         // Waits while the outgoing queue is full; fails once the connection has ended.
         let _ = handle.block_on(peer.sender.send(response));
         drop(slot);
+    }
+}
+
+/// A serving thread's place in [`QueueState::threads`], given back if the thread ends other
+/// than by finding the queue empty (a panic), so that serving never stops for good.
+struct Counted<'a> {
+    queue: &'a Queue,
+    left: bool,
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        if !self.left {
+            let mut q = lock(&self.queue.inner);
+            q.threads = q.threads.saturating_sub(1);
+        }
     }
 }
 
@@ -176,37 +199,27 @@ fn answer(
     }
     let size = usize::try_from(req.size).map_err(|_| Generic)?;
     let offset = u64::try_from(req.offset).map_err(|_| Generic)?;
-    let fresh = snapshot
+    // A snapshot kept from an earlier request may predate the record asked for (the scan
+    // committed it, the index sender announced it and the peer asked, all within
+    // SNAPSHOT_AGE): a name such a snapshot does not show as a file of ours is looked up
+    // again in a fresh one.
+    let mut reuse = snapshot
         .as_ref()
         .is_some_and(|s| s.folder == folder && s.taken.elapsed() < SNAPSHOT_AGE);
-    if !fresh {
-        *snapshot = None;
-        let reader = shared.index.read(&folder).map_err(|_| Generic)?;
-        *snapshot = Some(Snapshot {
-            folder: folder.clone(),
-            reader,
-            taken: std::time::Instant::now(),
-        });
-    }
-    let reader = &snapshot.as_ref().ok_or(Generic)?.reader;
-    let stamp = (reader.local_index_id(), reader.local_sequence());
-    let known = lock(&peer.servable).get(&folder, stamp, &name);
-    let scanned = match known {
-        Some(s) => s,
-        None => {
-            let rec = reader
-                .get(shared.device_id, &name)
-                .map_err(|_| Generic)?
-                .ok_or(NoSuchFile)?;
-            if rec.invalid {
-                return Err(InvalidFile.into());
-            }
-            if rec.deleted || !rec.kind.is_file() {
-                return Err(NoSuchFile.into());
-            }
-            let s = ScannedStat::of(&rec);
-            lock(&peer.servable).insert(&folder, stamp, name.clone(), s);
-            s
+    let scanned = loop {
+        if !reuse {
+            *snapshot = None;
+            let reader = shared.index.read(&folder).map_err(|_| Generic)?;
+            *snapshot = Some(Snapshot {
+                folder: folder.clone(),
+                reader,
+                taken: std::time::Instant::now(),
+            });
+        }
+        let reader = &snapshot.as_ref().ok_or(Generic)?.reader;
+        match servable_stat(shared, peer, reader, &folder, &name) {
+            Err(NoSuchFile | InvalidFile) if reuse => reuse = false,
+            found => break found?,
         }
     };
     let path = fsutil::safe_path(&cfg.path, &name).map_err(|_| NoSuchFile)?;
@@ -220,6 +233,35 @@ fn answer(
         return Err(NoSuchFile.into());
     }
     Ok(data)
+}
+
+/// The recorded stat of `name` if `reader` shows it as a live, valid regular file of ours
+/// (remembered in the peer's [`Servable`] set).
+fn servable_stat(
+    shared: &Shared,
+    peer: &Peer,
+    reader: &syncd_index::FolderReader,
+    folder: &FolderId,
+    name: &RelPath,
+) -> Result<ScannedStat, bep::ErrorCode> {
+    use bep::ErrorCode::{Generic, InvalidFile, NoSuchFile};
+    let stamp = (reader.local_index_id(), reader.local_sequence());
+    if let Some(s) = lock(&peer.servable).get(folder, stamp, name) {
+        return Ok(s);
+    }
+    let rec = reader
+        .get(shared.device_id, name)
+        .map_err(|_| Generic)?
+        .ok_or(NoSuchFile)?;
+    if rec.invalid {
+        return Err(InvalidFile);
+    }
+    if rec.deleted || !rec.kind.is_file() {
+        return Err(NoSuchFile);
+    }
+    let s = ScannedStat::of(&rec);
+    lock(&peer.servable).insert(folder, stamp, name.clone(), s);
+    Ok(s)
 }
 
 /// What the index recorded of a file when the scanner hashed it: if the file on disk still
