@@ -59,12 +59,13 @@ mod tests {
             .find(|l| l.starts_with("Max open files"))
             .map(str::to_owned)
             .unwrap_or_default();
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        // "Max open files <soft> <hard> files"
-        let (now_soft, hard) = (
-            fields[3].parse::<u64>().unwrap(),
-            fields[4].parse::<u64>().unwrap_or(u64::MAX),
-        );
+        // "Max open files <soft> <hard> files", each a number or "unlimited".
+        let limit = |i: usize| match line.split_whitespace().nth(i) {
+            Some("unlimited") => u64::MAX,
+            Some(n) => n.parse::<u64>().unwrap(),
+            None => panic!("no field {i} in {line:?}"),
+        };
+        let (now_soft, hard) = (limit(3), limit(4));
         assert_eq!(now_soft, soft, "{line}");
         assert!(soft <= hard, "{line}");
         assert!(soft >= hard.min(WANTED_OPEN_FILES), "{line}");
