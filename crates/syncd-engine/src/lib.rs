@@ -47,6 +47,7 @@ mod event;
 mod folder;
 mod fsutil;
 pub mod health;
+mod limits;
 mod peer;
 mod puller;
 mod serve;
@@ -60,6 +61,7 @@ pub use config::{
 pub use engine::{Engine, EngineHandle, INDEX_FILE, device_id_for_home};
 pub use error::{EngineError, PeerError, WaitError};
 pub use event::{EVENT_CAPACITY, Event, ItemAction};
+pub use limits::raise_open_files;
 pub use status::{Completion, ConnectionStatus, Counts, FileError, FolderState, FolderStatus};
 pub use syncd_proto::CompressionPolicy;
 pub use syncd_types::{DeviceId, FolderId, ShortId};

@@ -64,18 +64,7 @@ const BATCH_WAIT: Duration = Duration::from_millis(100);
 fn batch_files() -> usize {
     static FILES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *FILES.get_or_init(|| {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes one rlimit through a valid, exclusive pointer.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-        let soft = if rc == 0 {
-            usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
-        } else {
-            1024
-        };
+        let soft = usize::try_from(crate::limits::open_files_soft()).unwrap_or(usize::MAX);
         (soft / 4).clamp(16, BATCH_FILES)
     })
 }

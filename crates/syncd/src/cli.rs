@@ -813,7 +813,7 @@ fn serve(home: &Path, args: ServeArgs) -> CliResult {
     }
     // Before the runtime's threads exist: they pick their malloc arenas when they first allocate.
     crate::memory::tune_allocator();
-    crate::limits::raise_open_files();
+    syncd_engine::raise_open_files();
     let _reclaimer = crate::memory::spawn_reclaimer();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

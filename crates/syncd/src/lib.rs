@@ -28,7 +28,6 @@ pub mod events;
 pub mod home;
 pub mod import;
 pub mod json;
-pub mod limits;
 pub mod memory;
 pub mod progress;
 pub mod rest;

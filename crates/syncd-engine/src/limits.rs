@@ -1,24 +1,17 @@
-//! Process limits the daemon adjusts at start.
+//! The open-file limit: the puller sizes its durability batches by it, and a daemon raises it
+//! at start ([`raise_open_files`]).
 
 /// The most open files the daemon asks for, even where the hard limit allows more.
 const WANTED_OPEN_FILES: u64 = 65_536;
 
 /// Raises the soft open-file limit (`RLIMIT_NOFILE`) towards the hard limit, up to
-/// [`WANTED_OPEN_FILES`], as Syncthing (the Go runtime) does. A sync daemon holds many
+/// 65,536, as Syncthing (the Go runtime) does. A sync daemon holds many
 /// files open at once: the puller stages hundreds of files per durability batch, and the
 /// common soft default of 1024 would make it use smaller batches (more index commits).
-/// Returns the soft limit in force afterwards; failures leave the limit as it was.
+/// Call it before [`crate::Engine::start`]: the puller reads the limit once, at its first
+/// batch. Returns the soft limit in force afterwards; failures leave the limit as it was.
 pub fn raise_open_files() -> Option<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit through a valid, exclusive pointer.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    if rc != 0 {
-        return None;
-    }
+    let lim = open_files()?;
     let wanted = lim.rlim_max.min(WANTED_OPEN_FILES);
     if lim.rlim_cur >= wanted {
         return Some(lim.rlim_cur);
@@ -40,6 +33,23 @@ pub fn raise_open_files() -> Option<u64> {
         return Some(lim.rlim_cur);
     }
     Some(wanted)
+}
+
+/// The soft and hard `RLIMIT_NOFILE` (`rlim_cur`, `rlim_max`); `None` if unreadable.
+fn open_files() -> Option<libc::rlimit> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit through a valid, exclusive pointer.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    (rc == 0).then_some(lim)
+}
+
+/// The soft open-file limit in force; 1024 (the common default) if unreadable.
+pub(crate) fn open_files_soft() -> u64 {
+    open_files().map_or(1024, |l| l.rlim_cur)
 }
 
 #[cfg(test)]
