@@ -123,20 +123,18 @@ fn work(shared: &Arc<Shared>, peer: &Arc<Peer>, handle: &tokio::runtime::Handle)
                 }
             }
         };
-        let id = req.id;
-        let (folder, name) = (req.folder.clone(), req.name.clone());
-        let (data, code) = match answer(shared, peer, req, &mut snapshot) {
+        let (data, code) = match answer(shared, peer, &req, &mut snapshot) {
             Ok(data) => (data, bep::ErrorCode::NoError),
             Err(r) => {
                 if let Some(why) = r.why {
-                    tracing::warn!(device = %peer.device, folder = ?folder, name = ?name,
+                    tracing::warn!(device = %peer.device, folder = ?req.folder, name = ?req.name,
                         "refused request: {why}");
                 }
                 (Vec::new(), r.code)
             }
         };
         let response = Message::Response(bep::Response {
-            id,
+            id: req.id,
             data,
             code: code as i32,
         });
@@ -173,12 +171,12 @@ struct Snapshot {
 fn answer(
     shared: &Arc<Shared>,
     peer: &Arc<Peer>,
-    req: bep::Request,
+    req: &bep::Request,
     snapshot: &mut Option<Snapshot>,
 ) -> Result<Vec<u8>, Refusal> {
     use bep::ErrorCode::{Generic, InvalidFile, NoSuchFile};
     let unshared = || refuse(Generic, "folder not shared with the device");
-    let folder = FolderId::new(req.folder).map_err(|_| unshared())?;
+    let folder = FolderId::new(req.folder.clone()).map_err(|_| unshared())?;
     let ctx = shared
         .folder_ctx(&folder)
         .filter(|c| c.shared_with(peer.device))
