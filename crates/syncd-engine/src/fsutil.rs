@@ -12,6 +12,13 @@ use syncd_types::{FileKind, RelPath};
 /// or a non-directory (so nothing is ever read or written through a link). Missing parents
 /// are allowed (the caller creates them).
 pub(crate) fn safe_path(root: &Path, rel: &RelPath) -> io::Result<PathBuf> {
+    check_parents(root, rel)?;
+    Ok(rel.to_path_under(root))
+}
+
+/// The check of [`safe_path`]: `Ok(true)` when every parent of `rel` exists as a directory,
+/// `Ok(false)` when one is missing (none of them a symlink or a file).
+fn check_parents(root: &Path, rel: &RelPath) -> io::Result<bool> {
     let mut cur = root.to_path_buf();
     let comps: Vec<&str> = rel.components().collect();
     let parents = comps.len().saturating_sub(1);
@@ -31,11 +38,78 @@ pub(crate) fn safe_path(root: &Path, rel: &RelPath) -> io::Result<PathBuf> {
                 )));
             }
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
         }
     }
-    Ok(rel.to_path_under(root))
+    Ok(true)
+}
+
+/// At most this many directories are remembered by [`VerifiedDirs`] (then it starts over).
+const VERIFIED_DIRS_MAX: usize = 4096;
+
+/// Directories that [`safe_path_in`] found to be real directories all the way from the root,
+/// remembered while the puller pulls the regular files of one pass: the files of a directory
+/// then cost one check of its parents instead of one `lstat` per parent per file (on a tree of
+/// small files that walk was the largest part of the receiver's system time). Only for that
+/// phase, in which the puller itself creates no symlink and removes or replaces no directory
+/// (directories and symlinks come before it, deletions after it); cleared around it. The
+/// request server keeps one per read snapshot (at most 20 ms). A directory replaced by a
+/// symlink from outside syncd within such a span is not seen, as it would not be between any
+/// check and the open that follows it; the last component is never followed in any case.
+#[derive(Default)]
+pub(crate) struct VerifiedDirs(std::sync::Mutex<std::collections::HashSet<PathBuf>>);
+
+impl VerifiedDirs {
+    /// Forgets every directory.
+    pub(crate) fn clear(&self) {
+        self.with(std::collections::HashSet::clear);
+    }
+
+    fn contains(&self, dir: &Path) -> bool {
+        let mut found = false;
+        self.with(|s| found = s.contains(dir));
+        found
+    }
+
+    fn insert(&self, dir: &Path) {
+        self.with(|s| {
+            if s.len() >= VERIFIED_DIRS_MAX {
+                s.clear();
+            }
+            s.insert(dir.to_path_buf());
+        });
+    }
+
+    fn with(&self, f: impl FnOnce(&mut std::collections::HashSet<PathBuf>)) {
+        match self.0.lock() {
+            Ok(mut g) => f(&mut g),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+}
+
+/// [`safe_path`] remembering checked directories in `known`; also tells whether the parent
+/// directory exists (so the caller need not create it).
+pub(crate) fn safe_path_in(
+    root: &Path,
+    rel: &RelPath,
+    known: &VerifiedDirs,
+) -> io::Result<(PathBuf, bool)> {
+    let path = rel.to_path_under(root);
+    let parent = match path.parent() {
+        Some(p) if rel.components().nth(1).is_some() => p,
+        // A name directly under the root: nothing to check.
+        _ => return Ok((path, true)),
+    };
+    if known.contains(parent) {
+        return Ok((path, true));
+    }
+    let present = check_parents(root, rel)?;
+    if present {
+        known.insert(parent);
+    }
+    Ok((path, present))
 }
 
 /// A record's mtime as a `SystemTime`.
@@ -83,12 +157,22 @@ pub(crate) fn matches_index(
     local: Option<&FileRecord>,
     ignore_perms: bool,
 ) -> io::Result<bool> {
-    use std::os::unix::fs::PermissionsExt;
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
         Err(e) => return Err(e),
     };
+    meta_matches(path, &meta, local, ignore_perms)
+}
+
+/// [`matches_index`] for an item whose metadata (`lstat`) has been read.
+fn meta_matches(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    local: Option<&FileRecord>,
+    ignore_perms: bool,
+) -> io::Result<bool> {
+    use std::os::unix::fs::PermissionsExt;
     let Some(local) = local.filter(|l| !l.deleted && !l.invalid) else {
         return Ok(false);
     };
@@ -108,7 +192,7 @@ pub(crate) fn matches_index(
         || meta.permissions().mode() & 0o777 == local.permissions & 0o777;
     Ok(match kind {
         FileKind::File => {
-            same_size_and_mtime(&meta, local.size, local.modified_s, local.modified_ns)
+            same_size_and_mtime(meta, local.size, local.modified_s, local.modified_ns)
                 && perms_same
         }
         FileKind::Directory => true,
@@ -142,7 +226,7 @@ pub(crate) fn still_installed(
             Err(e) if e.kind() == io::ErrorKind::NotFound => r.deleted,
             Err(_) => false,
             Ok(_) if r.deleted => false,
-            Ok(_) => matches_index(&path, Some(&r), ignore_perms).unwrap_or(false),
+            Ok(meta) => meta_matches(&path, &meta, Some(&r), ignore_perms).unwrap_or(false),
         };
         if same {
             keep.push(r);
@@ -231,6 +315,30 @@ mod tests {
         assert!(safe_path(d.path(), &RelPath::new("link/f").unwrap()).is_err());
         assert!(safe_path(d.path(), &RelPath::new("real/f").unwrap()).is_ok());
         assert!(safe_path(d.path(), &RelPath::new("missing/f").unwrap()).is_ok());
+    }
+
+    #[test]
+    fn safe_path_in_remembers_checked_directories_and_still_refuses_links() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("real/sub")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("real"), d.path().join("link")).unwrap();
+        let known = VerifiedDirs::default();
+        let rel = |s: &str| RelPath::new(s).unwrap();
+        let (p, present) = safe_path_in(d.path(), &rel("real/sub/f"), &known).unwrap();
+        assert_eq!(p, d.path().join("real/sub/f"));
+        assert!(present);
+        assert!(known.contains(&d.path().join("real/sub")));
+        assert!(!known.contains(&d.path().join("real")));
+        assert!(safe_path_in(d.path(), &rel("real/sub/g"), &known).unwrap().1);
+        assert!(safe_path_in(d.path(), &rel("link/f"), &known).is_err());
+        assert!(safe_path_in(d.path(), &rel("link/sub/f"), &known).is_err());
+        assert!(!known.contains(&d.path().join("link/sub")));
+        let (_, present) = safe_path_in(d.path(), &rel("missing/f"), &known).unwrap();
+        assert!(!present);
+        assert!(!known.contains(&d.path().join("missing")));
+        assert!(safe_path_in(d.path(), &rel("top"), &known).unwrap().1);
+        known.clear();
+        assert!(!known.contains(&d.path().join("real/sub")));
     }
 
     #[test]

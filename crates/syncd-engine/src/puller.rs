@@ -118,17 +118,27 @@ struct Ctx {
     max_conflicts: MaxConflicts,
     me: DeviceId,
     bytes_in_flight: Arc<Semaphore>,
+    /// Parent directories checked during the files phase (see [`fsutil::VerifiedDirs`]).
+    dirs: fsutil::VerifiedDirs,
 }
 
 /// Where `n` goes on disk, refusing a path under a symlink or a non-directory (see
 /// [`fsutil::safe_path`]). A refusal is logged with the devices that announced the path: a
 /// peer naming a file under a symlink is how an escape from the folder would be attempted.
 fn safe_target(ctx: &Ctx, n: &Needed) -> std::io::Result<PathBuf> {
-    fsutil::safe_path(&ctx.root, &n.global.name).inspect_err(|e| {
-        let devices: Vec<String> = n.available.iter().map(ToString::to_string).collect();
-        tracing::warn!(folder = %ctx.folder, name = n.global.name.as_str(), devices = %devices.join(","),
-            error = %e, "refusing a path announced by a peer: it leads through a symlink or a file");
-    })
+    fsutil::safe_path(&ctx.root, &n.global.name).inspect_err(|e| refused(ctx, n, e))
+}
+
+/// [`safe_target`] for the files phase, with the directories checked so far in the pass
+/// ([`Ctx::dirs`]); also tells whether the parent directory exists.
+fn safe_file_target(ctx: &Ctx, n: &Needed) -> std::io::Result<(PathBuf, bool)> {
+    fsutil::safe_path_in(&ctx.root, &n.global.name, &ctx.dirs).inspect_err(|e| refused(ctx, n, e))
+}
+
+fn refused(ctx: &Ctx, n: &Needed, e: &std::io::Error) {
+    let devices: Vec<String> = n.available.iter().map(ToString::to_string).collect();
+    tracing::warn!(folder = %ctx.folder, name = n.global.name.as_str(), devices = %devices.join(","),
+        error = %e, "refusing a path announced by a peer: it leads through a symlink or a file");
 }
 
 /// One pull pass over the need set.
@@ -142,6 +152,7 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
         root: cfg.path.clone(),
         ignore_perms: cfg.ignore_perms,
         max_conflicts: MaxConflicts::from_config(i64::from(cfg.max_conflicts)),
+        dirs: fsutil::VerifiedDirs::default(),
     });
     let mut out = PullOutcome::default();
     let index = shared.index.clone();
@@ -334,6 +345,12 @@ fn report(
 /// Pulls the regular files, [`FILES_IN_FLIGHT`] at a time, and flushes the finished ones in
 /// durability batches (one batch flushing while the next fills).
 async fn pull_files(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOutcome) {
+    ctx.dirs.clear();
+    pull_files_checked(ctx, files, out).await;
+    ctx.dirs.clear();
+}
+
+async fn pull_files_checked(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOutcome) {
     let mut set: JoinSet<small::GroupResults> = JoinSet::new();
     // Files per task in flight (a task pulls one file or a group of small ones), and their sum.
     let mut in_flight: HashMap<tokio::task::Id, usize> = HashMap::new();
@@ -764,7 +781,7 @@ fn prepare_file(
     else {
         return Err(PullError::NotNeeded);
     };
-    let path = safe_target(ctx, &n)?;
+    let (path, parent_exists) = safe_file_target(ctx, &n)?;
     if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
         return Err(PullError::Modified);
     }
@@ -779,7 +796,9 @@ fn prepare_file(
             meta_changed: Some(file),
         }));
     }
-    std::fs::create_dir_all(&dir)?;
+    if !parent_exists {
+        std::fs::create_dir_all(&dir)?;
+    }
     let temp = dir.join(syncd_types::names::temp_name(n.global.name.file_name()));
     let meta = local::Meta::of(&n.global, ctx.ignore_perms);
     let src = sources(ctx, &n, &path);

@@ -166,6 +166,9 @@ struct Snapshot {
     folder: FolderId,
     reader: syncd_index::FolderReader,
     taken: std::time::Instant,
+    /// Parent directories checked while this snapshot is used (at most SNAPSHOT_AGE), so
+    /// that requests for files of one directory check its parents once.
+    dirs: fsutil::VerifiedDirs,
 }
 
 fn answer(
@@ -212,6 +215,7 @@ fn answer(
                 folder: folder.clone(),
                 reader,
                 taken: std::time::Instant::now(),
+                dirs: fsutil::VerifiedDirs::default(),
             });
         }
         let reader = &snapshot.as_ref().ok_or(Generic)?.reader;
@@ -220,7 +224,8 @@ fn answer(
             found => break found?,
         }
     };
-    let path = fsutil::safe_path(&cfg.path, &name).map_err(|_| NoSuchFile)?;
+    let dirs = &snapshot.as_ref().ok_or(Generic)?.dirs;
+    let (path, _) = fsutil::safe_path_in(&cfg.path, &name, dirs).map_err(|_| NoSuchFile)?;
     let (data, meta) = read_at_nofollow_meta(&path, offset, size).map_err(|_| NoSuchFile)?;
     // The file as the scan hashed it (same size, mtime to the nanosecond and inode, the
     // scanner's own "unchanged" test, looked at after the read) holds the hashed bytes; only a
