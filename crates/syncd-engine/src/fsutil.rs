@@ -192,8 +192,7 @@ fn meta_matches(
         || meta.permissions().mode() & 0o777 == local.permissions & 0o777;
     Ok(match kind {
         FileKind::File => {
-            same_size_and_mtime(meta, local.size, local.modified_s, local.modified_ns)
-                && perms_same
+            same_size_and_mtime(meta, local.size, local.modified_s, local.modified_ns) && perms_same
         }
         FileKind::Directory => true,
         FileKind::Symlink => {
@@ -329,7 +328,11 @@ mod tests {
         assert!(present);
         assert!(known.contains(&d.path().join("real/sub")));
         assert!(!known.contains(&d.path().join("real")));
-        assert!(safe_path_in(d.path(), &rel("real/sub/g"), &known).unwrap().1);
+        assert!(
+            safe_path_in(d.path(), &rel("real/sub/g"), &known)
+                .unwrap()
+                .1
+        );
         assert!(safe_path_in(d.path(), &rel("link/f"), &known).is_err());
         assert!(safe_path_in(d.path(), &rel("link/sub/f"), &known).is_err());
         assert!(!known.contains(&d.path().join("link/sub")));
