@@ -17,6 +17,7 @@
 
 mod batch;
 mod conflicts;
+mod direct;
 mod local;
 mod resume;
 mod small;
@@ -855,7 +856,7 @@ async fn fetch_missing(
     missing: Vec<syncd_index::Block>,
     meta: local::Meta,
 ) -> Result<std::fs::File, PullError> {
-    type Written = (std::fs::File, std::io::Result<()>);
+    type Written = (std::fs::File, Option<direct::Direct>, std::io::Result<()>);
     type Piece = (u64, Vec<u8>, tokio::sync::OwnedSemaphorePermit);
     let mut fetches: JoinSet<Result<Piece, PullError>> = JoinSet::new();
     for b in missing {
@@ -865,6 +866,12 @@ async fn fetch_missing(
             Ok((b.offset, data, permit))
         });
     }
+    // Large files go to the disk directly (see [`direct`]); the descriptor travels with the file.
+    let mut direct = file
+        .metadata()
+        .is_ok_and(|m| m.len() >= direct::MIN_FILE)
+        .then(|| direct::Direct::open(&file))
+        .flatten();
     let mut file = Some(file);
     // Fetched pieces waiting for the writer, and their budget (released once written).
     let mut ready: Vec<(u64, Vec<u8>)> = Vec::new();
@@ -888,13 +895,19 @@ async fn fetch_missing(
             && (!ready.is_empty() || fetches.is_empty())
             && let Some(f) = file.take()
         {
-            let pieces = std::mem::take(&mut ready);
+            let mut pieces = std::mem::take(&mut ready);
             let budget = std::mem::take(&mut held);
             let last = fetches.is_empty();
+            let mut d = direct.take();
             writing = Some(tokio::task::spawn_blocking(move || {
-                let r = local::write_pieces(&f, &pieces, last.then_some(meta));
+                let r = match d.as_mut() {
+                    Some(d) => d
+                        .write(&f, &mut pieces)
+                        .and_then(|()| if last { meta.apply(&f) } else { Ok(()) }),
+                    None => local::write_pieces(&f, &pieces, last.then_some(meta)),
+                };
                 drop((pieces, budget));
-                (f, r)
+                (f, d, r)
             }));
             finished = last;
         }
@@ -918,8 +931,11 @@ async fn fetch_missing(
             written = wait_task(&mut writing), if writing.is_some() => {
                 writing = None;
                 match written {
-                    Ok((f, Ok(()))) => file = Some(f),
-                    Ok((f, Err(e))) => {
+                    Ok((f, d, Ok(()))) => {
+                        file = Some(f);
+                        direct = d;
+                    }
+                    Ok((f, _, Err(e))) => {
                         file = Some(f);
                         finished = false;
                         first_err.get_or_insert(PullError::Io(e));
