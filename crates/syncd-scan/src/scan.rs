@@ -742,7 +742,10 @@ impl Scanner {
         if paths.is_empty() {
             return vec![None];
         }
-        let mut widened: Vec<RelPath> = paths.iter().map(|p| self.widen(p)).collect();
+        // Whether each ancestor is a real directory, looked up once per call: the paths of
+        // one rescan (a watcher batch) mostly share their parents.
+        let mut dirs: HashMap<PathBuf, bool> = HashMap::new();
+        let mut widened: Vec<RelPath> = paths.iter().map(|p| self.widen(p, &mut dirs)).collect();
         widened.sort();
         widened.dedup();
         let mut out: Vec<RelPath> = Vec::new();
@@ -755,7 +758,7 @@ impl Scanner {
         out.into_iter().map(Some).collect()
     }
 
-    fn widen(&self, p: &RelPath) -> RelPath {
+    fn widen(&self, p: &RelPath, dirs: &mut HashMap<PathBuf, bool>) -> RelPath {
         let mut cur: Option<RelPath> = None;
         let mut abs = self.root.clone();
         let depth = p.depth();
@@ -767,9 +770,16 @@ impl Scanner {
             };
             let Ok(next) = next else { return p.clone() };
             if i + 1 < depth {
-                match std::fs::symlink_metadata(&abs) {
-                    Ok(m) if m.is_dir() => {}
-                    _ => return next,
+                let is_dir = match dirs.get(&abs) {
+                    Some(&d) => d,
+                    None => {
+                        let d = std::fs::symlink_metadata(&abs).is_ok_and(|m| m.is_dir());
+                        dirs.insert(abs.clone(), d);
+                        d
+                    }
+                };
+                if !is_dir {
+                    return next;
                 }
             }
             cur = Some(next);
