@@ -67,9 +67,7 @@ impl VerifiedDirs {
     }
 
     fn contains(&self, dir: &Path) -> bool {
-        let mut found = false;
-        self.with(|s| found = s.contains(dir));
-        found
+        self.with(|s| s.contains(dir))
     }
 
     fn insert(&self, dir: &Path) {
@@ -81,7 +79,7 @@ impl VerifiedDirs {
         });
     }
 
-    fn with(&self, f: impl FnOnce(&mut std::collections::HashSet<PathBuf>)) {
+    fn with<R>(&self, f: impl FnOnce(&mut std::collections::HashSet<PathBuf>) -> R) -> R {
         match self.0.lock() {
             Ok(mut g) => f(&mut g),
             Err(p) => f(&mut p.into_inner()),

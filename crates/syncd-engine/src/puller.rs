@@ -732,7 +732,7 @@ async fn pull_file(ctx: Arc<Ctx>, n: Needed) -> Result<batch::Item, PullError> {
         local,
         fate,
     } = o.staged;
-    let file = fetch_missing(&ctx, &o.record.name, &o.available, file, o.missing, o.meta).await?;
+    let file = fetch_missing(&ctx, &o.record, &o.available, file, o.missing, o.meta).await?;
     Ok(batch::Item {
         record: o.record,
         dir: o.dir,
@@ -845,12 +845,12 @@ fn prepare_file(
 }
 
 /// Fetches `missing` from peers (each piece verified against its SHA-256 by
-/// [`crate::peer::Peer::request`]) and writes them into `file`: the pieces that arrived while
-/// a write was running are written together by the next one, and the last write applies
-/// `meta`. On failure the temp file keeps its verified pieces for the next attempt.
+/// [`crate::peer::Peer::request`]) and writes them into `file`, the temp file of `record`:
+/// the pieces that arrived while a write was running are written together by the next one,
+/// and the last write applies `meta`. On failure the temp file keeps its verified pieces for the next attempt.
 async fn fetch_missing(
     ctx: &Arc<Ctx>,
-    name: &RelPath,
+    record: &FileRecord,
     available: &[DeviceId],
     file: std::fs::File,
     missing: Vec<syncd_index::Block>,
@@ -860,16 +860,14 @@ async fn fetch_missing(
     type Piece = (u64, Vec<u8>, tokio::sync::OwnedSemaphorePermit);
     let mut fetches: JoinSet<Result<Piece, PullError>> = JoinSet::new();
     for b in missing {
-        let (ctx2, name2, avail2) = (ctx.clone(), name.clone(), available.to_vec());
+        let (ctx2, name2, avail2) = (ctx.clone(), record.name.clone(), available.to_vec());
         fetches.spawn(async move {
             let (data, permit) = fetch_remote_held(&ctx2, &name2, &avail2, b).await?;
             Ok((b.offset, data, permit))
         });
     }
     // Large files go to the disk directly (see [`direct`]); the descriptor travels with the file.
-    let mut direct = file
-        .metadata()
-        .is_ok_and(|m| m.len() >= direct::MIN_FILE)
+    let mut direct = (record.size >= direct::MIN_FILE)
         .then(|| direct::Direct::open(&file))
         .flatten();
     let mut file = Some(file);
