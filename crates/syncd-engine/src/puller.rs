@@ -839,7 +839,7 @@ fn prepare_file(
         dir,
         staged,
         missing: prepared.missing,
-        meta,
+        meta: prepared.meta,
         available: n.available,
     }))
 }

@@ -75,6 +75,9 @@ pub(crate) struct Prepared {
     pub(crate) reused_bytes: u64,
     /// True when nothing is missing and [`Meta`] has been applied.
     pub(crate) complete: bool,
+    /// What is left to apply once the file is complete: the `meta` given, without the
+    /// permissions when the new temp file was created with them.
+    pub(crate) meta: Meta,
 }
 
 /// Opens the temp file at `temp` for `pieces` (a file of `size` bytes), fills what local
@@ -87,7 +90,12 @@ pub(crate) fn prepare(
     meta: Meta,
     snapshot: &mut Snapshot,
 ) -> io::Result<Prepared> {
-    let tf = resume::open_temp(temp, pieces, size)?;
+    let mut meta = meta;
+    let tf = resume::open_temp(temp, pieces, size, meta.mode.unwrap_or(0o600))?;
+    if tf.created_mode.is_some() && tf.created_mode == meta.mode {
+        // Created with the permissions the target needs: no chmod (nor the watcher's event).
+        meta.mode = None;
+    }
     let mut missing = Vec::new();
     for (b, _) in pieces
         .iter()
@@ -108,6 +116,7 @@ pub(crate) fn prepare(
         missing,
         reused_bytes: tf.reused_bytes,
         complete,
+        meta,
     })
 }
 

@@ -22,18 +22,33 @@ pub(crate) struct TempFile {
     pub(crate) reused: Vec<bool>,
     /// Bytes of verified pieces.
     pub(crate) reused_bytes: u64,
+    /// The permission bits a newly created temp file got (its create mode under the umask or
+    /// a default ACL), read back from the open file; `None` for a reused temp file.
+    pub(crate) created_mode: Option<u32>,
 }
+
+/// A new temp file up to this size is not sized up front: writing its pieces (the list
+/// covers the file exactly) gives it its size, so the `ftruncate` (and the watcher's event for
+/// it) is saved on every small file. A larger one is sized at once, for its direct writes.
+const PRESIZE_ABOVE: u64 = 1 << 20;
 
 /// Opens (or creates) the temp file at `temp` for a target of `size` bytes made of `pieces`.
 ///
 /// An existing regular temp file is made writable if a crash left it read-only, and each piece
 /// that lies inside it is read and verified; when none verifies it is emptied. A directory or
 /// symlink under the temp name is removed first (an empty directory only). The file is never
-/// opened through a symlink. On return the file is exactly `size` bytes long.
-pub(crate) fn open_temp(temp: &Path, pieces: &[Block], size: u64) -> io::Result<TempFile> {
+/// opened through a symlink. On return the file is `size` bytes long, or (a new file of at
+/// most [`PRESIZE_ABOVE`] bytes) empty. A new file is created with `mode` (plus owner read and
+/// write) under the umask, so the permissions the target needs are often there already.
+pub(crate) fn open_temp(
+    temp: &Path,
+    pieces: &[Block],
+    size: u64,
+    mode: u32,
+) -> io::Result<TempFile> {
     // The usual case, no temp file yet: one exclusive create (no lstat first). Whatever is
     // already there under the name (EEXIST) takes the path below.
-    match create_temp(temp, pieces.len(), size) {
+    match create_temp(temp, pieces.len(), size, mode) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         other => return other,
     }
@@ -60,6 +75,7 @@ pub(crate) fn open_temp(temp: &Path, pieces: &[Block], size: u64) -> io::Result<
                 file,
                 reused,
                 reused_bytes,
+                created_mode: None,
             });
         }
         Ok(m) if m.is_dir() => std::fs::remove_dir(temp)?,
@@ -67,24 +83,30 @@ pub(crate) fn open_temp(temp: &Path, pieces: &[Block], size: u64) -> io::Result<
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    create_temp(temp, pieces.len(), size)
+    create_temp(temp, pieces.len(), size, mode)
 }
 
 /// Creates the temp file (never through a symlink, failing if anything has the name) sized
 /// to `size`, with none of its `pieces` pieces reused.
-fn create_temp(temp: &Path, pieces: usize, size: u64) -> io::Result<TempFile> {
+fn create_temp(temp: &Path, pieces: usize, size: u64, mode: u32) -> io::Result<TempFile> {
+    let mode = (mode & 0o777) | 0o600;
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(mode)
         .custom_flags(libc::O_NOFOLLOW)
         .open(temp)?;
-    file.set_len(size)?;
+    if size > PRESIZE_ABOVE {
+        file.set_len(size)?;
+    }
+    // An fstat costs less than the chmod it may save (no inode write, no watcher event).
+    let created_mode = file.metadata()?.permissions().mode() & 0o777;
     Ok(TempFile {
         file,
         reused: vec![false; pieces],
         reused_bytes: 0,
+        created_mode: Some(created_mode),
     })
 }
 
@@ -135,14 +157,24 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn a_new_temp_file_is_created_at_the_target_size_with_nothing_reused() {
+    fn a_new_temp_file_has_the_target_mode_and_is_sized_only_when_large() {
         let d = tempfile::tempdir().unwrap();
         let t = d.path().join(".syncthing.f.tmp");
         let data = vec![5u8; 1000];
-        let tf = open_temp(&t, &pieces(&data, 100), 1000).unwrap();
+        let tf = open_temp(&t, &pieces(&data, 100), 1000, 0o644).unwrap();
         assert_eq!(tf.reused, vec![false; 10]);
         assert_eq!(tf.reused_bytes, 0);
-        assert_eq!(std::fs::metadata(&t).unwrap().len(), 1000);
+        // Small: not sized up front; its pieces give it its size.
+        assert_eq!(std::fs::metadata(&t).unwrap().len(), 0);
+        let m = std::fs::metadata(&t).unwrap().permissions().mode() & 0o777;
+        assert_eq!(tf.created_mode, Some(m));
+        assert_eq!(m & 0o600, 0o600);
+        let big = d.path().join(".syncthing.g.tmp");
+        let size = PRESIZE_ABOVE + 1;
+        let tf = open_temp(&big, &[], size, 0o400).unwrap();
+        assert_eq!(std::fs::metadata(&big).unwrap().len(), size);
+        let m = std::fs::metadata(&big).unwrap().permissions().mode() & 0o777;
+        assert_eq!(tf.created_mode, Some(m));
     }
 
     #[test]
@@ -154,7 +186,7 @@ pub(super) mod tests {
         let mut on_disk = vec![0u8; 1000];
         on_disk[..250].copy_from_slice(&data[..250]);
         std::fs::write(&t, &on_disk).unwrap();
-        let tf = open_temp(&t, &pieces(&data, 100), 1000).unwrap();
+        let tf = open_temp(&t, &pieces(&data, 100), 1000, 0o644).unwrap();
         let mut want = vec![false; 10];
         want[0] = true;
         want[1] = true;
@@ -173,7 +205,7 @@ pub(super) mod tests {
         let mut on_disk = data.clone();
         on_disk.extend_from_slice(&[9u8; 700]);
         std::fs::write(&t, &on_disk).unwrap();
-        let tf = open_temp(&t, &pieces(&data, 100), 300).unwrap();
+        let tf = open_temp(&t, &pieces(&data, 100), 300, 0o644).unwrap();
         assert_eq!(tf.reused, vec![true; 3]);
         assert_eq!(std::fs::read(&t).unwrap(), data);
     }
@@ -184,7 +216,7 @@ pub(super) mod tests {
         let t = d.path().join(".syncthing.f.tmp");
         std::fs::write(&t, vec![1u8; 500]).unwrap();
         let data = vec![2u8; 500];
-        let tf = open_temp(&t, &pieces(&data, 100), 500).unwrap();
+        let tf = open_temp(&t, &pieces(&data, 100), 500, 0o644).unwrap();
         assert_eq!(tf.reused_bytes, 0);
         assert_eq!(std::fs::read(&t).unwrap(), vec![0u8; 500]);
     }
@@ -196,7 +228,7 @@ pub(super) mod tests {
         let data = vec![3u8; 200];
         std::fs::write(&t, &data).unwrap();
         std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o444)).unwrap();
-        let tf = open_temp(&t, &pieces(&data, 100), 200).unwrap();
+        let tf = open_temp(&t, &pieces(&data, 100), 200, 0o644).unwrap();
         assert_eq!(tf.reused_bytes, 200);
         tf.file.write_all_at(b"x", 0).unwrap();
     }
@@ -209,7 +241,7 @@ pub(super) mod tests {
         let t = d.path().join(".syncthing.f.tmp");
         std::os::unix::fs::symlink(&victim, &t).unwrap();
         let data = vec![4u8; 100];
-        open_temp(&t, &pieces(&data, 100), 100).unwrap();
+        open_temp(&t, &pieces(&data, 100), 100, 0o644).unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
         assert!(std::fs::symlink_metadata(&t).unwrap().is_file());
     }
