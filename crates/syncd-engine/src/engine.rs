@@ -25,6 +25,9 @@ pub const INDEX_FILE: &str = "index-v1.redb";
 /// Bytes of block data requested from peers and not yet received, or (for a large file)
 /// received and not yet written, per engine.
 const PULL_BYTES_IN_FLIGHT: usize = 32 * 1024 * 1024;
+/// The same for the pieces of small files, a budget of their own: they never wait behind the
+/// requests of a large file, so small files are pulled beside large ones (see the puller).
+const SMALL_PULL_BYTES_IN_FLIGHT: usize = 8 * 1024 * 1024;
 
 /// The engine's entry point.
 #[derive(Debug)]
@@ -121,6 +124,7 @@ impl Engine {
             connected_since_start: Mutex::new(BTreeSet::new()),
             peer_is_v1: Mutex::new(BTreeMap::new()),
             pull_budget: Arc::new(Semaphore::new(PULL_BYTES_IN_FLIGHT)),
+            small_pull_budget: Arc::new(Semaphore::new(SMALL_PULL_BYTES_IN_FLIGHT)),
             tasks: Mutex::new(Vec::new()),
             peer_tasks: Mutex::new(Vec::new()),
         });
@@ -217,6 +221,7 @@ pub(crate) struct Shared {
     /// (decides the folders' delete rule).
     peer_is_v1: Mutex<BTreeMap<DeviceId, bool>>,
     pub(crate) pull_budget: Arc<Semaphore>,
+    pub(crate) small_pull_budget: Arc<Semaphore>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     peer_tasks: Mutex<Vec<JoinHandle<()>>>,
 }

@@ -1,6 +1,6 @@
 //! Per-folder runtime state and the folder state machine.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -115,6 +115,10 @@ pub(crate) struct FolderCtx {
     /// Rescans queued and not yet done (conflict copies, changed files): the folder is not
     /// in sync until they have committed.
     pub(crate) pending_rescans: AtomicUsize,
+    /// Remote index updates applied that announced a large file (see
+    /// `puller::announces_large`): a pull pass in progress looks at it to start such a file at
+    /// once instead of in the next pass.
+    pub(crate) large_announced: AtomicU64,
 }
 
 impl std::fmt::Debug for FolderCtx {
@@ -139,6 +143,7 @@ impl FolderCtx {
             scanned_once: AtomicBool::new(false),
             pulling: AtomicBool::new(false),
             pending_rescans: AtomicUsize::new(0),
+            large_announced: AtomicU64::new(0),
         });
         (ctx, rx)
     }

@@ -357,6 +357,7 @@ async fn handle_index(
     for f in files {
         records.push(convert::wire_to_record(f)?);
     }
+    let large = records.iter().any(crate::puller::announces_large);
     let index = shared.index.clone();
     let dev = peer.device;
     let fid2 = fid.clone();
@@ -370,6 +371,9 @@ async fn handle_index(
     .await
     .map_err(|e| PeerError::Connection(e.to_string()))?
     .map_err(|e| PeerError::Connection(format!("index: {e}")))?;
+    if large {
+        ctx.large_announced.fetch_add(1, Ordering::SeqCst);
+    }
     shared.events.emit(Event::RemoteIndexUpdated {
         device: peer.device,
         folder: fid,

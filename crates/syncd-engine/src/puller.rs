@@ -23,10 +23,11 @@ mod resume;
 mod small;
 mod stale;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use syncd_conflict::{LocalContext, LocalFate, MaxConflicts, Resolution};
@@ -50,6 +51,18 @@ use crate::status::FileError;
 const MAX_ITEMS_PER_PASS: usize = 8_000;
 /// Files pulled concurrently.
 const FILES_IN_FLIGHT: usize = 32;
+/// Bytes of one file's pieces requested and not yet written. A file asks for its pieces this
+/// many bytes at a time: requests wait for the engine's bytes-in-flight budget in turn, so a
+/// 300 MB file that asked for all its pieces at once held back every file started after it
+/// until its last piece was granted.
+const FILE_WINDOW: u64 = 16 * 1024 * 1024;
+/// Files larger than small ones (see [`small`]) pulled at once: the other half of the slots
+/// is left to small files, whose pieces have a budget of their own, so small files are pulled
+/// beside large ones instead of after them (a pass of 30 assets, two 250 MB binaries and
+/// 5,000 small files did the small files last, on one core, while the sender sat idle).
+const LARGE_FILES_IN_FLIGHT: usize = FILES_IN_FLIGHT / 2;
+/// Files larger than this are large (pulled one by one, not in groups of small files).
+const SMALL_LARGE_CUT: u64 = small::SMALL_FILE_MAX;
 /// A durability batch is flushed once it holds this many files (see [`batch_files`])...
 const BATCH_FILES: usize = 512;
 /// ...or this many bytes of new data...
@@ -119,6 +132,8 @@ struct Ctx {
     max_conflicts: MaxConflicts,
     me: DeviceId,
     bytes_in_flight: Arc<Semaphore>,
+    /// The budget of small files' pieces (never held behind a large file's requests).
+    small_bytes_in_flight: Arc<Semaphore>,
     /// Parent directories checked during the files phase (see [`fsutil::VerifiedDirs`]).
     dirs: fsutil::VerifiedDirs,
 }
@@ -148,6 +163,7 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
     let ctx = Arc::new(Ctx {
         me: shared.device_id,
         bytes_in_flight: shared.pull_budget.clone(),
+        small_bytes_in_flight: shared.small_pull_budget.clone(),
         shared: shared.clone(),
         folder: cfg.id.clone(),
         root: cfg.path.clone(),
@@ -156,21 +172,10 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
         dirs: fsutil::VerifiedDirs::default(),
     });
     let mut out = PullOutcome::default();
-    let index = shared.index.clone();
-    let fid = cfg.id.clone();
-    let needed = tokio::task::spawn_blocking(move || -> Result<Vec<Needed>, String> {
-        let r = index.read(&fid).map_err(|e| e.to_string())?;
-        // One more than a pass takes, to tell whether more remain.
-        let mut v = Vec::with_capacity(MAX_ITEMS_PER_PASS + 1);
-        for n in r.need().map_err(|e| e.to_string())? {
-            v.push(n.map_err(|e| e.to_string())?);
-            if v.len() > MAX_ITEMS_PER_PASS {
-                break;
-            }
-        }
-        Ok(v)
-    })
-    .await;
+    // Large files announced from here on are started by this pass (see [`Refill`]).
+    let large_seen = fctx.large_announced.load(Ordering::SeqCst);
+    let (index, fid) = (shared.index.clone(), cfg.id.clone());
+    let needed = tokio::task::spawn_blocking(move || read_need(&index, &fid)).await;
     let mut needed = match needed {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
@@ -248,7 +253,8 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
     }
     commit(&ctx, &mut done, &mut dirs_to_sync, &mut out).await;
 
-    pull_files(&ctx, files, &mut out).await;
+    let refill = Refill::new(&fctx, large_seen, &files);
+    pull_files(&ctx, files, refill, &mut out).await;
 
     for n in deletes {
         let name = n.global.name.clone();
@@ -278,6 +284,83 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
         let _ = tokio::task::spawn_blocking(move || stale::sweep(&root, &failed)).await;
     }
     out
+}
+
+/// The first [`MAX_ITEMS_PER_PASS`] + 1 items of the need set (one more than a pass takes, to
+/// tell whether more remain).
+fn read_need(index: &syncd_index::Index, folder: &FolderId) -> Result<Vec<Needed>, String> {
+    let r = index.read(folder).map_err(|e| e.to_string())?;
+    let mut v = Vec::with_capacity(MAX_ITEMS_PER_PASS + 1);
+    for n in r.need().map_err(|e| e.to_string())? {
+        v.push(n.map_err(|e| e.to_string())?);
+        if v.len() > MAX_ITEMS_PER_PASS {
+            break;
+        }
+    }
+    Ok(v)
+}
+
+/// Files of at least this size announced during a pass join it (see [`Refill`]). Starting
+/// such a file a few seconds early is worth a read of the need set; a smaller one waits.
+const JOINS_PASS: u64 = 4 * 1024 * 1024;
+
+/// Whether a remote record announces a file that [`Refill`] starts in the pass in progress.
+pub(crate) fn announces_large(r: &FileRecord) -> bool {
+    r.kind == FileKind::File && !r.deleted && !r.invalid && r.size >= JOINS_PASS
+}
+
+/// Large files announced while a pass runs join that pass. A pass works on the need set as it
+/// was when the pass began; during an initial sync the peer announces the rest while it scans,
+/// and a large file announced a moment after a pass of thousands of small files began waited
+/// for all of them, then was pulled alone (both binaries of the benchmark's workspace, on one
+/// core, at the end). When a remote index update announced a large file (see
+/// [`announces_large`]), the pass reads the need set again and queues the large files it
+/// did not know, as if they had been in it from the start (so at most
+/// [`LARGE_FILES_IN_FLIGHT`] at once); the rest waits for the next pass.
+struct Refill {
+    folder: Arc<FolderCtx>,
+    /// `FolderCtx::large_announced` when the need set was last read.
+    seen: u64,
+    /// Large files this pass has queued.
+    known: HashSet<RelPath>,
+}
+
+impl Refill {
+    fn new(folder: &Arc<FolderCtx>, seen: u64, files: &[Needed]) -> Refill {
+        Refill {
+            folder: folder.clone(),
+            seen,
+            known: files
+                .iter()
+                .filter(|n| announces_large(&n.global))
+                .map(|n| n.global.name.clone())
+                .collect(),
+        }
+    }
+
+    /// Whether a large file was announced since the need set was last read (and notes that it
+    /// will be read now).
+    fn due(&mut self) -> bool {
+        let now = self.folder.large_announced.load(Ordering::SeqCst);
+        let due = now != self.seen;
+        self.seen = now;
+        due
+    }
+
+    /// The large regular files of `needed` this pass does not know yet.
+    fn take_new(&mut self, needed: Vec<Needed>) -> Vec<Needed> {
+        let ignores = self.folder.ignores();
+        needed
+            .into_iter()
+            .filter(|n| {
+                announces_large(&n.global)
+                    && !ignores
+                        .as_ref()
+                        .is_some_and(|i| i.matched(n.global.name.as_str(), false).is_ignored())
+                    && self.known.insert(n.global.name.clone())
+            })
+            .collect()
+    }
 }
 
 fn emit_started(ctx: &Ctx, name: &RelPath, kind: FileKind, action: ItemAction) {
@@ -345,28 +428,61 @@ fn report(
 
 /// Pulls the regular files, [`FILES_IN_FLIGHT`] at a time, and flushes the finished ones in
 /// durability batches (one batch flushing while the next fills).
-async fn pull_files(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOutcome) {
+async fn pull_files(ctx: &Arc<Ctx>, files: Vec<Needed>, refill: Refill, out: &mut PullOutcome) {
     ctx.dirs.clear();
-    pull_files_checked(ctx, files, out).await;
+    pull_files_checked(ctx, files, refill, out).await;
     ctx.dirs.clear();
 }
 
-async fn pull_files_checked(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOutcome) {
+async fn pull_files_checked(
+    ctx: &Arc<Ctx>,
+    files: Vec<Needed>,
+    mut refill: Refill,
+    out: &mut PullOutcome,
+) {
+    let mut reading: Option<tokio::task::JoinHandle<Result<Vec<Needed>, String>>> = None;
     let mut set: JoinSet<small::GroupResults> = JoinSet::new();
     // Files per task in flight (a task pulls one file or a group of small ones), and their sum.
-    let mut in_flight: HashMap<tokio::task::Id, usize> = HashMap::new();
+    let mut in_flight: HashMap<tokio::task::Id, (usize, bool)> = HashMap::new();
     let mut files_in_flight = 0usize;
+    let mut large_in_flight = 0usize;
     let mut queue = files.into_iter().peekable();
+    // Large files met while [`LARGE_FILES_IN_FLIGHT`] were being pulled, in queue order.
+    let mut deferred: VecDeque<Needed> = VecDeque::new();
     let mut pending: Vec<batch::Item> = Vec::new();
     let mut pending_bytes = 0u64;
     let mut pending_since: Option<tokio::time::Instant> = None;
     let mut flushing: Option<tokio::task::JoinHandle<batch::Flushed>> = None;
     let mut flushing_names: Vec<RelPath> = Vec::new();
     loop {
+        if reading.is_none() && refill.due() {
+            let (index, fid) = (ctx.shared.index.clone(), ctx.folder.clone());
+            reading = Some(tokio::task::spawn_blocking(move || read_need(&index, &fid)));
+        }
         // Back-pressure: while a full batch waits for the flush in progress, start no more
         // files (each staged file holds an open descriptor).
         while files_in_flight < FILES_IN_FLIGHT && pending.len() < batch_files() {
-            let Some(n) = queue.next() else { break };
+            let large_free = large_in_flight < LARGE_FILES_IN_FLIGHT;
+            let next = match deferred.pop_front() {
+                Some(n) if large_free => Some(n),
+                held => {
+                    if let Some(n) = held {
+                        deferred.push_front(n);
+                    }
+                    let mut next = None;
+                    for n in queue.by_ref() {
+                        if is_large(&n) && !large_free {
+                            deferred.push_back(n);
+                        } else {
+                            next = Some(n);
+                            break;
+                        }
+                    }
+                    next
+                }
+            };
+            let Some(n) = next else { break };
+            let large = is_large(&n);
             let ctx2 = ctx.clone();
             emit_started(ctx, &n.global.name, FileKind::File, ItemAction::Update);
             let (files, task) = if small::is_small(&n) {
@@ -385,8 +501,9 @@ async fn pull_files_checked(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOu
                 });
                 (1, task)
             };
-            in_flight.insert(task.id(), files);
+            in_flight.insert(task.id(), (files, large));
             files_in_flight += files;
+            large_in_flight += usize::from(large);
         }
         let due = pending.len() >= batch_files()
             || pending_bytes >= BATCH_BYTES
@@ -401,14 +518,16 @@ async fn pull_files_checked(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOu
                 batch::flush(&ctx2, items)
             }));
         }
-        if set.is_empty() && flushing.is_none() && pending.is_empty() {
+        if set.is_empty() && flushing.is_none() && pending.is_empty() && deferred.is_empty() {
             break;
         }
         let deadline = pending_since.map_or_else(tokio::time::Instant::now, |t| t + BATCH_WAIT);
         tokio::select! {
             joined = set.join_next_with_id(), if !set.is_empty() => match joined {
                 Some(Ok((id, results))) => {
-                    files_in_flight -= in_flight.remove(&id).unwrap_or(0);
+                    let (files, large) = in_flight.remove(&id).unwrap_or((0, false));
+                    files_in_flight -= files;
+                    large_in_flight -= usize::from(large);
                     for (name, res) in results {
                         match res {
                             Ok(item) => {
@@ -425,7 +544,9 @@ async fn pull_files_checked(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOu
                     }
                 }
                 Some(Err(e)) => {
-                    files_in_flight -= in_flight.remove(&e.id()).unwrap_or(0);
+                    let (files, large) = in_flight.remove(&e.id()).unwrap_or((0, false));
+                    files_in_flight -= files;
+                    large_in_flight -= usize::from(large);
                 }
                 None => {}
             },
@@ -447,9 +568,34 @@ async fn pull_files_checked(ctx: &Arc<Ctx>, files: Vec<Needed>, out: &mut PullOu
                     }
                 }
             },
+            read = wait_task(&mut reading), if reading.is_some() => {
+                reading = None;
+                match read {
+                    Ok(Ok(needed)) => {
+                        let new = refill.take_new(needed);
+                        if !new.is_empty() {
+                            tracing::debug!(folder = %ctx.folder, files = new.len(),
+                                "large files announced during the pass join it");
+                            // The next pass looks again for what this one did not take.
+                            out.more = true;
+                        }
+                        deferred.extend(new);
+                    }
+                    // The next pass reads the need set again and reports what fails there.
+                    Ok(Err(e)) => tracing::debug!(folder = %ctx.folder, error = %e,
+                        "reading the need set during a pass"),
+                    Err(e) => tracing::debug!(folder = %ctx.folder, error = %e,
+                        "reading the need set during a pass"),
+                }
+            },
             () = tokio::time::sleep_until(deadline), if pending_since.is_some() && flushing.is_none() => {}
         }
     }
+}
+
+/// Whether `n` is one of the files [`LARGE_FILES_IN_FLIGHT`] limits.
+fn is_large(n: &Needed) -> bool {
+    n.global.size > SMALL_LARGE_CUT
 }
 
 /// The result of the task in `h`; never ready when there is none.
@@ -846,8 +992,9 @@ fn prepare_file(
 
 /// Fetches `missing` from peers (each piece verified against its SHA-256 by
 /// [`crate::peer::Peer::request`]) and writes them into `file`, the temp file of `record`:
-/// the pieces that arrived while a write was running are written together by the next one,
-/// and the last write applies `meta`. On failure the temp file keeps its verified pieces for the next attempt.
+/// pieces are requested [`FILE_WINDOW`] bytes ahead of the writer, the pieces that arrived
+/// while a write was running are written together by the next one, and the last write
+/// applies `meta`. On failure the temp file keeps its verified pieces for the next attempt.
 async fn fetch_missing(
     ctx: &Arc<Ctx>,
     record: &FileRecord,
@@ -859,13 +1006,10 @@ async fn fetch_missing(
     type Written = (std::fs::File, Option<direct::Direct>, std::io::Result<()>);
     type Piece = (u64, Vec<u8>, tokio::sync::OwnedSemaphorePermit);
     let mut fetches: JoinSet<Result<Piece, PullError>> = JoinSet::new();
-    for b in missing {
-        let (ctx2, name2, avail2) = (ctx.clone(), record.name.clone(), available.to_vec());
-        fetches.spawn(async move {
-            let (data, permit) = fetch_remote_held(&ctx2, &name2, &avail2, b).await?;
-            Ok((b.offset, data, permit))
-        });
-    }
+    // Pieces not requested yet, and the bytes requested and not yet written (see [`FILE_WINDOW`]).
+    let mut todo = missing.into_iter();
+    let mut requested = 0u64;
+    let mut writing_bytes = 0u64;
     // Large files go to the disk directly (see [`direct`]); the descriptor travels with the file.
     let mut direct = (record.size >= direct::MIN_FILE)
         .then(|| direct::Direct::open(&file))
@@ -878,6 +1022,17 @@ async fn fetch_missing(
     let mut first_err: Option<PullError> = None;
     let mut finished = false;
     loop {
+        while first_err.is_none() && requested < FILE_WINDOW {
+            let Some(b) = todo.next() else { break };
+            requested += u64::from(b.size);
+            let (ctx2, name2, avail2) = (ctx.clone(), record.name.clone(), available.to_vec());
+            fetches.spawn(async move {
+                let budget = &ctx2.bytes_in_flight;
+                let (data, permit) = fetch_remote_held(&ctx2, budget, &name2, &avail2, b).await?;
+                Ok((b.offset, data, permit))
+            });
+        }
+        let all_fetched = fetches.is_empty() && todo.as_slice().is_empty();
         if writing.is_none() && fetches.is_empty() {
             match (first_err.take(), file.take()) {
                 (Some(e), _) => return Err(e),
@@ -890,12 +1045,13 @@ async fn fetch_missing(
         }
         if writing.is_none()
             && first_err.is_none()
-            && (!ready.is_empty() || fetches.is_empty())
+            && (!ready.is_empty() || all_fetched)
             && let Some(f) = file.take()
         {
             let mut pieces = std::mem::take(&mut ready);
+            writing_bytes = pieces.iter().map(|(_, d)| d.len() as u64).sum();
             let budget = std::mem::take(&mut held);
-            let last = fetches.is_empty();
+            let last = all_fetched;
             let mut d = direct.take();
             writing = Some(tokio::task::spawn_blocking(move || {
                 let r = match d.as_mut() {
@@ -928,6 +1084,7 @@ async fn fetch_missing(
             },
             written = wait_task(&mut writing), if writing.is_some() => {
                 writing = None;
+                requested = requested.saturating_sub(std::mem::take(&mut writing_bytes));
                 match written {
                     Ok((f, d, Ok(()))) => {
                         file = Some(f);
@@ -989,32 +1146,32 @@ fn set_meta(path: &Path, g: &FileRecord, ignore_perms: bool) -> std::io::Result<
     Ok(f)
 }
 
-/// One piece from the network: the connected peers announcing the global version, in turn,
-/// within the bytes-in-flight budget. The data returned matches the piece's SHA-256 (checked
-/// once, by [`crate::peer::Peer::request`]).
+/// One piece of a small file from the network: the connected peers announcing the global
+/// version, in turn, within the small files' bytes-in-flight budget. The data returned
+/// matches the piece's SHA-256 (checked once, by [`crate::peer::Peer::request`]).
 async fn fetch_remote(
     ctx: &Arc<Ctx>,
     name: &RelPath,
     available: &[DeviceId],
     b: syncd_index::Block,
 ) -> Result<Vec<u8>, PullError> {
-    fetch_remote_held(ctx, name, available, b)
+    fetch_remote_held(ctx, &ctx.small_bytes_in_flight, name, available, b)
         .await
         .map(|(d, _)| d)
 }
 
-/// [`fetch_remote`], with the piece's share of the bytes-in-flight budget still held: the
-/// caller lets it go once the piece is written, so pieces that arrive faster than the disk
-/// takes them count against the budget instead of piling up in memory.
+/// One piece within `budget`, with the piece's share of it still held: the caller lets it go
+/// once the piece is written, so pieces that arrive faster than the disk takes them count
+/// against the budget instead of piling up in memory.
 async fn fetch_remote_held(
     ctx: &Arc<Ctx>,
+    budget: &Arc<Semaphore>,
     name: &RelPath,
     available: &[DeviceId],
     b: syncd_index::Block,
 ) -> Result<(Vec<u8>, tokio::sync::OwnedSemaphorePermit), PullError> {
     let permits = b.size.max(1);
-    let permit = ctx
-        .bytes_in_flight
+    let permit = budget
         .clone()
         .acquire_many_owned(permits)
         .await
@@ -1042,7 +1199,52 @@ async fn fetch_remote_held(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::AtomicBool;
+
+    fn needed(name: &str, size: u64, kind: FileKind, deleted: bool) -> Needed {
+        let mut global = FileRecord::new(RelPath::new(name).unwrap(), kind);
+        global.size = size;
+        global.deleted = deleted;
+        Needed {
+            global,
+            local: None,
+            available: Vec::new(),
+        }
+    }
+
+    /// A pass takes the large files announced while it runs, each once, and nothing else
+    /// (small files, deletions and directories wait for the next pass).
+    #[test]
+    fn large_files_announced_during_a_pass_join_it_once() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = crate::config::FolderConfig::new(FolderId::new("f").unwrap(), d.path());
+        let (fctx, _rx) = FolderCtx::new(cfg);
+        let big = JOINS_PASS;
+        let pass = vec![
+            needed("a/small", 10, FileKind::File, false),
+            needed("b/big", big, FileKind::File, false),
+        ];
+        let mut refill = Refill::new(&fctx, fctx.large_announced.load(Ordering::SeqCst), &pass);
+        assert!(!refill.due(), "nothing announced yet");
+        fctx.large_announced.fetch_add(1, Ordering::SeqCst);
+        assert!(refill.due());
+        assert!(!refill.due(), "one announcement, one read of the need set");
+        let now = vec![
+            needed("a/small", 10, FileKind::File, false),
+            needed("b/big", big, FileKind::File, false),
+            needed("c/new-big", big, FileKind::File, false),
+            needed("d/new-smaller", big - 1, FileKind::File, false),
+            needed("e/deleted-big", big, FileKind::File, true),
+            needed("f/dir", big, FileKind::Directory, false),
+        ];
+        let joined: Vec<String> = refill
+            .take_new(now.clone())
+            .iter()
+            .map(|n| n.global.name.as_str().to_owned())
+            .collect();
+        assert_eq!(joined, ["c/new-big"]);
+        assert!(refill.take_new(now).is_empty(), "a file joins once");
+    }
 
     /// A directory the puller creates is never visible under its name with any other mode
     /// than its own (a scan seeing the umask's mode would make a new local version).

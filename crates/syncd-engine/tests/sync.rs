@@ -82,6 +82,43 @@ async fn empty_and_larger_than_16_mib_files_sync() {
     assert_same(&p.da, &p.db);
 }
 
+/// More large files than the puller pulls at once (the rest wait their turn while small files
+/// go on beside them), in the same pass as many small files: all arrive whole, with their
+/// modes (whether or not the temp file was created with them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_large_files_among_small_ones_all_sync() {
+    let body = |i: u32, len: u32| -> Vec<u8> {
+        (0..len)
+            .map(|j| (j.wrapping_add(i).wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect()
+    };
+    let p = pair_with(|a: &Dir, _: &Dir| {
+        for i in 0..40u32 {
+            a.write(&format!("assets/a{i:02}.bin"), body(i, 200_000 + i * 1000));
+        }
+        for i in 0..300u32 {
+            a.write(&format!("src/s{i:03}.txt"), body(i, 100 + i));
+        }
+        // Modes a new temp file gets by itself (under the umask) and ones only a chmod gives.
+        for (name, mode) in [
+            ("src/s000.txt", 0o444),
+            ("src/s001.txt", 0o755),
+            ("src/s002.txt", 0o640),
+            ("src/s003.txt", 0o600),
+            ("assets/a00.bin", 0o400),
+            ("assets/a01.bin", 0o775),
+        ] {
+            a.chmod(name, mode);
+        }
+    })
+    .await;
+    p.synced().await;
+    for i in 0..40u32 {
+        assert!(p.db.read(&format!("assets/a{i:02}.bin")) == body(i, 200_000 + i * 1000));
+    }
+    assert_same(&p.da, &p.db);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stignore_patterns_are_not_sent() {
     let p = pair_with(|a: &Dir, b: &Dir| {
