@@ -238,8 +238,10 @@ impl Progress {
             t.total_bytes = t.total_bytes.max(need_bytes);
             t.total_files = t.total_files.max(need_files);
             let (_, done) = t.done(need_files, need_bytes, local_bytes);
+            // What is done and what is still needed: the need grows while a peer announces.
+            t.total_bytes = t.total_bytes.max(done.saturating_add(need_bytes));
             if let Some(b) = &t.bar {
-                b.set_length(t.total_bytes.max(done));
+                b.set_length(t.total_bytes);
                 b.set_position(done);
             } else if t.log_due() {
                 tracing::info!(folder = %folder, done_bytes = done, total_bytes = t.total_bytes,
