@@ -175,7 +175,7 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
     // Large files announced from here on are started by this pass (see [`Refill`]).
     let large_seen = fctx.large_announced.load(Ordering::SeqCst);
     let (index, fid) = (shared.index.clone(), cfg.id.clone());
-    let needed = tokio::task::spawn_blocking(move || read_need(&index, &fid)).await;
+    let needed = tokio::task::spawn_blocking(move || read_need(&index, &fid, None)).await;
     let mut needed = match needed {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
@@ -287,12 +287,24 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
 }
 
 /// The first [`MAX_ITEMS_PER_PASS`] + 1 items of the need set (one more than a pass takes, to
-/// tell whether more remain).
-fn read_need(index: &syncd_index::Index, folder: &FolderId) -> Result<Vec<Needed>, String> {
+/// tell whether more remain), or of those `only` accepts (the others are dropped as they are
+/// read). A whole pass's list is sized once: growing it by doubling would peak at twice that.
+fn read_need(
+    index: &syncd_index::Index,
+    folder: &FolderId,
+    only: Option<fn(&Needed) -> bool>,
+) -> Result<Vec<Needed>, String> {
     let r = index.read(folder).map_err(|e| e.to_string())?;
-    let mut v = Vec::with_capacity(MAX_ITEMS_PER_PASS + 1);
+    let mut v = Vec::with_capacity(if only.is_none() {
+        MAX_ITEMS_PER_PASS + 1
+    } else {
+        0
+    });
     for n in r.need().map_err(|e| e.to_string())? {
-        v.push(n.map_err(|e| e.to_string())?);
+        let n = n.map_err(|e| e.to_string())?;
+        if only.is_none_or(|keep| keep(&n)) {
+            v.push(n);
+        }
         if v.len() > MAX_ITEMS_PER_PASS {
             break;
         }
@@ -457,7 +469,10 @@ async fn pull_files_checked(
     loop {
         if reading.is_none() && refill.due() {
             let (index, fid) = (ctx.shared.index.clone(), ctx.folder.clone());
-            reading = Some(tokio::task::spawn_blocking(move || read_need(&index, &fid)));
+            // Only the large files are kept: the pass already holds the rest it will take.
+            reading = Some(tokio::task::spawn_blocking(move || {
+                read_need(&index, &fid, Some(|n| announces_large(&n.global)))
+            }));
         }
         // Back-pressure: while a full batch waits for the flush in progress, start no more
         // files (each staged file holds an open descriptor).
