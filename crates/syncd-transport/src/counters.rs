@@ -74,6 +74,13 @@ impl<S> Counted<S> {
         }
     }
 
+    fn count_out(&self, written: &Poll<io::Result<usize>>) {
+        if let Poll::Ready(Ok(n)) = written {
+            self.conn.add_out(*n);
+            self.total.add_out(*n);
+        }
+    }
+
     fn count_in(&self, n: usize) {
         if n > 0 {
             self.conn.add_in(n);
@@ -129,10 +136,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = r {
-            this.conn.add_out(n);
-            this.total.add_out(n);
-        }
+        this.count_out(&r);
         r
     }
 
@@ -145,10 +149,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = r {
-            this.conn.add_out(n);
-            this.total.add_out(n);
-        }
+        this.count_out(&r);
         r
     }
 
