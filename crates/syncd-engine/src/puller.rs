@@ -61,8 +61,6 @@ const FILE_WINDOW: u64 = 16 * 1024 * 1024;
 /// beside large ones instead of after them (a pass of 30 assets, two 250 MB binaries and
 /// 5,000 small files did the small files last, on one core, while the sender sat idle).
 const LARGE_FILES_IN_FLIGHT: usize = FILES_IN_FLIGHT / 2;
-/// Files larger than this are large (pulled one by one, not in groups of small files).
-const SMALL_LARGE_CUT: u64 = small::SMALL_FILE_MAX;
 /// A durability batch is flushed once it holds this many files (see [`batch_files`])...
 const BATCH_FILES: usize = 512;
 /// ...or this many bytes of new data...
@@ -132,8 +130,6 @@ struct Ctx {
     max_conflicts: MaxConflicts,
     me: DeviceId,
     bytes_in_flight: Arc<Semaphore>,
-    /// The budget of small files' pieces (never held behind a large file's requests).
-    small_bytes_in_flight: Arc<Semaphore>,
     /// Parent directories checked during the files phase (see [`fsutil::VerifiedDirs`]).
     dirs: fsutil::VerifiedDirs,
 }
@@ -163,7 +159,6 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
     let ctx = Arc::new(Ctx {
         me: shared.device_id,
         bytes_in_flight: shared.pull_budget.clone(),
-        small_bytes_in_flight: shared.small_pull_budget.clone(),
         shared: shared.clone(),
         folder: cfg.id.clone(),
         root: cfg.path.clone(),
@@ -610,7 +605,7 @@ async fn pull_files_checked(
 
 /// Whether `n` is one of the files [`LARGE_FILES_IN_FLIGHT`] limits.
 fn is_large(n: &Needed) -> bool {
-    n.global.size > SMALL_LARGE_CUT
+    !small::is_small(n)
 }
 
 /// The result of the task in `h`; never ready when there is none.
@@ -1170,7 +1165,7 @@ async fn fetch_remote(
     available: &[DeviceId],
     b: syncd_index::Block,
 ) -> Result<Vec<u8>, PullError> {
-    fetch_remote_held(ctx, &ctx.small_bytes_in_flight, name, available, b)
+    fetch_remote_held(ctx, &ctx.shared.small_pull_budget, name, available, b)
         .await
         .map(|(d, _)| d)
 }

@@ -91,7 +91,7 @@ pub(crate) fn prepare(
     snapshot: &mut Snapshot,
 ) -> io::Result<Prepared> {
     let mut meta = meta;
-    let tf = resume::open_temp(temp, pieces, size, meta.mode.unwrap_or(0o600))?;
+    let tf = resume::open_temp(temp, pieces, size, meta.mode)?;
     if tf.created_mode.is_some() && tf.created_mode == meta.mode {
         // Created with the permissions the target needs: no chmod (nor the watcher's event).
         meta.mode = None;

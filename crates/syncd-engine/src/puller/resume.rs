@@ -22,8 +22,9 @@ pub(crate) struct TempFile {
     pub(crate) reused: Vec<bool>,
     /// Bytes of verified pieces.
     pub(crate) reused_bytes: u64,
-    /// The permission bits a newly created temp file got (its create mode under the umask or
-    /// a default ACL), read back from the open file; `None` for a reused temp file.
+    /// The permission bits a new temp file created with a mode got (that mode under the umask
+    /// or a default ACL), read back from the open file; `None` for a reused temp file or one
+    /// created without a mode (permissions ignored: nothing to compare, no `fstat`).
     pub(crate) created_mode: Option<u32>,
 }
 
@@ -39,12 +40,13 @@ const PRESIZE_ABOVE: u64 = 1 << 20;
 /// symlink under the temp name is removed first (an empty directory only). The file is never
 /// opened through a symlink. On return the file is `size` bytes long, or (a new file of at
 /// most [`PRESIZE_ABOVE`] bytes) empty. A new file is created with `mode` (plus owner read and
-/// write) under the umask, so the permissions the target needs are often there already.
+/// write; 0600 without one) under the umask, so the permissions the target needs are often
+/// there already.
 pub(crate) fn open_temp(
     temp: &Path,
     pieces: &[Block],
     size: u64,
-    mode: u32,
+    mode: Option<u32>,
 ) -> io::Result<TempFile> {
     // The usual case, no temp file yet: one exclusive create (no lstat first). Whatever is
     // already there under the name (EEXIST) takes the path below.
@@ -88,25 +90,27 @@ pub(crate) fn open_temp(
 
 /// Creates the temp file (never through a symlink, failing if anything has the name) sized
 /// to `size`, with none of its `pieces` pieces reused.
-fn create_temp(temp: &Path, pieces: usize, size: u64, mode: u32) -> io::Result<TempFile> {
-    let mode = (mode & 0o777) | 0o600;
+fn create_temp(temp: &Path, pieces: usize, size: u64, mode: Option<u32>) -> io::Result<TempFile> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
-        .mode(mode)
+        .mode(mode.map_or(0o600, |m| (m & 0o777) | 0o600))
         .custom_flags(libc::O_NOFOLLOW)
         .open(temp)?;
     if size > PRESIZE_ABOVE {
         file.set_len(size)?;
     }
     // An fstat costs less than the chmod it may save (no inode write, no watcher event).
-    let created_mode = file.metadata()?.permissions().mode() & 0o777;
+    let created_mode = match mode {
+        Some(_) => Some(file.metadata()?.permissions().mode() & 0o777),
+        None => None,
+    };
     Ok(TempFile {
         file,
         reused: vec![false; pieces],
         reused_bytes: 0,
-        created_mode: Some(created_mode),
+        created_mode,
     })
 }
 
@@ -161,7 +165,7 @@ pub(super) mod tests {
         let d = tempfile::tempdir().unwrap();
         let t = d.path().join(".syncthing.f.tmp");
         let data = vec![5u8; 1000];
-        let tf = open_temp(&t, &pieces(&data, 100), 1000, 0o644).unwrap();
+        let tf = open_temp(&t, &pieces(&data, 100), 1000, Some(0o644)).unwrap();
         assert_eq!(tf.reused, vec![false; 10]);
         assert_eq!(tf.reused_bytes, 0);
         // Small: not sized up front; its pieces give it its size.
@@ -171,10 +175,16 @@ pub(super) mod tests {
         assert_eq!(m & 0o600, 0o600);
         let big = d.path().join(".syncthing.g.tmp");
         let size = PRESIZE_ABOVE + 1;
-        let tf = open_temp(&big, &[], size, 0o400).unwrap();
+        let tf = open_temp(&big, &[], size, Some(0o400)).unwrap();
         assert_eq!(std::fs::metadata(&big).unwrap().len(), size);
         let m = std::fs::metadata(&big).unwrap().permissions().mode() & 0o777;
         assert_eq!(tf.created_mode, Some(m));
+        // Permissions ignored: owner-only, nothing read back.
+        let plain = d.path().join(".syncthing.h.tmp");
+        let tf = open_temp(&plain, &[], 10, None).unwrap();
+        assert_eq!(tf.created_mode, None);
+        let m = std::fs::metadata(&plain).unwrap().permissions().mode() & 0o777;
+        assert_eq!(m & 0o077, 0, "mode {m:o}");
     }
 
     #[test]
@@ -186,7 +196,7 @@ pub(super) mod tests {
         let mut on_disk = vec![0u8; 1000];
         on_disk[..250].copy_from_slice(&data[..250]);
         std::fs::write(&t, &on_disk).unwrap();
-        let tf = open_temp(&t, &pieces(&data, 100), 1000, 0o644).unwrap();
+        let tf = open_temp(&t, &pieces(&data, 100), 1000, Some(0o644)).unwrap();
         let mut want = vec![false; 10];
         want[0] = true;
         want[1] = true;
@@ -205,7 +215,7 @@ pub(super) mod tests {
         let mut on_disk = data.clone();
         on_disk.extend_from_slice(&[9u8; 700]);
         std::fs::write(&t, &on_disk).unwrap();
-        let tf = open_temp(&t, &pieces(&data, 100), 300, 0o644).unwrap();
+        let tf = open_temp(&t, &pieces(&data, 100), 300, Some(0o644)).unwrap();
         assert_eq!(tf.reused, vec![true; 3]);
         assert_eq!(std::fs::read(&t).unwrap(), data);
     }
@@ -216,7 +226,7 @@ pub(super) mod tests {
         let t = d.path().join(".syncthing.f.tmp");
         std::fs::write(&t, vec![1u8; 500]).unwrap();
         let data = vec![2u8; 500];
-        let tf = open_temp(&t, &pieces(&data, 100), 500, 0o644).unwrap();
+        let tf = open_temp(&t, &pieces(&data, 100), 500, Some(0o644)).unwrap();
         assert_eq!(tf.reused_bytes, 0);
         assert_eq!(std::fs::read(&t).unwrap(), vec![0u8; 500]);
     }
@@ -228,7 +238,7 @@ pub(super) mod tests {
         let data = vec![3u8; 200];
         std::fs::write(&t, &data).unwrap();
         std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o444)).unwrap();
-        let tf = open_temp(&t, &pieces(&data, 100), 200, 0o644).unwrap();
+        let tf = open_temp(&t, &pieces(&data, 100), 200, Some(0o644)).unwrap();
         assert_eq!(tf.reused_bytes, 200);
         tf.file.write_all_at(b"x", 0).unwrap();
     }
@@ -241,7 +251,7 @@ pub(super) mod tests {
         let t = d.path().join(".syncthing.f.tmp");
         std::os::unix::fs::symlink(&victim, &t).unwrap();
         let data = vec![4u8; 100];
-        open_temp(&t, &pieces(&data, 100), 100, 0o644).unwrap();
+        open_temp(&t, &pieces(&data, 100), 100, Some(0o644)).unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
         assert!(std::fs::symlink_metadata(&t).unwrap().is_file());
     }
