@@ -124,17 +124,7 @@ pub(crate) fn wire_to_record(mut f: bep::FileInfo) -> Result<FileRecord, PeerErr
                 .map_err(|_| invalid(format!("block hash of {} bytes", b.hash.len()), &f.name))?,
         });
     }
-    let version = VersionVector::from_counters(
-        f.version
-            .as_ref()
-            .map(|v| v.counters.as_slice())
-            .unwrap_or_default()
-            .iter()
-            .map(|c| Counter {
-                id: ShortId(c.id),
-                value: c.value,
-            }),
-    );
+    let version = wire_version(f.version.as_ref());
     let mut r = FileRecord::new(name, kind);
     r.size = u64::try_from(f.size).unwrap_or(0);
     r.modified_s = f.modified_s;
@@ -158,6 +148,19 @@ pub(crate) fn wire_to_record(mut f: bep::FileInfo) -> Result<FileRecord, PeerErr
     r.blocks = blocks;
     r.chunks = chunks;
     Ok(r)
+}
+
+/// A received version vector (absent: empty).
+pub(crate) fn wire_version(v: Option<&bep::Vector>) -> VersionVector {
+    VersionVector::from_counters(
+        v.map(|v| v.counters.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|c| Counter {
+                id: ShortId(c.id),
+                value: c.value,
+            }),
+    )
 }
 
 fn clamp_i64(v: u64) -> i64 {

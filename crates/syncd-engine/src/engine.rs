@@ -123,6 +123,7 @@ impl Engine {
             peers: Mutex::new(BTreeMap::new()),
             connected_since_start: Mutex::new(BTreeSet::new()),
             peer_is_v1: Mutex::new(BTreeMap::new()),
+            derived_refused: Mutex::new(BTreeSet::new()),
             pull_budget: Arc::new(Semaphore::new(PULL_BYTES_IN_FLIGHT)),
             small_pull_budget: Arc::new(Semaphore::new(SMALL_PULL_BYTES_IN_FLIGHT)),
             tasks: Mutex::new(Vec::new()),
@@ -220,6 +221,8 @@ pub(crate) struct Shared {
     /// Whether each device that connected since start announced Syncthing 1.x in its Hello
     /// (decides the folders' delete rule).
     peer_is_v1: Mutex<BTreeMap<DeviceId, bool>>,
+    /// Peers whose derived records failed to rebuild: not asked for them again until restart.
+    pub(crate) derived_refused: Mutex<BTreeSet<DeviceId>>,
     pub(crate) pull_budget: Arc<Semaphore>,
     pub(crate) small_pull_budget: Arc<Semaphore>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -381,6 +384,8 @@ impl Shared {
             d.status = ConnectionStatus {
                 in_bytes_total: totals.in_bytes,
                 out_bytes_total: totals.out_bytes,
+                derived_records_in: 0,
+                derived_records_out: 0,
                 ..disconnected_status(&d.config)
             };
         }
@@ -401,7 +406,7 @@ impl Shared {
         for p in peers {
             let s = self.clone();
             tokio::spawn(async move {
-                let cc = peer::our_cluster_config(&s, p.device).await;
+                let cc = peer::our_cluster_config(&s, p.device, p.info.peer_is_syncd()).await;
                 let _ = p.sender.send(syncd_proto::Message::ClusterConfig(cc)).await;
             });
         }
@@ -496,6 +501,8 @@ impl EngineHandle {
                     let t = p.info.counters.totals();
                     s.in_bytes_total = t.in_bytes;
                     s.out_bytes_total = t.out_bytes;
+                    s.derived_records_in = p.derived_in.load(Ordering::Relaxed);
+                    s.derived_records_out = p.derived_out.load(Ordering::Relaxed);
                 }
                 s
             })
@@ -887,5 +894,7 @@ pub(crate) fn disconnected_status(d: &DeviceConfig) -> ConnectionStatus {
         started_at: None,
         in_bytes_total: 0,
         out_bytes_total: 0,
+        derived_records_in: 0,
+        derived_records_out: 0,
     }
 }

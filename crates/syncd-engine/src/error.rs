@@ -128,4 +128,8 @@ pub enum PeerError {
     /// The peer sent Close.
     #[error("peer closed the connection: {0}")]
     Closed(String),
+    /// Derived records (syncd's extension) that could not be rebuilt or did not match the
+    /// peer's digest; nothing of the message was applied.
+    #[error("derived records: {0}")]
+    Derived(String),
 }

@@ -41,6 +41,7 @@
 
 mod config;
 mod convert;
+mod derive;
 mod engine;
 mod error;
 mod event;

@@ -4,11 +4,11 @@
 //! (full Index, then IndexUpdates in sequence order; delta index via index ID + max sequence).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
-use syncd_index::RemoteBatch;
+use syncd_index::{FileRecord, RemoteBatch};
 use syncd_proto::{Message, bep};
 use syncd_transport::{Connection, ConnectionInfo, Direction, MessageSender};
 use syncd_types::{DeviceId, FolderId};
@@ -16,6 +16,7 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::convert;
+use crate::derive;
 use crate::engine::{Shared, lock};
 use crate::error::PeerError;
 use crate::event::Event;
@@ -23,6 +24,9 @@ use crate::folder::FolderInput;
 
 /// Records per Index/IndexUpdate message.
 const INDEX_BATCH: usize = 1000;
+/// Records read at once for a syncd peer that takes derived records, when a full window
+/// deletes something: a directory of up to ~4,000 entries moves in one message.
+const MOVE_WINDOW: usize = 8192;
 /// Requests of one peer waiting or being served; past this, its messages are not read until
 /// one is answered (a request flood costs bounded memory, and TCP pushes back on the peer).
 /// The data read at once is bounded by the serving threads (see [`crate::serve::Queue`]).
@@ -45,6 +49,9 @@ pub(crate) struct Peer {
     /// Files recently found servable to this peer (see [`crate::serve::Servable`]).
     pub(crate) servable: Mutex<crate::serve::Servable>,
     senders: Mutex<BTreeMap<FolderId, JoinHandle<()>>>,
+    /// Records this connection carried as derived records (see [`derive`]), received / sent.
+    pub(crate) derived_in: AtomicU64,
+    pub(crate) derived_out: AtomicU64,
 }
 
 /// Why a block request failed.
@@ -152,8 +159,10 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
         serve_queue: crate::serve::Queue::default(),
         servable: Mutex::new(crate::serve::Servable::default()),
         senders: Mutex::new(BTreeMap::new()),
+        derived_in: AtomicU64::new(0),
+        derived_out: AtomicU64::new(0),
     });
-    let cc = our_cluster_config(&shared, device).await;
+    let cc = our_cluster_config(&shared, device, info.peer_is_syncd()).await;
     if sender.send(Message::ClusterConfig(cc)).await.is_err() {
         return;
     }
@@ -169,6 +178,17 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
             _ if first => Err(PeerError::ClusterConfigNotFirst),
             Message::Index(idx) => {
                 handle_index(&shared, &peer, idx.folder, idx.files, RemoteBatch::Full).await
+            }
+            Message::IndexUpdate(idx) if !idx.syncd_derived.is_empty() => {
+                let r = handle_derived(&shared, &peer, idx).await;
+                if let Err(e @ PeerError::Derived(_)) = &r {
+                    // Never ask this peer for derived records again (until restart): the
+                    // next connection gets the same records in full.
+                    tracing::warn!(device = %device, error = %e,
+                        "derived records rejected; asking for full records from now on");
+                    lock(&shared.derived_refused).insert(device);
+                }
+                r
             }
             Message::IndexUpdate(idx) => {
                 handle_index(&shared, &peer, idx.folder, idx.files, RemoteBatch::Update).await
@@ -202,9 +222,12 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
 
 /// Our ClusterConfig for `device`: every folder we share with it, listing both devices, with
 /// our index ID and max sequence and what we hold of theirs.
+///
+/// A syncd peer (`syncd`) is told which of syncd's extensions we accept from it.
 pub(crate) async fn our_cluster_config(
     shared: &Arc<Shared>,
     device: DeviceId,
+    syncd: bool,
 ) -> bep::ClusterConfig {
     let folders: Vec<_> = shared
         .folder_ctxs()
@@ -252,9 +275,15 @@ pub(crate) async fn our_cluster_config(
             ..Default::default()
         });
     }
+    let refused = lock(&shared.derived_refused).contains(&device);
     bep::ClusterConfig {
         folders: out,
         secondary: false,
+        syncd_features: if syncd && !refused {
+            derive::FEATURE_DERIVED
+        } else {
+            0
+        },
     }
 }
 
@@ -342,6 +371,40 @@ async fn handle_index(
     files: Vec<bep::FileInfo>,
     batch: RemoteBatch,
 ) -> Result<(), PeerError> {
+    let Some(ctx) = shared_folder(shared, peer, folder)? else {
+        return Ok(());
+    };
+    let mut records = Vec::with_capacity(files.len());
+    for f in files {
+        records.push(convert::wire_to_record(f)?);
+    }
+    apply_remote_records(shared, peer, &ctx, records, batch, None).await
+}
+
+/// An IndexUpdate with derived records: the plain ones are validated as usual, the derived
+/// ones rebuilt from what we hold of the peer (in the same transaction that applies them).
+async fn handle_derived(
+    shared: &Arc<Shared>,
+    peer: &Arc<Peer>,
+    idx: bep::IndexUpdate,
+) -> Result<(), PeerError> {
+    let Some(ctx) = shared_folder(shared, peer, idx.folder)? else {
+        return Ok(());
+    };
+    let mut records = Vec::with_capacity(idx.files.len());
+    for f in idx.files {
+        records.push(convert::wire_to_record(f)?);
+    }
+    let derived = Some((idx.syncd_derived, idx.syncd_digest));
+    apply_remote_records(shared, peer, &ctx, records, RemoteBatch::Update, derived).await
+}
+
+/// The folder an Index names, if shared with the peer and not paused (`None`: ignore it).
+fn shared_folder(
+    shared: &Arc<Shared>,
+    peer: &Arc<Peer>,
+    folder: String,
+) -> Result<Option<Arc<crate::folder::FolderCtx>>, PeerError> {
     let fid = FolderId::new(folder.clone()).map_err(|_| PeerError::UnsharedFolder {
         folder: folder.clone(),
     })?;
@@ -349,35 +412,58 @@ async fn handle_index(
         .folder_ctx(&fid)
         .filter(|c| c.shared_with(peer.device))
         .ok_or(PeerError::UnsharedFolder { folder })?;
-    if ctx.config().paused {
-        return Ok(());
-    }
-    let items = files.len() as u64;
-    let mut records = Vec::with_capacity(files.len());
-    for f in files {
-        records.push(convert::wire_to_record(f)?);
-    }
-    let large = records.iter().any(crate::puller::announces_large);
+    Ok((!ctx.config().paused).then_some(ctx))
+}
+
+async fn apply_remote_records(
+    shared: &Arc<Shared>,
+    peer: &Arc<Peer>,
+    ctx: &Arc<crate::folder::FolderCtx>,
+    mut records: Vec<FileRecord>,
+    batch: RemoteBatch,
+    derived: Option<(Vec<bep::SyncdDerived>, u64)>,
+) -> Result<(), PeerError> {
     let index = shared.index.clone();
     let dev = peer.device;
-    let fid2 = fid.clone();
-    let seq = tokio::task::spawn_blocking(move || -> Result<u64, syncd_index::IndexError> {
-        let mut w = index.write(&fid2)?;
-        w.apply_remote(dev, batch, records)?;
-        w.commit()?;
-        let r = index.read(&fid2)?;
-        Ok(r.device(dev)?.map_or(0, |s| s.max_sequence))
-    })
-    .await
-    .map_err(|e| PeerError::Connection(e.to_string()))?
-    .map_err(|e| PeerError::Connection(format!("index: {e}")))?;
+    let fid = ctx.id.clone();
+    let outcome =
+        tokio::task::spawn_blocking(move || -> Result<(bool, usize, usize, u64), PeerError> {
+            let index_err =
+                |e: syncd_index::IndexError| PeerError::Connection(format!("index: {e}"));
+            let mut n_derived = 0;
+            if let Some((groups, digest)) = derived {
+                let r = index.read(&fid).map_err(index_err)?;
+                let mut built = derive::expand(&groups, digest, &r, dev).map_err(|e| match e {
+                    derive::DeriveError::Index(e) => index_err(e),
+                    e => PeerError::Derived(e.to_string()),
+                })?;
+                n_derived = built.len();
+                records.append(&mut built);
+            }
+            let large = records.iter().any(crate::puller::announces_large);
+            let items = records.len();
+            let mut w = index.write(&fid).map_err(index_err)?;
+            w.apply_remote(dev, batch, records).map_err(index_err)?;
+            w.commit().map_err(index_err)?;
+            let r = index.read(&fid).map_err(index_err)?;
+            let seq = r
+                .device(dev)
+                .map_err(index_err)?
+                .map_or(0, |s| s.max_sequence);
+            Ok((large, items, n_derived, seq))
+        })
+        .await
+        .map_err(|e| PeerError::Connection(e.to_string()))??;
+    let (large, items, n_derived, seq) = outcome;
+    peer.derived_in
+        .fetch_add(n_derived as u64, Ordering::Relaxed);
     if large {
         ctx.large_announced.fetch_add(1, Ordering::SeqCst);
     }
     shared.events.emit(Event::RemoteIndexUpdated {
         device: peer.device,
-        folder: fid,
-        items,
+        folder: ctx.id.clone(),
+        items: items as u64,
         sequence: seq,
     });
     let _ = ctx.tx.send(FolderInput::RemoteIndex);
@@ -405,54 +491,131 @@ async fn index_sender(shared: Arc<Shared>, peer: Arc<Peer>, folder: FolderId, st
         (0, true)
     };
     let with_chunks = peer.info.peer_is_syncd();
+    let derived_ok = with_chunks
+        && lock(&peer.remote_cc)
+            .as_ref()
+            .is_some_and(|cc| cc.syncd_features & derive::FEATURE_DERIVED != 0);
+    let local = shared.device_id;
     loop {
         seq_rx.borrow_and_update();
         let index = shared.index.clone();
         let f2 = folder.clone();
-        let batch = tokio::task::spawn_blocking(move || {
-            index
-                .read(&f2)
-                .and_then(|r| r.local_batch(sent, INDEX_BATCH))
+        let derive = derived_ok && !full;
+        let window = tokio::task::spawn_blocking(move || {
+            let r = index.read(&f2)?;
+            let mut batch = r.local_batch(sent, INDEX_BATCH)?;
+            if !derive {
+                return Ok(derive::Encoded {
+                    plain: batch,
+                    ..Default::default()
+                });
+            }
+            // A moved directory is its deletions and its new names: read far enough to have
+            // both in one window when this one is full and deletes something.
+            if batch.len() == INDEX_BATCH && batch.iter().any(|r| r.deleted) {
+                batch = r.local_batch(sent, MOVE_WINDOW)?;
+            }
+            derive::encode(batch, sent, &r, local)
         })
         .await;
-        let batch = match batch {
+        let window = match window {
             Ok(Ok(b)) => b,
             _ => return,
         };
-        if batch.is_empty() && !full {
+        if window.plain.is_empty() && window.groups.is_empty() && !full {
             if seq_rx.changed().await.is_err() {
                 return;
             }
             continue;
         }
-        let prev = sent;
-        if let Some(last) = batch.last() {
-            sent = last.sequence;
-        }
-        let files: Vec<bep::FileInfo> = batch
-            .iter()
-            .map(|r| convert::record_to_wire(r, with_chunks))
-            .collect();
-        let last_sequence = i64::try_from(sent).unwrap_or(i64::MAX);
-        let msg = if full {
-            Message::Index(bep::Index {
+        let derive::Encoded {
+            plain,
+            groups,
+            digest,
+            derived,
+        } = window;
+        if !groups.is_empty() {
+            // One message: its records' sequences interleave, and the peer's max sequence
+            // must never pass a record it has not received.
+            let prev = sent;
+            sent = window_max(&plain, &groups).max(sent);
+            let files = plain
+                .iter()
+                .map(|r| convert::record_to_wire(r, with_chunks))
+                .collect();
+            let msg = Message::IndexUpdate(bep::IndexUpdate {
                 folder: folder.as_str().to_owned(),
                 files,
-                last_sequence,
-            })
-        } else {
-            Message::IndexUpdate(bep::IndexUpdate {
-                folder: folder.as_str().to_owned(),
-                files,
-                last_sequence,
+                last_sequence: i64::try_from(sent).unwrap_or(i64::MAX),
                 prev_sequence: i64::try_from(prev).unwrap_or(i64::MAX),
-            })
-        };
-        full = false;
-        if peer.sender.send(msg).await.is_err() {
-            return;
+                syncd_derived: groups,
+                syncd_digest: digest,
+            });
+            peer.derived_out
+                .fetch_add(derived as u64, Ordering::Relaxed);
+            if peer.sender.send(msg).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        for chunk in plain.chunks(INDEX_BATCH) {
+            let prev = sent;
+            if let Some(last) = chunk.last() {
+                sent = last.sequence;
+            }
+            let files: Vec<bep::FileInfo> = chunk
+                .iter()
+                .map(|r| convert::record_to_wire(r, with_chunks))
+                .collect();
+            let last_sequence = i64::try_from(sent).unwrap_or(i64::MAX);
+            let msg = if full {
+                Message::Index(bep::Index {
+                    folder: folder.as_str().to_owned(),
+                    files,
+                    last_sequence,
+                })
+            } else {
+                Message::IndexUpdate(bep::IndexUpdate {
+                    folder: folder.as_str().to_owned(),
+                    files,
+                    last_sequence,
+                    prev_sequence: i64::try_from(prev).unwrap_or(i64::MAX),
+                    ..Default::default()
+                })
+            };
+            full = false;
+            if peer.sender.send(msg).await.is_err() {
+                return;
+            }
+        }
+        if full {
+            // An empty folder still gets its (empty) full Index.
+            full = false;
+            let msg = Message::Index(bep::Index {
+                folder: folder.as_str().to_owned(),
+                files: Vec::new(),
+                last_sequence: i64::try_from(sent).unwrap_or(i64::MAX),
+            });
+            if peer.sender.send(msg).await.is_err() {
+                return;
+            }
         }
     }
+}
+
+/// The highest sequence among a window's plain records and derived groups.
+fn window_max(plain: &[FileRecord], groups: &[bep::SyncdDerived]) -> u64 {
+    let mut max = plain.iter().map(|r| r.sequence).max().unwrap_or(0);
+    for g in groups {
+        for seqs in [&g.copy_sequences, &g.delete_sequences] {
+            let mut s = 0i64;
+            for d in seqs {
+                s = s.wrapping_add(*d);
+                max = max.max(u64::try_from(s).unwrap_or(0));
+            }
+        }
+    }
+    max
 }
 
 /// `tcp-client` when we dialled, `tcp-server` when the peer did.

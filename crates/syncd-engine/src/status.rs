@@ -136,6 +136,11 @@ pub struct ConnectionStatus {
     pub in_bytes_total: u64,
     /// Bytes sent over the current connection.
     pub out_bytes_total: u64,
+    /// Index records received over the current connection as syncd derived records (moves
+    /// and deletions rebuilt from what we held, see `docs/protocol.md`).
+    pub derived_records_in: u64,
+    /// Index records sent over the current connection as derived records.
+    pub derived_records_out: u64,
 }
 
 /// How complete a device's copy of a folder is (Syncthing's `/rest/db/completion`).

@@ -152,7 +152,8 @@ fn message() -> impl Strategy<Value = Message> {
         (proptest::collection::vec(folder, 0..3), any::<bool>()).prop_map(
             |(folders, secondary)| Message::ClusterConfig(bep::ClusterConfig {
                 folders,
-                secondary
+                secondary,
+                ..Default::default()
             })
         ),
         (
@@ -177,7 +178,8 @@ fn message() -> impl Strategy<Value = Message> {
                         folder,
                         files,
                         last_sequence,
-                        prev_sequence
+                        prev_sequence,
+                        ..Default::default()
                     }
                 )
             ),

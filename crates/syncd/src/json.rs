@@ -828,6 +828,8 @@ mod tests {
             started_at: Some(UNIX_EPOCH),
             in_bytes_total: 10,
             out_bytes_total: 20,
+            derived_records_in: 0,
+            derived_records_out: 0,
         };
         let v = connections(&[c], UNIX_EPOCH);
         let reference = fixture("system_connections.json");

@@ -451,7 +451,7 @@ impl Peer {
                     ..Default::default()
                 })
                 .collect(),
-            secondary: false,
+            ..Default::default()
         };
         self.send(&Message::ClusterConfig(cc)).await;
         Ok(theirs)

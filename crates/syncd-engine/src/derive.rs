@@ -1,0 +1,612 @@
+//! Derived records (`docs/protocol.md`, "Derived records"): between syncd peers, a moved
+//! directory's records and a batch of deletions travel as a few bytes per name instead of a
+//! whole FileInfo each. The receiver rebuilds every record from its copy of the sender's
+//! index, checks the rebuilt set against the sender's digest, and applies it like any
+//! IndexUpdate.
+//!
+//! The sender ([`encode`]) derives a record only when the rebuild is expected to be exact:
+//! - a copy (a new name whose content equals an old one's): the old name's record is one the
+//!   receiver holds (sent before this window and unchanged since), or the old name's deletion
+//!   is in the same window with the new record's content as its previous content;
+//! - a deletion: the deleted record's previous version is updated with one counter, as the
+//!   scanner and the puller do.
+//!
+//! It cannot always know what the receiver holds (a record changed and deleted within one
+//! window), so the digest decides: on a mismatch the receiver applies nothing, closes the
+//! connection and does not ask for derived records again until it restarts (the peer then
+//! resends the same records in full).
+
+use std::collections::{BTreeMap, HashMap};
+
+use prost::Message as _;
+use sha2::{Digest, Sha256};
+use syncd_conflict::VersionVector;
+use syncd_index::{FileRecord, FolderReader, IndexError};
+use syncd_proto::bep;
+use syncd_types::{DeviceId, FileKind, RelPath, ShortId};
+
+use crate::convert;
+
+/// ClusterConfig `syncd_features` bit: "send me derived records".
+pub(crate) const FEATURE_DERIVED: u32 = 1;
+/// Fewer derivable records than this in a window: send them in full (nothing to gain).
+const MIN_DERIVED: usize = 16;
+/// Block-map lookups per window while looking for moved files' old names.
+const MAX_LOOKUPS: usize = 64;
+/// Names in one received group at most (a bound on what a peer can make us build).
+const MAX_NAMES: usize = 1 << 20;
+/// Bytes of one rebuilt name at most.
+const MAX_NAME_BYTES: usize = 64 * 1024;
+
+/// A window of our records, split into what goes in full and what the peer rebuilds.
+#[derive(Debug, Default)]
+pub(crate) struct Encoded {
+    /// Records sent in full, in sequence order.
+    pub(crate) plain: Vec<FileRecord>,
+    /// The derived groups.
+    pub(crate) groups: Vec<bep::SyncdDerived>,
+    /// Digest over the derived records as the peer will rebuild them.
+    pub(crate) digest: u64,
+    /// Records derived.
+    pub(crate) derived: usize,
+}
+
+/// Why a received group could not be rebuilt.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DeriveError {
+    #[error("malformed derived group: {0}")]
+    Malformed(String),
+    #[error("derived record's base {0:?} is not a live record of the sender")]
+    NoBase(String),
+    #[error("derived records do not match the sender's digest")]
+    Digest,
+    #[error("index: {0}")]
+    Index(#[from] IndexError),
+}
+
+/// The key a copy shares with the other copies of its group.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct CopyKey {
+    from: String,
+    to: String,
+    version: Vec<(u64, u64)>,
+    modified_by: u64,
+    previous_blocks_hash: Vec<u8>,
+}
+
+/// The key a deletion shares with the other deletions of its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct DeleteKey {
+    counter_id: u64,
+    counter_value: u64,
+    modified_s: i64,
+    modified_by: u64,
+}
+
+/// One name of a group: the relative name, the window index of its copy and of its deletion.
+type Item = (String, Option<usize>, Option<usize>);
+
+/// Splits `window` (our records with sequence > `sent`, in sequence order) for a peer that
+/// holds every record of ours up to `sent`. `reader` is a snapshot that includes the window.
+pub(crate) fn encode(
+    window: Vec<FileRecord>,
+    sent: u64,
+    reader: &FolderReader,
+    local: DeviceId,
+) -> Result<Encoded, IndexError> {
+    if window.len() < MIN_DERIVED {
+        return Ok(plain(window));
+    }
+    let by_name: HashMap<&str, usize> = window
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.name.as_str(), i))
+        .collect();
+    let pairs = move_pairs(&window, &by_name, sent, reader, local)?;
+
+    let mut used = vec![false; window.len()];
+    let mut groups: BTreeMap<(Option<CopyKey>, Option<DeleteKey>), Vec<Item>> = BTreeMap::new();
+    for (from, to) in &pairs {
+        for (i, c) in window.iter().enumerate() {
+            if used.get(i).copied().unwrap_or(true) || c.deleted || c.invalid {
+                continue;
+            }
+            let Some(rel) = strip(c.name.as_str(), to) else {
+                continue;
+            };
+            let src = join(from, rel);
+            let del = match by_name.get(src.as_str()) {
+                Some(&j) => {
+                    let Some(d) = window.get(j) else { continue };
+                    let moved_here = !used.get(j).copied().unwrap_or(true)
+                        && deletion_key(d).is_some()
+                        && d.kind == c.kind
+                        && d.previous_blocks_hash == c.blocks_hash;
+                    if !moved_here {
+                        continue;
+                    }
+                    Some(j)
+                }
+                None => {
+                    let Ok(name) = RelPath::from_wire(&src) else {
+                        continue;
+                    };
+                    match reader.get(local, &name)? {
+                        Some(b) if b.sequence <= sent && same_content(&b, c) => None,
+                        _ => continue,
+                    }
+                }
+            };
+            if let Some(u) = used.get_mut(i) {
+                *u = true;
+            }
+            let dkey = match del {
+                Some(j) => {
+                    if let Some(u) = used.get_mut(j) {
+                        *u = true;
+                    }
+                    window.get(j).and_then(deletion_key)
+                }
+                None => None,
+            };
+            let ckey = CopyKey {
+                from: from.clone(),
+                to: to.clone(),
+                version: counters(&c.version),
+                modified_by: c.modified_by.get(),
+                previous_blocks_hash: c.previous_blocks_hash.clone(),
+            };
+            groups
+                .entry((Some(ckey), dkey))
+                .or_default()
+                .push((rel.to_owned(), Some(i), del));
+        }
+    }
+    // Deletions of names the peer holds live (their previous record went out before).
+    for (i, d) in window.iter().enumerate() {
+        if used.get(i).copied().unwrap_or(true) {
+            continue;
+        }
+        if let Some(k) = deletion_key(d) {
+            if let Some(u) = used.get_mut(i) {
+                *u = true;
+            }
+            groups.entry((None, Some(k))).or_default().push((
+                d.name.as_str().to_owned(),
+                None,
+                Some(i),
+            ));
+        }
+    }
+    let derived: usize = groups
+        .values()
+        .flatten()
+        .map(|(_, c, d)| usize::from(c.is_some()) + usize::from(d.is_some()))
+        .sum();
+    if derived < MIN_DERIVED {
+        return Ok(plain(window));
+    }
+
+    let mut digest = Sha256::new();
+    let mut out = Vec::with_capacity(groups.len());
+    let mut is_derived = vec![false; window.len()];
+    for ((ckey, dkey), mut items) in groups {
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut g = bep::SyncdDerived {
+            names: front_code(items.iter().map(|(n, _, _)| n.as_str())),
+            ..Default::default()
+        };
+        if let Some(k) = &ckey {
+            g.from.clone_from(&k.from);
+            g.to.clone_from(&k.to);
+            g.copy_version = Some(bep::Vector {
+                counters: k
+                    .version
+                    .iter()
+                    .map(|&(id, value)| bep::Counter { id, value })
+                    .collect(),
+            });
+            g.copy_modified_by = k.modified_by;
+            g.copy_previous_blocks_hash
+                .clone_from(&k.previous_blocks_hash);
+            g.copy_sequences = deltas(items.iter().filter_map(|(_, c, _)| *c), &window);
+        }
+        if let Some(k) = dkey {
+            g.delete_counter_id = k.counter_id;
+            g.delete_counter_value = k.counter_value;
+            g.delete_modified_s = k.modified_s;
+            g.delete_modified_by = k.modified_by;
+            g.delete_sequences = deltas(items.iter().filter_map(|(_, _, d)| *d), &window);
+        }
+        for i in items
+            .iter()
+            .filter_map(|(_, c, _)| *c)
+            .chain(items.iter().filter_map(|(_, _, d)| *d))
+        {
+            if let (Some(r), Some(flag)) = (window.get(i), is_derived.get_mut(i)) {
+                *flag = true;
+                add_to_digest(&mut digest, &as_received(r));
+            }
+        }
+        out.push(g);
+    }
+    let plain = window
+        .into_iter()
+        .zip(is_derived)
+        .filter_map(|(r, d)| (!d).then_some(r))
+        .collect();
+    Ok(Encoded {
+        plain,
+        groups: out,
+        digest: finish(digest),
+        derived,
+    })
+}
+
+fn plain(window: Vec<FileRecord>) -> Encoded {
+    Encoded {
+        plain: window,
+        ..Encoded::default()
+    }
+}
+
+/// The (old prefix, new prefix) pairs of the moves in `window`: a new file whose content
+/// equals that of a name deleted in the window, or of a live name the peer holds (found
+/// through the block map), gives the longest pair of prefixes with the same remainder.
+fn move_pairs(
+    window: &[FileRecord],
+    by_name: &HashMap<&str, usize>,
+    sent: u64,
+    reader: &FolderReader,
+    local: DeviceId,
+) -> Result<Vec<(String, String)>, IndexError> {
+    let deleted_content: HashMap<&[u8], &str> = window
+        .iter()
+        .filter(|d| d.deleted && !d.invalid && !d.previous_blocks_hash.is_empty())
+        .map(|d| (d.previous_blocks_hash.as_slice(), d.name.as_str()))
+        .collect();
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut lookups = 0;
+    for c in window {
+        if c.deleted || c.invalid || c.kind != FileKind::File || c.blocks_hash.is_empty() {
+            continue;
+        }
+        if pairs
+            .iter()
+            .any(|(_, to)| strip(c.name.as_str(), to).is_some())
+        {
+            continue;
+        }
+        let mut src = deleted_content
+            .get(c.blocks_hash.as_slice())
+            .map(|s| (*s).to_owned());
+        if src.is_none()
+            && lookups < MAX_LOOKUPS
+            && let Some(first) = c.blocks.first()
+        {
+            lookups += 1;
+            for loc in reader.find_block(&first.hash, 4)? {
+                if loc.name == c.name || by_name.contains_key(loc.name.as_str()) {
+                    continue;
+                }
+                if let Some(b) = reader.get(local, &loc.name)?
+                    && b.sequence <= sent
+                    && same_content(&b, c)
+                {
+                    src = Some(loc.name.as_str().to_owned());
+                    break;
+                }
+            }
+        }
+        if let Some(src) = src {
+            let pair = prefixes(&src, c.name.as_str());
+            if !pairs.contains(&pair) {
+                pairs.push(pair);
+            }
+        }
+    }
+    Ok(pairs)
+}
+
+/// The prefixes of `old` and `new` left when their longest common run of trailing
+/// components is removed (`a/x/f`, `b/x/f` → `a`, `b`).
+fn prefixes(old: &str, new: &str) -> (String, String) {
+    let (mut o, mut n): (Vec<&str>, Vec<&str>) =
+        (old.split('/').collect(), new.split('/').collect());
+    while o.len() > 1 && n.len() > 1 && o.last() == n.last() {
+        o.pop();
+        n.pop();
+    }
+    (o.join("/"), n.join("/"))
+}
+
+/// `name` relative to `prefix` ("" for the prefix itself), if it is the prefix or below it.
+fn strip<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    if prefix.is_empty() {
+        return Some(name);
+    }
+    let rest = name.strip_prefix(prefix)?;
+    if rest.is_empty() {
+        Some(rest)
+    } else {
+        rest.strip_prefix('/')
+    }
+}
+
+fn join(prefix: &str, rel: &str) -> String {
+    match (prefix.is_empty(), rel.is_empty()) {
+        (true, _) => rel.to_owned(),
+        (false, true) => prefix.to_owned(),
+        (false, false) => format!("{prefix}/{rel}"),
+    }
+}
+
+/// A live record `b` whose content and metadata a copy `c` repeats under another name.
+fn same_content(b: &FileRecord, c: &FileRecord) -> bool {
+    !b.deleted
+        && !b.invalid
+        && b.kind == c.kind
+        && b.size == c.size
+        && b.modified_s == c.modified_s
+        && b.modified_ns == c.modified_ns
+        && b.permissions == c.permissions
+        && b.no_permissions == c.no_permissions
+        && b.symlink_target == c.symlink_target
+        && b.blocks == c.blocks
+        && b.chunks == c.chunks
+        && b.blocks_hash == c.blocks_hash
+}
+
+/// The group key of a deletion that only the version, time and modifier tell from the
+/// default record of its name, as the scanner and the puller make them.
+fn deletion_key(d: &FileRecord) -> Option<DeleteKey> {
+    let shape = d.deleted
+        && !d.invalid
+        && d.size == 0
+        && d.modified_ns == 0
+        && d.permissions == 0
+        && !d.no_permissions
+        && d.symlink_target.is_empty()
+        && d.blocks.is_empty()
+        && d.chunks.is_empty()
+        && d.blocks_hash.is_empty();
+    if !shape {
+        return None;
+    }
+    let id = d.modified_by;
+    let value = d.version.get(id);
+    (value > 0).then_some(DeleteKey {
+        counter_id: id.get(),
+        counter_value: value,
+        modified_s: d.modified_s,
+        modified_by: id.get(),
+    })
+}
+
+fn counters(v: &VersionVector) -> Vec<(u64, u64)> {
+    v.counters().iter().map(|c| (c.id.get(), c.value)).collect()
+}
+
+fn deltas(indices: impl Iterator<Item = usize>, window: &[FileRecord]) -> Vec<i64> {
+    let mut prev = 0i64;
+    indices
+        .filter_map(|i| window.get(i))
+        .map(|r| {
+            let s = i64::try_from(r.sequence).unwrap_or(i64::MAX);
+            let d = s.wrapping_sub(prev);
+            prev = s;
+            d
+        })
+        .collect()
+}
+
+/// Names in ascending order as the `names` field codes them.
+fn front_code<'a>(names: impl Iterator<Item = &'a str>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut prev: &[u8] = &[];
+    for n in names {
+        let n = n.as_bytes();
+        let shared = prev.iter().zip(n).take_while(|(a, b)| a == b).count();
+        let rest = n.get(shared..).unwrap_or_default();
+        prost::encoding::encode_varint(shared as u64, &mut out);
+        prost::encoding::encode_varint(rest.len() as u64, &mut out);
+        out.extend_from_slice(rest);
+        prev = n;
+    }
+    out
+}
+
+/// Decodes `names` (ascending, each at most [`MAX_NAME_BYTES`], at most [`MAX_NAMES`]).
+fn front_decode(mut buf: &[u8]) -> Result<Vec<String>, DeriveError> {
+    let bad = |s: &str| DeriveError::Malformed(s.to_owned());
+    let mut out: Vec<String> = Vec::new();
+    let mut prev: Vec<u8> = Vec::new();
+    while !buf.is_empty() {
+        if out.len() >= MAX_NAMES {
+            return Err(bad("too many names"));
+        }
+        let shared = prost::encoding::decode_varint(&mut buf).map_err(|_| bad("bad varint"))?;
+        let len = prost::encoding::decode_varint(&mut buf).map_err(|_| bad("bad varint"))?;
+        let shared = usize::try_from(shared).map_err(|_| bad("shared length"))?;
+        let len = usize::try_from(len).map_err(|_| bad("name length"))?;
+        if shared > prev.len() || shared.saturating_add(len) > MAX_NAME_BYTES {
+            return Err(bad("name length out of range"));
+        }
+        let rest = buf.get(..len).ok_or_else(|| bad("names truncated"))?;
+        buf = buf.get(len..).unwrap_or_default();
+        let mut name = prev.get(..shared).unwrap_or_default().to_vec();
+        name.extend_from_slice(rest);
+        if !out.is_empty() && name <= prev {
+            return Err(bad("names not in ascending order"));
+        }
+        let s = String::from_utf8(name.clone()).map_err(|_| bad("name is not UTF-8"))?;
+        out.push(s);
+        prev = name;
+    }
+    Ok(out)
+}
+
+fn undelta(d: &[i64]) -> Result<Vec<u64>, DeriveError> {
+    let mut prev = 0i64;
+    d.iter()
+        .map(|x| {
+            prev = prev
+                .checked_add(*x)
+                .ok_or_else(|| DeriveError::Malformed("sequence overflow".into()))?;
+            u64::try_from(prev)
+                .ok()
+                .filter(|s| *s > 0)
+                .ok_or_else(|| DeriveError::Malformed(format!("sequence {prev}")))
+        })
+        .collect()
+}
+
+/// The record as a peer stores it after receiving it in full (what a rebuilt record must
+/// equal). A record that would not pass validation stays as it is (and so cannot match).
+fn as_received(r: &FileRecord) -> FileRecord {
+    convert::wire_to_record(convert::record_to_wire(r, true)).unwrap_or_else(|_| r.clone())
+}
+
+fn add_to_digest(h: &mut Sha256, r: &FileRecord) {
+    let bytes = convert::record_to_wire(r, true).encode_to_vec();
+    h.update((bytes.len() as u64).to_le_bytes());
+    h.update(&bytes);
+}
+
+fn finish(h: Sha256) -> u64 {
+    let d = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(d.get(..8).unwrap_or(&[0; 8]));
+    u64::from_le_bytes(first)
+}
+
+/// Rebuilds the records of `groups` from what `reader` holds of `sender`'s index and checks
+/// them against `digest`.
+pub(crate) fn expand(
+    groups: &[bep::SyncdDerived],
+    digest: u64,
+    reader: &FolderReader,
+    sender: DeviceId,
+) -> Result<Vec<FileRecord>, DeriveError> {
+    let mut out = Vec::new();
+    let mut h = Sha256::new();
+    for g in groups {
+        let names = front_decode(&g.names)?;
+        let copies = undelta(&g.copy_sequences)?;
+        let deletes = undelta(&g.delete_sequences)?;
+        let want = |n: usize, what: &str| {
+            if n == 0 || n == names.len() {
+                Ok(())
+            } else {
+                Err(DeriveError::Malformed(format!(
+                    "{n} {what} sequences for {} names",
+                    names.len()
+                )))
+            }
+        };
+        want(copies.len(), "copy")?;
+        want(deletes.len(), "deletion")?;
+        if copies.is_empty() && deletes.is_empty() {
+            return Err(DeriveError::Malformed("group with no records".into()));
+        }
+        let mut bases = Vec::with_capacity(names.len());
+        for rel in &names {
+            let name = wire_name(&join(&g.from, rel))?;
+            match reader.get(sender, &name)? {
+                Some(b) if !b.deleted && !b.invalid => bases.push(b),
+                _ => return Err(DeriveError::NoBase(name.as_str().to_owned())),
+            }
+        }
+        let version = convert::wire_version(g.copy_version.as_ref());
+        let mut built = Vec::with_capacity(copies.len() + deletes.len());
+        for ((rel, base), seq) in names.iter().zip(&bases).zip(&copies) {
+            let mut r = base.clone();
+            r.name = wire_name(&join(&g.to, rel))?;
+            r.version = version.clone();
+            r.modified_by = ShortId(g.copy_modified_by);
+            r.previous_blocks_hash
+                .clone_from(&g.copy_previous_blocks_hash);
+            r.sequence = *seq;
+            r.inode = 0;
+            built.push(r);
+        }
+        for (base, seq) in bases.iter().zip(&deletes) {
+            let mut r = FileRecord::new(base.name.clone(), base.kind);
+            r.version = base
+                .version
+                .updated(ShortId(g.delete_counter_id), g.delete_counter_value);
+            r.modified_by = ShortId(g.delete_modified_by);
+            r.deleted = true;
+            r.modified_s = g.delete_modified_s;
+            r.previous_blocks_hash.clone_from(&base.blocks_hash);
+            r.sequence = *seq;
+            built.push(r);
+        }
+        for r in &built {
+            add_to_digest(&mut h, r);
+        }
+        out.append(&mut built);
+    }
+    if finish(h) != digest {
+        return Err(DeriveError::Digest);
+    }
+    Ok(out)
+}
+
+fn wire_name(s: &str) -> Result<RelPath, DeriveError> {
+    RelPath::from_wire(s).map_err(|e| DeriveError::Malformed(format!("name {s:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_front_coding() {
+        let names = [
+            "a",
+            "a/b",
+            "a/b/c.txt",
+            "a/bc",
+            "d0001/f000100.txt",
+            "d0001/f000101.txt",
+        ];
+        let coded = front_code(names.iter().copied());
+        assert_eq!(front_decode(&coded).unwrap(), names);
+        // Shared bytes are not repeated: "d0001/f000101.txt" costs 1 + 1 + 5 bytes.
+        assert!(coded.len() < names.iter().map(|n| n.len()).sum::<usize>());
+    }
+
+    #[test]
+    fn hostile_names_are_typed_errors() {
+        // Shares more bytes than the previous name has.
+        assert!(front_decode(&[5, 1, b'a']).is_err());
+        // Truncated.
+        assert!(front_decode(&[0, 9, b'a']).is_err());
+        // Not ascending.
+        assert!(front_decode(&[0, 1, b'b', 0, 1, b'a']).is_err());
+        // Not UTF-8.
+        assert!(front_decode(&[0, 1, 0xff]).is_err());
+        // Longer than a name may be.
+        let mut huge = vec![0];
+        prost::encoding::encode_varint(1 << 40, &mut huge);
+        assert!(front_decode(&huge).is_err());
+        assert!(undelta(&[5, -10]).is_err());
+        assert!(undelta(&[i64::MAX, 1]).is_err());
+    }
+
+    #[test]
+    fn prefixes_keep_the_longest_common_remainder() {
+        assert_eq!(
+            prefixes("delta/dir/d0001/f1.txt", "delta/moved/dir/d0001/f1.txt"),
+            ("delta".into(), "delta/moved".into())
+        );
+        assert_eq!(prefixes("a/x", "b/y"), ("a/x".into(), "b/y".into()));
+        assert_eq!(prefixes("x", "a/x"), ("x".into(), "a/x".into()));
+        assert_eq!(strip("a/b/c", "a/b"), Some("c"));
+        assert_eq!(strip("a/b", "a/b"), Some(""));
+        assert_eq!(strip("a/bc", "a/b"), None);
+        assert_eq!(join("", "x"), "x");
+        assert_eq!(join("a", ""), "a");
+    }
+}
