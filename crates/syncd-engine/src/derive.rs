@@ -29,8 +29,9 @@ use crate::convert;
 
 /// ClusterConfig `syncd_features` bit: "send me derived records".
 pub(crate) const FEATURE_DERIVED: u32 = 1;
-/// Fewer derivable records than this in a window: send them in full (nothing to gain).
-const MIN_DERIVED: usize = 16;
+/// Derivable records worth less than this in a window (a record counts 1, plus 1 per block
+/// and per chunk it carries): send them in full (little to gain).
+const MIN_WORTH: usize = 16;
 /// Block-map lookups per window while looking for moved files' old names.
 const MAX_LOOKUPS: usize = 64;
 /// Names in one received group at most (a bound on what a peer can make us build).
@@ -94,7 +95,7 @@ pub(crate) fn encode(
     reader: &FolderReader,
     local: DeviceId,
 ) -> Result<Encoded, IndexError> {
-    if window.len() < MIN_DERIVED {
+    if window.len() < 2 {
         return Ok(plain(window));
     }
     let by_name: HashMap<&str, usize> = window
@@ -183,7 +184,15 @@ pub(crate) fn encode(
         .flatten()
         .map(|(_, c, d)| usize::from(c.is_some()) + usize::from(d.is_some()))
         .sum();
-    if derived < MIN_DERIVED {
+    let worth: usize = groups
+        .values()
+        .flatten()
+        .flat_map(|(_, c, d)| [*c, *d])
+        .flatten()
+        .filter_map(|i| window.get(i))
+        .map(|r| 1 + r.blocks.len() + r.chunks.len())
+        .sum();
+    if worth < MIN_WORTH {
         return Ok(plain(window));
     }
 

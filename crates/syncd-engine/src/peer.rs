@@ -24,8 +24,8 @@ use crate::folder::FolderInput;
 
 /// Records per Index/IndexUpdate message.
 const INDEX_BATCH: usize = 1000;
-/// Records read at once for a syncd peer that takes derived records, when a full window
-/// deletes something: a directory of up to ~4,000 entries moves in one message.
+/// Records read at once for a syncd peer that takes derived records, when a window of
+/// [`INDEX_BATCH`] is full: a directory of up to ~4,000 entries moves in one message.
 const MOVE_WINDOW: usize = 8192;
 /// Requests of one peer waiting or being served; past this, its messages are not read until
 /// one is answered (a request flood costs bounded memory, and TCP pushes back on the peer).
@@ -510,9 +510,9 @@ async fn index_sender(shared: Arc<Shared>, peer: Arc<Peer>, folder: FolderId, st
                     ..Default::default()
                 });
             }
-            // A moved directory is its deletions and its new names: read far enough to have
-            // both in one window when this one is full and deletes something.
-            if batch.len() == INDEX_BATCH && batch.iter().any(|r| r.deleted) {
+            // A moved directory is its new names, then its deletions: read far enough to have
+            // both in one window.
+            if batch.len() == INDEX_BATCH {
                 batch = r.local_batch(sent, MOVE_WINDOW)?;
             }
             derive::encode(batch, sent, &r, local)

@@ -12,19 +12,21 @@ use syncd_engine::{DeviceId, INDEX_FILE, device_id_for_home};
 use syncd_index::{FileRecord, Index};
 use syncd_types::RelPath;
 
-const FILES: usize = 300;
+/// More than one ordinary index message (1,000 records) holds, so the window read ahead is
+/// needed to carry the move at once.
+const FILES: usize = 1200;
 
 fn fill(a: &Dir) -> u64 {
     let mut bytes = 0;
     for i in 0..FILES {
         let data = random_bytes(1000 + i * 7, i as u64 + 1);
         bytes += data.len() as u64;
-        a.write(&format!("d/s{:02}/f{i:04}.txt", i / 50), data);
+        a.write(&format!("d/s{:02}/f{i:04}.txt", i / 100), data);
     }
     a.write("d/empty.txt", "");
     a.mkdir("d/empty-dir");
     a.symlink("d/link", "s00/f0000.txt");
-    a.chmod("d/s01/f0050.txt", 0o600);
+    a.chmod("d/s01/f0150.txt", 0o600);
     bytes
 }
 
@@ -101,17 +103,17 @@ async fn a_moved_directory_travels_as_derived_records_and_rebuilds_exactly() {
     std::fs::create_dir_all(p.da.path("m")).unwrap();
     std::fs::rename(p.da.path("d"), p.da.path("m/d")).unwrap();
     wait_for("the move reaches b", || {
-        !p.db.exists("d") && p.db.exists("m/d/s05/f0299.txt") && p.db.exists("m/d/link")
+        !p.db.exists("d") && p.db.exists("m/d/s11/f1199.txt") && p.db.exists("m/d/link")
     })
     .await;
     p.synced().await;
     assert_same(&p.da, &p.db);
 
-    // a announced the move as derived records (300 files, 6 directories, the empty file, the
-    // empty directory and the link, each once as a copy and once as a deletion), and b
+    // a announced the move as derived records (the files, 12 directories, the empty file,
+    // the empty directory and the link, each once as a copy and once as a deletion), and b
     // announced its own copies and deletions back the same way.
     let (ca, cb) = (&p.a.connections()[0], &p.b.connections()[0]);
-    let entries = (FILES + 9) as u64;
+    let entries = (FILES + 16) as u64;
     assert_eq!(ca.derived_records_out, cb.derived_records_in);
     assert!(
         cb.derived_records_in >= 2 * entries,
@@ -157,4 +159,28 @@ async fn a_moved_directory_travels_as_derived_records_and_rebuilds_exactly() {
             assert_eq!(*o, h, "{}", o.name);
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_large_file_is_announced_without_its_block_list() {
+    const SIZE: usize = 20 << 20;
+    let p = pair_with(|a: &Dir, _: &Dir| a.write("big.bin", random_bytes(SIZE, 9))).await;
+    p.synced().await;
+    let wire_before = wire_total(&p.a);
+    std::fs::rename(p.da.path("big.bin"), p.da.path("renamed.bin")).unwrap();
+    wait_for("the rename reaches b", || {
+        !p.db.exists("big.bin") && p.db.exists("renamed.bin")
+    })
+    .await;
+    p.synced().await;
+    assert_same(&p.da, &p.db);
+    let cb = &p.b.connections()[0];
+    assert!(
+        cb.derived_records_in >= 2,
+        "b rebuilt {}",
+        cb.derived_records_in
+    );
+    // In full, the new record alone carries 160 block and ~300 chunk hashes (~20 kB).
+    let wire = wire_total(&p.a) - wire_before;
+    assert!(wire < 10_000, "{wire} bytes on the wire for the rename");
 }
