@@ -4,17 +4,16 @@
 //! index, checks the rebuilt set against the sender's digest, and applies it like any
 //! IndexUpdate.
 //!
-//! The sender ([`encode`]) derives a record only when the rebuild is expected to be exact:
-//! - a copy (a new name whose content equals an old one's): the old name's record is one the
-//!   receiver holds (sent before this window and unchanged since), or the old name's deletion
-//!   is in the same window with the new record's content as its previous content;
-//! - a deletion: the deleted record's previous version is updated with one counter, as the
-//!   scanner and the puller do.
+//! The sender ([`encode`]) derives a record only when it knows what the receiver will
+//! rebuild, from records the receiver holds (sent before the window):
+//! - a copy (a new name whose content equals an old one's): the old name's record is live and
+//!   unchanged since it was sent, or was replaced by a deletion of ours that remembers it
+//!   ([`FileRecord::replaced`]: sent before the window, same content fingerprint);
+//! - a deletion: one that remembers the record it replaced, sent before the window.
 //!
-//! It cannot always know what the receiver holds (a record changed and deleted within one
-//! window), so the digest decides: on a mismatch the receiver applies nothing, closes the
-//! connection and does not ask for derived records again until it restarts (the peer then
-//! resends the same records in full).
+//! The receiver checks what it rebuilt against the sender's digest: on a mismatch (a bug, or
+//! a fingerprint collision) it applies nothing, closes the connection and does not ask for
+//! derived records on the next one (the peer then resends the same records in full).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -76,10 +75,9 @@ struct CopyKey {
 }
 
 /// The key a deletion shares with the other deletions of its group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct DeleteKey {
-    counter_id: u64,
-    counter_value: u64,
+    version: Vec<(u64, u64)>,
     modified_s: i64,
     modified_by: u64,
 }
@@ -95,7 +93,7 @@ pub(crate) fn encode(
     reader: &FolderReader,
     local: DeviceId,
 ) -> Result<Encoded, IndexError> {
-    if window.len() < 2 {
+    if window.iter().map(worth).sum::<usize>() < MIN_WORTH {
         return Ok(plain(window));
     }
     let by_name: HashMap<&str, usize> = window
@@ -117,23 +115,38 @@ pub(crate) fn encode(
             };
             let src = join(from, rel);
             let del = match by_name.get(src.as_str()) {
+                // The old name's deletion is in this window: derivable when it remembers a
+                // record the peer holds with this content.
                 Some(&j) => {
                     let Some(d) = window.get(j) else { continue };
                     let moved_here = !used.get(j).copied().unwrap_or(true)
-                        && deletion_key(d).is_some()
                         && d.kind == c.kind
-                        && d.previous_blocks_hash == c.blocks_hash;
+                        && deletion_key(d, sent).is_some()
+                        && d.replaced
+                            .is_some_and(|r| r.fingerprint == c.content_fingerprint());
                     if !moved_here {
                         continue;
                     }
                     Some(j)
                 }
+                // Otherwise the peer's record of the old name is ours as we have it (live,
+                // sent) or as our later deletion remembers it.
                 None => {
                     let Ok(name) = RelPath::from_wire(&src) else {
                         continue;
                     };
                     match reader.get(local, &name)? {
                         Some(b) if b.sequence <= sent && same_content(&b, c) => None,
+                        // (A deletion already sent left the peer without the base.)
+                        Some(b)
+                            if b.kind == c.kind
+                                && b.sequence > sent
+                                && b.replaced.is_some_and(|r| {
+                                    r.sequence <= sent && r.fingerprint == c.content_fingerprint()
+                                }) =>
+                        {
+                            None
+                        }
                         _ => continue,
                     }
                 }
@@ -146,7 +159,7 @@ pub(crate) fn encode(
                     if let Some(u) = used.get_mut(j) {
                         *u = true;
                     }
-                    window.get(j).and_then(deletion_key)
+                    window.get(j).and_then(|d| deletion_key(d, sent))
                 }
                 None => None,
             };
@@ -168,7 +181,7 @@ pub(crate) fn encode(
         if used.get(i).copied().unwrap_or(true) {
             continue;
         }
-        if let Some(k) = deletion_key(d) {
+        if let Some(k) = deletion_key(d, sent) {
             if let Some(u) = used.get_mut(i) {
                 *u = true;
             }
@@ -190,7 +203,7 @@ pub(crate) fn encode(
         .flat_map(|(_, c, d)| [*c, *d])
         .flatten()
         .filter_map(|i| window.get(i))
-        .map(|r| 1 + r.blocks.len() + r.chunks.len())
+        .map(worth)
         .sum();
     if worth < MIN_WORTH {
         return Ok(plain(window));
@@ -208,21 +221,14 @@ pub(crate) fn encode(
         if let Some(k) = &ckey {
             g.from.clone_from(&k.from);
             g.to.clone_from(&k.to);
-            g.copy_version = Some(bep::Vector {
-                counters: k
-                    .version
-                    .iter()
-                    .map(|&(id, value)| bep::Counter { id, value })
-                    .collect(),
-            });
+            g.copy_version = Some(wire_vector(&k.version));
             g.copy_modified_by = k.modified_by;
             g.copy_previous_blocks_hash
                 .clone_from(&k.previous_blocks_hash);
             g.copy_sequences = deltas(items.iter().filter_map(|(_, c, _)| *c), &window);
         }
         if let Some(k) = dkey {
-            g.delete_counter_id = k.counter_id;
-            g.delete_counter_value = k.counter_value;
+            g.delete_version = Some(wire_vector(&k.version));
             g.delete_modified_s = k.modified_s;
             g.delete_modified_by = k.modified_by;
             g.delete_sequences = deltas(items.iter().filter_map(|(_, _, d)| *d), &window);
@@ -250,6 +256,12 @@ pub(crate) fn encode(
         digest: finish(digest),
         derived,
     })
+}
+
+/// What sending a record in full costs beyond a derived one, roughly: 1, plus 1 per block
+/// and per chunk it carries.
+fn worth(r: &FileRecord) -> usize {
+    1 + r.blocks.len() + r.chunks.len()
 }
 
 fn plain(window: Vec<FileRecord>) -> Encoded {
@@ -366,11 +378,13 @@ fn same_content(b: &FileRecord, c: &FileRecord) -> bool {
         && b.blocks_hash == c.blocks_hash
 }
 
-/// The group key of a deletion that only the version, time and modifier tell from the
-/// default record of its name, as the scanner and the puller make them.
-fn deletion_key(d: &FileRecord) -> Option<DeleteKey> {
-    let shape = d.deleted
+/// The group key of a deletion the peer can rebuild: one that remembers the live record it
+/// replaced, sent before the window (so the peer holds it), and that has the shape the
+/// scanner and the puller give a deletion (only version, time and modifier set).
+fn deletion_key(d: &FileRecord, sent: u64) -> Option<DeleteKey> {
+    let rebuildable = d.deleted
         && !d.invalid
+        && d.replaced.is_some_and(|r| r.sequence <= sent)
         && d.size == 0
         && d.modified_ns == 0
         && d.permissions == 0
@@ -379,17 +393,20 @@ fn deletion_key(d: &FileRecord) -> Option<DeleteKey> {
         && d.blocks.is_empty()
         && d.chunks.is_empty()
         && d.blocks_hash.is_empty();
-    if !shape {
-        return None;
-    }
-    let id = d.modified_by;
-    let value = d.version.get(id);
-    (value > 0).then_some(DeleteKey {
-        counter_id: id.get(),
-        counter_value: value,
+    rebuildable.then(|| DeleteKey {
+        version: counters(&d.version),
         modified_s: d.modified_s,
-        modified_by: id.get(),
+        modified_by: d.modified_by.get(),
     })
+}
+
+fn wire_vector(v: &[(u64, u64)]) -> bep::Vector {
+    bep::Vector {
+        counters: v
+            .iter()
+            .map(|&(id, value)| bep::Counter { id, value })
+            .collect(),
+    }
 }
 
 fn counters(v: &VersionVector) -> Vec<(u64, u64)> {
@@ -527,6 +544,7 @@ pub(crate) fn expand(
             }
         }
         let version = convert::wire_version(g.copy_version.as_ref());
+        let delete_version = convert::wire_version(g.delete_version.as_ref());
         let mut built = Vec::with_capacity(copies.len() + deletes.len());
         for ((rel, base), seq) in names.iter().zip(&bases).zip(&copies) {
             let mut r = base.clone();
@@ -541,9 +559,7 @@ pub(crate) fn expand(
         }
         for (base, seq) in bases.iter().zip(&deletes) {
             let mut r = FileRecord::new(base.name.clone(), base.kind);
-            r.version = base
-                .version
-                .updated(ShortId(g.delete_counter_id), g.delete_counter_value);
+            r.version = delete_version.clone();
             r.modified_by = ShortId(g.delete_modified_by);
             r.deleted = true;
             r.modified_s = g.delete_modified_s;
@@ -569,6 +585,198 @@ fn wire_name(s: &str) -> Result<RelPath, DeriveError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use syncd_index::{Block, Index, RemoteBatch};
+    use syncd_types::FolderId;
+
+    const A: DeviceId = DeviceId::from_bytes([1; 32]);
+    const B: DeviceId = DeviceId::from_bytes([2; 32]);
+
+    /// A sender's index (device A) and a receiver's (device B) in real redb files, and what
+    /// the receiver holds of the sender (everything up to `sent`).
+    struct Link {
+        _dir: tempfile::TempDir,
+        a: Index,
+        b: Index,
+        folder: FolderId,
+        sent: u64,
+    }
+
+    impl Link {
+        fn new() -> Link {
+            let dir = tempfile::tempdir().unwrap();
+            let a = Index::open(dir.path().join("a.redb"), A).unwrap();
+            let b = Index::open(dir.path().join("b.redb"), B).unwrap();
+            Link {
+                _dir: dir,
+                a,
+                b,
+                folder: FolderId::new("f").unwrap(),
+                sent: 0,
+            }
+        }
+
+        fn local(&self, records: Vec<FileRecord>) {
+            let mut w = self.a.write(&self.folder).unwrap();
+            w.apply_local(records).unwrap();
+            w.commit().unwrap();
+        }
+
+        /// Sends A's unsent records to B as the index sender would; returns the number of
+        /// derived records.
+        fn send(&mut self) -> usize {
+            let r = self.a.read(&self.folder).unwrap();
+            let window = r.local_batch(self.sent, 8192).unwrap();
+            let max = window.iter().map(|r| r.sequence).max().unwrap_or(self.sent);
+            let e = encode(window, self.sent, &r, A).unwrap();
+            let mut records: Vec<FileRecord> = e.plain.iter().map(as_received).collect();
+            if !e.groups.is_empty() {
+                let rb = self.b.read(&self.folder).unwrap();
+                records.extend(expand(&e.groups, e.digest, &rb, A).unwrap());
+            }
+            assert_eq!(records.len() - e.plain.len(), e.derived);
+            let mut w = self.b.write(&self.folder).unwrap();
+            w.apply_remote(A, RemoteBatch::Update, records).unwrap();
+            w.commit().unwrap();
+            self.sent = max;
+            e.derived
+        }
+
+        /// B's copy of every A record equals A's record as B would have received it in full.
+        fn assert_same(&self) {
+            let (ra, rb) = (
+                self.a.read(&self.folder).unwrap(),
+                self.b.read(&self.folder).unwrap(),
+            );
+            for rec in ra.local_since(0).unwrap() {
+                let mine = as_received(&rec.unwrap());
+                let held = rb.get(A, &mine.name).unwrap();
+                assert_eq!(held.as_ref(), Some(&mine), "{}", mine.name);
+            }
+        }
+    }
+
+    fn file(name: &str, seed: u8, version: u64) -> FileRecord {
+        file_of(name, seed, version, 3)
+    }
+
+    fn file_of(name: &str, seed: u8, version: u64, blocks: u8) -> FileRecord {
+        let mut r = FileRecord::new(RelPath::new(name).unwrap(), FileKind::File);
+        r.size = u64::from(blocks) * 131_072;
+        r.modified_s = 1_700_000_000 + i64::from(seed);
+        r.modified_ns = 1000 * i32::from(seed);
+        r.permissions = 0o644;
+        r.version = VersionVector::new().updated(A.short(), version);
+        r.modified_by = A.short();
+        r.blocks = (0..blocks)
+            .map(|i| Block {
+                offset: u64::from(i) * 131_072,
+                size: 131_072,
+                hash: [seed.wrapping_mul(3).wrapping_add(i); 32],
+            })
+            .collect();
+        let wire: Vec<bep::BlockInfo> = r
+            .blocks
+            .iter()
+            .map(|b| bep::BlockInfo {
+                hash: b.hash.to_vec(),
+                ..Default::default()
+            })
+            .collect();
+        r.blocks_hash = syncd_proto::blocks_hash(&wire).to_vec();
+        r
+    }
+
+    fn dir(name: &str) -> FileRecord {
+        let mut r = FileRecord::new(RelPath::new(name).unwrap(), FileKind::Directory);
+        r.modified_s = 1_700_000_000;
+        r.permissions = 0o755;
+        r.version = VersionVector::new().updated(A.short(), 1);
+        r.modified_by = A.short();
+        r
+    }
+
+    /// The scanner's deletion of `old`.
+    fn deletion(old: &FileRecord, version: u64) -> FileRecord {
+        let mut d = FileRecord::new(old.name.clone(), old.kind);
+        d.version = old.version.updated(A.short(), version);
+        d.modified_by = A.short();
+        d.deleted = true;
+        d.modified_s = 1_800_000_000;
+        d.previous_blocks_hash = old.blocks_hash.clone();
+        d
+    }
+
+    /// The scanner's record of `old`'s content found under `name`.
+    fn moved(old: &FileRecord, name: &str, version: u64) -> FileRecord {
+        let mut c = old.clone();
+        c.name = RelPath::new(name).unwrap();
+        c.version = VersionVector::new().updated(A.short(), version);
+        c
+    }
+
+    #[test]
+    fn a_moved_directory_and_deletions_rebuild_exactly_and_only_from_what_was_sent() {
+        let mut l = Link::new();
+        let mut old = vec![dir("d")];
+        old.extend((0..20u8).map(|i| file(&format!("d/f{i:02}"), i, 1)));
+        l.local(old.clone());
+        assert_eq!(l.send(), 0, "new files are sent in full");
+
+        // d -> n, as the scanner commits it: the new names, then the deletions.
+        let mut batch: Vec<FileRecord> = old
+            .iter()
+            .map(|r| moved(r, &r.name.as_str().replacen('d', "n", 1), 5))
+            .collect();
+        batch.extend(old.iter().map(|r| deletion(r, 5)));
+        l.local(batch);
+        assert_eq!(l.send(), 42, "every copy and deletion is derived");
+        l.assert_same();
+
+        // Two files moved s -> s2, the first one's deletion sent before its new name: the peer
+        // no longer holds that old record, so that new name goes in full; the other one's
+        // copy and deletion are derived.
+        let (x, y) = (file_of("s/x", 50, 1, 20), file_of("s/y", 51, 1, 20));
+        l.local(vec![x.clone(), y.clone()]);
+        l.send();
+        l.local(vec![deletion(&x, 6)]);
+        assert_eq!(l.send(), 0, "one deletion alone is not worth deriving");
+        l.local(vec![
+            moved(&x, "s2/x", 7),
+            moved(&y, "s2/y", 7),
+            deletion(&y, 7),
+        ]);
+        assert_eq!(l.send(), 2, "s2/y and the deletion of s/y; s2/x in full");
+        l.assert_same();
+
+        // Deletions of records the peer holds are derived; deletions of records it never got
+        // (created and deleted between two sends) are not.
+        let sent: Vec<FileRecord> = (0..20u8)
+            .map(|i| file(&format!("t{i:02}"), 100 + i, 1))
+            .collect();
+        l.local(sent.clone());
+        l.send();
+        l.local(sent.iter().map(|r| deletion(r, 8)).collect());
+        assert_eq!(l.send(), 20);
+        let unsent: Vec<FileRecord> = (0..20u8)
+            .map(|i| file(&format!("u{i:02}"), 150 + i, 1))
+            .collect();
+        l.local(unsent.clone());
+        l.local(unsent.iter().map(|r| deletion(r, 9)).collect());
+        assert_eq!(l.send(), 0);
+        l.assert_same();
+
+        // New files repeating live, sent files (a copy, not a move): one with the same mtime
+        // is derived from the live record; one with another mtime would rebuild wrong and
+        // goes in full.
+        let (pa, pb) = (file_of("p/a", 60, 1, 20), file_of("p/b", 61, 1, 20));
+        l.local(vec![pa.clone(), pb.clone()]);
+        l.send();
+        let mut qb = moved(&pb, "q/b", 11);
+        qb.modified_ns += 1;
+        l.local(vec![moved(&pa, "q/a", 11), qb]);
+        assert_eq!(l.send(), 1, "q/a is derived, q/b is not");
+        l.assert_same();
+    }
 
     #[test]
     fn names_round_trip_through_front_coding() {

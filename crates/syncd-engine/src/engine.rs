@@ -221,7 +221,7 @@ pub(crate) struct Shared {
     /// Whether each device that connected since start announced Syncthing 1.x in its Hello
     /// (decides the folders' delete rule).
     peer_is_v1: Mutex<BTreeMap<DeviceId, bool>>,
-    /// Peers whose derived records failed to rebuild: not asked for them again until restart.
+    /// Peers whose derived records failed to rebuild: not asked for them on the next connection.
     pub(crate) derived_refused: Mutex<BTreeSet<DeviceId>>,
     pub(crate) pull_budget: Arc<Semaphore>,
     pub(crate) small_pull_budget: Arc<Semaphore>,

@@ -25,7 +25,8 @@ use crate::folder::FolderInput;
 /// Records per Index/IndexUpdate message.
 const INDEX_BATCH: usize = 1000;
 /// Records read at once for a syncd peer that takes derived records, when a window of
-/// [`INDEX_BATCH`] is full: a directory of up to ~4,000 entries moves in one message.
+/// [`INDEX_BATCH`] with local changes is full: a directory of up to ~4,000 entries moves in
+/// one message.
 const MOVE_WINDOW: usize = 8192;
 /// Requests of one peer waiting or being served; past this, its messages are not read until
 /// one is answered (a request flood costs bounded memory, and TCP pushes back on the peer).
@@ -166,6 +167,8 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
     if sender.send(Message::ClusterConfig(cc)).await.is_err() {
         return;
     }
+    // A refusal of derived records lasts one connection: this one gets full records.
+    lock(&shared.derived_refused).remove(&device);
     shared.peer_connected(&peer);
     let mut first = true;
     let reason = loop {
@@ -182,10 +185,10 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
             Message::IndexUpdate(idx) if !idx.syncd_derived.is_empty() => {
                 let r = handle_derived(&shared, &peer, idx).await;
                 if let Err(e @ PeerError::Derived(_)) = &r {
-                    // Never ask this peer for derived records again (until restart): the
-                    // next connection gets the same records in full.
+                    // Do not ask for derived records on the next connection: it gets the
+                    // same records in full.
                     tracing::warn!(device = %device, error = %e,
-                        "derived records rejected; asking for full records from now on");
+                        "derived records rejected; asking for full records on the next connection");
                     lock(&shared.derived_refused).insert(device);
                 }
                 r
@@ -510,9 +513,13 @@ async fn index_sender(shared: Arc<Shared>, peer: Arc<Peer>, folder: FolderId, st
                     ..Default::default()
                 });
             }
-            // A moved directory is its new names, then its deletions: read far enough to have
-            // both in one window.
-            if batch.len() == INDEX_BATCH {
+            // A directory moved here is its new names, then its deletions: read far enough
+            // to have both in one window. Only for a window with our own changes or
+            // deletions: one that mirrors a peer's new files (an initial sync) cannot be a
+            // move of ours, and stays small.
+            let me = local.short();
+            if batch.len() == INDEX_BATCH && batch.iter().any(|r| r.deleted || r.modified_by == me)
+            {
                 batch = r.local_batch(sent, MOVE_WINDOW)?;
             }
             derive::encode(batch, sent, &r, local)

@@ -244,8 +244,12 @@ async fn derived_records_apply_when_they_match_and_are_refused_after_a_mismatch(
     };
     let group = bep::SyncdDerived {
         names: vec![0, 5, b'a', b'.', b't', b'x', b't'],
-        delete_counter_id: short,
-        delete_counter_value: 2,
+        delete_version: Some(bep::Vector {
+            counters: vec![bep::Counter {
+                id: short,
+                value: 2,
+            }],
+        }),
         delete_modified_s: 1_700_000_100,
         delete_modified_by: short,
         ..Default::default()

@@ -82,6 +82,6 @@ pub use read::{
     BlockLocation, DeviceState, FolderCounts, FolderReader, GlobalRecord, LocalSince, LocalUnder,
     Needed,
 };
-pub use record::{Block, FileRecord};
+pub use record::{Block, FileRecord, Replaced};
 pub use store::{DEFAULT_CACHE_SIZE, FORMAT_VERSION, Index, IndexOptions};
 pub use write::{FolderWriter, RemoteBatch};

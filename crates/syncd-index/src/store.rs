@@ -17,7 +17,7 @@ use crate::record::{Entry, FileRecord};
 use crate::write::FolderWriter;
 
 /// Version of the on-disk layout (tables, keys and values) described in `docs/index-format.md`.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The oldest format [`Index::open`] upgrades in place. Version 1 lacks only the optional inode
 /// of a record (flag bit 3), so its entries are valid version-2 entries with the inode unknown;

@@ -10,7 +10,7 @@ use syncd_types::{DeviceId, FolderId, RelPath};
 use crate::counts::{Counts, Delta};
 use crate::error::{DecodeError, IndexError};
 use crate::keys::*;
-use crate::record::{Entry, FileRecord};
+use crate::record::{Entry, FileRecord, Replaced};
 use crate::store::{
     DevState, Index, decode_folder, device_needs, encode_folder, evaluate, global_counts,
     load_devices, load_folder_devices, local_need,
@@ -174,11 +174,27 @@ impl<'db> FolderWriter<'db> {
                 rec.sequence = seq;
                 rec
             }));
-            for rec in records {
+            for mut rec in records {
                 let rec_seq = rec.sequence;
                 let name = rec.name.clone();
                 let new_blocks = block_keys(fidx, &rec);
+                rec.replaced = None;
+                // A deletion is stored a second time, knowing what it replaced (deletions
+                // are few next to new and changed records, and carry no blocks).
+                let deletion = rec.deleted.then(|| rec.clone());
                 let old = st.set_record(&mut t, LOCAL, rec)?;
+                if let (Some(mut d), Some(o)) = (deletion, &old)
+                    && !o.deleted
+                    && !o.invalid
+                    && o.kind == d.kind
+                    && o.blocks_hash == d.previous_blocks_hash
+                {
+                    d.replaced = Some(Replaced {
+                        sequence: o.sequence,
+                        fingerprint: o.content_fingerprint(),
+                    });
+                    st.set_record(&mut t, LOCAL, d)?;
+                }
                 if let Some(old) = &old {
                     seqs.remove(seq_key(fidx, old.sequence).as_slice())?;
                     for (k, _) in block_keys(fidx, old) {
@@ -218,8 +234,10 @@ impl<'db> FolderWriter<'db> {
         let mut max = self.st.state(dev).max_sequence;
         for mut rec in records {
             max = max.max(rec.sequence);
-            // The inode is local knowledge; a peer's record never carries one.
+            // The inode and what a deletion replaced are local knowledge; a peer's record
+            // never carries them.
             rec.inode = 0;
+            rec.replaced = None;
             self.pending.push((dev, rec));
         }
         self.st.state_mut(dev)?.max_sequence = max;

@@ -237,6 +237,24 @@ fn apply(w: &mut FolderWriter<'_>, op: &Op, m: &mut Model) {
                 m.max_seq[0] += 1;
                 f.sequence = m.max_seq[0];
                 let ni = NAMES.iter().position(|n| *n == f.name.as_str()).unwrap();
+                // A deletion of a live local record of the same kind whose blocks hash it
+                // names as its previous one records what it replaced.
+                let old = m.records.get(&(0, ni));
+                f.replaced = match old {
+                    Some(o)
+                        if f.deleted
+                            && !o.deleted
+                            && !o.invalid
+                            && o.kind == f.kind
+                            && o.blocks_hash == f.previous_blocks_hash =>
+                    {
+                        Some(syncd_index::Replaced {
+                            sequence: o.sequence,
+                            fingerprint: o.content_fingerprint(),
+                        })
+                    }
+                    _ => None,
+                };
                 m.records.insert((0, ni), f);
             }
             let last = w.apply_local(recs).unwrap();

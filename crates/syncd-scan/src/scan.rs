@@ -522,13 +522,31 @@ impl Scanner {
         batch.append(&mut gone);
 
         crate::adopt::adopt_global(&self.index, &self.folder, &mut batch, &self.config)?;
-        report.committed = batch.len() + walk.chunked;
         if !batch.is_empty() {
             let mut w = self.index.write(&self.folder)?;
-            w.apply_local(batch)?;
-            w.commit()?;
-            bump(&self.counters.batches, 1);
+            // Deletions were decided on a snapshot taken before the walk ended: the puller
+            // may have recorded some since (it removed the files this scan found missing).
+            // Writers take turns, so what a reader sees now stays true until this commit.
+            if batch.iter().any(|r| r.deleted) {
+                let now = self.index.read(&self.folder)?;
+                let mut keep = Vec::with_capacity(batch.len());
+                for r in batch {
+                    let recorded =
+                        r.deleted && now.get(self.local, &r.name)?.is_some_and(|cur| cur.deleted);
+                    if !recorded {
+                        keep.push(r);
+                    }
+                }
+                batch = keep;
+            }
+            report.committed = batch.len();
+            if !batch.is_empty() {
+                w.apply_local(batch)?;
+                w.commit()?;
+                bump(&self.counters.batches, 1);
+            }
         }
+        report.committed += walk.chunked;
         self.note_errors(&walk.errors);
         report.errors = walk.errors;
         Ok(report)
