@@ -33,6 +33,8 @@ pub(crate) const FEATURE_DERIVED: u32 = 1;
 const MIN_WORTH: usize = 16;
 /// Block-map lookups per window while looking for moved files' old names.
 const MAX_LOOKUPS: usize = 64;
+/// Deletions read beyond a window to find where its new files came from.
+const LATER_DELETIONS: usize = 8192;
 /// Names in one received group at most (a bound on what a peer can make us build).
 const MAX_NAMES: usize = 1 << 20;
 /// Bytes of one rebuilt name at most.
@@ -102,11 +104,21 @@ pub(crate) fn encode(
         .map(|(i, r)| (r.name.as_str(), i))
         .collect();
     let pairs = move_pairs(&window, &by_name, sent, reader, local)?;
+    // The window's names in order: the names under a prefix are one run of it.
+    let mut sorted: Vec<(&str, usize)> = by_name.iter().map(|(n, i)| (*n, *i)).collect();
+    sorted.sort_unstable();
 
     let mut used = vec![false; window.len()];
     let mut groups: BTreeMap<(Option<CopyKey>, Option<DeleteKey>), Vec<Item>> = BTreeMap::new();
     for (from, to) in &pairs {
-        for (i, c) in window.iter().enumerate() {
+        let start = sorted.partition_point(|(n, _)| *n < to.as_str());
+        let under = sorted
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|(n, _)| n.starts_with(to.as_str()));
+        for &(_, i) in under {
+            let Some(c) = window.get(i) else { continue };
             if used.get(i).copied().unwrap_or(true) || c.deleted || c.invalid {
                 continue;
             }
@@ -286,6 +298,11 @@ fn move_pairs(
         .filter(|d| d.deleted && !d.invalid && !d.previous_blocks_hash.is_empty())
         .map(|d| (d.previous_blocks_hash.as_slice(), d.name.as_str()))
         .collect();
+    // Deletions committed after the window (the puller deletes a move's old names after it
+    // has copied their data to the new ones): the newest records, read back to the first
+    // that is not a deletion. Read once, when a new file's source is not found otherwise.
+    let mut later_deleted: Option<HashMap<Vec<u8>, String>> = None;
+    let window_end = window.last().map_or(sent, |r| r.sequence);
     let mut pairs: Vec<(String, String)> = Vec::new();
     let mut lookups = 0;
     for c in window {
@@ -301,6 +318,13 @@ fn move_pairs(
         let mut src = deleted_content
             .get(c.blocks_hash.as_slice())
             .map(|s| (*s).to_owned());
+        if src.is_none() {
+            let later = match &mut later_deleted {
+                Some(l) => l,
+                None => later_deleted.insert(later_deletions(reader, window_end)?),
+            };
+            src = later.get(&c.blocks_hash).cloned();
+        }
         if src.is_none()
             && lookups < MAX_LOOKUPS
             && let Some(first) = c.blocks.first()
@@ -327,6 +351,26 @@ fn move_pairs(
         }
     }
     Ok(pairs)
+}
+
+/// Newest local deletions after sequence `after` that remember a replaced record, by that
+/// record's blocks hash: read from the newest record back to the first that is not such a
+/// deletion, at most [`LATER_DELETIONS`] of them.
+fn later_deletions(
+    reader: &FolderReader,
+    after: u64,
+) -> Result<HashMap<Vec<u8>, String>, IndexError> {
+    let mut out = HashMap::new();
+    for r in reader.local_since(after)?.rev().take(LATER_DELETIONS) {
+        let r = r?;
+        if !r.deleted || r.replaced.is_none() {
+            break;
+        }
+        if !r.previous_blocks_hash.is_empty() {
+            out.insert(r.previous_blocks_hash, r.name.as_str().to_owned());
+        }
+    }
+    Ok(out)
 }
 
 /// The prefixes of `old` and `new` left when their longest common run of trailing
@@ -624,8 +668,13 @@ mod tests {
         /// Sends A's unsent records to B as the index sender would; returns the number of
         /// derived records.
         fn send(&mut self) -> usize {
+            self.send_at_most(8192)
+        }
+
+        /// Like [`Link::send`], with a window of at most `n` records.
+        fn send_at_most(&mut self, n: usize) -> usize {
             let r = self.a.read(&self.folder).unwrap();
-            let window = r.local_batch(self.sent, 8192).unwrap();
+            let window = r.local_batch(self.sent, n).unwrap();
             let max = window.iter().map(|r| r.sequence).max().unwrap_or(self.sent);
             let e = encode(window, self.sent, &r, A).unwrap();
             let mut records: Vec<FileRecord> = e.plain.iter().map(as_received).collect();
@@ -746,6 +795,28 @@ mod tests {
             deletion(&y, 7),
         ]);
         assert_eq!(l.send(), 2, "s2/y and the deletion of s/y; s2/x in full");
+        l.assert_same();
+
+        // The puller's order: the new names committed (and read by the sender) first, the
+        // old names' deletions after them; the window of new names finds their source
+        // among the deletions beyond it.
+        let w: Vec<FileRecord> = (0..20u8)
+            .map(|i| file(&format!("w/f{i:02}"), 70 + i, 1))
+            .collect();
+        l.local(w.clone());
+        l.send();
+        l.local(
+            w.iter()
+                .map(|r| moved(r, &r.name.as_str().replacen('w', "w2", 1), 12))
+                .collect(),
+        );
+        l.local(w.iter().map(|r| deletion(r, 12)).collect());
+        assert_eq!(
+            l.send_at_most(20),
+            20,
+            "the new names, from the deletions after them"
+        );
+        assert_eq!(l.send(), 20, "the deletions");
         l.assert_same();
 
         // Deletions of records the peer holds are derived; deletions of records it never got

@@ -545,6 +545,7 @@ async fn index_sender(shared: Arc<Shared>, peer: Arc<Peer>, folder: FolderId, st
             // One message: its records' sequences interleave, and the peer's max sequence
             // must never pass a record it has not received.
             let prev = sent;
+            let n_plain = plain.len();
             sent = window_max(&plain, &groups).max(sent);
             let files = plain
                 .iter()
@@ -558,6 +559,8 @@ async fn index_sender(shared: Arc<Shared>, peer: Arc<Peer>, folder: FolderId, st
                 syncd_derived: groups,
                 syncd_digest: digest,
             });
+            tracing::debug!(device = %peer.device, folder = %folder, derived, plain = n_plain,
+                sequence = sent, "index update with derived records");
             peer.derived_out
                 .fetch_add(derived as u64, Ordering::Relaxed);
             if peer.sender.send(msg).await.is_err() {
@@ -575,6 +578,9 @@ async fn index_sender(shared: Arc<Shared>, peer: Arc<Peer>, folder: FolderId, st
                 .map(|r| convert::record_to_wire(r, with_chunks))
                 .collect();
             let last_sequence = i64::try_from(sent).unwrap_or(i64::MAX);
+            tracing::debug!(device = %peer.device, folder = %folder, records = chunk.len(),
+                deletions = chunk.iter().filter(|r| r.deleted).count(), full, sequence = sent,
+                "index message");
             let msg = if full {
                 Message::Index(bep::Index {
                     folder: folder.as_str().to_owned(),

@@ -382,6 +382,38 @@ impl std::fmt::Debug for LocalSince {
     }
 }
 
+/// One row of the sequence table, as a range yields it.
+type SeqRow = Result<
+    (
+        redb::AccessGuard<'static, &'static [u8]>,
+        redb::AccessGuard<'static, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
+
+impl LocalSince {
+    fn record(&mut self, item: SeqRow) -> Result<FileRecord, IndexError> {
+        let (_, name) = item?;
+        let name = RelPath::from_bytes(name.value()).map_err(DecodeError::from)?;
+        let key = file_key(self.fidx, name.as_str().as_bytes());
+        let g = self
+            .files
+            .get(key.as_slice())?
+            .ok_or(DecodeError::OutOfRange {
+                what: "sequence index",
+                field: "missing entry",
+                value: 0,
+            })?;
+        let mut e = Entry::decode(&name, g.value())?;
+        e.set(LOCAL, None)
+            .ok_or(IndexError::Corrupt(DecodeError::OutOfRange {
+                what: "sequence index",
+                field: "missing local record",
+                value: 0,
+            }))
+    }
+}
+
 impl Iterator for LocalSince {
     type Item = Result<FileRecord, IndexError>;
 
@@ -390,26 +422,22 @@ impl Iterator for LocalSince {
             return None;
         }
         let item = self.range.as_mut()?.next()?;
-        let r = (|| {
-            let (_, name) = item?;
-            let name = RelPath::from_bytes(name.value()).map_err(DecodeError::from)?;
-            let key = file_key(self.fidx, name.as_str().as_bytes());
-            let g = self
-                .files
-                .get(key.as_slice())?
-                .ok_or(DecodeError::OutOfRange {
-                    what: "sequence index",
-                    field: "missing entry",
-                    value: 0,
-                })?;
-            let mut e = Entry::decode(&name, g.value())?;
-            e.set(LOCAL, None)
-                .ok_or(IndexError::Corrupt(DecodeError::OutOfRange {
-                    what: "sequence index",
-                    field: "missing local record",
-                    value: 0,
-                }))
-        })();
+        let r = self.record(item);
+        if r.is_err() {
+            self.done = true;
+        }
+        Some(r)
+    }
+}
+
+/// From the newest record back (e.g. the records a later batch will hold, newest first).
+impl DoubleEndedIterator for LocalSince {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = self.range.as_mut()?.next_back()?;
+        let r = self.record(item);
         if r.is_err() {
             self.done = true;
         }
