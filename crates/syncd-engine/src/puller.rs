@@ -645,7 +645,26 @@ async fn commit(
         let mut w = index.write(&fid).map_err(|e| e.to_string())?;
         // Checked with the write transaction open: what changed on disk since it was put in
         // place (and may already be recorded by a scan) is rescanned, not overwritten.
-        let (records, changed) = fsutil::still_installed(&root, records, ignore_perms);
+        let (mut records, changed) = fsutil::still_installed(&root, records, ignore_perms);
+        // A deletion the scanner already recorded with the same version (it saw the file go
+        // and adopted the global deletion) is not recorded twice: the second record would
+        // announce it again and lose what the first remembers of the replaced file.
+        if records.iter().any(|r| r.deleted) {
+            let now = index.read(&fid).map_err(|e| e.to_string())?;
+            let me = index.local_device();
+            let mut keep = Vec::with_capacity(records.len());
+            for r in records {
+                let recorded = r.deleted
+                    && now
+                        .get(me, &r.name)
+                        .map_err(|e| e.to_string())?
+                        .is_some_and(|cur| cur.deleted && cur.version == r.version);
+                if !recorded {
+                    keep.push(r);
+                }
+            }
+            records = keep;
+        }
         let n = records.len();
         if n > 0 {
             w.apply_local(records).map_err(|e| e.to_string())?;
