@@ -180,10 +180,27 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
             Message::ClusterConfig(cc) => handle_cluster_config(&shared, &peer, cc).await,
             _ if first => Err(PeerError::ClusterConfigNotFirst),
             Message::Index(idx) => {
-                handle_index(&shared, &peer, idx.folder, idx.files, RemoteBatch::Full).await
+                handle_index(
+                    &shared,
+                    &peer,
+                    idx.folder,
+                    idx.files,
+                    RemoteBatch::Full,
+                    None,
+                )
+                .await
             }
             Message::IndexUpdate(idx) if !idx.syncd_derived.is_empty() => {
-                let r = handle_derived(&shared, &peer, idx).await;
+                let derived = Some((idx.syncd_derived, idx.syncd_digest));
+                let r = handle_index(
+                    &shared,
+                    &peer,
+                    idx.folder,
+                    idx.files,
+                    RemoteBatch::Update,
+                    derived,
+                )
+                .await;
                 if let Err(e @ PeerError::Derived(_)) = &r {
                     // Do not ask for derived records on the next connection: it gets the
                     // same records in full.
@@ -194,7 +211,15 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
                 r
             }
             Message::IndexUpdate(idx) => {
-                handle_index(&shared, &peer, idx.folder, idx.files, RemoteBatch::Update).await
+                handle_index(
+                    &shared,
+                    &peer,
+                    idx.folder,
+                    idx.files,
+                    RemoteBatch::Update,
+                    None,
+                )
+                .await
             }
             Message::Request(req) => match peer.serve_slots.clone().acquire_owned().await {
                 Ok(slot) => {
@@ -367,12 +392,16 @@ pub(crate) async fn reapply_cluster_config(shared: &Arc<Shared>, peer: &Arc<Peer
     }
 }
 
+/// Applies an Index or IndexUpdate: its FileInfos, validated, and the records derived from
+/// what we hold of the peer (syncd's extension, see [`derive`]), rebuilt just before they are
+/// applied (only this connection writes the peer's records).
 async fn handle_index(
     shared: &Arc<Shared>,
     peer: &Arc<Peer>,
     folder: String,
     files: Vec<bep::FileInfo>,
     batch: RemoteBatch,
+    derived: Option<(Vec<bep::SyncdDerived>, u64)>,
 ) -> Result<(), PeerError> {
     let Some(ctx) = shared_folder(shared, peer, folder)? else {
         return Ok(());
@@ -381,25 +410,7 @@ async fn handle_index(
     for f in files {
         records.push(convert::wire_to_record(f)?);
     }
-    apply_remote_records(shared, peer, &ctx, records, batch, None).await
-}
-
-/// An IndexUpdate with derived records: the plain ones are validated as usual, the derived
-/// ones rebuilt from what we hold of the peer (in the same transaction that applies them).
-async fn handle_derived(
-    shared: &Arc<Shared>,
-    peer: &Arc<Peer>,
-    idx: bep::IndexUpdate,
-) -> Result<(), PeerError> {
-    let Some(ctx) = shared_folder(shared, peer, idx.folder)? else {
-        return Ok(());
-    };
-    let mut records = Vec::with_capacity(idx.files.len());
-    for f in idx.files {
-        records.push(convert::wire_to_record(f)?);
-    }
-    let derived = Some((idx.syncd_derived, idx.syncd_digest));
-    apply_remote_records(shared, peer, &ctx, records, RemoteBatch::Update, derived).await
+    apply_remote_records(shared, peer, &ctx, records, batch, derived).await
 }
 
 /// The folder an Index names, if shared with the peer and not paused (`None`: ignore it).
