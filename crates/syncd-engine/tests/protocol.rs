@@ -44,16 +44,7 @@ async fn engine_and_raw_peer() -> Setup {
             .with_address(PeerAddress::parse(&format!("tcp://{addr}")).unwrap()),
     ];
     let (ep, mut events) = Endpoint::start(cfg).await.unwrap();
-    let conn = loop {
-        match tokio::time::timeout(Duration::from_secs(30), events.recv())
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            Event::Connected(c) => break c,
-            _ => continue,
-        }
-    };
+    let conn = next_connection(&mut events).await;
     Setup {
         _tmp: tmp,
         engine,
@@ -62,6 +53,37 @@ async fn engine_and_raw_peer() -> Setup {
         events,
         _ep: ep,
     }
+}
+
+/// The raw endpoint's next connection (it dials the engine).
+async fn next_connection(
+    events: &mut tokio::sync::mpsc::Receiver<Event>,
+) -> syncd_transport::Connection {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Event::Connected(c) => return c,
+            _ => continue,
+        }
+    }
+}
+
+/// Reads until the engine closes the connection; the error it ended with.
+async fn connection_end(
+    conn: &mut syncd_transport::Connection,
+) -> syncd_transport::ConnectionError {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Err(e) = conn.receiver.recv().await {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the engine must close the connection")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,15 +126,7 @@ async fn index_for_an_unshared_folder_closes_the_connection() {
         }))
         .await
         .unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let Err(e) = conn.receiver.recv().await {
-                return e;
-            }
-        }
-    })
-    .await
-    .expect("the engine must close the connection");
+    let ended = connection_end(&mut conn).await;
     assert!(
         ended.to_string().contains("not-shared") || ended.to_string().contains("closed"),
         "{ended}"
@@ -301,28 +315,11 @@ async fn derived_records_apply_when_they_match_and_are_refused_after_a_mismatch(
         .send(update(digest_of(&[deletion]), "b.txt", 4))
         .await
         .unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let Err(e) = conn.receiver.recv().await {
-                return e;
-            }
-        }
-    })
-    .await
-    .expect("the engine must close the connection");
+    let ended = connection_end(&mut conn).await;
     assert!(ended.to_string().contains("derived"), "{ended}");
 
     // The raw endpoint redials; the engine no longer asks it for derived records.
-    let mut conn = loop {
-        match tokio::time::timeout(Duration::from_secs(30), events.recv())
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            Event::Connected(c) => break c,
-            _ => continue,
-        }
-    };
+    let mut conn = next_connection(&mut events).await;
     let cc = next_cluster_config(&mut conn).await;
     assert_eq!(
         cc.syncd_features, 0,
