@@ -51,6 +51,8 @@ pub(crate) struct Encoded {
     pub(crate) digest: u64,
     /// Records derived.
     pub(crate) derived: usize,
+    /// The window's highest sequence (0 for an empty window).
+    pub(crate) last: u64,
 }
 
 /// Why a received group could not be rebuilt.
@@ -96,7 +98,7 @@ pub(crate) fn encode(
     local: DeviceId,
 ) -> Result<Encoded, IndexError> {
     if window.iter().map(worth).sum::<usize>() < MIN_WORTH {
-        return Ok(plain(window));
+        return Ok(Encoded::plain(window));
     }
     let by_name: HashMap<&str, usize> = window
         .iter()
@@ -148,7 +150,7 @@ pub(crate) fn encode(
                         continue;
                     };
                     match reader.get(local, &name)? {
-                        Some(b) if b.sequence <= sent && same_content(&b, c) => None,
+                        Some(b) if b.sequence <= sent && b.same_content(c) => None,
                         // (A deletion already sent left the peer without the base.)
                         Some(b)
                             if b.kind == c.kind
@@ -218,7 +220,7 @@ pub(crate) fn encode(
         .map(worth)
         .sum();
     if worth < MIN_WORTH {
-        return Ok(plain(window));
+        return Ok(Encoded::plain(window));
     }
 
     let mut digest = Sha256::new();
@@ -257,6 +259,7 @@ pub(crate) fn encode(
         }
         out.push(g);
     }
+    let last = window.last().map_or(0, |r| r.sequence);
     let plain = window
         .into_iter()
         .zip(is_derived)
@@ -267,6 +270,7 @@ pub(crate) fn encode(
         groups: out,
         digest: finish(digest),
         derived,
+        last,
     })
 }
 
@@ -276,10 +280,14 @@ fn worth(r: &FileRecord) -> usize {
     1 + r.blocks.len() + r.chunks.len()
 }
 
-fn plain(window: Vec<FileRecord>) -> Encoded {
-    Encoded {
-        plain: window,
-        ..Encoded::default()
+impl Encoded {
+    /// The whole window in full.
+    pub(crate) fn plain(window: Vec<FileRecord>) -> Encoded {
+        Encoded {
+            last: window.last().map_or(0, |r| r.sequence),
+            plain: window,
+            ..Encoded::default()
+        }
     }
 }
 
@@ -336,7 +344,7 @@ fn move_pairs(
                 }
                 if let Some(b) = reader.get(local, &loc.name)?
                     && b.sequence <= sent
-                    && same_content(&b, c)
+                    && b.same_content(c)
                 {
                     src = Some(loc.name.as_str().to_owned());
                     break;
@@ -404,22 +412,6 @@ fn join(prefix: &str, rel: &str) -> String {
         (false, true) => prefix.to_owned(),
         (false, false) => format!("{prefix}/{rel}"),
     }
-}
-
-/// A live record `b` whose content and metadata a copy `c` repeats under another name.
-fn same_content(b: &FileRecord, c: &FileRecord) -> bool {
-    !b.deleted
-        && !b.invalid
-        && b.kind == c.kind
-        && b.size == c.size
-        && b.modified_s == c.modified_s
-        && b.modified_ns == c.modified_ns
-        && b.permissions == c.permissions
-        && b.no_permissions == c.no_permissions
-        && b.symlink_target == c.symlink_target
-        && b.blocks == c.blocks
-        && b.chunks == c.chunks
-        && b.blocks_hash == c.blocks_hash
 }
 
 /// The group key of a deletion the peer can rebuild: one that remembers the live record it

@@ -519,10 +519,7 @@ async fn index_sender(shared: Arc<Shared>, peer: Arc<Peer>, folder: FolderId, st
             let r = index.read(&f2)?;
             let mut batch = r.local_batch(sent, INDEX_BATCH)?;
             if !derive {
-                return Ok(derive::Encoded {
-                    plain: batch,
-                    ..Default::default()
-                });
+                return Ok(derive::Encoded::plain(batch));
             }
             // A directory moved here is its new names, then its deletions: read far enough
             // to have both in one window. Only for a window with our own changes or
@@ -531,7 +528,8 @@ async fn index_sender(shared: Arc<Shared>, peer: Arc<Peer>, folder: FolderId, st
             let me = local.short();
             if batch.len() == INDEX_BATCH && batch.iter().any(|r| r.deleted || r.modified_by == me)
             {
-                batch = r.local_batch(sent, MOVE_WINDOW)?;
+                let last = batch.last().map_or(sent, |r| r.sequence);
+                batch.extend(r.local_batch(last, MOVE_WINDOW - INDEX_BATCH)?);
             }
             derive::encode(batch, sent, &r, local)
         })
@@ -551,13 +549,14 @@ async fn index_sender(shared: Arc<Shared>, peer: Arc<Peer>, folder: FolderId, st
             groups,
             digest,
             derived,
+            last,
         } = window;
         if !groups.is_empty() {
             // One message: its records' sequences interleave, and the peer's max sequence
             // must never pass a record it has not received.
             let prev = sent;
             let n_plain = plain.len();
-            sent = window_max(&plain, &groups).max(sent);
+            sent = last.max(sent);
             let files = plain
                 .iter()
                 .map(|r| convert::record_to_wire(r, with_chunks))
@@ -625,21 +624,6 @@ async fn index_sender(shared: Arc<Shared>, peer: Arc<Peer>, folder: FolderId, st
             }
         }
     }
-}
-
-/// The highest sequence among a window's plain records and derived groups.
-fn window_max(plain: &[FileRecord], groups: &[bep::SyncdDerived]) -> u64 {
-    let mut max = plain.iter().map(|r| r.sequence).max().unwrap_or(0);
-    for g in groups {
-        for seqs in [&g.copy_sequences, &g.delete_sequences] {
-            let mut s = 0i64;
-            for d in seqs {
-                s = s.wrapping_add(*d);
-                max = max.max(u64::try_from(s).unwrap_or(0));
-            }
-        }
-    }
-    max
 }
 
 /// `tcp-client` when we dialled, `tcp-server` when the peer did.

@@ -241,36 +241,32 @@ async fn derived_records_apply_when_they_match_and_are_refused_after_a_mismatch(
     // The deletion of a.txt as a derived record: the name and its sequence, nothing else.
     let short = raw_id.short().get();
     let base = hello_file(raw_id, "a.txt", 1);
+    let version = bep::Vector {
+        counters: vec![bep::Counter {
+            id: short,
+            value: 2,
+        }],
+    };
     let deletion = bep::FileInfo {
         name: "a.txt".into(),
         deleted: true,
         modified_s: 1_700_000_100,
-        version: Some(bep::Vector {
-            counters: vec![bep::Counter {
-                id: short,
-                value: 2,
-            }],
-        }),
+        version: Some(version.clone()),
         sequence: 3,
         modified_by: short,
         previous_blocks_hash: syncd_proto::blocks_hash(&base.blocks).to_vec(),
         ..Default::default()
     };
     let group = bep::SyncdDerived {
-        names: vec![0, 5, b'a', b'.', b't', b'x', b't'],
-        delete_version: Some(bep::Vector {
-            counters: vec![bep::Counter {
-                id: short,
-                value: 2,
-            }],
-        }),
+        delete_version: Some(version),
         delete_modified_s: 1_700_000_100,
         delete_modified_by: short,
         ..Default::default()
     };
     let update = |digest: u64, name: &str, seq: i64| {
         let mut g = group.clone();
-        g.names = vec![0, 5];
+        // One front-coded name: nothing shared with a previous one, then its bytes.
+        g.names = vec![0, name.len() as u8];
         g.names.extend_from_slice(name.as_bytes());
         g.delete_sequences = vec![seq];
         Message::IndexUpdate(bep::IndexUpdate {

@@ -109,6 +109,23 @@ impl FileRecord {
         }
     }
 
+    /// Whether `other` repeats this live record's content under another name: the fields
+    /// [`FileRecord::content_fingerprint`] covers are equal.
+    pub fn same_content(&self, other: &FileRecord) -> bool {
+        !self.deleted
+            && !self.invalid
+            && self.kind == other.kind
+            && self.size == other.size
+            && self.modified_s == other.modified_s
+            && self.modified_ns == other.modified_ns
+            && self.permissions == other.permissions
+            && self.no_permissions == other.no_permissions
+            && self.symlink_target == other.symlink_target
+            && self.blocks == other.blocks
+            && self.chunks == other.chunks
+            && self.blocks_hash == other.blocks_hash
+    }
+
     /// A stable 64-bit FNV-1a hash of what a copy of this record under another name keeps:
     /// kind, size, modification time, permissions, symlink target, blocks, chunks and blocks
     /// hash (not the name, version, sequence, modifier, flags of deletion or validity, or the
