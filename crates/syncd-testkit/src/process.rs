@@ -78,8 +78,36 @@ pub fn syncthing_or_skip() -> Option<PathBuf> {
     found
 }
 
-/// A port that was free on 127.0.0.1 a moment ago (bind port 0, read it back, release it).
+/// A port that was free on 127.0.0.1 a moment ago, for a process that must be told its
+/// listening port (Syncthing's GUI address). It is taken below the kernel's ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`): a port from bind port 0 comes from that range,
+/// and an outgoing connection of another test could take it as its source port before the
+/// process binds it (seen in CI: Syncthing's GUI failed with "address already in use" because
+/// a syncd dial had the port). Falls back to bind port 0 when the range is unknown.
 pub fn free_port() -> std::io::Result<u16> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(0);
+    if ephemeral_start > 4096 {
+        let (lo, span) = (ephemeral_start / 2, ephemeral_start - ephemeral_start / 2);
+        // Spread parallel test processes over the range.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let seed = std::process::id().wrapping_mul(7919) ^ nanos;
+        for _ in 0..512 {
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let port = lo + seed.wrapping_add(n.wrapping_mul(104_729)) % span;
+            let Ok(port) = u16::try_from(port) else {
+                continue;
+            };
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -270,6 +298,22 @@ mod tests {
     #[test]
     fn free_ports_are_nonzero() {
         assert_ne!(free_port().unwrap(), 0);
+    }
+
+    #[test]
+    fn free_ports_are_below_the_ephemeral_range_and_bindable() {
+        let start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        for _ in 0..20 {
+            let p = free_port().unwrap();
+            assert!(p < start, "{p} is in the ephemeral range from {start}");
+            TcpListener::bind(("127.0.0.1", p)).unwrap();
+        }
     }
 
     #[test]
