@@ -599,9 +599,10 @@ impl EngineHandle {
         Ok(())
     }
 
-    /// Adds a device, or replaces the existing one with the same ID: from now on it is
-    /// accepted, and dialed at its addresses (a changed address applies at once; other changes
-    /// at the next connection). Sharing a folder with it is a folder change
+    /// Adds a device, or changes the existing one with the same ID in place: from now on it
+    /// is accepted, and dialed at its addresses. A changed address or name applies at once,
+    /// pausing closes its connection and resuming lets it connect again, a changed
+    /// compression applies from the next connection; a live connection is otherwise kept. Sharing a folder with it is a folder change
     /// ([`EngineHandle::add_folder`] with the device listed).
     pub async fn add_device(&self, d: DeviceConfig) -> Result<(), EngineError> {
         if d.id == self.shared.device_id {
@@ -609,16 +610,39 @@ impl EngineHandle {
         }
         {
             let mut cfg = lock(&self.shared.config);
-            cfg.devices.retain(|x| x.id != d.id);
-            cfg.devices.push(d.clone());
+            match cfg.devices.iter_mut().find(|x| x.id == d.id) {
+                Some(slot) => *slot = d.clone(),
+                None => cfg.devices.push(d.clone()),
+            }
         }
-        let mut devices = lock(&self.shared.devices);
-        let status = devices
-            .get(&d.id)
-            .map(|e| e.status.clone())
-            .unwrap_or_else(|| disconnected_status(&d));
-        devices.insert(d.id, DeviceEntry { config: d, status });
-        drop(devices);
+        let (id, paused) = (d.id, d.paused);
+        let was_paused = {
+            let mut devices = lock(&self.shared.devices);
+            match devices.get_mut(&d.id) {
+                Some(entry) => {
+                    let was = entry.config.paused;
+                    entry.status.name = d.name.clone();
+                    entry.status.paused = d.paused;
+                    entry.config = d;
+                    Some(was)
+                }
+                None => {
+                    let status = disconnected_status(&d);
+                    devices.insert(d.id, DeviceEntry { config: d, status });
+                    None
+                }
+            }
+        };
+        if was_paused.is_some_and(|was| was != paused) {
+            if paused && let Some(p) = self.shared.peer(id) {
+                p.sender.close("device paused");
+            }
+            self.shared.events.emit(if paused {
+                Event::DevicePaused { device: id }
+            } else {
+                Event::DeviceResumed { device: id }
+            });
+        }
         self.shared.sync_endpoint_devices();
         Ok(())
     }
@@ -647,18 +671,56 @@ impl EngineHandle {
         Ok(())
     }
 
-    /// Adds a folder, or replaces the existing one with the same ID.
+    /// Adds a folder, or changes the existing one with the same ID in place: the running
+    /// folder keeps its state, its peers' index exchange and its connections; a changed
+    /// setting that the scanner or the watcher was built with (path, permissions, watcher,
+    /// rescan interval) restarts those two, after the pull in progress. Returns once the
+    /// folder has taken the change (not after the rescan a restart does).
     pub async fn add_folder(&self, f: FolderConfig) -> Result<(), EngineError> {
         {
             let mut cfg = lock(&self.shared.config);
-            cfg.folders.retain(|x| x.id != f.id);
-            cfg.folders.push(f.clone());
+            match cfg.folders.iter_mut().find(|x| x.id == f.id) {
+                Some(slot) => *slot = f.clone(),
+                None => cfg.folders.push(f.clone()),
+            }
         }
         let id = f.id.clone();
-        self.shared.spawn_folder(f);
-        self.shared.resend_cluster_configs();
-        self.shared.reapply_cluster_configs().await;
-        if let Some(ctx) = self.shared.folder_ctx(&id) {
+        let Some(ctx) = self.shared.folder_ctx(&id) else {
+            self.shared.spawn_folder(f);
+            self.shared.resend_cluster_configs();
+            self.shared.reapply_cluster_configs().await;
+            if let Some(ctx) = self.shared.folder_ctx(&id) {
+                self.shared.update_delete_rule(&ctx);
+            }
+            return Ok(());
+        };
+        let new = f.clone();
+        let old = ctx.replace_config(f);
+        let (reply, done) = oneshot::channel();
+        ctx.tx
+            .send(FolderInput::Reconfigured {
+                old: Box::new(old.clone()),
+                reply,
+            })
+            .map_err(|_| EngineError::Stopped)?;
+        done.await.map_err(|_| EngineError::Stopped)?;
+        if old.paused != new.paused {
+            self.shared.events.emit(if new.paused {
+                Event::FolderPaused { folder: id.clone() }
+            } else {
+                Event::FolderResumed { folder: id.clone() }
+            });
+        }
+        // What the peers see of the folder (its ClusterConfig entry) or which peers share it.
+        if old.devices != new.devices
+            || old.label != new.label
+            || old.paused != new.paused
+            || old.ignore_perms != new.ignore_perms
+        {
+            self.shared.resend_cluster_configs();
+            self.shared.reapply_cluster_configs().await;
+        }
+        if old.devices != new.devices {
             self.shared.update_delete_rule(&ctx);
         }
         Ok(())

@@ -93,6 +93,14 @@ pub(crate) enum FolderInput {
     Pause,
     /// Resume after a pause.
     Resume,
+    /// The folder's configuration was replaced at run time (its new value is already in the
+    /// context); `old` is the one it replaced. The actor applies the difference in place:
+    /// pause or resume, or a restart of its scanner and watcher when a setting they were
+    /// built with changed. The folder's context, index senders and peers are untouched.
+    Reconfigured {
+        old: Box<FolderConfig>,
+        reply: oneshot::Sender<()>,
+    },
     /// Stop the actor (after the pull in progress).
     Stop,
 }
@@ -154,6 +162,11 @@ impl FolderCtx {
 
     pub(crate) fn set_paused(&self, paused: bool) {
         lock(&self.config).paused = paused;
+    }
+
+    /// Replaces the configuration, returning the old one (the actor is told separately).
+    pub(crate) fn replace_config(&self, cfg: FolderConfig) -> FolderConfig {
+        std::mem::replace(&mut *lock(&self.config), cfg)
     }
 
     /// Stops sharing this folder with `device` (the device was removed).
@@ -226,6 +239,8 @@ pub(crate) async fn run(
     let mut need_checked_at = *ctx.local_seq.borrow();
     let mut last_health = Instant::now();
     let mut next_rescan: Option<Instant> = None;
+    // A setting the scanner was built with changed while a pull ran: restart once it is done.
+    let mut restart_pending = false;
     if !ctx.config().paused {
         start(&shared, &ctx).await;
         pull_wanted = true;
@@ -272,6 +287,15 @@ pub(crate) async fn run(
                     FolderInput::PullDone(outcome) => {
                         pull_task = None;
                         ctx.pulling.store(false, Ordering::SeqCst);
+                        if restart_pending {
+                            restart_pending = false;
+                            if ctx.config().paused {
+                                ctx.pending_rescans.fetch_sub(1, Ordering::SeqCst);
+                            } else {
+                                restart(&shared, &ctx).await;
+                                pull_wanted = true;
+                            }
+                        }
                         let changed = outcome.changed > 0;
                         if changed {
                             publish_sequence(&shared, &ctx).await;
@@ -324,6 +348,37 @@ pub(crate) async fn run(
                         ctx.set_state(&shared, FolderState::Idle, None);
                         start(&shared, &ctx).await;
                         pull_wanted = true;
+                    }
+                    FolderInput::Reconfigured { old, reply } => {
+                        let new = ctx.config();
+                        tracing::info!(folder = %ctx.id, "folder configuration changed; applying it");
+                        next_rescan = if new.paused { None } else { rescan_deadline(&ctx) };
+                        pull_wanted = true;
+                        if old.paused != new.paused {
+                            let _ = reply.send(());
+                            if new.paused {
+                                stop_watcher(&ctx).await;
+                                ctx.set_state(&shared, FolderState::Paused, None);
+                            } else {
+                                ctx.set_state(&shared, FolderState::Idle, None);
+                                start(&shared, &ctx).await;
+                            }
+                        } else if !new.paused && needs_restart(&old, &new) {
+                            // Not in sync until the restart's scan has committed; counted
+                            // before the reply, so a wait that follows the change sees it.
+                            if !restart_pending {
+                                ctx.pending_rescans.fetch_add(1, Ordering::SeqCst);
+                            }
+                            let _ = reply.send(());
+                            if pull_task.is_some() {
+                                restart_pending = true;
+                            } else {
+                                restart_pending = false;
+                                restart(&shared, &ctx).await;
+                            }
+                        } else {
+                            let _ = reply.send(());
+                        }
                     }
                 }
             }
@@ -403,6 +458,26 @@ pub(crate) async fn run(
         let _ = t.await;
     }
     stop_watcher(&ctx).await;
+}
+
+/// Whether a configuration change touches what the scanner and the watcher were built with
+/// (then they are stopped and started again with a full scan).
+pub(crate) fn needs_restart(old: &FolderConfig, new: &FolderConfig) -> bool {
+    old.path != new.path
+        || old.ignore_perms != new.ignore_perms
+        || old.watcher_enabled != new.watcher_enabled
+        || old.watcher_delay_ms != new.watcher_delay_ms
+        || old.rescan_interval_s != new.rescan_interval_s
+}
+
+/// Stops the watcher, drops the scanner and starts both again from the current
+/// configuration (with the full scan that [`start`] does). The caller counted it as a pending
+/// rescan (so the folder is not reported in sync until it has committed); this ends it.
+async fn restart(shared: &Arc<Shared>, ctx: &Arc<FolderCtx>) {
+    stop_watcher(ctx).await;
+    *lock(&ctx.scanner) = None;
+    start(shared, ctx).await;
+    ctx.pending_rescans.fetch_sub(1, Ordering::SeqCst);
 }
 
 fn rescan_deadline(ctx: &FolderCtx) -> Option<Instant> {

@@ -269,7 +269,14 @@ pub(crate) async fn our_cluster_config(
         let id = cfg.id.clone();
         let me = shared.device_id;
         let (ours, theirs) = tokio::task::spawn_blocking(move || {
-            let r = index.read(&id).ok()?;
+            let mut r = index.read(&id).ok()?;
+            if r.local_index_id() == 0 {
+                // A folder never written yet (not scanned so far): create it, so that we
+                // announce our real index ID. An ID of 0 tells the peer to drop what it
+                // holds of us whenever it applies this ClusterConfig again.
+                index.write(&id).and_then(|w| w.commit()).ok()?;
+                r = index.read(&id).ok()?;
+            }
             let ours = (r.local_index_id(), r.local_sequence());
             let theirs = r
                 .device(device)
@@ -320,8 +327,23 @@ async fn handle_cluster_config(
     peer: &Arc<Peer>,
     cc: bep::ClusterConfig,
 ) -> Result<(), PeerError> {
-    let me = shared.device_id;
     *lock(&peer.remote_cc) = Some(cc.clone());
+    apply_cluster_config(shared, peer, &cc, true).await;
+    Ok(())
+}
+
+/// Starts and stops the index senders to match `cc` and our folders. `from_peer`: `cc` was
+/// just received, so a changed index ID of the peer's own records resets what we hold of
+/// them; otherwise (our configuration changed) that is done only for a folder whose
+/// exchange starts now: an index ID the peer announced earlier is not news, and resetting on
+/// it would drop the peer's records without the peer ever sending them again.
+async fn apply_cluster_config(
+    shared: &Arc<Shared>,
+    peer: &Arc<Peer>,
+    cc: &bep::ClusterConfig,
+    from_peer: bool,
+) {
+    let me = shared.device_id;
     // Each ClusterConfig replaces the peer's view of folders: stop sending the index of a
     // folder it no longer lists (it would take an Index for it as a protocol violation).
     lock(&peer.senders).retain(|folder, h| {
@@ -348,8 +370,13 @@ async fn handle_cluster_config(
             }
             continue;
         }
+        let running = lock(&peer.senders)
+            .get(&folder)
+            .is_some_and(|h| !h.is_finished());
         // Their index ID for their own records: a change (or 0) resets what we hold of them.
-        if let Some(theirs) = f.devices.iter().find(|d| d.id == peer.device.as_bytes()) {
+        if (from_peer || !running)
+            && let Some(theirs) = f.devices.iter().find(|d| d.id == peer.device.as_bytes())
+        {
             let index = shared.index.clone();
             let (fid, dev, index_id) = (folder.clone(), peer.device, theirs.index_id);
             let _ = tokio::task::spawn_blocking(move || -> Result<(), syncd_index::IndexError> {
@@ -358,6 +385,9 @@ async fn handle_cluster_config(
                 w.commit()
             })
             .await;
+        }
+        if running {
+            continue;
         }
         // Where to start sending ours: their view of our index (delta index).
         let start = f
@@ -379,16 +409,14 @@ async fn handle_cluster_config(
         senders.insert(folder.clone(), task);
         let _ = ctx.tx.send(FolderInput::PeerChanged);
     }
-    Ok(())
 }
 
 /// Applies the peer's last ClusterConfig again, after a local folder change (added, removed,
-/// paused, resumed): index senders start or stop to match.
+/// paused, resumed, shared with other devices): index senders start or stop to match.
 pub(crate) async fn reapply_cluster_config(shared: &Arc<Shared>, peer: &Arc<Peer>) {
     let cc = lock(&peer.remote_cc).clone();
     if let Some(cc) = cc {
-        // Only local state changed; nothing here can be a protocol violation.
-        let _ = handle_cluster_config(shared, peer, cc).await;
+        apply_cluster_config(shared, peer, &cc, false).await;
     }
 }
 
