@@ -29,6 +29,7 @@ use syncd_types::{DeviceId, FileKind, RelPath, ShortId};
 use crate::convert;
 
 pub(crate) use syncd_proto::derived::FEATURE_DERIVED;
+
 /// Derivable records worth less than this in a window (a record counts 1, plus 1 per block
 /// and per chunk it carries): send them in full (little to gain).
 const MIN_WORTH: usize = 16;
