@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use crate::convert;
 use crate::derive;
 use crate::engine::{Shared, lock};
-use crate::error::PeerError;
+use crate::error::{HandleError, LocalError, PeerError};
 use crate::event::Event;
 use crate::folder::FolderInput;
 
@@ -177,8 +177,10 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
             Err(e) => break e.to_string(),
         };
         let result = match msg {
-            Message::ClusterConfig(cc) => handle_cluster_config(&shared, &peer, cc).await,
-            _ if first => Err(PeerError::ClusterConfigNotFirst),
+            Message::ClusterConfig(cc) => handle_cluster_config(&shared, &peer, cc)
+                .await
+                .map_err(HandleError::from),
+            _ if first => Err(PeerError::ClusterConfigNotFirst.into()),
             Message::Index(idx) => {
                 handle_index(
                     &shared,
@@ -201,7 +203,7 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
                     derived,
                 )
                 .await;
-                if let Err(e @ PeerError::Derived(_)) = &r {
+                if let Err(HandleError::Peer(e @ PeerError::Derived(_))) = &r {
                     // Do not ask for derived records on the next connection: it gets the
                     // same records in full.
                     tracing::warn!(device = %device, error = %e,
@@ -237,10 +239,23 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
             _ => Ok(()),
         };
         first = false;
-        if let Err(e) = result {
-            tracing::warn!(device = %device, error = %e, "peer protocol violation; closing");
-            sender.close(&e.to_string());
-            break e.to_string();
+        match result {
+            Ok(()) => {}
+            Err(HandleError::Peer(e)) => {
+                tracing::warn!(device = %device, error = %e, "peer protocol violation; closing");
+                sender.close(&e.to_string());
+                break e.to_string();
+            }
+            Err(HandleError::Local(e)) => {
+                // Not the peer's fault, but its index message was not applied. Staying
+                // connected would let its next updates carry our record of its sequence past
+                // the records lost; the next connection resends from what the index holds.
+                tracing::error!(device = %device, error = %e,
+                    "local error while applying the peer's index; closing to resync");
+                let reason = format!("local error, not a protocol violation: {e}");
+                sender.close(&reason);
+                break reason;
+            }
         }
     };
     peer.serve_queue.stop();
@@ -430,7 +445,7 @@ async fn handle_index(
     files: Vec<bep::FileInfo>,
     batch: RemoteBatch,
     derived: Option<(Vec<bep::SyncdDerived>, u64)>,
-) -> Result<(), PeerError> {
+) -> Result<(), HandleError> {
     let Some(ctx) = shared_folder(shared, peer, folder)? else {
         return Ok(());
     };
@@ -464,20 +479,24 @@ async fn apply_remote_records(
     mut records: Vec<FileRecord>,
     batch: RemoteBatch,
     derived: Option<(Vec<bep::SyncdDerived>, u64)>,
-) -> Result<(), PeerError> {
+) -> Result<(), HandleError> {
     let index = shared.index.clone();
     let dev = peer.device;
     let fid = ctx.id.clone();
     let outcome =
-        tokio::task::spawn_blocking(move || -> Result<(bool, usize, usize, u64), PeerError> {
-            let index_err =
-                |e: syncd_index::IndexError| PeerError::Connection(format!("index: {e}"));
+        tokio::task::spawn_blocking(move || -> Result<(bool, usize, usize, u64), HandleError> {
+            let index_err = |e: syncd_index::IndexError| {
+                HandleError::Local(LocalError::Index {
+                    folder: fid.clone(),
+                    source: e,
+                })
+            };
             let mut n_derived = 0;
             if let Some((groups, digest)) = derived {
                 let r = index.read(&fid).map_err(index_err)?;
                 let mut built = derive::expand(&groups, digest, &r, dev).map_err(|e| match e {
                     derive::DeriveError::Index(e) => index_err(e),
-                    e => PeerError::Derived(e.to_string()),
+                    e => PeerError::Derived(e.to_string()).into(),
                 })?;
                 n_derived = built.len();
                 records.append(&mut built);
@@ -495,7 +514,10 @@ async fn apply_remote_records(
             Ok((large, items, n_derived, seq))
         })
         .await
-        .map_err(|e| PeerError::Connection(e.to_string()))??;
+        .map_err(|e| LocalError::Worker {
+            folder: ctx.id.clone(),
+            message: e.to_string(),
+        })??;
     let (large, items, n_derived, seq) = outcome;
     peer.derived_in
         .fetch_add(n_derived as u64, Ordering::Relaxed);
