@@ -83,6 +83,9 @@ pub(crate) enum FolderInput {
     },
     /// Rescan these paths (the puller found them changed, or made conflict copies).
     Rescan(Vec<RelPath>),
+    /// The scanner committed local changes (a watcher or chunk commit): announce the new
+    /// sequence. Sent by the scanner's commit hook, at most one waiting at a time.
+    Committed,
     /// A peer's index for this folder changed.
     RemoteIndex,
     /// A peer connected, disconnected or changed its cluster config.
@@ -127,6 +130,8 @@ pub(crate) struct FolderCtx {
     /// `puller::announces_large`): a pull pass in progress looks at it to start such a file at
     /// once instead of in the next pass.
     pub(crate) large_announced: AtomicU64,
+    /// A [`FolderInput::Committed`] is waiting in the inbox (the hook sends no second one).
+    commit_signalled: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for FolderCtx {
@@ -152,6 +157,7 @@ impl FolderCtx {
             pulling: AtomicBool::new(false),
             pending_rescans: AtomicUsize::new(0),
             large_announced: AtomicU64::new(0),
+            commit_signalled: Arc::new(AtomicBool::new(false)),
         });
         (ctx, rx)
     }
@@ -184,12 +190,15 @@ impl FolderCtx {
         lock(&self.scanner).as_ref().map(|s| s.ignores())
     }
 
-    /// Index batches the current scanner has committed (0 without a scanner; a new scanner
-    /// restarts the count, which only has to differ from the last value seen).
-    fn scanner_commits(&self) -> (usize, u64) {
-        lock(&self.scanner)
-            .as_ref()
-            .map_or((0, 0), |s| (Arc::as_ptr(s) as usize, s.counters().batches))
+    /// The scanner's commit hook: wakes the actor with [`FolderInput::Committed`] unless one
+    /// is already waiting.
+    fn commit_hook(&self) -> syncd_scan::CommitHook {
+        let (tx, flag) = (self.tx.clone(), self.commit_signalled.clone());
+        Arc::new(move || {
+            if !flag.swap(true, Ordering::SeqCst) {
+                let _ = tx.send(FolderInput::Committed);
+            }
+        })
     }
 
     /// Queues a rescan of `paths` on the actor.
@@ -211,12 +220,6 @@ impl FolderCtx {
 
 /// How often the actor runs its housekeeping: health checks, pull retries, periodic rescans.
 const TICK: Duration = Duration::from_millis(50);
-/// How often the actor looks at the scanner's commit counter (two atomic loads): watcher
-/// scans commit on the watcher's thread, and the index senders must learn of a new local
-/// sequence promptly (it is on the path of every change's latency). The index itself is
-/// read only when the counter moved, and as a safety net every [`SEQUENCE_SAFETY_TICKS`].
-const COMMIT_POLL: Duration = Duration::from_millis(5);
-const SEQUENCE_SAFETY_TICKS: u64 = 20;
 const HEALTH_RETRY: Duration = Duration::from_secs(10);
 const PULL_RETRY_MAX: Duration = Duration::from_secs(60);
 
@@ -249,22 +252,17 @@ pub(crate) async fn run(
     let mut ticks: u64 = 0;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut commit_poll = tokio::time::interval(COMMIT_POLL);
-    commit_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut seen_commits = ctx.scanner_commits();
     loop {
         tokio::select! {
-            _ = commit_poll.tick() => {
-                let commits = ctx.scanner_commits();
-                if commits != seen_commits {
-                    seen_commits = commits;
-                    publish_sequence(&shared, &ctx).await;
-                }
-            }
             input = rx.recv() => {
                 let Some(input) = input else { break };
                 match input {
                     FolderInput::Stop => break,
+                    FolderInput::Committed => {
+                        // Cleared first: a commit after the read below sends a new wake-up.
+                        ctx.commit_signalled.store(false, Ordering::SeqCst);
+                        publish_sequence(&shared, &ctx).await;
+                    }
                     FolderInput::Scan { sub, reply } => {
                         let r = scan(&shared, &ctx, sub).await;
                         if r.is_ok() {
@@ -424,9 +422,6 @@ pub(crate) async fn run(
                         pull_wanted = true;
                     }
                 }
-                if ticks.is_multiple_of(SEQUENCE_SAFETY_TICKS) {
-                    publish_sequence(&shared, &ctx).await;
-                }
             }
         }
         let state = ctx.state();
@@ -527,7 +522,10 @@ async fn start(shared: &Arc<Shared>, ctx: &Arc<FolderCtx>) {
     })
     .await;
     let scanner = match made {
-        Ok(Ok(s)) => s,
+        Ok(Ok(s)) => {
+            s.set_commit_hook(ctx.commit_hook());
+            s
+        }
         Ok(Err(e)) => {
             ctx.set_state(shared, FolderState::Error, Some(format!("scanning: {e}")));
             return;

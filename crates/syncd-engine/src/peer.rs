@@ -394,12 +394,22 @@ async fn apply_cluster_config(
         {
             let index = shared.index.clone();
             let (fid, dev, index_id) = (folder.clone(), peer.device, theirs.index_id);
-            let _ = tokio::task::spawn_blocking(move || -> Result<(), syncd_index::IndexError> {
-                let mut w = index.write(&fid)?;
-                w.set_remote_index_id(dev, index_id)?;
-                w.commit()
-            })
-            .await;
+            let res =
+                tokio::task::spawn_blocking(move || -> Result<(), syncd_index::IndexError> {
+                    let mut w = index.write(&fid)?;
+                    w.set_remote_index_id(dev, index_id)?;
+                    w.commit()
+                })
+                .await;
+            // A local fault: the peer's index may then be applied over stale records of an
+            // older index ID; say so (the next ClusterConfig tries again).
+            match res {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(device = %peer.device, %folder, error = %e,
+                    "local index error: cannot record the peer's index ID"),
+                Err(e) => tracing::error!(device = %peer.device, %folder, error = %e,
+                    "cannot record the peer's index ID"),
+            }
         }
         if running {
             continue;
