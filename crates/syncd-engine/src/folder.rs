@@ -3,6 +3,7 @@
 
 mod machine;
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -13,7 +14,7 @@ use syncd_types::{DeviceId, FolderId, RelPath};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::config::FolderConfig;
+use crate::config::{ConfigCell, FolderConfig};
 use crate::engine::{Shared, lock};
 use crate::error::EngineError;
 use crate::event::{Event, EventBus};
@@ -113,11 +114,14 @@ pub(crate) enum FolderInput {
     Stop,
 }
 
-/// One folder: its config, runtime status and the actor's inbox, shared with peers and the
-/// handle.
+/// One folder: its runtime status and the actor's inbox, shared with peers and the handle.
+/// Its configuration is read from the engine's one copy ([`ConfigCell`]).
 pub(crate) struct FolderCtx {
     pub(crate) id: FolderId,
-    config: Mutex<FolderConfig>,
+    config: Arc<ConfigCell>,
+    /// The folder's last configuration, kept once it was removed from the engine's (its
+    /// actor may still finish a pull after that).
+    removed: Mutex<Option<FolderConfig>>,
     pub(crate) runtime: Mutex<FolderRuntime>,
     pub(crate) tx: mpsc::UnboundedSender<FolderInput>,
     /// Our local sequence for this folder; index senders wait on it.
@@ -148,12 +152,16 @@ impl std::fmt::Debug for FolderCtx {
 }
 
 impl FolderCtx {
-    pub(crate) fn new(cfg: FolderConfig) -> (Arc<FolderCtx>, mpsc::UnboundedReceiver<FolderInput>) {
+    pub(crate) fn new(
+        cfg: &FolderConfig,
+        config: Arc<ConfigCell>,
+    ) -> (Arc<FolderCtx>, mpsc::UnboundedReceiver<FolderInput>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let ctx = Arc::new(FolderCtx {
             id: cfg.id.clone(),
             runtime: Mutex::new(FolderRuntime::new(cfg.paused)),
-            config: Mutex::new(cfg),
+            config,
+            removed: Mutex::new(None),
             tx,
             local_seq: watch::channel(0).0,
             scanner: Mutex::new(None),
@@ -167,27 +175,31 @@ impl FolderCtx {
         (ctx, rx)
     }
 
+    /// The folder's current configuration (from the engine's; after the folder was removed,
+    /// the last one it had).
     pub(crate) fn config(&self) -> FolderConfig {
-        lock(&self.config).clone()
+        if let Some(c) = self.config.folder(&self.id) {
+            return c;
+        }
+        lock(&self.removed).clone().unwrap_or_else(|| {
+            // Not reachable: a folder is removed from the configuration only after
+            // `keep_removed`. Paused, so that nothing acts on it.
+            let mut c = FolderConfig::new(self.id.clone(), PathBuf::new());
+            c.paused = true;
+            c
+        })
     }
 
-    pub(crate) fn set_paused(&self, paused: bool) {
-        lock(&self.config).paused = paused;
-    }
-
-    /// Replaces the configuration, returning the old one (the actor is told separately).
-    pub(crate) fn replace_config(&self, cfg: FolderConfig) -> FolderConfig {
-        std::mem::replace(&mut *lock(&self.config), cfg)
-    }
-
-    /// Stops sharing this folder with `device` (the device was removed).
-    pub(crate) fn unshare(&self, device: DeviceId) {
-        lock(&self.config).devices.retain(|d| *d != device);
+    /// Keeps the folder's configuration for its actor's last steps, before it is removed from
+    /// the engine's.
+    pub(crate) fn keep_removed(&self) {
+        let current = self.config.folder(&self.id);
+        *lock(&self.removed) = current;
     }
 
     /// Whether this folder is shared with `device`.
     pub(crate) fn shared_with(&self, device: DeviceId) -> bool {
-        lock(&self.config).devices.contains(&device)
+        self.config().devices.contains(&device)
     }
 
     /// The folder's current ignore patterns (once the scanner exists).
