@@ -91,6 +91,36 @@ impl Rest {
         path: &str,
         timeout: Duration,
     ) -> Result<(u16, String), RestError> {
+        self.request_with(method, path, "", timeout)
+    }
+
+    /// `method path` with a JSON `body`; the body of the answer when its status is 2xx.
+    pub fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        timeout: Duration,
+    ) -> Result<String, RestError> {
+        let (status, answer) = self.request_with(method, path, body, timeout)?;
+        if !(200..300).contains(&status) {
+            return Err(RestError::Status {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                status,
+                body: answer.trim().to_owned(),
+            });
+        }
+        Ok(answer)
+    }
+
+    fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        timeout: Duration,
+    ) -> Result<(u16, String), RestError> {
         let io = |source| RestError::Io {
             addr: self.addr,
             method: method.to_owned(),
@@ -101,8 +131,10 @@ impl Rest {
         s.set_read_timeout(Some(timeout)).map_err(io)?;
         s.set_write_timeout(Some(timeout)).map_err(io)?;
         let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nX-API-Key: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.addr, self.api_key
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nX-API-Key: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            self.api_key,
+            body.len()
         );
         s.write_all(req.as_bytes()).map_err(io)?;
         let mut raw = Vec::new();

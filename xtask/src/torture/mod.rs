@@ -66,6 +66,8 @@ pub(crate) struct Plan {
     pub min_faults: u64,
     /// How long the hostile suite may take (its build included).
     pub hostile_timeout: Duration,
+    /// Settings changes made through the REST API during the churn phase.
+    pub churn_changes: u64,
 }
 
 impl Plan {
@@ -84,6 +86,7 @@ impl Plan {
         min_kills: 10,
         min_faults: 8,
         hostile_timeout: Duration::from_secs(15 * 60),
+        churn_changes: 24,
     };
 
     /// The long form.
@@ -101,6 +104,7 @@ impl Plan {
         min_kills: 100,
         min_faults: 40,
         hostile_timeout: Duration::from_secs(30 * 60),
+        churn_changes: 200,
     };
 }
 
@@ -113,6 +117,8 @@ pub(crate) struct Report {
     pub faults: BTreeMap<&'static str, u64>,
     /// Hostile inputs the hostile suite tried.
     pub hostile_inputs: u64,
+    /// Settings changes applied through the REST API while the daemons synced.
+    pub config_changes: u64,
     /// Versions lost or torn.
     pub files_lost: u64,
     /// Conflict copies in the last converged tree.
@@ -238,11 +244,12 @@ fn run_phases(root: &Path, o: &Options, report: Report) -> Report {
             Err(e) => ctx.report.fail(format!("setting up the pair: {e}")),
             Ok(mut pair) => {
                 type Phase = fn(&mut Ctx, &mut Pair) -> Result<(), String>;
-                let list: [(&str, Phase); 4] = [
+                let list: [(&str, Phase); 5] = [
                     ("crash-initial", phases::crash_initial),
                     ("crash-edits", phases::crash_edits),
                     ("network", phases::network),
                     ("partition", phases::partitions),
+                    ("churn", phases::churn),
                 ];
                 for (name, phase) in list {
                     progress(&format!("=== {name}"));
@@ -322,9 +329,16 @@ pub(crate) fn run(root: &Path, args: &[String]) -> ExitCode {
         }
     }
     let pass = report.failures.is_empty();
+    if report.config_changes < o.plan.churn_changes {
+        report.fail(format!(
+            "only {} settings changes were applied (the {} form needs {})",
+            report.config_changes, o.plan.name, o.plan.churn_changes
+        ));
+    }
     println!(
-        "torture: kills={} faults={faults} hostile_inputs={} files_lost={} -> {}",
+        "torture: kills={} faults={faults} config_changes={} hostile_inputs={} files_lost={} -> {}",
         report.kills,
+        report.config_changes,
         report.hostile_inputs,
         report.files_lost,
         if pass { "PASS" } else { "FAIL" }

@@ -343,6 +343,150 @@ pub(crate) fn partitions(ctx: &mut Ctx, pair: &mut Pair) -> Result<(), String> {
     Ok(())
 }
 
+/// Configuration churn: while both sides edit, settings change at random through the REST
+/// API on either daemon, as a GUI or a script changes them on a running cluster (folder
+/// watcher delay, rescan interval, permissions, conflicts kept, pause and resume, unshare and
+/// share again, a PUT of the whole folder; device compression, pause and resume). Once the
+/// churn stops (everything resumed and shared again), both sides must converge with every
+/// version: on 82dc521 the first such change stopped sync for good.
+pub(crate) fn churn(ctx: &mut Ctx, pair: &mut Pair) -> Result<(), String> {
+    let w = ctx.workload(0xC4C4);
+    let targets = vec![
+        (target(pair, Side::A), "ca".to_string()),
+        (target(pair, Side::B), "cb".to_string()),
+    ];
+    let stream = Stream::start(w, targets, (20, 150), ctx.oracle.clone());
+    let folder = format!("/rest/config/folders/{}", crate::bench::daemon::FOLDER_ID);
+    let t = Duration::from_secs(30);
+    let mut applied = 0u64;
+    let mut result = Ok(());
+    for _ in 0..ctx.plan.churn_changes {
+        let side = ctx.side();
+        let peer = match side {
+            Side::A => pair.b.id.clone(),
+            Side::B => pair.a.id.clone(),
+        };
+        let device = format!("/rest/config/devices/{peer}");
+        let pick = ctx.rng.range(0, 9);
+        let value = ctx.rng.range(0, 2);
+        let (what, method, path, body) = match pick {
+            0 => {
+                let s = ["0.05", "0.5", "2"][value as usize];
+                (
+                    "watcher delay",
+                    "PATCH",
+                    folder.clone(),
+                    format!("{{\"fsWatcherDelayS\": {s}}}"),
+                )
+            }
+            1 => {
+                let s = [0, 60, 3600][value as usize];
+                (
+                    "rescan interval",
+                    "PATCH",
+                    folder.clone(),
+                    format!("{{\"rescanIntervalS\": {s}}}"),
+                )
+            }
+            2 => (
+                "ignore perms",
+                "PATCH",
+                folder.clone(),
+                format!("{{\"ignorePerms\": {}}}", value == 1),
+            ),
+            3 => {
+                let n = [-1, 10, 20][value as usize];
+                (
+                    "max conflicts",
+                    "PATCH",
+                    folder.clone(),
+                    format!("{{\"maxConflicts\": {n}}}"),
+                )
+            }
+            4 => (
+                "folder paused",
+                "PATCH",
+                folder.clone(),
+                format!("{{\"paused\": {}}}", value == 0),
+            ),
+            5 => (
+                "unshare",
+                "PATCH",
+                folder.clone(),
+                "{\"devices\": []}".to_string(),
+            ),
+            6 => {
+                let node = pair.node(side);
+                let whole = node.get(&folder, t)?;
+                ("whole folder", "PUT", folder.clone(), whole)
+            }
+            7 => {
+                let c = ["metadata", "always", "never"][value as usize];
+                (
+                    "compression",
+                    "PATCH",
+                    device.clone(),
+                    format!("{{\"compression\": \"{c}\"}}"),
+                )
+            }
+            _ => (
+                "device paused",
+                "PATCH",
+                device.clone(),
+                format!("{{\"paused\": {}}}", value == 0),
+            ),
+        };
+        let node = pair.node(side);
+        if let Err(e) = node.rest.send_json(method, &path, &body, t) {
+            result = Err(format!("churn: {what} on {side:?}: {e}"));
+            break;
+        }
+        applied += 1;
+        if what == "unshare" {
+            // Shared again a moment later, as a user who unticked the wrong box.
+            std::thread::sleep(Duration::from_millis(300));
+            let reshare = format!("{{\"devices\": [{{\"deviceID\": \"{peer}\"}}]}}");
+            if let Err(e) = node.rest.send_json("PATCH", &folder, &reshare, t) {
+                result = Err(format!("churn: share again on {side:?}: {e}"));
+                break;
+            }
+            applied += 1;
+        }
+        std::thread::sleep(ctx.ms(100, 800));
+    }
+    // The churn stops: everything resumed and shared, as a user leaves it.
+    for side in [Side::A, Side::B] {
+        let peer = match side {
+            Side::A => pair.b.id.clone(),
+            Side::B => pair.a.id.clone(),
+        };
+        let node = pair.node(side);
+        let resume = [
+            (
+                folder.clone(),
+                format!("{{\"paused\": false, \"devices\": [{{\"deviceID\": \"{peer}\"}}]}}"),
+            ),
+            (
+                format!("/rest/config/devices/{peer}"),
+                "{\"paused\": false}".to_string(),
+            ),
+        ];
+        for (path, body) in resume {
+            if let Err(e) = node.rest.send_json("PATCH", &path, &body, t) {
+                result = result.and(Err(format!("churn: resuming on {side:?}: {e}")));
+            }
+        }
+    }
+    let (ops, errors) = stream.finish();
+    ctx.report.config_changes += applied;
+    progress(&format!(
+        "churn: {applied} settings changes applied during {ops} edits ({} workload errors)",
+        errors.len()
+    ));
+    result?;
+    verify(ctx, pair, "churn")
+}
+
 /// Disk full on the receiving side: a tmpfs holds B's folder.
 pub(crate) fn disk_full(ctx: &mut Ctx, bin: &Path, scratch: &Path) -> Result<(), String> {
     let mnt = scratch.join("tmpfs");
