@@ -4,7 +4,7 @@
 //! Modules: [`config`] (the TOML file: model, errors with file/line/field, defaults, conversion
 //! to the engine's `EngineConfig`), [`home`] (where things live), [`cli`] (clap commands and
 //! exit codes), [`rest`] (axum routes, auth, host check), [`json`] (Syncthing's JSON shapes),
-//! [`events`] (the `/rest/events` log), [`client`] (the CLI's tiny HTTP/1.1 client to its own
+//! [`events`] (the `/rest/events` log), [`gui`] (the embedded web GUI, `/qr/`, CSRF tokens), [`client`] (the CLI's tiny HTTP/1.1 client to its own
 //! daemon), [`import`] (`import-syncthing`), [`serve`] (wiring), [`progress`] (bars or log lines),
 //! [`memory`] (malloc arena cap, freed heap handed back to the kernel after work).
 //!
@@ -12,7 +12,7 @@
 //! key; a config change through REST reaches the running engine before it is saved; nothing in
 //! a config file, a Syncthing `config.xml` or an HTTP request can panic the daemon.
 //!
-//! It does NOT sync anything itself (the engine does), serve a web GUI, or do discovery/relays.
+//! It does NOT sync anything itself (the engine does) or do discovery/relays.
 //!
 //! ```no_run
 //! // The binary is `syncd::cli::main()`; embedders use `syncd-engine` directly.
@@ -25,6 +25,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod events;
+pub mod gui;
 pub mod home;
 pub mod import;
 pub mod json;

@@ -1,7 +1,8 @@
 //! The Syncthing-compatible REST API (axum): routes, auth, host check, handlers.
 //!
 //! Auth as Syncthing: every `/rest/*` path except `/rest/noauth/*` needs the API key in
-//! `X-API-Key` or `Authorization: Bearer`; otherwise 403 `CSRF Error`. When the server is bound
+//! `X-API-Key` or `Authorization: Bearer`, or (from a loopback client only) a CSRF token that
+//! the GUI page received in its cookie (see [`crate::gui`]); otherwise 403 `CSRF Error`. When the server is bound
 //! to loopback, a request whose `Host` is not a loopback name is refused with 403
 //! `Host check error` (DNS-rebinding guard). Errors are plain text. Every response carries
 //! `X-Syncthing-ID` and `X-Syncthing-Version`.
@@ -15,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, RawQuery, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, Path as UrlPath, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -55,6 +56,8 @@ pub struct RestState {
     pub started_at: Instant,
     /// Notified when a client asks the daemon to shut down.
     pub shutdown: Arc<tokio::sync::Notify>,
+    /// CSRF tokens handed to GUI pages.
+    pub csrf: crate::gui::CsrfTokens,
 }
 
 type Shared = Arc<RestState>;
@@ -181,7 +184,7 @@ impl Query {
     }
 }
 
-/// The router with every route, the auth/host-check middleware and shared state.
+/// The router with every route (the GUI's files are the fallback), the auth/host-check middleware and shared state.
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route(
@@ -235,8 +238,14 @@ pub fn router(state: Shared) -> Router {
                 .delete(delete_device),
         )
         .route("/rest/svc/deviceid", get(svc_deviceid))
+        .route("/rest/svc/random/string", get(svc_random_string))
+        .route("/rest/db/ignores", get(get_ignores).post(post_ignores))
+        .route("/rest/config/defaults/folder", get(default_folder))
+        .route("/rest/config/defaults/device", get(default_device))
+        .route("/meta.js", get(meta_js))
+        .route("/qr/", get(qr))
         .route("/rest/syncd/wait", get(syncd_wait))
-        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "404 page not found".into()) })
+        .fallback(gui_file)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
@@ -245,11 +254,12 @@ pub fn router(state: Shared) -> Router {
 async fn guard(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let headers = req.headers().clone();
+    let from_loopback = peer_is_loopback(&req);
     let mut resp = if state.bound.ip().is_loopback() && !host_is_local(&headers) {
         (StatusCode::FORBIDDEN, "Host check error\n").into_response()
     } else if path.starts_with("/rest/")
         && !path.starts_with("/rest/noauth/")
-        && !key_ok(&headers, &state)
+        && !authorized(&headers, &state, from_loopback)
     {
         (StatusCode::FORBIDDEN, "CSRF Error\n").into_response()
     } else {
@@ -301,6 +311,27 @@ fn host_is_local(headers: &HeaderMap) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Whether the TCP peer is on this machine. Without connection info (a router served some
+/// other way) the answer is no, which only takes the CSRF-token path away.
+fn peer_is_loopback(req: &Request) -> bool {
+    req.extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .is_some_and(|ConnectInfo(a)| a.ip().is_loopback())
+}
+
+/// The API key from anywhere, or a GUI page's CSRF token from a loopback client.
+fn authorized(headers: &HeaderMap, state: &RestState, from_loopback: bool) -> bool {
+    key_ok(headers, state) || (from_loopback && csrf_ok(headers, state))
+}
+
+fn csrf_ok(headers: &HeaderMap, state: &RestState) -> bool {
+    let name = crate::gui::csrf_header_name(&state.my_id.to_string());
+    headers
+        .get(name.as_str())
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| state.csrf.valid(t.trim()))
+}
+
 fn key_ok(headers: &HeaderMap, state: &RestState) -> bool {
     !state.api_key.is_empty() && presented_key(headers).is_some_and(|k| ct_eq(k, &state.api_key))
 }
@@ -317,12 +348,42 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Constant-time string equality (the key is a secret).
-fn ct_eq(a: &str, b: &str) -> bool {
+pub(crate) fn ct_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
+}
+
+/// The GUI's files; a page load from loopback also gets a CSRF token cookie.
+async fn gui_file(State(s): State<Shared>, method: Method, uri: Uri, req: Request) -> Response {
+    let Some((content_type, body)) =
+        crate::gui::asset(uri.path()).filter(|_| method == Method::GET)
+    else {
+        return ApiError(StatusCode::NOT_FOUND, "404 page not found".into()).into_response();
+    };
+    let mut r = crate::gui::asset_response(content_type, body);
+    if content_type.starts_with("text/html") && peer_is_loopback(&req) {
+        let cookie = format!(
+            "{}={}; Path=/; SameSite=Strict",
+            crate::gui::csrf_cookie_name(&s.my_id.to_string()),
+            s.csrf.issue()
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            r.headers_mut().insert(header::SET_COOKIE, v);
+        }
+    }
+    r
+}
+
+async fn meta_js(State(s): State<Shared>) -> Response {
+    crate::gui::meta_js(&s.my_id.to_string())
+}
+
+async fn qr(RawQuery(q): RawQuery) -> Response {
+    let q = Query::new(&q);
+    crate::gui::qr_response(q.get("text").unwrap_or(""))
 }
 
 async fn ping() -> ApiResult {
@@ -941,6 +1002,122 @@ async fn svc_deviceid(RawQuery(q): RawQuery) -> ApiResult {
     }
 }
 
+/// `{"random": "..."}`: `length` (default 32, at most 1024) alphanumeric characters.
+async fn svc_random_string(RawQuery(q): RawQuery) -> ApiResult {
+    use rand::Rng;
+    let q = Query::new(&q);
+    let length: usize = q.number("length")?.unwrap_or(32).min(1024);
+    let random: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(length)
+        .map(char::from)
+        .collect();
+    ok_json(json!({ "random": random }))
+}
+
+/// A folder's config entry by the `folder` parameter; like Syncthing 1.19.2, an unknown folder
+/// is a 500 on the ignores endpoints.
+async fn folder_path(s: &RestState, q: &Query) -> Result<PathBuf, ApiError> {
+    let raw = q
+        .get("folder")
+        .ok_or_else(|| bad_request("missing folder parameter"))?;
+    let config = s.config.lock().await;
+    config
+        .folder(raw)
+        .map(|f| f.to_engine().path)
+        .ok_or_else(|| internal(format!("folder {raw:?} does not exist")))
+}
+
+/// `{"ignore": [...]|null, "expanded": [...]|null, "error": null|"..."}` for a folder root.
+fn ignores_json(root: &std::path::Path) -> Value {
+    let file = root.join(syncd_types::names::IGNORE_FILE);
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return json!({"ignore": null, "expanded": null, "error": null});
+        }
+        Err(e) => {
+            return json!({"ignore": null, "expanded": null, "error": format!("{}: {e}", file.display())});
+        }
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let loader = |rel: &str| std::fs::read_to_string(root.join(rel));
+    match syncd_ignore::IgnoreSet::parse(&text, &loader, syncd_ignore::Options::for_this_platform())
+    {
+        Ok(set) => {
+            let expanded: Vec<&str> = set.patterns().collect();
+            json!({"ignore": lines, "expanded": expanded, "error": null})
+        }
+        Err(e) => json!({"ignore": lines, "expanded": null, "error": e.to_string()}),
+    }
+}
+
+async fn get_ignores(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let root = folder_path(&s, &Query::new(&q)).await?;
+    ok_json(ignores_json(&root))
+}
+
+/// Writes `.stignore` from `{"ignore": [lines]}` and rescans the folder, as Syncthing does.
+async fn post_ignores(State(s): State<Shared>, RawQuery(q): RawQuery, body: Bytes) -> ApiResult {
+    let q = Query::new(&q);
+    let root = folder_path(&s, &q).await?;
+    let body = parse_body(&body)?;
+    let lines = match body.get("ignore") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| bad_request("ignore: expected an array of strings"))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(bad_request("ignore: expected an array of strings")),
+    };
+    let mut text = lines.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    let file = root.join(syncd_types::names::IGNORE_FILE);
+    let tmp = root.join(".stignore.syncd-tmp");
+    std::fs::write(&tmp, text.as_bytes())
+        .and_then(|()| std::fs::rename(&tmp, &file))
+        .map_err(|e| internal(format!("writing {}: {e}", file.display())))?;
+    if let Some(folder) = q.get("folder").and_then(|f| FolderId::new(f).ok())
+        && s.engine.folder_ids().contains(&folder)
+    {
+        match s.engine.scan(&folder, None).await {
+            // A paused folder reads the new patterns when it resumes (the GUI sets the
+            // patterns of a new folder while it is still paused, as Syncthing's does).
+            Ok(()) | Err(EngineError::FolderPaused(_)) => {}
+            Err(e) => return Err(engine_error(e)),
+        }
+    }
+    ok_json(ignores_json(&root))
+}
+
+/// The defaults a new folder starts from (Syncthing's `/rest/config/defaults/folder`).
+async fn default_folder(State(s): State<Shared>) -> ApiResult {
+    let tilde = crate::home::user_home().unwrap_or_default();
+    let placeholder = FolderId::new("default").map_err(internal)?;
+    let f = FolderEntry::new(placeholder, tilde);
+    let mut v = crate::json::folder(&f, &s.my_id);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("id".into(), json!(""));
+        o.insert("path".into(), json!("~"));
+    }
+    ok_json(v)
+}
+
+/// The defaults a new device starts from (Syncthing's `/rest/config/defaults/device`).
+async fn default_device() -> ApiResult {
+    let mut v = crate::json::device(&DeviceEntry::new(DeviceId::default()));
+    if let Some(o) = v.as_object_mut() {
+        o.insert("deviceID".into(), json!(""));
+    }
+    ok_json(v)
+}
+
 /// syncd's own endpoint behind `syncd wait`: the engine's `wait_until_synced`.
 /// 200 `{"inSync":true}` when in sync; 200 `{"inSync":false,"timedOut":true,"missing":[...]}`
 /// on timeout; 404 for an unknown folder; 500 for a folder in error.
@@ -1013,6 +1190,24 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(presented_key(&h), None);
+    }
+
+    #[test]
+    fn only_loopback_peers_count_as_local() {
+        let with_peer = |addr: &str| {
+            let mut req = Request::new(axum::body::Body::empty());
+            req.extensions_mut()
+                .insert(ConnectInfo(addr.parse::<std::net::SocketAddr>().unwrap()));
+            req
+        };
+        assert!(peer_is_loopback(&with_peer("127.0.0.1:5000")));
+        assert!(peer_is_loopback(&with_peer("[::1]:5000")));
+        assert!(!peer_is_loopback(&with_peer("192.168.1.2:5000")));
+        assert!(!peer_is_loopback(&with_peer("[2001:db8::1]:5000")));
+        assert!(
+            !peer_is_loopback(&Request::new(axum::body::Body::empty())),
+            "no connection info: not loopback"
+        );
     }
 
     #[test]

@@ -100,6 +100,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         started: SystemTime::now(),
         started_at: Instant::now(),
         shutdown: shutdown.clone(),
+        csrf: crate::gui::CsrfTokens::default(),
     });
     let addr_file = home.join(REST_ADDRESS_FILE);
     std::fs::write(&addr_file, format!("{bound}\n"))
@@ -121,6 +122,8 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             _ = shutdown.notified() => tracing::info!("shutdown requested through the REST API"),
         }
     };
+    // The peer address decides whether a GUI page may use a CSRF token (loopback only).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(stop)
         .await;
@@ -144,6 +147,7 @@ fn print_banner(
     say!("syncd {} started", crate::rest::VERSION);
     say!("Device ID: {my_id}");
     say!("REST API: http://{bound}");
+    say!("GUI: http://{bound}/");
     say!("Listening for devices on: {}", listen.join(", "));
     say!("Home: {}", home.display());
     if created {
