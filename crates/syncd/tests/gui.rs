@@ -332,17 +332,23 @@ impl Browser {
             .ok_or_else(|| format!("no element id in {v}"))
     }
 
-    /// Waits until `css` matches a displayed element, then clicks it.
+    /// Waits until `css` matches a displayed element, then clicks it. The dashboard re-renders
+    /// on events, so an element found a moment ago may be gone: then it is looked up again.
     fn click(&self, css: &str) {
-        let id = wait(&format!("{css} clickable"), || {
+        wait(&format!("{css} clicked"), || {
             let id = self.find(css).ok()?;
             let shown = self
                 .cmd("GET", &format!("/element/{id}/displayed"), None)
                 .ok()?;
-            (shown == json!(true)).then_some(id)
+            if shown != json!(true) {
+                return None;
+            }
+            match self.cmd("POST", &format!("/element/{id}/click"), Some(json!({}))) {
+                Ok(_) => Some(()),
+                Err(e) if e.contains("stale element") => None,
+                Err(e) => panic!("click {css}: {e}"),
+            }
         });
-        self.cmd("POST", &format!("/element/{id}/click"), Some(json!({})))
-            .unwrap();
     }
 
     /// Clears an input and types `text` into it.
@@ -377,10 +383,46 @@ impl Browser {
         .to_owned()
     }
 
+    /// Saves a PNG of the viewport to `$SYNCD_GUI_SCREENSHOTS/<name>.png` when that variable
+    /// is set (how the pictures in `docs/` are made); does nothing otherwise.
+    fn screenshot(&self, name: &str) {
+        let Some(dir) = std::env::var_os("SYNCD_GUI_SCREENSHOTS") else {
+            return;
+        };
+        // Let the last render and any CSS transition settle.
+        std::thread::sleep(Duration::from_millis(300));
+        let b64 = self.cmd("GET", "/screenshot", None).unwrap();
+        let png = base64_decode(b64.as_str().unwrap());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+
     /// Whether a JavaScript dialog (alert/confirm/prompt) is open.
     fn alert_open(&self) -> bool {
         self.cmd("GET", "/alert/text", None).is_ok()
     }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    };
+    let digits: Vec<u8> = s.bytes().filter(|c| *c != b'=').map(val).collect();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for group in digits.chunks(4) {
+        let mut n = 0u32;
+        for (i, d) in group.iter().enumerate() {
+            n |= u32::from(*d) << (18 - 6 * i);
+        }
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..group.len()]);
+    }
+    out
 }
 
 fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -466,11 +508,12 @@ fn show_id(b: &Browser, d: &Daemon, tools: &Tools) -> String {
         id,
         "the QR code decodes to the ID"
     );
+    b.screenshot("show-id");
     b.click("#dlg-id .close");
     id
 }
 
-fn add_device(b: &Browser, id: &str, name: &str, address: &str) {
+fn add_device(b: &Browser, id: &str, name: &str, address: &str, shot: Option<&str>) {
     b.click("#btn-add-device");
     b.type_into("#device-id", id);
     wait("the ID to be validated", || {
@@ -480,6 +523,9 @@ fn add_device(b: &Browser, id: &str, name: &str, address: &str) {
     });
     b.type_into("#device-name", name);
     b.type_into("#device-addresses", address);
+    if let Some(shot) = shot {
+        b.screenshot(shot);
+    }
     b.click("#device-save");
     wait("the device panel", || {
         let error = b.text("#device-error");
@@ -494,7 +540,15 @@ fn add_device(b: &Browser, id: &str, name: &str, address: &str) {
     });
 }
 
-fn add_folder(b: &Browser, id: &str, label: &str, path: &Path, share_with: &str, ignores: &str) {
+fn add_folder(
+    b: &Browser,
+    id: &str,
+    label: &str,
+    path: &Path,
+    share_with: &str,
+    ignores: &str,
+    shot: Option<&str>,
+) {
     b.click("#btn-add-folder");
     // The dialog offers a random ID first; wait for it, then use ours.
     wait("a random folder ID", || {
@@ -512,6 +566,9 @@ fn add_folder(b: &Browser, id: &str, label: &str, path: &Path, share_with: &str,
     b.click(&format!("#folder-devices input[value=\"{share_with}\"]"));
     if !ignores.is_empty() {
         b.type_into("#folder-ignores", ignores);
+    }
+    if let Some(shot) = shot {
+        b.screenshot(shot);
     }
     b.click("#folder-save");
     wait("the folder panel", || {
@@ -560,8 +617,8 @@ fn two_daemons_configured_only_through_the_gui_sync_a_tree() {
     assert_ne!(id_a, id_b);
 
     // B: knows A (A dials), shares the folder.
-    add_device(&b, &id_a, "alpha", "dynamic");
-    add_folder(&b, "gui-test", "GUI test", &root_b, &id_a, "");
+    add_device(&b, &id_a, "laptop", "dynamic", Some("add-device"));
+    add_folder(&b, "gui-test", "GUI test", &root_b, &id_a, "", None);
 
     // A: knows B under a hostile name, dials B's address, shares the folder.
     open_gui(&b, &a);
@@ -570,9 +627,18 @@ fn two_daemons_configured_only_through_the_gui_sync_a_tree() {
         &id_b,
         HOSTILE,
         &format!("tcp://127.0.0.1:{}", d_b.listen.port()),
+        None,
     );
     // The ignore editor of the new folder keeps `secret*` on A.
-    add_folder(&b, "gui-test", "GUI test", &root_a, &id_b, "secret*");
+    add_folder(
+        &b,
+        "gui-test",
+        "GUI test",
+        &root_a,
+        &id_b,
+        "secret*",
+        Some("add-folder"),
+    );
 
     wait("the tree to arrive on B", || {
         tree.iter()
@@ -611,6 +677,11 @@ fn two_daemons_configured_only_through_the_gui_sync_a_tree() {
         json!(0)
     );
     assert!(!b.alert_open(), "a script from the device name ran");
+
+    // The picture for docs/: panels open.
+    b.click("#folders [data-folder=\"gui-test\"] summary");
+    b.click(&format!("{selector} summary"));
+    b.screenshot("dashboard");
 }
 
 #[test]
