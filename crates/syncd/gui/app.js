@@ -351,7 +351,9 @@
       ['Version', state.version ? state.version.version : ''],
     ];
     const p = panel('this', name, badge(shortID(myID), 'off'), [props(rows),
-      el('div', { class: 'buttons' }, el('button', { type: 'button', onclick: showID }, 'Show ID'))]);
+      el('div', { class: 'buttons' },
+        el('button', { type: 'button', id: 'edit-this-device', onclick: () => openDevice(myID) }, 'Edit'),
+        el('button', { type: 'button', onclick: showID }, 'Show ID'))]);
     p.open = true;
     p.setAttribute('data-device', myID);
     box.append(p);
@@ -469,23 +471,26 @@
 
   function openDevice(id) {
     editingDevice = id;
-    const d = id ? remoteDevices().find((x) => x.deviceID === id) : null;
-    $('dlg-device-title').textContent = d ? 'Edit device' : 'Add remote device';
-    $('device-id').value = d ? d.deviceID : '';
-    $('device-id').readOnly = !!d;
+    const self = id === myID;
+    const d = id ? (state.config.devices || []).find((x) => x.deviceID === id) : null;
+    $('dlg-device-title').textContent = self ? 'This device' : d ? 'Edit device' : 'Add remote device';
+    // This device has only a name to edit.
+    for (const n of document.querySelectorAll('#form-device .remote-only')) n.hidden = self;
+    $('device-id').value = id || '';
+    $('device-id').readOnly = !!id;
     $('device-name').value = d ? d.name : '';
     $('device-addresses').value = d ? (d.addresses || []).join(', ') : 'dynamic';
     $('device-compression').value = d ? d.compression : 'metadata';
-    $('device-remove').hidden = !d;
+    $('device-remove').hidden = !d || self;
     $('device-error').textContent = '';
     const sharedNow = new Set((state.config.folders || [])
       .filter((f) => id && (f.devices || []).some((x) => x.deviceID === id)).map((f) => f.id));
     checks($('device-folders'), (state.config.folders || []).map((f) => ({ value: f.id, label: (f.label || f.id) + ' (' + f.id + ')' })), sharedNow);
-    deviceIdValid = !!d;
-    setIdMessage(d ? '' : 'Paste the ID shown by "Show ID" on the other device.', '');
+    deviceIdValid = !!id;
+    setIdMessage(id ? '' : 'Paste the ID shown by "Show ID" on the other device.', '');
     $('device-save').disabled = !deviceIdValid;
     openDialog('dlg-device');
-    (d ? $('device-name') : $('device-id')).focus();
+    (id ? $('device-name') : $('device-id')).focus();
   }
 
   function setIdMessage(text, kind) {
@@ -532,6 +537,13 @@
     };
     $('device-save').disabled = true;
     try {
+      if (id === myID) {
+        // Renaming this device: Syncthing's PUT of our own entry.
+        await api('PUT', 'config/devices/' + q(id), { deviceID: id, name: body.name });
+        closeDialog('dlg-device');
+        await load();
+        return;
+      }
       if (editingDevice) await api('PATCH', 'config/devices/' + q(id), body);
       else await api('POST', 'config/devices', body);
       const want = checkedValues($('device-folders'));

@@ -684,6 +684,120 @@ fn two_daemons_configured_only_through_the_gui_sync_a_tree() {
     b.screenshot("dashboard");
 }
 
+/// Waits until a script returns `true`.
+fn wait_js(b: &Browser, what: &str, script: &str, args: Value) {
+    wait(what, || {
+        b.js(script, args.clone()).as_bool().filter(|ok| *ok)
+    });
+}
+
+#[test]
+fn devices_and_folders_are_edited_and_removed_through_the_gui() {
+    const PEER: &str = "P56IOI7-MZJNU2Y-IQGDREY-DM2MGTI-MGL3BXN-PQ6W5BM-TBBZ4TJ-XZWICQ2";
+    let Some(tools) = tools() else { return };
+    let m = Machine::new();
+    let d = m.start();
+    let b = Browser::start(&tools);
+    open_gui(&b, &d);
+
+    // This device's name.
+    b.click("#edit-this-device");
+    b.type_into("#device-name", "workstation");
+    b.click("#device-save");
+    wait("the new name in the header", || {
+        (b.text("#top-name") == "workstation").then_some(())
+    });
+
+    // A bad ID is refused while typing; Save stays disabled.
+    b.click("#btn-add-device");
+    b.type_into("#device-id", "NOT-A-DEVICE-ID");
+    wait("the ID to be refused", || {
+        b.text("#device-id-msg")
+            .starts_with("Invalid device ID")
+            .then_some(())
+    });
+    assert_eq!(
+        b.js(
+            "return document.getElementById('device-save').disabled;",
+            json!([])
+        ),
+        json!(true)
+    );
+    b.click("#dlg-device .close");
+    add_device(&b, PEER, "peer one", "dynamic", None);
+
+    // Rename it.
+    let panel = format!("#devices [data-device=\"{PEER}\"]");
+    b.click(&format!("{panel} summary"));
+    b.click(&format!("{panel} .edit-device"));
+    b.type_into("#device-name", "peer two");
+    b.click("#device-save");
+    wait("the renamed device", || {
+        (b.text(&format!("{panel} .title")) == "peer two").then_some(())
+    });
+
+    // A folder shared with it, then its ignore patterns edited.
+    let root = m.user().join("edited");
+    add_folder(&b, "f1", "Edited", &root, PEER, "", None);
+    let fpanel = "#folders [data-folder=\"f1\"]";
+    b.click(&format!("{fpanel} summary"));
+    b.click(&format!("{fpanel} .edit-folder"));
+    wait_js(
+        &b,
+        "the edit dialog with the device checked",
+        "return document.getElementById('dlg-folder').open && \
+         document.querySelector('#folder-devices input[value=\"' + arguments[0] + '\"]').checked;",
+        json!([PEER]),
+    );
+    b.type_into("#folder-ignores", "*.log");
+    b.click("#folder-save");
+    wait("the patterns on disk", || {
+        std::fs::read_to_string(root.join(".stignore"))
+            .is_ok_and(|t| t == "*.log\n")
+            .then_some(())
+    });
+    let c = rest(&m, &d);
+    wait("the folder's ignore flag", || {
+        c.get("/rest/db/status?folder=f1").unwrap()["ignorePatterns"]
+            .as_bool()
+            .filter(|v| *v)
+    });
+
+    // Remove the folder (the files stay), then the device.
+    b.click(&format!("{fpanel} .edit-folder"));
+    b.click("#folder-remove");
+    b.click("#confirm-yes");
+    wait_js(
+        &b,
+        "the folder panel to go",
+        "return !document.querySelector('#folders [data-folder=\"f1\"]');",
+        json!([]),
+    );
+    assert_eq!(c.get("/rest/config/folders").unwrap(), json!([]));
+    assert!(
+        root.join(".stignore").is_file(),
+        "removing a folder keeps its files"
+    );
+
+    b.click(&format!("{panel} .edit-device"));
+    b.click("#device-remove");
+    b.click("#confirm-yes");
+    wait_js(
+        &b,
+        "the device panel to go",
+        "return !document.querySelector(arguments[0]);",
+        json!([panel]),
+    );
+    let devices = c.get("/rest/config/devices").unwrap();
+    assert_eq!(
+        devices.as_array().unwrap().len(),
+        1,
+        "only this device: {devices}"
+    );
+    assert_eq!(devices[0]["name"], "workstation");
+    assert!(!b.alert_open());
+}
+
 #[test]
 fn gui_page_gets_a_csrf_cookie_that_unlocks_rest_and_a_wrong_token_does_not() {
     let m = Machine::new();
