@@ -610,6 +610,23 @@
     }
   }
 
+  // Path completion from the daemon's file system (/rest/system/browse).
+  let browseTimer = null, browseSeq = 0;
+  $('folder-path').addEventListener('input', () => {
+    clearTimeout(browseTimer);
+    const current = $('folder-path').value;
+    browseTimer = setTimeout(async () => {
+      const seq = ++browseSeq;
+      try {
+        const list = await get('system/browse?current=' + q(current));
+        if (seq !== browseSeq) return;
+        const dl = $('folder-path-list');
+        clear(dl);
+        for (const p of (list || []).slice(0, 50)) dl.append(el('option', { value: p }));
+      } catch (e) { /* completion is a convenience */ }
+    }, 200);
+  });
+
   $('form-folder').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const id = $('folder-id').value.trim();

@@ -239,6 +239,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/rest/svc/deviceid", get(svc_deviceid))
         .route("/rest/svc/random/string", get(svc_random_string))
+        .route("/rest/system/browse", get(system_browse))
         .route("/rest/db/ignores", get(get_ignores).post(post_ignores))
         .route("/rest/config/defaults/folder", get(default_folder))
         .route("/rest/config/defaults/device", get(default_device))
@@ -1015,6 +1016,62 @@ async fn svc_random_string(RawQuery(q): RawQuery) -> ApiResult {
     ok_json(json!({ "random": random }))
 }
 
+/// `GET /rest/system/browse?current=`: directories whose path starts with `current` (after `~`
+/// expansion), each with a trailing separator, as Syncthing 1.19's path completion. `current`
+/// ending in a separator lists that directory's subdirectories; an empty `current` lists the
+/// roots. Names that start with the typed prefix exactly come first, then case-insensitive
+/// matches. At most 1,000 entries.
+async fn system_browse(RawQuery(q): RawQuery) -> ApiResult {
+    let current = Query::new(&q).get("current").unwrap_or("").to_owned();
+    let list = tokio::task::spawn_blocking(move || browse(&current))
+        .await
+        .map_err(internal)?;
+    ok_json(json!(list))
+}
+
+fn browse(current: &str) -> Vec<String> {
+    const MAX: usize = 1000;
+    let sep = std::path::MAIN_SEPARATOR;
+    if current.is_empty() {
+        return vec![sep.to_string()];
+    }
+    let expanded = crate::home::expand_tilde(std::path::Path::new(current));
+    let mut text = expanded.to_string_lossy().into_owned();
+    if current.ends_with(sep) && !text.ends_with(sep) {
+        text.push(sep);
+    }
+    let (parent, prefix) = match text.rfind(sep) {
+        Some(i) => (
+            text.get(..=i).unwrap_or(""),
+            text.get(i + 1..).unwrap_or(""),
+        ),
+        None => return Vec::new(),
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    let lower = prefix.to_lowercase();
+    let mut exact = Vec::new();
+    let mut folded = Vec::new();
+    for entry in entries.flatten().take(100_000) {
+        if !entry.path().is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let full = format!("{parent}{name}{sep}");
+        if name.starts_with(prefix) {
+            exact.push(full);
+        } else if name.to_lowercase().starts_with(&lower) {
+            folded.push(full);
+        }
+    }
+    exact.sort();
+    folded.sort();
+    exact.extend(folded);
+    exact.truncate(MAX);
+    exact
+}
+
 /// A folder's config entry by the `folder` parameter; like Syncthing 1.19.2, an unknown folder
 /// is a 500 on the ignores endpoints.
 async fn folder_path(s: &RestState, q: &Query) -> Result<PathBuf, ApiError> {
@@ -1190,6 +1247,31 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(presented_key(&h), None);
+    }
+
+    #[test]
+    fn browse_lists_matching_directories_exact_case_first() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["Alpha", "alpine", "beta", "alps/inner"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        std::fs::write(dir.path().join("alfile"), b"").unwrap();
+        let root = format!("{}/", dir.path().display());
+        assert_eq!(
+            browse(&format!("{root}al")),
+            vec![
+                format!("{root}alpine/"),
+                format!("{root}alps/"),
+                format!("{root}Alpha/")
+            ]
+        );
+        assert_eq!(
+            browse(&format!("{root}alps/")),
+            vec![format!("{root}alps/inner/")]
+        );
+        assert_eq!(browse(&root).len(), 4, "every directory, no files");
+        assert!(browse(&format!("{root}nothing/here")).is_empty());
+        assert_eq!(browse(""), vec!["/".to_owned()]);
     }
 
     #[test]

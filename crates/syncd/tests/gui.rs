@@ -966,3 +966,29 @@ fn qr_endpoint_serves_a_png_without_the_key_and_meta_js_names_the_device() {
         .to_owned();
     assert_eq!(meta, format!("var metadata = {{\"deviceID\":\"{id}\"}};\n"));
 }
+
+#[test]
+fn system_browse_completes_directories_under_the_users_home() {
+    let m = Machine::new();
+    let d = m.start();
+    std::fs::create_dir_all(m.user().join("Projects/a")).unwrap();
+    std::fs::create_dir_all(m.user().join("projects-old")).unwrap();
+    let c = rest(&m, &d);
+    let home = m.user().to_string_lossy().into_owned();
+    let got = c.get("/rest/system/browse?current=~/Proj").unwrap();
+    // Exact-case matches first, then the others.
+    assert_eq!(
+        got,
+        json!([format!("{home}/Projects/"), format!("{home}/projects-old/")])
+    );
+    let got = c.get("/rest/system/browse?current=~/proj").unwrap();
+    assert_eq!(
+        got,
+        json!([format!("{home}/projects-old/"), format!("{home}/Projects/")])
+    );
+    assert_eq!(
+        c.get("/rest/system/browse?current=~/Projects/").unwrap(),
+        json!([format!("{home}/Projects/a/")])
+    );
+    assert_eq!(c.get("/rest/system/browse").unwrap(), json!(["/"]));
+}
