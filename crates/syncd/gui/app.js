@@ -320,7 +320,8 @@
         body.push(el('ul', { class: 'errors' }, ...errs.slice(0, 50).map((e) => el('li', null, el('code', null, e.path), ': ', e.error))));
       }
       body.push(el('div', { class: 'buttons' },
-        el('button', { type: 'button', onclick: () => rescan(f.id) }, 'Rescan'),
+        el('button', { type: 'button', class: 'pause-folder', onclick: () => pauseFolder(f.id, !f.paused) }, f.paused ? 'Resume' : 'Pause'),
+        el('button', { type: 'button', onclick: () => rescan(f.id), disabled: !!f.paused }, 'Rescan'),
         el('button', { type: 'button', class: 'edit-folder', 'data-folder': f.id, onclick: () => openFolder(f.id) }, 'Edit')));
       const p = panel('folder:' + f.id, f.label || f.id, folderBadge(f, s), body);
       p.setAttribute('data-folder', f.id);
@@ -393,6 +394,7 @@
       const title = d.name || shortID(d.deviceID);
       const p = panel('device:' + d.deviceID, title, b, [props(rows),
         el('div', { class: 'buttons' },
+          el('button', { type: 'button', class: 'pause-device', onclick: () => pauseDevice(d.deviceID, !d.paused) }, d.paused ? 'Resume' : 'Pause'),
           el('button', { type: 'button', class: 'edit-device', onclick: () => openDevice(d.deviceID) }, 'Edit'))]);
       p.setAttribute('data-device', d.deviceID);
       box.append(p);
@@ -403,6 +405,16 @@
     if (!state.config) return;
     renderFolders();
     renderDevices();
+  }
+
+  async function pauseFolder(id, paused) {
+    try { await api('PATCH', 'config/folders/' + q(id), { paused }); await load(); }
+    catch (e) { banner((paused ? 'Pausing' : 'Resuming') + ' failed: ' + e.message); }
+  }
+
+  async function pauseDevice(id, paused) {
+    try { await api('POST', 'system/' + (paused ? 'pause' : 'resume') + '?device=' + q(id)); await load(); }
+    catch (e) { banner((paused ? 'Pausing' : 'Resuming') + ' failed: ' + e.message); }
   }
 
   async function rescan(id) {

@@ -763,6 +763,29 @@ fn devices_and_folders_are_edited_and_removed_through_the_gui() {
             .filter(|v| *v)
     });
 
+    // Pause and resume both from their panels.
+    b.click(&format!("{fpanel} .pause-folder"));
+    wait("the folder paused", || {
+        (b.text(&format!("{fpanel} .state")) == "Paused").then_some(())
+    });
+    assert_eq!(c.get("/rest/config/folders/f1").unwrap()["paused"], true);
+    b.click(&format!("{fpanel} .pause-folder"));
+    wait("the folder resumed", || {
+        (b.text(&format!("{fpanel} .pause-folder")) == "Pause").then_some(())
+    });
+    assert_eq!(c.get("/rest/config/folders/f1").unwrap()["paused"], false);
+    b.click(&format!("{panel} .pause-device"));
+    wait("the device paused", || {
+        (b.text(&format!("{panel} .state")) == "Paused").then_some(())
+    });
+    let dev = format!("/rest/config/devices/{PEER}");
+    assert_eq!(c.get(&dev).unwrap()["paused"], true);
+    b.click(&format!("{panel} .pause-device"));
+    wait("the device resumed", || {
+        (b.text(&format!("{panel} .pause-device")) == "Pause").then_some(())
+    });
+    assert_eq!(c.get(&dev).unwrap()["paused"], false);
+
     // Remove the folder (the files stay), then the device.
     b.click(&format!("{fpanel} .edit-folder"));
     b.click("#folder-remove");
