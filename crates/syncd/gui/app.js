@@ -119,7 +119,7 @@
   const state = {
     config: null, status: null, version: null, connections: null,
     folderStatus: {}, folderErrors: {}, completion: {},
-    rates: {}, lastSample: null, open: new Set(),
+    rates: {}, lastSample: null, open: new Set(['this']),
   };
 
   function banner(text) {
@@ -285,12 +285,29 @@
     return Math.min(100, Math.floor(100 * (g - (s.needBytes || 0)) / g));
   }
 
+  // Puts `panels` (or `empty` when there are none) into `box`, keeping every existing panel
+  // whose text has not changed: an event that touches one folder does not rebuild the others,
+  // so open panels, text selections and elements held by a test or screen reader survive.
+  function reconcile(box, panels, empty) {
+    if (!panels.length) { box.replaceChildren(empty); return; }
+    const old = new Map();
+    for (const c of Array.from(box.children)) if (c.dataset && c.dataset.key) old.set(c.dataset.key, c);
+    const next = panels.map((p) => {
+      const sig = p.textContent;
+      const o = old.get(p.dataset.key);
+      if (o && o.dataset.sig === sig) return o;
+      p.dataset.sig = sig;
+      return p;
+    });
+    const same = next.length === box.children.length && next.every((n, i) => box.children[i] === n);
+    if (!same) box.replaceChildren(...next);
+  }
+
   function renderFolders() {
     const box = $('folders');
-    clear(box);
+    const panels = [];
     const folders = (state.config.folders || []).slice()
       .sort((a, b) => (a.label || a.id).localeCompare(b.label || b.id));
-    if (!folders.length) box.append(el('p', { class: 'muted' }, 'No folders yet. Add one to start syncing.'));
     for (const f of folders) {
       const s = state.folderStatus[f.id];
       const shared = (f.devices || []).filter((d) => d.deviceID !== myID).map((d) => deviceName(d.deviceID));
@@ -325,8 +342,9 @@
         el('button', { type: 'button', class: 'edit-folder', 'data-folder': f.id, onclick: () => openFolder(f.id) }, 'Edit')));
       const p = panel('folder:' + f.id, f.label || f.id, folderBadge(f, s), body);
       p.setAttribute('data-folder', f.id);
-      box.append(p);
+      panels.push(p);
     }
+    reconcile(box, panels, el('p', { class: 'muted' }, 'No folders yet. Add one to start syncing.'));
   }
 
   function items(s, prefix) {
@@ -335,7 +353,6 @@
 
   function renderThisDevice() {
     const box = $('this-device');
-    clear(box);
     const st = state.status || {};
     const listeners = Object.keys(st.connectionServiceStatus || {});
     const total = state.rates.total || { in: 0, out: 0 };
@@ -355,18 +372,16 @@
       el('div', { class: 'buttons' },
         el('button', { type: 'button', id: 'edit-this-device', onclick: () => openDevice(myID) }, 'Edit'),
         el('button', { type: 'button', onclick: showID }, 'Show ID'))]);
-    p.open = true;
     p.setAttribute('data-device', myID);
-    box.append(p);
+    reconcile(box, [p], null);
   }
 
   function renderDevices() {
     if (!state.config) return;
     renderThisDevice();
     const box = $('devices');
-    clear(box);
+    const panels = [];
     const devices = remoteDevices().slice().sort((a, b) => deviceName(a.deviceID).localeCompare(deviceName(b.deviceID)));
-    if (!devices.length) box.append(el('p', { class: 'muted' }, 'No remote devices yet. Add one with its device ID.'));
     const conns = (state.connections && state.connections.connections) || {};
     for (const d of devices) {
       const c = conns[d.deviceID] || {};
@@ -397,8 +412,9 @@
           el('button', { type: 'button', class: 'pause-device', onclick: () => pauseDevice(d.deviceID, !d.paused) }, d.paused ? 'Resume' : 'Pause'),
           el('button', { type: 'button', class: 'edit-device', onclick: () => openDevice(d.deviceID) }, 'Edit'))]);
       p.setAttribute('data-device', d.deviceID);
-      box.append(p);
+      panels.push(p);
     }
+    reconcile(box, panels, el('p', { class: 'muted' }, 'No remote devices yet. Add one with its device ID.'));
   }
 
   function render() {

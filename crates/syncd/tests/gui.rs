@@ -763,11 +763,23 @@ fn devices_and_folders_are_edited_and_removed_through_the_gui() {
             .filter(|v| *v)
     });
 
-    // Pause and resume both from their panels.
+    // Pause and resume both from their panels. The reload after pausing the folder keeps the
+    // device's panel (its text did not change) as the same element.
+    b.js(
+        "document.querySelector(arguments[0]).dataset.mark = 'kept';",
+        json!([panel]),
+    );
     b.click(&format!("{fpanel} .pause-folder"));
     wait("the folder paused", || {
         (b.text(&format!("{fpanel} .state")) == "Paused").then_some(())
     });
+    assert_eq!(
+        b.js(
+            "return document.querySelector(arguments[0]).dataset.mark || null;",
+            json!([panel])
+        ),
+        json!("kept")
+    );
     assert_eq!(c.get("/rest/config/folders/f1").unwrap()["paused"], true);
     b.click(&format!("{fpanel} .pause-folder"));
     wait("the folder resumed", || {
