@@ -118,7 +118,7 @@
 
   const state = {
     config: null, status: null, version: null, connections: null,
-    folderStatus: {}, folderErrors: {}, completion: {},
+    folderStatus: {}, folderErrors: {}, completion: {}, deviceStats: {}, folderStats: {},
     rates: {}, lastSample: null, open: new Set(['this']),
   };
 
@@ -145,9 +145,11 @@
     if (loading) { again = true; return loading; }
     loading = (async () => {
       try {
-        const [config, status, version, connections] = await Promise.all([
-          get('config'), get('system/status'), get('system/version'), get('system/connections')]);
+        const [config, status, version, connections, deviceStats, folderStats] = await Promise.all([
+          get('config'), get('system/status'), get('system/version'), get('system/connections'),
+          get('stats/device'), get('stats/folder')]);
         state.config = config; state.status = status; state.version = version;
+        state.deviceStats = deviceStats || {}; state.folderStats = folderStats || {};
         sampleRates(connections);
         const folders = config.folders || [];
         await Promise.all(folders.map(async (f) => {
@@ -325,7 +327,12 @@
         rows.push(['Out of sync', needItems(s) + ' items, ' + fmtBytes(s.needBytes), { 'data-field': 'need' }]);
         if (s.pullErrors > 0) rows.push(['Failed items', String(s.pullErrors), { class: 'error' }]);
         rows.push(['Ignore patterns', s.ignorePatterns ? 'yes' : 'no']);
-        rows.push(['Last change', fmtTime(s.stateChanged)]);
+      }
+      const fst = state.folderStats[f.id];
+      if (fst) {
+        rows.push(['Last scan', fmtTime(fst.lastScan), { 'data-field': 'last-scan' }]);
+        const lf = fst.lastFile || {};
+        rows.push(['Latest change', lf.filename ? (lf.deleted ? 'Deleted ' : 'Updated ') + lf.filename + ', ' + fmtTime(lf.at) : 'none', { 'data-field': 'latest-change' }]);
       }
       rows.push(['Folder type', 'Send & receive']);
       rows.push(['Rescans', (f.rescanIntervalS ? fmtDuration(f.rescanIntervalS) : 'never') +
@@ -406,6 +413,10 @@
         ['Identification', shortID(d.deviceID), { class: 'mono' }],
         ['Folders', folders.length ? folders.join(', ') : 'none'],
       ];
+      const dst = state.deviceStats[d.deviceID];
+      if (!c.connected && dst) {
+        rows.push(['Last seen', String(dst.lastSeen).startsWith('1970-') ? 'never' : fmtTime(dst.lastSeen), { 'data-field': 'last-seen' }]);
+      }
       const title = d.name || shortID(d.deviceID);
       const p = panel('device:' + d.deviceID, title, b, [props(rows),
         el('div', { class: 'buttons' },

@@ -5,7 +5,7 @@
 //! to the engine's `EngineConfig`), [`home`] (where things live), [`cli`] (clap commands and
 //! exit codes), [`rest`] (axum routes, auth, host check), [`json`] (Syncthing's JSON shapes),
 //! [`events`] (the `/rest/events` log), [`gui`] (the embedded web GUI, `/qr/`, CSRF tokens), [`client`] (the CLI's tiny HTTP/1.1 client to its own
-//! daemon), [`import`] (`import-syncthing`), [`serve`] (wiring), [`progress`] (bars or log lines),
+//! daemon), [`import`] (`import-syncthing`), [`serve`] (wiring), [`stats`] (`/rest/stats/*` from the engine's events), [`progress`] (bars or log lines),
 //! [`memory`] (malloc arena cap, freed heap handed back to the kernel after work).
 //!
 //! Invariants: the REST API never answers `/rest/*` (except `/rest/noauth/*`) without the API
@@ -33,4 +33,5 @@ pub mod memory;
 pub mod progress;
 pub mod rest;
 pub mod serve;
+pub mod stats;
 pub mod timefmt;

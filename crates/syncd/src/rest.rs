@@ -58,6 +58,8 @@ pub struct RestState {
     pub shutdown: Arc<tokio::sync::Notify>,
     /// CSRF tokens handed to GUI pages.
     pub csrf: crate::gui::CsrfTokens,
+    /// Last seen / last scan / last file, for `/rest/stats/*`.
+    pub stats: Arc<crate::stats::Stats>,
 }
 
 type Shared = Arc<RestState>;
@@ -240,6 +242,8 @@ pub fn router(state: Shared) -> Router {
         .route("/rest/svc/deviceid", get(svc_deviceid))
         .route("/rest/svc/random/string", get(svc_random_string))
         .route("/rest/system/browse", get(system_browse))
+        .route("/rest/stats/device", get(stats_device))
+        .route("/rest/stats/folder", get(stats_folder))
         .route("/rest/db/ignores", get(get_ignores).post(post_ignores))
         .route("/rest/config/defaults/folder", get(default_folder))
         .route("/rest/config/defaults/device", get(default_device))
@@ -1014,6 +1018,27 @@ async fn svc_random_string(RawQuery(q): RawQuery) -> ApiResult {
         .map(char::from)
         .collect();
     ok_json(json!({ "random": random }))
+}
+
+async fn stats_device(State(s): State<Shared>) -> ApiResult {
+    let mut ids = vec![s.my_id];
+    ids.extend(s.config.lock().await.devices.iter().map(|d| d.id));
+    ok_json(
+        s.stats
+            .devices_json(&ids, SystemTime::now(), Instant::now()),
+    )
+}
+
+async fn stats_folder(State(s): State<Shared>) -> ApiResult {
+    let ids: Vec<FolderId> = s
+        .config
+        .lock()
+        .await
+        .folders
+        .iter()
+        .map(|f| f.id.clone())
+        .collect();
+    ok_json(s.stats.folders_json(&ids))
 }
 
 /// `GET /rest/system/browse?current=`: directories whose path starts with `current` (after `~`

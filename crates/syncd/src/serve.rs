@@ -86,6 +86,12 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         tokio::spawn(async move { events.feed(rx).await })
     };
     let progress = crate::progress::spawn(engine.clone());
+    let stats = Arc::new(crate::stats::Stats::default());
+    let stats_feeder = {
+        let stats = stats.clone();
+        let rx = engine.subscribe();
+        tokio::spawn(async move { stats.feed(rx).await })
+    };
 
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let state = Arc::new(RestState {
@@ -101,6 +107,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         started_at: Instant::now(),
         shutdown: shutdown.clone(),
         csrf: crate::gui::CsrfTokens::default(),
+        stats,
     });
     let addr_file = home.join(REST_ADDRESS_FILE);
     std::fs::write(&addr_file, format!("{bound}\n"))
@@ -129,6 +136,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         .await;
     engine.shutdown().await;
     feeder.abort();
+    stats_feeder.abort();
     progress.abort();
     let _ = std::fs::remove_file(&addr_file);
     served.context("REST server failed")?;

@@ -667,6 +667,17 @@ fn two_daemons_configured_only_through_the_gui_sync_a_tree() {
         (b.text("#folders [data-folder=\"gui-test\"] .state") == "Up to date").then_some(())
     });
 
+    // B's folder panel names a file it received (file names are text too).
+    open_gui(&b, &d_b);
+    b.click("#folders [data-folder=\"gui-test\"] summary");
+    wait("B's latest change", || {
+        let t = b.text("#folders [data-folder=\"gui-test\"] [data-field=latest-change]");
+        tree.iter()
+            .any(|(rel, _)| t.starts_with(&format!("Updated {rel}, ")))
+            .then_some(())
+    });
+    open_gui(&b, &a);
+
     // The hostile name is text: shown literally, no element made from it, no dialog.
     assert_eq!(b.text(&format!("{selector} .title")), HOSTILE);
     assert_eq!(
@@ -986,6 +997,45 @@ fn random_string_and_config_defaults_have_syncthings_keys() {
     let device = c.get("/rest/config/defaults/device").unwrap();
     assert_eq!(keys(&device), keys(&config["devices"][0]));
     assert_eq!(device["deviceID"], "");
+}
+
+#[test]
+fn stats_endpoints_list_every_configured_device_and_folder() {
+    const PEER: &str = "P56IOI7-MZJNU2Y-IQGDREY-DM2MGTI-MGL3BXN-PQ6W5BM-TBBZ4TJ-XZWICQ2";
+    let m = Machine::new();
+    let d = m.start();
+    let c = rest(&m, &d);
+    c.json(
+        "POST",
+        "/rest/config/devices",
+        Some(&json!({"deviceID": PEER, "name": "p"})),
+    )
+    .unwrap();
+    let root = m.user().join("s");
+    c.json(
+        "POST",
+        "/rest/config/folders",
+        Some(&json!({"id": "s", "path": root.to_string_lossy()})),
+    )
+    .unwrap();
+    let me = c.get("/rest/system/status").unwrap()["myID"].clone();
+    let devices = c.get("/rest/stats/device").unwrap();
+    assert_eq!(keys(&devices).len(), 2);
+    for id in [me.as_str().unwrap(), PEER] {
+        assert_eq!(keys(&devices[id]), ["lastConnectionDurationS", "lastSeen"]);
+        assert!(devices[id]["lastSeen"].is_string());
+        assert!(devices[id]["lastConnectionDurationS"].is_number());
+    }
+    // The first scan of `s` finishes soon after it is added.
+    let folder = wait("the first scan in the stats", || {
+        let f = c.get("/rest/stats/folder").unwrap();
+        (f["s"]["lastScan"] != "0001-01-01T00:00:00Z").then_some(f)
+    });
+    assert_eq!(keys(&folder["s"]), ["lastFile", "lastScan"]);
+    assert_eq!(
+        keys(&folder["s"]["lastFile"]),
+        ["at", "deleted", "filename"]
+    );
 }
 
 #[test]
