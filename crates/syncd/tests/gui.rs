@@ -604,6 +604,7 @@ fn two_daemons_configured_only_through_the_gui_sync_a_tree() {
         ("top.txt", "top level\n"),
         ("src/main.rs", "fn main() {}\n"),
         ("src/deep/er/notes.md", "# notes\n"),
+        ("<img src=x onerror=alert(1)>.txt", "a hostile name\n"),
     ];
     for (rel, content) in tree {
         write(&root_a, rel, content);
@@ -676,6 +677,14 @@ fn two_daemons_configured_only_through_the_gui_sync_a_tree() {
             .any(|(rel, _)| t.starts_with(&format!("Updated {rel}, ")))
             .then_some(())
     });
+    assert_eq!(
+        b.js(
+            "return document.querySelectorAll('img[src=\"x\"]').length;",
+            json!([])
+        ),
+        json!(0)
+    );
+    assert!(!b.alert_open(), "a script from a file name ran");
     open_gui(&b, &a);
 
     // The hostile name is text: shown literally, no element made from it, no dialog.
