@@ -346,6 +346,7 @@
       body.push(el('div', { class: 'buttons' },
         el('button', { type: 'button', class: 'pause-folder', onclick: () => pauseFolder(f.id, !f.paused) }, f.paused ? 'Resume' : 'Pause'),
         el('button', { type: 'button', onclick: () => rescan(f.id), disabled: !!f.paused }, 'Rescan'),
+        el('button', { type: 'button', class: 'show-conflicts', onclick: () => openConflicts(f.id) }, 'Conflicts'),
         el('button', { type: 'button', class: 'edit-folder', 'data-folder': f.id, onclick: () => openFolder(f.id) }, 'Edit')));
       const p = panel('folder:' + f.id, f.label || f.id, folderBadge(f, s), body);
       p.setAttribute('data-folder', f.id);
@@ -714,6 +715,101 @@
       await load();
     } catch (e) { $('folder-error').textContent = 'Could not remove: ' + e.message; }
   });
+
+  // Conflicts view: every .sync-conflict-* copy with the file it belongs to, side by side.
+  let conflictsFolder = null;
+
+  // Which lines of a and b are not part of their longest common subsequence (small inputs
+  // only; larger ones are shown without marks).
+  function changedLines(a, b) {
+    const n = a.length, m = b.length;
+    const ca = new Array(n).fill(true), cb = new Array(m).fill(true);
+    if (n * m > 4000000) return [ca.fill(false), cb.fill(false)];
+    const t = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1));
+    for (let i = n - 1; i >= 0; i--) {
+      for (let j = m - 1; j >= 0; j--) {
+        t[i][j] = a[i] === b[j] ? t[i + 1][j + 1] + 1 : Math.max(t[i + 1][j], t[i][j + 1]);
+      }
+    }
+    let i = 0, j = 0;
+    while (i < n && j < m) {
+      if (a[i] === b[j]) { ca[i] = false; cb[j] = false; i++; j++; }
+      else if (t[i + 1][j] >= t[i][j + 1]) i++;
+      else j++;
+    }
+    return [ca, cb];
+  }
+
+  function textBox(lines, changed) {
+    const box = el('div', { class: 'text' });
+    lines.forEach((line, i) => box.append(el('div', { class: changed[i] ? 'chg' : null }, line === '' ? ' ' : line)));
+    return box;
+  }
+
+  async function versionText(folder, path) {
+    try { return await get('syncd/conflicts/file?folder=' + q(folder) + '&path=' + q(path)); }
+    catch (e) { return { exists: true, text: null, error: e.message }; }
+  }
+
+  function describe(v) {
+    if (v.error) return 'Cannot read: ' + v.error;
+    if (!v.exists) return '(the file does not exist)';
+    if (v.tooLarge) return '(too large to show)';
+    if (v.binary) return '(not text)';
+    return null;
+  }
+
+  async function openConflicts(folder) {
+    conflictsFolder = folder;
+    const f = (state.config.folders || []).find((x) => x.id === folder);
+    $('dlg-conflicts-title').textContent = 'Conflicts in ' + (f ? f.label || f.id : folder);
+    $('conflicts-error').textContent = '';
+    openDialog('dlg-conflicts');
+    await renderConflicts();
+  }
+
+  async function renderConflicts() {
+    const folder = conflictsFolder, box = $('conflicts-list');
+    let list;
+    try { list = (await get('syncd/conflicts?folder=' + q(folder))).conflicts || []; }
+    catch (e) { $('conflicts-error').textContent = 'Cannot list conflicts: ' + e.message; return; }
+    const items = [];
+    for (const c of list) {
+      const [copy, orig] = await Promise.all([versionText(folder, c.path), versionText(folder, c.original)]);
+      const la = copy.text === null || copy.text === undefined ? null : copy.text.split('\n');
+      const lb = orig.text === null || orig.text === undefined ? null : orig.text.split('\n');
+      const [ca, cb] = la && lb ? changedLines(la, lb) : [[], []];
+      const who = c.shortID ? devicesByShort(c.shortID) : 'unknown device';
+      const side = (title, meta, lines, changed, v, keep, label) => el('div', { class: 'side' },
+        el('strong', null, title),
+        el('span', { class: 'meta' }, meta),
+        lines ? textBox(lines, changed) : el('div', { class: 'text' }, describe(v) || ''),
+        el('button', { type: 'button', class: 'keep-' + keep, onclick: () => resolveConflict(c.path, keep) }, label));
+      items.push(el('div', { class: 'conflict', 'data-conflict': c.path },
+        el('h4', null, c.original),
+        el('div', { class: 'sides' },
+          side('Conflict copy', c.path + ' · ' + fmtBytes(c.size) + ' · modified ' + fmtTime(c.modified) + ' · set aside when the version of ' + who + ' won',
+            la, ca, copy, 'conflict', 'Keep this version'),
+          side('Current file', c.originalExists ? fmtBytes(c.originalSize) + ' · modified ' + fmtTime(c.originalModified) : 'missing',
+            lb, cb, orig, 'original', 'Keep this version'))));
+    }
+    if (conflictsFolder !== folder) return;
+    box.replaceChildren(...(items.length ? items : [el('p', { class: 'muted', id: 'no-conflicts' }, 'No conflicts in this folder.')]));
+  }
+
+  function devicesByShort(short) {
+    const d = (state.config.devices || []).find((x) => x.deviceID.startsWith(short));
+    if (short === shortID(myID)) return 'this device';
+    return d && d.name ? d.name + ' (' + short + ')' : short;
+  }
+
+  async function resolveConflict(path, keep) {
+    $('conflicts-error').textContent = '';
+    try {
+      await api('POST', 'syncd/conflicts/resolve?folder=' + q(conflictsFolder), { conflict: path, keep });
+      await renderConflicts();
+    } catch (e) { $('conflicts-error').textContent = 'Could not resolve: ' + e.message; }
+  }
 
   // ---------- wiring ----------
 

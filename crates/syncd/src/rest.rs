@@ -250,6 +250,9 @@ pub fn router(state: Shared) -> Router {
         .route("/meta.js", get(meta_js))
         .route("/qr/", get(qr))
         .route("/rest/syncd/wait", get(syncd_wait))
+        .route("/rest/syncd/conflicts", get(conflicts_list))
+        .route("/rest/syncd/conflicts/file", get(conflicts_file))
+        .route("/rest/syncd/conflicts/resolve", post(conflicts_resolve))
         .fallback(gui_file)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
@@ -1198,6 +1201,82 @@ async fn default_device() -> ApiResult {
         o.insert("deviceID".into(), json!(""));
     }
     ok_json(v)
+}
+
+fn conflict_error(e: crate::conflicts::ConflictError) -> ApiError {
+    use crate::conflicts::ConflictError as E;
+    match e {
+        E::BadPath(_) | E::NotAConflictCopy(_) => bad_request(e.to_string()),
+        E::Missing(_) => not_found(e.to_string()),
+        other => internal(other),
+    }
+}
+
+/// The root of the folder named by `folder`, 404 if unknown.
+async fn known_folder_root(s: &RestState, q: &Query) -> Result<(FolderId, PathBuf), ApiError> {
+    let id = q.folder(s)?;
+    let config = s.config.lock().await;
+    let root = config
+        .folder(id.as_str())
+        .map(|f| f.to_engine().path)
+        .ok_or_else(|| not_found("no such folder"))?;
+    Ok((id, root))
+}
+
+/// `GET /rest/syncd/conflicts?folder=`: `{"folder", "conflicts": [...]}` (see
+/// [`crate::conflicts::list`]).
+async fn conflicts_list(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let (id, root) = known_folder_root(&s, &Query::new(&q)).await?;
+    let list = tokio::task::spawn_blocking(move || crate::conflicts::list(&root))
+        .await
+        .map_err(internal)?;
+    ok_json(json!({"folder": id.as_str(), "conflicts": list}))
+}
+
+/// `GET /rest/syncd/conflicts/file?folder=&path=`: one version's text.
+async fn conflicts_file(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::new(&q);
+    let (_, root) = known_folder_root(&s, &q).await?;
+    let path = q
+        .get("path")
+        .ok_or_else(|| bad_request("missing path parameter"))?
+        .to_owned();
+    let v = tokio::task::spawn_blocking(move || crate::conflicts::read_text(&root, &path))
+        .await
+        .map_err(internal)?
+        .map_err(conflict_error)?;
+    ok_json(v)
+}
+
+/// `POST /rest/syncd/conflicts/resolve?folder=` with `{"conflict": path, "keep":
+/// "conflict"|"original"}`; the folder is rescanned so the change goes out at once.
+async fn conflicts_resolve(
+    State(s): State<Shared>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult {
+    let (id, root) = known_folder_root(&s, &Query::new(&q)).await?;
+    let body = parse_body(&body)?;
+    let copy = body
+        .get("conflict")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad_request("conflict: the conflict copy's path is required"))?
+        .to_owned();
+    let keep = match body.get("keep").and_then(Value::as_str) {
+        Some("conflict") => crate::conflicts::Keep::Copy,
+        Some("original") => crate::conflicts::Keep::Original,
+        _ => return Err(bad_request("keep: \"conflict\" or \"original\"")),
+    };
+    let original =
+        tokio::task::spawn_blocking(move || crate::conflicts::resolve(&root, &copy, keep))
+            .await
+            .map_err(internal)?
+            .map_err(conflict_error)?;
+    match s.engine.scan(&id, None).await {
+        Ok(()) | Err(EngineError::FolderPaused(_)) => {}
+        Err(e) => return Err(engine_error(e)),
+    }
+    ok_json(json!({"folder": id.as_str(), "original": original}))
 }
 
 /// syncd's own endpoint behind `syncd wait`: the engine's `wait_until_synced`.

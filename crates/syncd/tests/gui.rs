@@ -1086,3 +1086,102 @@ fn system_browse_completes_directories_under_the_users_home() {
     );
     assert_eq!(c.get("/rest/system/browse").unwrap(), json!(["/"]));
 }
+
+#[test]
+fn a_conflict_made_while_paused_is_resolved_from_the_conflicts_view() {
+    let Some(tools) = tools() else { return };
+    let (ma, mb) = (Machine::new(), Machine::new());
+    let (a, d_b) = (ma.start(), mb.start());
+    let (ca, cb) = (rest(&ma, &a), rest(&mb, &d_b));
+    let id = |c: &syncd::client::Client| {
+        c.get("/rest/system/status").unwrap()["myID"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (id_a, id_b) = (id(&ca), id(&cb));
+    let (root_a, root_b) = (ma.user().join("c"), mb.user().join("c"));
+    write(&root_a, "doc.txt", "line 1\nbase\nline 3\n");
+    // Configured through REST here: the GUI-only set-up has its own test.
+    let b_addr = format!("tcp://127.0.0.1:{}", d_b.listen.port());
+    for (c, peer, addr, root) in [
+        (&ca, &id_b, b_addr.as_str(), &root_a),
+        (&cb, &id_a, "dynamic", &root_b),
+    ] {
+        c.json(
+            "POST",
+            "/rest/config/devices",
+            Some(&json!({"deviceID": peer, "addresses": [addr]})),
+        )
+        .unwrap();
+        c.json(
+            "POST",
+            "/rest/config/folders",
+            Some(&json!({"id": "c", "path": root.to_string_lossy(), "devices": [{"deviceID": peer}]})),
+        )
+        .unwrap();
+    }
+    wait("doc.txt on B", || {
+        std::fs::read_to_string(root_b.join("doc.txt"))
+            .is_ok_and(|t| t.contains("base"))
+            .then_some(())
+    });
+
+    // Both sides edit while paused, then meet again.
+    ca.json("POST", &format!("/rest/system/pause?device={id_b}"), None)
+        .unwrap();
+    cb.json("POST", &format!("/rest/system/pause?device={id_a}"), None)
+        .unwrap();
+    wait("the peers apart", || {
+        let conns = ca.get("/rest/system/connections").unwrap();
+        (conns["connections"][&id_b]["connected"] == false).then_some(())
+    });
+    write(&root_a, "doc.txt", "line 1\nedited on A\nline 3\n");
+    std::thread::sleep(Duration::from_millis(1100));
+    write(&root_b, "doc.txt", "line 1\nedited on B\nline 3\n");
+    for c in [&ca, &cb] {
+        c.json("POST", "/rest/db/scan?folder=c", None).unwrap();
+    }
+    ca.json("POST", &format!("/rest/system/resume?device={id_b}"), None)
+        .unwrap();
+    cb.json("POST", &format!("/rest/system/resume?device={id_a}"), None)
+        .unwrap();
+    let copies = |root: &Path| -> Vec<String> {
+        std::fs::read_dir(root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".sync-conflict-"))
+            .collect()
+    };
+    let copy = wait("a conflict copy on both sides", || {
+        let (x, y) = (copies(&root_a), copies(&root_b));
+        (x.len() == 1 && x == y).then(|| x[0].clone())
+    });
+    let kept = std::fs::read_to_string(root_a.join(&copy)).unwrap();
+
+    // A's conflicts view shows both versions and keeps the copy's.
+    let b = Browser::start(&tools);
+    open_gui(&b, &a);
+    let fpanel = "#folders [data-folder=\"c\"]";
+    b.click(&format!("{fpanel} summary"));
+    b.click(&format!("{fpanel} .show-conflicts"));
+    let item = format!("#conflicts-list [data-conflict=\"{copy}\"]");
+    wait("the conflict listed with both texts", || {
+        let t = b.text(&item);
+        (t.contains("edited on A") && t.contains("edited on B")).then_some(())
+    });
+    b.screenshot("conflicts");
+    b.click(&format!("{item} .keep-conflict"));
+    wait("the list emptied", || {
+        b.find("#no-conflicts").ok().map(|_| ())
+    });
+    for root in [&root_a, &root_b] {
+        wait("the chosen content everywhere, no copy left", || {
+            (std::fs::read_to_string(root.join("doc.txt")).is_ok_and(|t| t == kept)
+                && copies(root).is_empty())
+            .then_some(())
+        });
+    }
+    assert!(!b.alert_open());
+}
