@@ -1185,3 +1185,51 @@ fn a_conflict_made_while_paused_is_resolved_from_the_conflicts_view() {
     }
     assert!(!b.alert_open());
 }
+
+#[test]
+fn a_dashboard_of_ten_folders_and_ten_devices_renders_them_all() {
+    let Some(tools) = tools() else { return };
+    let m = Machine::new();
+    let d = m.start();
+    let c = rest(&m, &d);
+    let ids: Vec<String> = (1..=10u8)
+        .map(|i| syncd_engine::DeviceId::from_bytes([i; 32]).to_string())
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        c.json(
+            "POST",
+            "/rest/config/devices",
+            Some(&json!({"deviceID": id, "name": format!("device {i}")})),
+        )
+        .unwrap();
+    }
+    for i in 0..10 {
+        let root = m.user().join(format!("f{i}"));
+        write(&root, "file.txt", "x\n");
+        let devices: Vec<Value> = ids.iter().map(|id| json!({"deviceID": id})).collect();
+        c.json(
+            "POST",
+            "/rest/config/folders",
+            Some(
+                &json!({"id": format!("f{i}"), "path": root.to_string_lossy(), "devices": devices}),
+            ),
+        )
+        .unwrap();
+    }
+    let b = Browser::start(&tools);
+    let started = Instant::now();
+    open_gui(&b, &d);
+    let counts = b.js(
+        "return [document.querySelectorAll('#folders details[data-folder]').length, \
+                 document.querySelectorAll('#devices details[data-device]').length];",
+        json!([]),
+    );
+    // How long it took is reported, not asserted (timing belongs in benchmarks); issue 26
+    // asks for under a second in the test browser.
+    eprintln!(
+        "dashboard with 10 folders and 10 devices rendered in {:?} (navigation included)",
+        started.elapsed()
+    );
+    assert_eq!(counts, json!([10, 10]));
+    b.screenshot("ten-by-ten");
+}
