@@ -1233,3 +1233,51 @@ fn a_dashboard_of_ten_folders_and_ten_devices_renders_them_all() {
     assert_eq!(counts, json!([10, 10]));
     b.screenshot("ten-by-ten");
 }
+
+#[test]
+fn without_its_csrf_cookie_the_page_asks_for_the_api_key_and_works_with_it() {
+    let Some(tools) = tools() else { return };
+    let m = Machine::new();
+    let d = m.start();
+    let b = Browser::start(&tools);
+    open_gui(&b, &d);
+    // What a page served to a non-loopback client has: no token.
+    b.cmd("DELETE", "/cookie", None).unwrap();
+    b.click("#btn-add-device");
+    b.type_into("#device-id", "X");
+    wait_js(
+        &b,
+        "the API key prompt",
+        "return !document.getElementById('login').hidden;",
+        json!([]),
+    );
+    b.click("#dlg-device .close");
+    b.type_into("#login-key", "wrong-key");
+    b.click("#login-form button");
+    std::thread::sleep(Duration::from_millis(500));
+    wait_js(
+        &b,
+        "the prompt again after a wrong key",
+        "return !document.getElementById('login').hidden;",
+        json!([]),
+    );
+    // Only a successful load can draw this panel again.
+    b.js(
+        "sessionStorage.clear(); document.getElementById('this-device').replaceChildren();",
+        json!([]),
+    );
+    b.type_into("#login-key", &api_key(&m));
+    b.click("#login-form button");
+    wait_js(
+        &b,
+        "the dashboard with the key",
+        "return document.getElementById('login').hidden && !document.getElementById('main').hidden \
+         && document.querySelector('#this-device [data-field=short-id]') !== null;",
+        json!([]),
+    );
+    assert_eq!(
+        b.js("return document.cookie;", json!([])),
+        json!(""),
+        "no token was used"
+    );
+}
