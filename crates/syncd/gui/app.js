@@ -148,6 +148,7 @@
         const [config, status, version, connections, deviceStats, folderStats] = await Promise.all([
           get('config'), get('system/status'), get('system/version'), get('system/connections'),
           get('stats/device'), get('stats/folder')]);
+        renderNotices(await get('system/error'));
         state.config = config; state.status = status; state.version = version;
         state.deviceStats = deviceStats || {}; state.folderStats = folderStats || {};
         sampleRates(connections);
@@ -428,6 +429,19 @@
     }
     reconcile(box, panels, el('p', { class: 'muted' }, 'No remote devices yet. Add one with its device ID.'));
   }
+
+  // Errors the daemon wants a person to see (/rest/system/error), until cleared.
+  function renderNotices(r) {
+    const list = (r && r.errors) || [];
+    $('notices').hidden = list.length === 0;
+    $('notices-list').replaceChildren(...list.slice(-20).map((e) =>
+      el('li', null, fmtTime(e.when) + ': ' + e.message)));
+  }
+
+  $('notices-clear').addEventListener('click', async () => {
+    try { await api('POST', 'system/error/clear'); renderNotices(null); }
+    catch (e) { banner('Could not clear: ' + e.message); }
+  });
 
   function render() {
     if (!state.config) return;

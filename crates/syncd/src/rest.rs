@@ -243,6 +243,16 @@ pub fn router(state: Shared) -> Router {
         .route("/rest/svc/random/string", get(svc_random_string))
         .route("/rest/system/browse", get(system_browse))
         .route("/rest/stats/device", get(stats_device))
+        .route(
+            "/rest/system/error",
+            get(system_error).post(post_system_error),
+        )
+        .route("/rest/system/error/clear", post(clear_system_error))
+        .route(
+            "/rest/system/discovery",
+            get(|| async { axum::Json(json!({})) }),
+        )
+        .route("/rest/svc/lang", get(svc_lang))
         .route("/rest/stats/folder", get(stats_folder))
         .route("/rest/db/ignores", get(get_ignores).post(post_ignores))
         .route("/rest/config/defaults/folder", get(default_folder))
@@ -1021,6 +1031,40 @@ async fn svc_random_string(RawQuery(q): RawQuery) -> ApiResult {
         .map(char::from)
         .collect();
     ok_json(json!({ "random": random }))
+}
+
+async fn system_error(State(s): State<Shared>) -> ApiResult {
+    ok_json(s.stats.errors_json())
+}
+
+/// The body (plain text) becomes an error shown in the GUI, as Syncthing.
+async fn post_system_error(State(s): State<Shared>, body: Bytes) -> ApiResult {
+    let text = String::from_utf8_lossy(&body);
+    let text = text.trim();
+    if !text.is_empty() {
+        let message: String = text.chars().take(4096).collect();
+        s.stats.push_error(SystemTime::now(), message);
+    }
+    ok_empty()
+}
+
+async fn clear_system_error(State(s): State<Shared>) -> ApiResult {
+    s.stats.clear_errors();
+    ok_empty()
+}
+
+/// The browser's languages, lower case, as Syncthing 1.19 (`[""]` without the header).
+async fn svc_lang(headers: HeaderMap) -> ApiResult {
+    let raw = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let langs: Vec<String> = raw
+        .split(',')
+        .take(32)
+        .map(|l| l.split(';').next().unwrap_or("").trim().to_lowercase())
+        .collect();
+    ok_json(json!(langs))
 }
 
 async fn stats_device(State(s): State<Shared>) -> ApiResult {

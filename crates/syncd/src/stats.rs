@@ -5,8 +5,11 @@
 //!
 //! Memory is bounded by the number of devices and folders that produced events (one small
 //! entry each); a removed device or folder leaves its entry, which costs a few dozen bytes.
+//!
+//! Also the GUI's error list (`/rest/system/error`): a folder that stops with an error, and
+//! anything a client posts, newest last, at most [`MAX_ERRORS`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -29,11 +32,18 @@ struct FolderStat {
     last_file: Option<(SystemTime, String, bool)>,
 }
 
+/// How many errors `/rest/system/error` keeps.
+pub const MAX_ERRORS: usize = 100;
+
+/// Syncthing's log level of the errors it shows in the GUI (warning).
+const LEVEL_WARN: u8 = 3;
+
 /// The statistics, updated by [`Stats::apply`].
 #[derive(Debug, Default)]
 pub struct Stats {
     devices: Mutex<HashMap<DeviceId, DeviceStat>>,
     folders: Mutex<HashMap<FolderId, FolderStat>>,
+    errors: Mutex<VecDeque<(SystemTime, String)>>,
 }
 
 impl Stats {
@@ -48,9 +58,54 @@ impl Stats {
         }
     }
 
+    /// Adds an error for the GUI.
+    pub fn push_error(&self, now: SystemTime, message: String) {
+        if let Ok(mut e) = self.errors.lock() {
+            e.push_back((now, message));
+            while e.len() > MAX_ERRORS {
+                e.pop_front();
+            }
+        }
+    }
+
+    /// Forgets every error.
+    pub fn clear_errors(&self) {
+        if let Ok(mut e) = self.errors.lock() {
+            e.clear();
+        }
+    }
+
+    /// `/rest/system/error`: `{"errors": [{"when", "message", "level"}]}`, or `null` for none,
+    /// as Syncthing 1.19.
+    pub fn errors_json(&self) -> Value {
+        let list: Vec<Value> = self
+            .errors
+            .lock()
+            .map(|e| {
+                e.iter()
+                    .map(|(t, m)| json!({"when": rfc3339(*t), "message": m, "level": LEVEL_WARN}))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if list.is_empty() {
+            json!({ "errors": null })
+        } else {
+            json!({ "errors": list })
+        }
+    }
+
     /// Takes one event into account, at wall time `now` and monotonic time `at`.
     pub fn apply(&self, e: &Event, now: SystemTime, at: Instant) {
         match e {
+            Event::StateChanged {
+                folder,
+                to: FolderState::Error,
+                error,
+                ..
+            } => {
+                let why = error.as_deref().unwrap_or("unknown error");
+                self.push_error(now, format!("Error on folder \"{folder}\": {why}"));
+            }
             Event::DeviceConnected { device, .. } => {
                 if let Ok(mut d) = self.devices.lock() {
                     let s = d.entry(*device).or_default();
@@ -183,6 +238,38 @@ mod tests {
             rfc3339(t0 + Duration::from_secs(40))
         );
         assert_eq!(after[PEER]["lastConnectionDurationS"], 40.0);
+    }
+
+    #[test]
+    fn errors_are_listed_newest_last_bounded_and_cleared() {
+        let stats = Stats::default();
+        assert_eq!(stats.errors_json(), json!({"errors": null}));
+        stats.apply(
+            &Event::StateChanged {
+                folder: FolderId::new("f").unwrap(),
+                from: FolderState::Idle,
+                to: FolderState::Error,
+                error: Some("folder marker missing".into()),
+            },
+            UNIX_EPOCH,
+            Instant::now(),
+        );
+        let got = stats.errors_json();
+        assert_eq!(
+            got["errors"][0],
+            json!({"when": "1970-01-01T00:00:00Z", "message": "Error on folder \"f\": folder marker missing", "level": 3})
+        );
+        for i in 0..MAX_ERRORS {
+            stats.push_error(UNIX_EPOCH, format!("e{i}"));
+        }
+        let got = stats.errors_json();
+        assert_eq!(got["errors"].as_array().unwrap().len(), MAX_ERRORS);
+        assert_eq!(
+            got["errors"][MAX_ERRORS - 1]["message"],
+            format!("e{}", MAX_ERRORS - 1)
+        );
+        stats.clear_errors();
+        assert_eq!(stats.errors_json(), json!({"errors": null}));
     }
 
     #[test]

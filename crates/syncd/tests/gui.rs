@@ -1281,3 +1281,69 @@ fn without_its_csrf_cookie_the_page_asks_for_the_api_key_and_works_with_it() {
         "no token was used"
     );
 }
+
+#[test]
+fn system_error_lang_and_discovery_answer_as_syncthing_1_19() {
+    let m = Machine::new();
+    let d = m.start();
+    let c = rest(&m, &d);
+    assert_eq!(
+        c.get("/rest/system/error").unwrap(),
+        json!({"errors": null})
+    );
+    let r = c
+        .request(
+            "POST",
+            "/rest/system/error",
+            Some(&json!("disk almost full")),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let errors = c.get("/rest/system/error").unwrap();
+    assert_eq!(errors["errors"][0]["message"], "\"disk almost full\"");
+    assert!(errors["errors"][0]["when"].is_string());
+    assert!(errors["errors"][0]["level"].is_number());
+    c.json("POST", "/rest/system/error/clear", None).unwrap();
+    assert_eq!(
+        c.get("/rest/system/error").unwrap(),
+        json!({"errors": null})
+    );
+    assert_eq!(c.get("/rest/system/discovery").unwrap(), json!({}));
+    assert_eq!(c.get("/rest/svc/lang").unwrap(), json!([""]));
+}
+
+#[test]
+fn errors_show_as_text_in_the_gui_until_cleared() {
+    let Some(tools) = tools() else { return };
+    let m = Machine::new();
+    let d = m.start();
+    let c = rest(&m, &d);
+    c.request("POST", "/rest/system/error", Some(&json!(HOSTILE)))
+        .unwrap();
+    let b = Browser::start(&tools);
+    open_gui(&b, &d);
+    wait("the error shown", || {
+        b.text("#notices-list li")
+            .ends_with(&format!("\"{HOSTILE}\""))
+            .then_some(())
+    });
+    assert_eq!(
+        b.js(
+            "return document.querySelectorAll('img[src=\"x\"]').length;",
+            json!([])
+        ),
+        json!(0)
+    );
+    b.click("#notices-clear");
+    wait_js(
+        &b,
+        "the errors cleared",
+        "return document.getElementById('notices').hidden;",
+        json!([]),
+    );
+    assert_eq!(
+        c.get("/rest/system/error").unwrap(),
+        json!({"errors": null})
+    );
+    assert!(!b.alert_open());
+}
