@@ -206,7 +206,7 @@ pub fn router(state: Shared) -> Router {
         .route("/rest/db/scan", post(db_scan))
         .route("/rest/folder/errors", get(folder_errors))
         .route("/rest/events", get(events))
-        .route("/rest/config", get(get_config))
+        .route("/rest/config", get(get_config).put(put_config))
         .route(
             "/rest/config/insync",
             get(|| async { axum::Json(json!({"configInSync": true})) }),
@@ -533,6 +533,92 @@ async fn shutdown(State(s): State<Shared>) -> ApiResult {
 async fn get_config(State(s): State<Shared>) -> ApiResult {
     let config = s.config.lock().await;
     ok_json(crate::json::config(&config, s.my_id))
+}
+
+/// `PUT /rest/config`: the whole config, as Syncthing 1.19's own GUI saves every edit. Devices
+/// and folders are made to match the body at run time (added, changed, removed; an entry
+/// starts from the current one, so settings the JSON does not carry are kept, and an
+/// unchanged entry is left running as it is); our own device entry sets our name. The other
+/// sections (options, gui, ldap, defaults) are accepted and not applied yet.
+async fn put_config(State(s): State<Shared>, body: Bytes) -> ApiResult {
+    let body = parse_body(&body)?;
+    let list = |key: &str| {
+        body.get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .ok_or_else(|| bad_request(format!("{key}: expected an array")))
+    };
+    let (devices, folders) = (list("devices")?, list("folders")?);
+    let mut config = s.config.lock().await;
+    let mut dev_entries = Vec::new();
+    for d in &devices {
+        let id = d
+            .get("deviceID")
+            .and_then(Value::as_str)
+            .and_then(|raw| raw.parse::<DeviceId>().ok())
+            .ok_or_else(|| bad_request("devices: each entry needs a valid deviceID"))?;
+        let base = config
+            .device(&id)
+            .cloned()
+            .unwrap_or_else(|| DeviceEntry::new(id));
+        dev_entries.push(crate::json::apply_device(base, d).map_err(|e| bad_request(e.0))?);
+    }
+    let mut folder_entries = Vec::new();
+    for f in &folders {
+        let raw = f
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad_request("folders: each entry needs an id"))?;
+        let entry = match config.folder(raw).cloned() {
+            Some(base) => {
+                crate::json::apply_folder(base, f, &s.my_id).map_err(|e| bad_request(e.0))?
+            }
+            None => new_folder_from(f, &s.my_id)?,
+        };
+        if let Some(d) = entry
+            .devices
+            .iter()
+            .find(|d| !dev_entries.iter().any(|e| e.id == **d))
+        {
+            return Err(bad_request(format!(
+                "folder {} is shared with {d}, which is not among the devices",
+                entry.id
+            )));
+        }
+        folder_entries.push(entry);
+    }
+    let gone_folders: Vec<FolderId> = config
+        .folders
+        .iter()
+        .map(|f| f.id.clone())
+        .filter(|id| !folder_entries.iter().any(|e| e.id == *id))
+        .collect();
+    for id in gone_folders {
+        s.engine.remove_folder(&id).await.map_err(engine_error)?;
+        config.remove_folder(id.as_str());
+    }
+    let gone_devices: Vec<DeviceId> = config
+        .devices
+        .iter()
+        .map(|d| d.id)
+        .filter(|id| !dev_entries.iter().any(|e| e.id == *id))
+        .collect();
+    for id in gone_devices {
+        s.engine.remove_device(id).await.map_err(engine_error)?;
+        config.remove_device(&id);
+    }
+    for entry in dev_entries {
+        if config.device(&entry.id) != Some(&entry) {
+            apply_device_change(&s, &mut config, entry).await?;
+        }
+    }
+    for entry in folder_entries {
+        if config.folder(entry.id.as_str()) != Some(&entry) {
+            apply_folder_change(&s, &mut config, entry).await?;
+        }
+    }
+    save(&s, &config)?;
+    ok_empty()
 }
 
 async fn get_options(State(s): State<Shared>) -> ApiResult {

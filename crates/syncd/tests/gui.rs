@@ -1347,3 +1347,55 @@ fn errors_show_as_text_in_the_gui_until_cleared() {
     );
     assert!(!b.alert_open());
 }
+
+#[test]
+fn put_config_adds_changes_and_removes_devices_and_folders_at_run_time() {
+    const PEER: &str = "P56IOI7-MZJNU2Y-IQGDREY-DM2MGTI-MGL3BXN-PQ6W5BM-TBBZ4TJ-XZWICQ2";
+    let m = Machine::new();
+    let d = m.start();
+    let c = rest(&m, &d);
+    let mut config = c.get("/rest/config").unwrap();
+    let me = c.get("/rest/system/status").unwrap()["myID"].clone();
+    let root = m.user().join("put");
+    // As Syncthing's GUI does: take the defaults, fill them in, PUT everything back.
+    let mut device = config["defaults"]["device"].clone();
+    device["deviceID"] = json!(PEER);
+    device["name"] = json!("peer");
+    let mut folder = config["defaults"]["folder"].clone();
+    folder["id"] = json!("put");
+    folder["label"] = json!("Put");
+    folder["path"] = json!(root.to_string_lossy());
+    folder["devices"] = json!([{"deviceID": me}, {"deviceID": PEER}]);
+    config["devices"].as_array_mut().unwrap().push(device);
+    config["devices"][0]["name"] = json!("renamed");
+    config["folders"].as_array_mut().unwrap().push(folder);
+    c.json("PUT", "/rest/config", Some(&config)).unwrap();
+
+    let got = c.get("/rest/config").unwrap();
+    assert_eq!(got["devices"][0]["name"], "renamed");
+    assert_eq!(got["devices"][1]["deviceID"], PEER);
+    assert_eq!(got["folders"][0]["id"], "put");
+    assert_eq!(got["folders"][0]["devices"][1]["deviceID"], PEER);
+    assert!(root.join(".stfolder").is_dir(), "the folder runs");
+    c.get("/rest/db/status?folder=put").unwrap();
+
+    // A folder shared with a device that is not in the body is refused, nothing changes.
+    let mut bad = got.clone();
+    bad["devices"].as_array_mut().unwrap().truncate(1);
+    let r = c.request("PUT", "/rest/config", Some(&bad)).unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(c.get("/rest/config").unwrap()["devices"], got["devices"]);
+
+    // Removing both through the whole config.
+    let mut less = got.clone();
+    less["folders"] = json!([]);
+    less["devices"].as_array_mut().unwrap().truncate(1);
+    c.json("PUT", "/rest/config", Some(&less)).unwrap();
+    let after = c.get("/rest/config").unwrap();
+    assert_eq!(after["folders"], json!([]));
+    assert_eq!(after["devices"].as_array().unwrap().len(), 1);
+    let r = c
+        .request("GET", "/rest/db/status?folder=put", None)
+        .unwrap();
+    assert_eq!(r.status, 404);
+}
