@@ -6,7 +6,8 @@
 //! the header `X-CSRF-Token-<same>` of every REST call. Another origin can neither read the
 //! cookie nor send that header without a CORS preflight we never grant. Stricter than
 //! Syncthing: a token is handed out, and accepted, only on connections from a loopback address
-//! (a browser on this machine, or an `ssh -L` tunnel, whose connections arrive from loopback);
+//! whose `Host` is a loopback name too (a browser on this machine, or an `ssh -L` tunnel, whose
+//! connections arrive from loopback; not a DNS-rebinding page under its own name);
 //! anyone else gets the page without a token and must type the API key, so a GUI bound beyond
 //! loopback is no more open than the REST API itself.
 //!

@@ -272,7 +272,7 @@ pub fn router(state: Shared) -> Router {
 async fn guard(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let headers = req.headers().clone();
-    let from_loopback = peer_is_loopback(&req);
+    let from_loopback = local_page(&req);
     let mut resp = if state.bound.ip().is_loopback() && !host_is_local(&headers) {
         (StatusCode::FORBIDDEN, "Host check error\n").into_response()
     } else if path.starts_with("/rest/")
@@ -329,6 +329,14 @@ fn host_is_local(headers: &HeaderMap) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Whether a request may use (or receive) a GUI CSRF token: it comes from this machine and
+/// names this machine in `Host`. The second half matters when the GUI listens beyond
+/// loopback (no host check then): a DNS-rebinding page in a local browser connects from
+/// loopback but under its own host name, and must not be handed a token.
+fn local_page(req: &Request) -> bool {
+    peer_is_loopback(req) && host_is_local(req.headers())
+}
+
 /// Whether the TCP peer is on this machine. Without connection info (a router served some
 /// other way) the answer is no, which only takes the CSRF-token path away.
 fn peer_is_loopback(req: &Request) -> bool {
@@ -382,7 +390,7 @@ async fn gui_file(State(s): State<Shared>, method: Method, uri: Uri, req: Reques
         return ApiError(StatusCode::NOT_FOUND, "404 page not found".into()).into_response();
     };
     let mut r = crate::gui::asset_response(content_type, body);
-    if content_type.starts_with("text/html") && peer_is_loopback(&req) {
+    if content_type.starts_with("text/html") && local_page(&req) {
         let cookie = format!(
             "{}={}; Path=/; SameSite=Strict",
             crate::gui::csrf_cookie_name(&s.my_id.to_string()),
@@ -1506,6 +1514,22 @@ mod tests {
         assert_eq!(browse(&root).len(), 4, "every directory, no files");
         assert!(browse(&format!("{root}nothing/here")).is_empty());
         assert_eq!(browse(""), vec!["/".to_owned()]);
+    }
+
+    #[test]
+    fn a_gui_token_needs_a_loopback_peer_and_a_loopback_host_name() {
+        let req = |peer: &str, host: &'static str| {
+            let mut r = Request::new(axum::body::Body::empty());
+            r.extensions_mut()
+                .insert(ConnectInfo(peer.parse::<std::net::SocketAddr>().unwrap()));
+            r.headers_mut()
+                .insert(header::HOST, HeaderValue::from_static(host));
+            r
+        };
+        assert!(local_page(&req("127.0.0.1:5000", "localhost:8384")));
+        assert!(local_page(&req("127.0.0.1:5000", "127.0.0.1:8385")));
+        assert!(!local_page(&req("127.0.0.1:5000", "rebound.example:8384")));
+        assert!(!local_page(&req("192.168.1.9:5000", "localhost:8384")));
     }
 
     #[test]
