@@ -217,7 +217,8 @@
           scheduleLoad(250);
         }
       } catch (e) {
-        if (e instanceof ApiError && e.status === 403) return;
+        // Without credentials the loop stops; logging in starts it again.
+        if (e instanceof ApiError && e.status === 403) { started = false; return; }
         banner('Connection to syncd lost; retrying…');
         await new Promise((r) => setTimeout(r, 5000));
         scheduleLoad(0);

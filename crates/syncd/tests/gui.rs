@@ -1280,6 +1280,21 @@ fn without_its_csrf_cookie_the_page_asks_for_the_api_key_and_works_with_it() {
         json!(""),
         "no token was used"
     );
+    // And the page is live again: a folder added by a script appears by itself.
+    let root = m.user().join("later");
+    rest(&m, &d)
+        .json(
+            "POST",
+            "/rest/config/folders",
+            Some(&json!({"id": "later", "path": root.to_string_lossy()})),
+        )
+        .unwrap();
+    wait_js(
+        &b,
+        "the new folder without a reload",
+        "return !!document.querySelector('#folders details[data-folder=\"later\"]');",
+        json!([]),
+    );
 }
 
 #[test]
