@@ -253,6 +253,11 @@ pub fn router(state: Shared) -> Router {
             get(|| async { axum::Json(json!({})) }),
         )
         .route("/rest/svc/lang", get(svc_lang))
+        .route("/rest/system/log", get(system_log))
+        .route(
+            "/rest/config/defaults/ignores",
+            get(|| async { axum::Json(json!({"lines": []})) }),
+        )
         .route("/rest/stats/folder", get(stats_folder))
         .route("/rest/db/ignores", get(get_ignores).post(post_ignores))
         .route("/rest/config/defaults/folder", get(default_folder))
@@ -1125,6 +1130,11 @@ async fn svc_random_string(RawQuery(q): RawQuery) -> ApiResult {
         .map(char::from)
         .collect();
     ok_json(json!({ "random": random }))
+}
+
+async fn system_log(RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::new(&q);
+    ok_json(crate::logbuf::json(q.get("since")))
 }
 
 async fn system_error(State(s): State<Shared>) -> ApiResult {

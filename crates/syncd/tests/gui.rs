@@ -42,6 +42,11 @@ impl Machine {
     }
 
     fn start(&self) -> Daemon {
+        self.start_logging("warn")
+    }
+
+    /// Starts with `RUST_LOG=<filter>`.
+    fn start_logging(&self, filter: &str) -> Daemon {
         let mut child = Command::new(BIN)
             .args([
                 "serve",
@@ -56,7 +61,7 @@ impl Machine {
             .arg(&self.home)
             .env("HOME", self.user())
             .env_remove("XDG_CONFIG_HOME")
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -1413,4 +1418,32 @@ fn put_config_adds_changes_and_removes_devices_and_folders_at_run_time() {
         .request("GET", "/rest/db/status?folder=put", None)
         .unwrap();
     assert_eq!(r.status, 404);
+}
+
+#[test]
+fn system_log_returns_the_daemons_recent_lines_and_defaults_ignores_is_empty() {
+    let m = Machine::new();
+    let d = m.start_logging("info");
+    let c = rest(&m, &d);
+    let log = wait("the start line in the log", || {
+        let log = c.get("/rest/system/log").unwrap();
+        log["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["message"].as_str().unwrap().contains("syncd started"))
+            .then_some(log)
+    });
+    let first = &log["messages"][0];
+    assert_eq!(keys(first), ["level", "message", "when"]);
+    assert!(first["level"].is_number() && first["when"].is_string());
+    assert_eq!(
+        c.get("/rest/system/log?since=2999-01-01T00:00:00Z")
+            .unwrap(),
+        json!({"messages": []})
+    );
+    assert_eq!(
+        c.get("/rest/config/defaults/ignores").unwrap(),
+        json!({"lines": []})
+    );
 }
