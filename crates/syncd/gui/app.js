@@ -632,14 +632,18 @@
   async function openFolder(id) {
     editingFolder = id;
     const f = id ? (state.config.folders || []).find((x) => x.id === id) : null;
+    // A new folder starts from the daemon's defaults (watcher delay, rescan interval).
+    let def = null;
+    if (!f) { try { def = await get('config/defaults/folder'); } catch (e) { /* built-in values */ } }
+    const base = f || def || { fsWatcherEnabled: true, fsWatcherDelayS: 0.1, rescanIntervalS: 3600 };
     $('dlg-folder-title').textContent = f ? 'Edit folder' : 'Add folder';
     $('folder-label').value = f ? f.label : '';
     $('folder-id').value = f ? f.id : '';
     $('folder-id').readOnly = !!f;
     $('folder-path').value = f ? f.path : '';
-    $('folder-watch').checked = f ? f.fsWatcherEnabled : true;
-    $('folder-watch-delay').value = f ? f.fsWatcherDelayS : 0.1;
-    $('folder-rescan').value = f ? f.rescanIntervalS : 3600;
+    $('folder-watch').checked = base.fsWatcherEnabled;
+    $('folder-watch-delay').value = base.fsWatcherDelayS;
+    $('folder-rescan').value = base.rescanIntervalS;
     $('folder-ignores').value = '';
     $('folder-ignores-msg').textContent = '';
     ignoresLoaded = '';
@@ -826,9 +830,24 @@
     } catch (e) { $('conflicts-error').textContent = 'Could not resolve: ' + e.message; }
   }
 
+  // The daemon's recent log lines (/rest/system/log), newest last.
+  async function showLogs() {
+    openDialog('dlg-logs');
+    const box = $('logs-list');
+    try {
+      const r = await get('system/log');
+      const lines = (r && r.messages) || [];
+      box.replaceChildren(...(lines.length ? lines.map((l) => el('div', { class: l.level >= 3 ? 'warn' : null }, l.message))
+        : [el('span', { class: 'muted' }, 'No log lines yet.')]));
+      box.scrollTop = box.scrollHeight;
+    } catch (e) { box.replaceChildren(el('span', { class: 'error' }, 'Cannot read the log: ' + e.message)); }
+  }
+
   // ---------- wiring ----------
 
   $('btn-show-id').addEventListener('click', showID);
+  $('btn-logs').addEventListener('click', showLogs);
+  $('logs-refresh').addEventListener('click', showLogs);
   $('btn-add-device').addEventListener('click', () => { if (state.config) openDevice(null); });
   $('btn-add-folder').addEventListener('click', () => { if (state.config) openFolder(null); });
 

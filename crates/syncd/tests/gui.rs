@@ -1333,10 +1333,10 @@ fn system_error_lang_and_discovery_answer_as_syncthing_1_19() {
 }
 
 #[test]
-fn errors_show_as_text_in_the_gui_until_cleared() {
+fn errors_show_as_text_in_the_gui_until_cleared_and_logs_show_too() {
     let Some(tools) = tools() else { return };
     let m = Machine::new();
-    let d = m.start();
+    let d = m.start_logging("info");
     let c = rest(&m, &d);
     c.request("POST", "/rest/system/error", Some(&json!(HOSTILE)))
         .unwrap();
@@ -1365,6 +1365,11 @@ fn errors_show_as_text_in_the_gui_until_cleared() {
         c.get("/rest/system/error").unwrap(),
         json!({"errors": null})
     );
+
+    b.click("#btn-logs");
+    wait("the start line in the logs dialog", || {
+        b.text("#logs-list").contains("syncd started").then_some(())
+    });
     assert!(!b.alert_open());
 }
 
