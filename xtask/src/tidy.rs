@@ -98,7 +98,46 @@ pub fn check_workspace(root: &Path) -> Result<Vec<String>, String> {
             ));
         }
     }
+    problems.extend(engine_invariants(root));
     Ok(problems)
+}
+
+/// The invariants `docs/ARCHITECTURE.md` ("Inside the engine") says this checks.
+fn engine_invariants(root: &Path) -> Vec<String> {
+    let src = root.join("crates/syncd-engine/src");
+    let mut problems = Vec::new();
+    for file in rust_files(&src) {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let rel = file.strip_prefix(&src).unwrap_or(&file);
+        // Only the engine's handle changes the configuration.
+        if text.contains("config.update(") && !rel.ends_with("engine.rs") {
+            problems.push(format!(
+                "{}: changes the engine's configuration; only `EngineHandle` (engine.rs) may",
+                file.display()
+            ));
+        }
+        // The folder's state machine does no I/O and reads no clock (its tests may).
+        if rel.ends_with("folder/machine.rs") {
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for forbidden in [
+                "std::fs",
+                "File::",
+                "tokio::spawn",
+                "spawn_blocking",
+                "Instant::now",
+                "SystemTime::now",
+                ".await",
+            ] {
+                if code.contains(forbidden) {
+                    problems.push(format!(
+                        "{}: `{forbidden}` in the folder state machine (I/O belongs to its driver, time is a parameter)",
+                        file.display()
+                    ));
+                }
+            }
+        }
+    }
+    problems
 }
 
 fn cargo_tree(root: &Path, package: &str) -> Result<String, String> {
@@ -199,6 +238,32 @@ mod tests {
         let problems = check_workspace(&dir).unwrap();
         assert!(problems.iter().any(|p| p.contains("`//!`")), "{problems:?}");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tidy_refuses_io_in_the_folder_machine_and_config_changes_outside_the_handle() {
+        let dir = scratch_workspace("engine-invariants", "");
+        let src = dir.join("crates/syncd-engine/src");
+        write(
+            &src.join("folder/machine.rs"),
+            "fn f() { let _ = std::fs::read(\"x\"); }\n#[cfg(test)]\nmod t { fn g() { let _ = std::time::Instant::now(); } }\n",
+        );
+        write(
+            &src.join("peer.rs"),
+            "fn f(s: &S) { s.config.update(|c| c); }\n",
+        );
+        write(
+            &src.join("engine.rs"),
+            "fn f(s: &S) { s.config.update(|c| c); }\n",
+        );
+        let problems = engine_invariants(&dir);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("machine.rs") && p.contains("std::fs"))
+        );
+        assert!(problems.iter().any(|p| p.contains("peer.rs")));
     }
 
     #[test]

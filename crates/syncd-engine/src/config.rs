@@ -139,6 +139,53 @@ fn default_folder_id() -> FolderId {
     }
 }
 
+/// The engine's one copy of its configuration. Readers take an immutable snapshot (an
+/// `Arc`, cheap to clone, never changing under them); the engine's handle replaces it, one
+/// change at a time (see `Shared::ops`). Folders, peers and the status read it from here:
+/// there is no second copy to keep in step.
+#[derive(Debug)]
+pub(crate) struct ConfigCell(std::sync::RwLock<std::sync::Arc<EngineConfig>>);
+
+impl ConfigCell {
+    pub(crate) fn new(config: EngineConfig) -> ConfigCell {
+        ConfigCell(std::sync::RwLock::new(std::sync::Arc::new(config)))
+    }
+
+    /// The current configuration.
+    pub(crate) fn snapshot(&self) -> std::sync::Arc<EngineConfig> {
+        match self.0.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the configuration with `f` applied to a copy of it; returns what `f` returns.
+    pub(crate) fn update<R>(&self, f: impl FnOnce(&mut EngineConfig) -> R) -> R {
+        let mut g = match self.0.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut next = EngineConfig::clone(&g);
+        let r = f(&mut next);
+        *g = std::sync::Arc::new(next);
+        r
+    }
+
+    /// A folder's current configuration.
+    pub(crate) fn folder(&self, id: &FolderId) -> Option<FolderConfig> {
+        self.snapshot()
+            .folders
+            .iter()
+            .find(|f| &f.id == id)
+            .cloned()
+    }
+
+    /// A device's current configuration.
+    pub(crate) fn device(&self, id: DeviceId) -> Option<DeviceConfig> {
+        self.snapshot().devices.iter().find(|d| d.id == id).cloned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,20 +14,22 @@
 //! The receiver checks what it rebuilt against the sender's digest: on a mismatch (a bug, or
 //! a fingerprint collision) it applies nothing, closes the connection and does not ask for
 //! derived records on the next one (the peer then resends the same records in full).
+//!
+//! The bytes (front-coded names, sequence deltas, the digest) are `syncd_proto::derived`'s;
+//! this module decides what to derive and rebuilds records from the index.
 
 use std::collections::{BTreeMap, HashMap};
 
-use prost::Message as _;
-use sha2::{Digest, Sha256};
 use syncd_conflict::VersionVector;
 use syncd_index::{FileRecord, FolderReader, IndexError};
 use syncd_proto::bep;
+use syncd_proto::derived::{self, Copies, Deletions, Digest, Group, join};
 use syncd_types::{DeviceId, FileKind, RelPath, ShortId};
 
 use crate::convert;
 
-/// ClusterConfig `syncd_features` bit: "send me derived records".
-pub(crate) const FEATURE_DERIVED: u32 = 1;
+pub(crate) use syncd_proto::derived::FEATURE_DERIVED;
+
 /// Derivable records worth less than this in a window (a record counts 1, plus 1 per block
 /// and per chunk it carries): send them in full (little to gain).
 const MIN_WORTH: usize = 16;
@@ -35,10 +37,6 @@ const MIN_WORTH: usize = 16;
 const MAX_LOOKUPS: usize = 64;
 /// Deletions read beyond a window to find where its new files came from.
 const LATER_DELETIONS: usize = 8192;
-/// Names in one received group at most (a bound on what a peer can make us build).
-const MAX_NAMES: usize = 1 << 20;
-/// Bytes of one rebuilt name at most.
-const MAX_NAME_BYTES: usize = 64 * 1024;
 
 /// A window of our records, split into what goes in full and what the peer rebuilds.
 #[derive(Debug, Default)]
@@ -59,7 +57,7 @@ pub(crate) struct Encoded {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DeriveError {
     #[error("malformed derived group: {0}")]
-    Malformed(String),
+    Malformed(#[from] derived::DerivedError),
     #[error("derived record's base {0:?} is not a live record of the sender")]
     NoBase(String),
     #[error("derived records do not match the sender's digest")]
@@ -223,30 +221,44 @@ pub(crate) fn encode(
         return Ok(Encoded::plain(window));
     }
 
-    let mut digest = Sha256::new();
+    let mut digest = Digest::new();
     let mut out = Vec::with_capacity(groups.len());
     let mut is_derived = vec![false; window.len()];
     for ((ckey, dkey), mut items) in groups {
         items.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut g = bep::SyncdDerived {
-            names: front_code(items.iter().map(|(n, _, _)| n.as_str())),
-            ..Default::default()
+        let sequences = |pick: fn(&Item) -> Option<usize>| -> Vec<u64> {
+            items
+                .iter()
+                .filter_map(pick)
+                .filter_map(|i| window.get(i))
+                .map(|r| r.sequence)
+                .collect()
         };
-        if let Some(k) = &ckey {
-            g.from.clone_from(&k.from);
-            g.to.clone_from(&k.to);
-            g.copy_version = Some(wire_vector(&k.version));
-            g.copy_modified_by = k.modified_by;
-            g.copy_previous_blocks_hash
-                .clone_from(&k.previous_blocks_hash);
-            g.copy_sequences = deltas(items.iter().filter_map(|(_, c, _)| *c), &window);
-        }
-        if let Some(k) = dkey {
-            g.delete_version = Some(wire_vector(&k.version));
-            g.delete_modified_s = k.modified_s;
-            g.delete_modified_by = k.modified_by;
-            g.delete_sequences = deltas(items.iter().filter_map(|(_, _, d)| *d), &window);
-        }
+        let (from, copies) = match ckey {
+            Some(k) => (
+                k.from,
+                Some(Copies {
+                    to: k.to,
+                    version: wire_vector(&k.version),
+                    modified_by: k.modified_by,
+                    previous_blocks_hash: k.previous_blocks_hash,
+                    sequences: sequences(|(_, c, _)| *c),
+                }),
+            ),
+            None => (String::new(), None),
+        };
+        let deletions = dkey.map(|k| Deletions {
+            version: wire_vector(&k.version),
+            modified_s: k.modified_s,
+            modified_by: k.modified_by,
+            sequences: sequences(|(_, _, d)| *d),
+        });
+        let group = Group {
+            from,
+            names: items.iter().map(|(n, _, _)| n.clone()).collect(),
+            copies,
+            deletions,
+        };
         for i in items
             .iter()
             .filter_map(|(_, c, _)| *c)
@@ -257,7 +269,7 @@ pub(crate) fn encode(
                 add_to_digest(&mut digest, &as_received(r));
             }
         }
-        out.push(g);
+        out.push(group.encode());
     }
     let last = window.last().map_or(0, |r| r.sequence);
     let plain = window
@@ -268,7 +280,7 @@ pub(crate) fn encode(
     Ok(Encoded {
         plain,
         groups: out,
-        digest: finish(digest),
+        digest: digest.value(),
         derived,
         last,
     })
@@ -406,14 +418,6 @@ fn strip<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
     }
 }
 
-fn join(prefix: &str, rel: &str) -> String {
-    match (prefix.is_empty(), rel.is_empty()) {
-        (true, _) => rel.to_owned(),
-        (false, true) => prefix.to_owned(),
-        (false, false) => format!("{prefix}/{rel}"),
-    }
-}
-
 /// The group key of a deletion the peer can rebuild: one that remembers the live record it
 /// replaced, sent before the window (so the peer holds it), and that has the shape the
 /// scanner and the puller give a deletion (only version, time and modifier set).
@@ -449,97 +453,15 @@ fn counters(v: &VersionVector) -> Vec<(u64, u64)> {
     v.counters().iter().map(|c| (c.id.get(), c.value)).collect()
 }
 
-fn deltas(indices: impl Iterator<Item = usize>, window: &[FileRecord]) -> Vec<i64> {
-    let mut prev = 0i64;
-    indices
-        .filter_map(|i| window.get(i))
-        .map(|r| {
-            let s = i64::try_from(r.sequence).unwrap_or(i64::MAX);
-            let d = s.wrapping_sub(prev);
-            prev = s;
-            d
-        })
-        .collect()
-}
-
-/// Names in ascending order as the `names` field codes them.
-fn front_code<'a>(names: impl Iterator<Item = &'a str>) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut prev: &[u8] = &[];
-    for n in names {
-        let n = n.as_bytes();
-        let shared = prev.iter().zip(n).take_while(|(a, b)| a == b).count();
-        let rest = n.get(shared..).unwrap_or_default();
-        prost::encoding::encode_varint(shared as u64, &mut out);
-        prost::encoding::encode_varint(rest.len() as u64, &mut out);
-        out.extend_from_slice(rest);
-        prev = n;
-    }
-    out
-}
-
-/// Decodes `names` (ascending, each at most [`MAX_NAME_BYTES`], at most [`MAX_NAMES`]).
-fn front_decode(mut buf: &[u8]) -> Result<Vec<String>, DeriveError> {
-    let bad = |s: &str| DeriveError::Malformed(s.to_owned());
-    let mut out: Vec<String> = Vec::new();
-    let mut prev: Vec<u8> = Vec::new();
-    while !buf.is_empty() {
-        if out.len() >= MAX_NAMES {
-            return Err(bad("too many names"));
-        }
-        let shared = prost::encoding::decode_varint(&mut buf).map_err(|_| bad("bad varint"))?;
-        let len = prost::encoding::decode_varint(&mut buf).map_err(|_| bad("bad varint"))?;
-        let shared = usize::try_from(shared).map_err(|_| bad("shared length"))?;
-        let len = usize::try_from(len).map_err(|_| bad("name length"))?;
-        if shared > prev.len() || shared.saturating_add(len) > MAX_NAME_BYTES {
-            return Err(bad("name length out of range"));
-        }
-        let rest = buf.get(..len).ok_or_else(|| bad("names truncated"))?;
-        buf = buf.get(len..).unwrap_or_default();
-        let mut name = prev.get(..shared).unwrap_or_default().to_vec();
-        name.extend_from_slice(rest);
-        if !out.is_empty() && name <= prev {
-            return Err(bad("names not in ascending order"));
-        }
-        let s = String::from_utf8(name.clone()).map_err(|_| bad("name is not UTF-8"))?;
-        out.push(s);
-        prev = name;
-    }
-    Ok(out)
-}
-
-fn undelta(d: &[i64]) -> Result<Vec<u64>, DeriveError> {
-    let mut prev = 0i64;
-    d.iter()
-        .map(|x| {
-            prev = prev
-                .checked_add(*x)
-                .ok_or_else(|| DeriveError::Malformed("sequence overflow".into()))?;
-            u64::try_from(prev)
-                .ok()
-                .filter(|s| *s > 0)
-                .ok_or_else(|| DeriveError::Malformed(format!("sequence {prev}")))
-        })
-        .collect()
-}
-
 /// The record as a peer stores it after receiving it in full (what a rebuilt record must
 /// equal). A record that would not pass validation stays as it is (and so cannot match).
 fn as_received(r: &FileRecord) -> FileRecord {
     convert::wire_to_record(convert::record_to_wire(r, true)).unwrap_or_else(|_| r.clone())
 }
 
-fn add_to_digest(h: &mut Sha256, r: &FileRecord) {
-    let bytes = convert::record_to_wire(r, true).encode_to_vec();
-    h.update((bytes.len() as u64).to_le_bytes());
-    h.update(&bytes);
-}
-
-fn finish(h: Sha256) -> u64 {
-    let d = h.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(d.get(..8).unwrap_or(&[0; 8]));
-    u64::from_le_bytes(first)
+/// Adds a rebuilt record to the digest as the FileInfo a syncd peer announces.
+fn add_to_digest(h: &mut Digest, r: &FileRecord) {
+    h.add(&convert::record_to_wire(r, true));
 }
 
 /// Rebuilds the records of `groups` from what `reader` holds of `sender`'s index and checks
@@ -551,71 +473,52 @@ pub(crate) fn expand(
     sender: DeviceId,
 ) -> Result<Vec<FileRecord>, DeriveError> {
     let mut out = Vec::new();
-    let mut h = Sha256::new();
+    let mut h = Digest::new();
     for g in groups {
-        let names = front_decode(&g.names)?;
-        let copies = undelta(&g.copy_sequences)?;
-        let deletes = undelta(&g.delete_sequences)?;
-        let want = |n: usize, what: &str| {
-            if n == 0 || n == names.len() {
-                Ok(())
-            } else {
-                Err(DeriveError::Malformed(format!(
-                    "{n} {what} sequences for {} names",
-                    names.len()
-                )))
-            }
-        };
-        want(copies.len(), "copy")?;
-        want(deletes.len(), "deletion")?;
-        if copies.is_empty() && deletes.is_empty() {
-            return Err(DeriveError::Malformed("group with no records".into()));
-        }
-        let mut bases = Vec::with_capacity(names.len());
-        for rel in &names {
-            let name = wire_name(&join(&g.from, rel))?;
+        let g = Group::decode(g)?;
+        let mut bases = Vec::with_capacity(g.names.len());
+        for name in g.bases()? {
             match reader.get(sender, &name)? {
                 Some(b) if !b.deleted && !b.invalid => bases.push(b),
                 _ => return Err(DeriveError::NoBase(name.as_str().to_owned())),
             }
         }
-        let version = convert::wire_version(g.copy_version.as_ref());
-        let delete_version = convert::wire_version(g.delete_version.as_ref());
-        let mut built = Vec::with_capacity(copies.len() + deletes.len());
-        for ((rel, base), seq) in names.iter().zip(&bases).zip(&copies) {
-            let mut r = base.clone();
-            r.name = wire_name(&join(&g.to, rel))?;
-            r.version = version.clone();
-            r.modified_by = ShortId(g.copy_modified_by);
-            r.previous_blocks_hash
-                .clone_from(&g.copy_previous_blocks_hash);
-            r.sequence = *seq;
-            r.inode = 0;
-            built.push(r);
+        let mut built = Vec::new();
+        if let Some(c) = &g.copies {
+            let version = convert::wire_version(Some(&c.version));
+            for ((name, base), seq) in g.copy_names()?.into_iter().zip(&bases).zip(&c.sequences) {
+                let mut r = base.clone();
+                r.name = name;
+                r.version = version.clone();
+                r.modified_by = ShortId(c.modified_by);
+                r.previous_blocks_hash.clone_from(&c.previous_blocks_hash);
+                r.sequence = *seq;
+                r.inode = 0;
+                built.push(r);
+            }
         }
-        for (base, seq) in bases.iter().zip(&deletes) {
-            let mut r = FileRecord::new(base.name.clone(), base.kind);
-            r.version = delete_version.clone();
-            r.modified_by = ShortId(g.delete_modified_by);
-            r.deleted = true;
-            r.modified_s = g.delete_modified_s;
-            r.previous_blocks_hash.clone_from(&base.blocks_hash);
-            r.sequence = *seq;
-            built.push(r);
+        if let Some(d) = &g.deletions {
+            let version = convert::wire_version(Some(&d.version));
+            for (base, seq) in bases.iter().zip(&d.sequences) {
+                let mut r = FileRecord::new(base.name.clone(), base.kind);
+                r.version = version.clone();
+                r.modified_by = ShortId(d.modified_by);
+                r.deleted = true;
+                r.modified_s = d.modified_s;
+                r.previous_blocks_hash.clone_from(&base.blocks_hash);
+                r.sequence = *seq;
+                built.push(r);
+            }
         }
         for r in &built {
             add_to_digest(&mut h, r);
         }
         out.append(&mut built);
     }
-    if finish(h) != digest {
+    if h.value() != digest {
         return Err(DeriveError::Digest);
     }
     Ok(out)
-}
-
-fn wire_name(s: &str) -> Result<RelPath, DeriveError> {
-    RelPath::from_wire(s).map_err(|e| DeriveError::Malformed(format!("name {s:?}: {e}")))
 }
 
 #[cfg(test)]
@@ -842,40 +745,6 @@ mod tests {
     }
 
     #[test]
-    fn names_round_trip_through_front_coding() {
-        let names = [
-            "a",
-            "a/b",
-            "a/b/c.txt",
-            "a/bc",
-            "d0001/f000100.txt",
-            "d0001/f000101.txt",
-        ];
-        let coded = front_code(names.iter().copied());
-        assert_eq!(front_decode(&coded).unwrap(), names);
-        // Shared bytes are not repeated: "d0001/f000101.txt" costs 1 + 1 + 5 bytes.
-        assert!(coded.len() < names.iter().map(|n| n.len()).sum::<usize>());
-    }
-
-    #[test]
-    fn hostile_names_are_typed_errors() {
-        // Shares more bytes than the previous name has.
-        assert!(front_decode(&[5, 1, b'a']).is_err());
-        // Truncated.
-        assert!(front_decode(&[0, 9, b'a']).is_err());
-        // Not ascending.
-        assert!(front_decode(&[0, 1, b'b', 0, 1, b'a']).is_err());
-        // Not UTF-8.
-        assert!(front_decode(&[0, 1, 0xff]).is_err());
-        // Longer than a name may be.
-        let mut huge = vec![0];
-        prost::encoding::encode_varint(1 << 40, &mut huge);
-        assert!(front_decode(&huge).is_err());
-        assert!(undelta(&[5, -10]).is_err());
-        assert!(undelta(&[i64::MAX, 1]).is_err());
-    }
-
-    #[test]
     fn prefixes_keep_the_longest_common_remainder() {
         assert_eq!(
             prefixes("delta/dir/d0001/f1.txt", "delta/moved/dir/d0001/f1.txt"),
@@ -886,7 +755,51 @@ mod tests {
         assert_eq!(strip("a/b/c", "a/b"), Some("c"));
         assert_eq!(strip("a/b", "a/b"), Some(""));
         assert_eq!(strip("a/bc", "a/b"), None);
-        assert_eq!(join("", "x"), "x");
-        assert_eq!(join("a", ""), "a");
+    }
+    /// Taken from the encoder before the byte format moved to `syncd_proto::derived`.
+    const SNAPSHOT: &str = concat!(
+        "508ece080833753d ",
+        "1a0a00027430010131010132420e0a0c088182848890a0c0800110064880a4a7da06508182848890",
+        "a0c080015a0486010202",
+        " ",
+        "0a016412016e1a410000000366303002013102013202013302013402013502013602013702013802",
+        "013901023130020131020132020133020134020135020136020137020138020139220e0a0c088182",
+        "848890a0c080011005288182848890a0c080013a1532020202020202020202020202020202020202",
+        "0202420e0a0c088182848890a0c0800110054880a4a7da06508182848890a0c080015a155c020202",
+        "0202020202020202020202020202020202",
+    );
+
+    /// The bytes a moved directory and deletions go out as (a snapshot: the byte format is
+    /// `syncd_proto::derived`'s, the choice of groups this module's).
+    #[test]
+    fn a_moved_directory_goes_out_as_these_bytes() {
+        use prost::Message as _;
+        let mut l = Link::new();
+        let mut old = vec![dir("d")];
+        old.extend((0..20u8).map(|i| file(&format!("d/f{i:02}"), i, 1)));
+        let gone: Vec<FileRecord> = (0..3u8)
+            .map(|i| file(&format!("t{i}"), 40 + i, 1))
+            .collect();
+        old.extend(gone.iter().cloned());
+        l.local(old.clone());
+        l.send();
+        let mut batch: Vec<FileRecord> = old
+            .iter()
+            .take(21)
+            .map(|r| moved(r, &r.name.as_str().replacen('d', "n", 1), 5))
+            .collect();
+        batch.extend(old.iter().take(21).map(|r| deletion(r, 5)));
+        batch.extend(gone.iter().map(|r| deletion(r, 6)));
+        l.local(batch);
+        let r = l.a.read(&l.folder).unwrap();
+        let window = r.local_batch(l.sent, 8192).unwrap();
+        let e = encode(window, l.sent, &r, A).unwrap();
+        let bytes: Vec<String> = e
+            .groups
+            .iter()
+            .map(|g| hex::encode(g.encode_to_vec()))
+            .collect();
+        let got = format!("{:016x} {}", e.digest, bytes.join(" "));
+        assert_eq!(got, SNAPSHOT);
     }
 }

@@ -13,7 +13,7 @@ use syncd_types::{DeviceId, FolderId, RelPath};
 use tokio::sync::{Semaphore, broadcast, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::config::{DeviceConfig, EngineConfig, FolderConfig};
+use crate::config::{ConfigCell, DeviceConfig, EngineConfig, FolderConfig};
 use crate::error::{EngineError, WaitError};
 use crate::event::{Event, EventBus};
 use crate::folder::{self, FolderCtx, FolderInput};
@@ -100,20 +100,13 @@ impl Engine {
             .devices
             .iter()
             .filter(|d| d.id != device_id)
-            .map(|d| {
-                (
-                    d.id,
-                    DeviceEntry {
-                        config: d.clone(),
-                        status: disconnected_status(d),
-                    },
-                )
-            })
+            .map(|d| (d.id, disconnected_status(d)))
             .collect();
         let shared = Arc::new(Shared {
             device_id,
             device_name: config.device_name.clone(),
-            config: Mutex::new(config.clone()),
+            config: Arc::new(ConfigCell::new(config.clone())),
+            ops: tokio::sync::Mutex::new(()),
             events: EventBus::new(),
             listen_addrs,
             index: Arc::new(index),
@@ -137,9 +130,7 @@ impl Engine {
             while let Some(ev) = ep_events.recv().await {
                 match ev {
                     syncd_transport::Event::Connected(conn) => {
-                        let paused = lock(&s2.devices)
-                            .get(&conn.info.device)
-                            .is_none_or(|d| d.config.paused);
+                        let paused = s2.config.device(conn.info.device).is_none_or(|d| d.paused);
                         if paused {
                             conn.sender.close("device paused");
                             continue;
@@ -152,7 +143,7 @@ impl Engine {
                     // A configured but paused device is refused by the endpoint too; it is
                     // not a new device to offer the user.
                     syncd_transport::Event::UnknownDevice(u)
-                        if !lock(&s2.devices).contains_key(&u.device) =>
+                        if s2.config.device(u.device).is_none() =>
                     {
                         s2.events.emit(Event::DeviceRejected {
                             device: u.device,
@@ -194,13 +185,6 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// One configured peer as the engine holds it.
-#[derive(Debug)]
-pub(crate) struct DeviceEntry {
-    pub(crate) config: DeviceConfig,
-    pub(crate) status: ConnectionStatus,
-}
-
 /// A running folder: its context and its actor task.
 pub(crate) type FolderSlot = (Arc<FolderCtx>, JoinHandle<()>);
 
@@ -209,13 +193,18 @@ pub(crate) type FolderSlot = (Arc<FolderCtx>, JoinHandle<()>);
 pub(crate) struct Shared {
     pub(crate) device_id: DeviceId,
     pub(crate) device_name: String,
-    pub(crate) config: Mutex<EngineConfig>,
+    /// The one copy of the configuration (see [`ConfigCell`]).
+    pub(crate) config: Arc<ConfigCell>,
+    /// Held by each [`EngineHandle`] method that changes the configuration, for its whole
+    /// run: changes apply one at a time, each to the result of the one before.
+    ops: tokio::sync::Mutex<()>,
     pub(crate) events: EventBus,
     pub(crate) listen_addrs: Vec<SocketAddr>,
     pub(crate) index: Arc<Index>,
     pub(crate) endpoint: Endpoint,
     pub(crate) folders: Mutex<BTreeMap<FolderId, FolderSlot>>,
-    pub(crate) devices: Mutex<BTreeMap<DeviceId, DeviceEntry>>,
+    /// Each configured peer's connection status.
+    pub(crate) devices: Mutex<BTreeMap<DeviceId, ConnectionStatus>>,
     pub(crate) peers: Mutex<BTreeMap<DeviceId, Arc<Peer>>>,
     pub(crate) connected_since_start: Mutex<BTreeSet<DeviceId>>,
     /// Whether each device that connected since start announced Syncthing 1.x in its Hello
@@ -231,7 +220,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn spawn_folder(self: &Arc<Self>, f: FolderConfig) {
-        let (ctx, rx) = FolderCtx::new(f);
+        let (ctx, rx) = FolderCtx::new(&f, self.config.clone());
         let task = tokio::spawn(folder::run(self.clone(), ctx.clone(), rx));
         let old = lock(&self.folders).insert(ctx.id.clone(), (ctx, task));
         if let Some((old, _)) = old {
@@ -258,9 +247,9 @@ impl Shared {
     }
 
     pub(crate) fn device_name_of(&self, device: DeviceId) -> String {
-        lock(&self.devices)
-            .get(&device)
-            .map(|d| d.config.name.clone())
+        self.config
+            .device(device)
+            .map(|d| d.name)
             .unwrap_or_default()
     }
 
@@ -274,14 +263,14 @@ impl Shared {
         let info = &peer.info;
         lock(&self.peers).insert(peer.device, peer.clone());
         lock(&self.connected_since_start).insert(peer.device);
-        if let Some(d) = lock(&self.devices).get_mut(&peer.device) {
-            d.status.connected = true;
-            d.status.address = Some(info.remote_addr);
-            d.status.client_name = info.hello.client_name.clone();
-            d.status.client_version = info.hello.client_version.clone();
-            d.status.conn_type = peer::conn_type(info);
-            d.status.crypto = String::from("TLS1.3");
-            d.status.started_at = Some(info.started_at);
+        if let Some(st) = lock(&self.devices).get_mut(&peer.device) {
+            st.connected = true;
+            st.address = Some(info.remote_addr);
+            st.client_name = info.hello.client_name.clone();
+            st.client_version = info.hello.client_version.clone();
+            st.conn_type = peer::conn_type(info);
+            st.crypto = String::from("TLS1.3");
+            st.started_at = Some(info.started_at);
         }
         self.events.emit(Event::DeviceConnected {
             device: peer.device,
@@ -350,12 +339,9 @@ impl Shared {
 
     /// Tells the transport which devices to accept and dial (after device changes).
     fn sync_endpoint_devices(&self) {
-        let devices = lock(&self.devices)
-            .values()
-            .map(|d| d.config.clone())
-            .collect::<Vec<_>>();
+        let config = self.config.snapshot();
         self.endpoint
-            .set_devices(endpoint_devices(self.device_id, devices.iter()));
+            .set_devices(endpoint_devices(self.device_id, config.devices.iter()));
     }
 
     /// Applies every connected peer's last ClusterConfig again (after a folder was added or
@@ -379,14 +365,16 @@ impl Shared {
                 return;
             }
         }
-        if let Some(d) = lock(&self.devices).get_mut(&peer.device) {
+        if let Some(cfg) = self.config.device(peer.device)
+            && let Some(st) = lock(&self.devices).get_mut(&peer.device)
+        {
             let totals = peer.info.counters.totals();
-            d.status = ConnectionStatus {
+            *st = ConnectionStatus {
                 in_bytes_total: totals.in_bytes,
                 out_bytes_total: totals.out_bytes,
                 derived_records_in: 0,
                 derived_records_out: 0,
-                ..disconnected_status(&d.config)
+                ..disconnected_status(&cfg)
             };
         }
         self.events.emit(Event::DeviceDisconnected {
@@ -442,7 +430,7 @@ impl EngineHandle {
 
     /// The current configuration, including runtime changes.
     pub fn config(&self) -> EngineConfig {
-        lock(&self.shared.config).clone()
+        EngineConfig::clone(&self.shared.config.snapshot())
     }
 
     /// IDs of every configured folder.
@@ -496,8 +484,8 @@ impl EngineHandle {
         lock(&self.shared.devices)
             .values()
             .map(|d| {
-                let mut s = d.status.clone();
-                if let Some(p) = peers.get(&d.config.id) {
+                let mut s = d.clone();
+                if let Some(p) = peers.get(&d.device) {
                     let t = p.info.counters.totals();
                     s.in_bytes_total = t.in_bytes;
                     s.out_bytes_total = t.out_bytes;
@@ -567,7 +555,8 @@ impl EngineHandle {
 
     /// Pauses a device: disconnects it and refuses it until resumed.
     pub async fn pause_device(&self, id: DeviceId) -> Result<(), EngineError> {
-        if !lock(&self.shared.devices).contains_key(&id) {
+        let _one_change = self.shared.ops.lock().await;
+        if self.shared.config.device(id).is_none() {
             return Err(EngineError::UnknownDevice(id));
         }
         if let Some(p) = self.shared.peer(id) {
@@ -580,6 +569,7 @@ impl EngineHandle {
 
     /// Resumes a paused device: it is accepted and dialed again.
     pub async fn resume_device(&self, id: DeviceId) -> Result<(), EngineError> {
+        let _one_change = self.shared.ops.lock().await;
         self.set_device_paused(id, false)?;
         self.shared.sync_endpoint_devices();
         Ok(())
@@ -587,6 +577,7 @@ impl EngineHandle {
 
     /// Pauses a folder: no scan, no pull, no index exchange.
     pub async fn pause_folder(&self, folder: &FolderId) -> Result<(), EngineError> {
+        let _one_change = self.shared.ops.lock().await;
         self.set_folder_paused(folder, true)?;
         self.shared.reapply_cluster_configs().await;
         Ok(())
@@ -594,31 +585,52 @@ impl EngineHandle {
 
     /// Resumes a paused folder.
     pub async fn resume_folder(&self, folder: &FolderId) -> Result<(), EngineError> {
+        let _one_change = self.shared.ops.lock().await;
         self.set_folder_paused(folder, false)?;
         self.shared.reapply_cluster_configs().await;
         Ok(())
     }
 
-    /// Adds a device, or replaces the existing one with the same ID: from now on it is
-    /// accepted, and dialed at its addresses (a changed address applies at once; other changes
-    /// at the next connection). Sharing a folder with it is a folder change
-    /// ([`EngineHandle::add_folder`] with the device listed).
+    /// Adds a device, or changes the existing one with the same ID in place: from now on it
+    /// is accepted, and dialed at its addresses. A changed address or name applies at once,
+    /// pausing closes its connection and resuming lets it connect again, a changed
+    /// compression applies from the next connection; a live connection is otherwise kept.
+    /// Sharing a folder with it is a folder change ([`EngineHandle::add_folder`] with the
+    /// device listed).
     pub async fn add_device(&self, d: DeviceConfig) -> Result<(), EngineError> {
         if d.id == self.shared.device_id {
             return Ok(());
         }
+        let _one_change = self.shared.ops.lock().await;
+        let old =
+            self.shared
+                .config
+                .update(|cfg| match cfg.devices.iter_mut().find(|x| x.id == d.id) {
+                    Some(slot) => Some(std::mem::replace(slot, d.clone())),
+                    None => {
+                        cfg.devices.push(d.clone());
+                        None
+                    }
+                });
         {
-            let mut cfg = lock(&self.shared.config);
-            cfg.devices.retain(|x| x.id != d.id);
-            cfg.devices.push(d.clone());
+            let mut devices = lock(&self.shared.devices);
+            let st = devices
+                .entry(d.id)
+                .or_insert_with(|| disconnected_status(&d));
+            st.name = d.name.clone();
+            st.paused = d.paused;
         }
-        let mut devices = lock(&self.shared.devices);
-        let status = devices
-            .get(&d.id)
-            .map(|e| e.status.clone())
-            .unwrap_or_else(|| disconnected_status(&d));
-        devices.insert(d.id, DeviceEntry { config: d, status });
-        drop(devices);
+        let (id, paused) = (d.id, d.paused);
+        if old.is_some_and(|old| old.paused != paused) {
+            if paused && let Some(p) = self.shared.peer(id) {
+                p.sender.close("device paused");
+            }
+            self.shared.events.emit(if paused {
+                Event::DevicePaused { device: id }
+            } else {
+                Event::DeviceResumed { device: id }
+            });
+        }
         self.shared.sync_endpoint_devices();
         Ok(())
     }
@@ -626,19 +638,19 @@ impl EngineHandle {
     /// Removes a device: its connection is closed, it is refused from now on (reported as
     /// [`Event::DeviceRejected`] if it connects again) and it no longer shares any folder.
     pub async fn remove_device(&self, id: DeviceId) -> Result<(), EngineError> {
-        if lock(&self.shared.devices).remove(&id).is_none() {
-            return Err(EngineError::UnknownDevice(id));
-        }
-        {
-            let mut cfg = lock(&self.shared.config);
+        let _one_change = self.shared.ops.lock().await;
+        let known = self.shared.config.update(|cfg| {
+            let before = cfg.devices.len();
             cfg.devices.retain(|d| d.id != id);
             for f in &mut cfg.folders {
                 f.devices.retain(|d| *d != id);
             }
+            cfg.devices.len() != before
+        });
+        if !known {
+            return Err(EngineError::UnknownDevice(id));
         }
-        for ctx in self.shared.folder_ctxs() {
-            ctx.unshare(id);
-        }
+        lock(&self.shared.devices).remove(&id);
         lock(&self.shared.peer_is_v1).remove(&id);
         if let Some(p) = self.shared.peer(id) {
             p.sender.close("device removed");
@@ -647,18 +659,59 @@ impl EngineHandle {
         Ok(())
     }
 
-    /// Adds a folder, or replaces the existing one with the same ID.
+    /// Adds a folder, or changes the existing one with the same ID in place: the running
+    /// folder keeps its state, its peers' index exchange and its connections; a changed
+    /// setting that the scanner or the watcher was built with (path, permissions, watcher,
+    /// rescan interval) restarts those two, after the pull in progress. Returns once the
+    /// folder has taken the change (not after the rescan a restart does).
     pub async fn add_folder(&self, f: FolderConfig) -> Result<(), EngineError> {
-        {
-            let mut cfg = lock(&self.shared.config);
-            cfg.folders.retain(|x| x.id != f.id);
-            cfg.folders.push(f.clone());
-        }
+        let _one_change = self.shared.ops.lock().await;
+        let old =
+            self.shared
+                .config
+                .update(|cfg| match cfg.folders.iter_mut().find(|x| x.id == f.id) {
+                    Some(slot) => Some(std::mem::replace(slot, f.clone())),
+                    None => {
+                        cfg.folders.push(f.clone());
+                        None
+                    }
+                });
         let id = f.id.clone();
-        self.shared.spawn_folder(f);
-        self.shared.resend_cluster_configs();
-        self.shared.reapply_cluster_configs().await;
-        if let Some(ctx) = self.shared.folder_ctx(&id) {
+        let (Some(old), Some(ctx)) = (old, self.shared.folder_ctx(&id)) else {
+            self.shared.spawn_folder(f);
+            self.shared.resend_cluster_configs();
+            self.shared.reapply_cluster_configs().await;
+            if let Some(ctx) = self.shared.folder_ctx(&id) {
+                self.shared.update_delete_rule(&ctx);
+            }
+            return Ok(());
+        };
+        let new = f;
+        let (reply, done) = oneshot::channel();
+        ctx.tx
+            .send(FolderInput::Reconfigured {
+                old: Box::new(old.clone()),
+                reply,
+            })
+            .map_err(|_| EngineError::Stopped)?;
+        done.await.map_err(|_| EngineError::Stopped)?;
+        if old.paused != new.paused {
+            self.shared.events.emit(if new.paused {
+                Event::FolderPaused { folder: id.clone() }
+            } else {
+                Event::FolderResumed { folder: id.clone() }
+            });
+        }
+        // What the peers see of the folder (its ClusterConfig entry) or which peers share it.
+        if old.devices != new.devices
+            || old.label != new.label
+            || old.paused != new.paused
+            || old.ignore_perms != new.ignore_perms
+        {
+            self.shared.resend_cluster_configs();
+            self.shared.reapply_cluster_configs().await;
+        }
+        if old.devices != new.devices {
             self.shared.update_delete_rule(&ctx);
         }
         Ok(())
@@ -666,12 +719,14 @@ impl EngineHandle {
 
     /// Removes a folder (its files on disk are left alone).
     pub async fn remove_folder(&self, folder: &FolderId) -> Result<(), EngineError> {
+        let _one_change = self.shared.ops.lock().await;
         let Some((ctx, task)) = lock(&self.shared.folders).remove(folder) else {
             return Err(EngineError::UnknownFolder(folder.clone()));
         };
-        lock(&self.shared.config)
-            .folders
-            .retain(|f| &f.id != folder);
+        ctx.keep_removed();
+        self.shared
+            .config
+            .update(|cfg| cfg.folders.retain(|f| &f.id != folder));
         let _ = ctx.tx.send(FolderInput::Stop);
         let _ = task.await;
         self.shared.resend_cluster_configs();
@@ -821,21 +876,19 @@ impl EngineHandle {
     }
 
     fn set_device_paused(&self, id: DeviceId, paused: bool) -> Result<(), EngineError> {
-        {
-            let mut devices = lock(&self.shared.devices);
-            let entry = devices.get_mut(&id).ok_or(EngineError::UnknownDevice(id))?;
-            if entry.config.paused == paused {
-                return Ok(());
-            }
-            entry.config.paused = paused;
-            entry.status.paused = paused;
-        }
-        for d in lock(&self.shared.config)
-            .devices
-            .iter_mut()
-            .filter(|d| d.id == id)
-        {
+        let changed = self.shared.config.update(|cfg| {
+            let d = cfg.devices.iter_mut().find(|d| d.id == id)?;
+            let changed = d.paused != paused;
             d.paused = paused;
+            Some(changed)
+        });
+        match changed {
+            None => return Err(EngineError::UnknownDevice(id)),
+            Some(false) => return Ok(()),
+            Some(true) => {}
+        }
+        if let Some(st) = lock(&self.shared.devices).get_mut(&id) {
+            st.paused = paused;
         }
         self.shared.events.emit(if paused {
             Event::DevicePaused { device: id }
@@ -853,19 +906,16 @@ impl EngineHandle {
         if ctx.config().paused == paused {
             return Ok(());
         }
-        ctx.set_paused(paused);
+        self.shared.config.update(|cfg| {
+            for f in cfg.folders.iter_mut().filter(|f| &f.id == folder) {
+                f.paused = paused;
+            }
+        });
         let _ = ctx.tx.send(if paused {
             FolderInput::Pause
         } else {
             FolderInput::Resume
         });
-        for f in lock(&self.shared.config)
-            .folders
-            .iter_mut()
-            .filter(|f| &f.id == folder)
-        {
-            f.paused = paused;
-        }
         self.shared.events.emit(if paused {
             Event::FolderPaused {
                 folder: folder.clone(),

@@ -1,5 +1,6 @@
 //! Engine errors: one enum for handle operations, one for `wait_until_synced`, one for the
-//! peer protocol (peer faults, kept apart from local faults).
+//! peer protocol (peer faults), and, for handling a peer's message, local faults kept apart
+//! from peer faults (a local fault is never reported to the peer as its violation).
 
 use std::path::PathBuf;
 
@@ -132,4 +133,39 @@ pub enum PeerError {
     /// peer's digest; nothing of the message was applied.
     #[error("derived records: {0}")]
     Derived(String),
+}
+
+/// A local fault met while handling a peer's message (the index, the disk, a worker that
+/// died). It is not the peer's doing: it is never reported to the peer as a protocol
+/// violation.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LocalError {
+    /// The index could not be read or written.
+    #[error("index of folder {folder}: {source}")]
+    Index {
+        /// The folder whose records were read or written.
+        folder: FolderId,
+        /// What the index reported.
+        #[source]
+        source: syncd_index::IndexError,
+    },
+    /// A blocking task ended without its result (it panicked, or the runtime is stopping).
+    #[error("worker for folder {folder} ended: {message}")]
+    Worker {
+        /// The folder it worked on.
+        folder: FolderId,
+        /// The join error.
+        message: String,
+    },
+}
+
+/// Why a message from a peer could not be handled: the peer's fault or ours.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HandleError {
+    /// The peer broke the protocol.
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    /// A local fault; the peer did nothing wrong.
+    #[error(transparent)]
+    Local(#[from] LocalError),
 }

@@ -1,5 +1,9 @@
-//! Per-folder runtime state and the folder state machine.
+//! Per-folder runtime state, and the folder actor: the driver of the folder's state machine
+//! ([`machine`]).
 
+mod machine;
+
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -10,13 +14,15 @@ use syncd_types::{DeviceId, FolderId, RelPath};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::config::FolderConfig;
+use crate::config::{ConfigCell, FolderConfig};
 use crate::engine::{Shared, lock};
 use crate::error::EngineError;
 use crate::event::{Event, EventBus};
 use crate::health;
 use crate::puller::{self, PullOutcome};
+
 use crate::status::{FileError, FolderState};
+use machine::{Action, Input, Machine, PullSummary, View};
 
 /// The mutable runtime status of one folder, behind a std mutex (never held across `.await`).
 #[derive(Debug, Clone)]
@@ -83,6 +89,9 @@ pub(crate) enum FolderInput {
     },
     /// Rescan these paths (the puller found them changed, or made conflict copies).
     Rescan(Vec<RelPath>),
+    /// The scanner committed local changes (a watcher or chunk commit): announce the new
+    /// sequence. Sent by the scanner's commit hook, at most one waiting at a time.
+    Committed,
     /// A peer's index for this folder changed.
     RemoteIndex,
     /// A peer connected, disconnected or changed its cluster config.
@@ -93,15 +102,26 @@ pub(crate) enum FolderInput {
     Pause,
     /// Resume after a pause.
     Resume,
+    /// The folder's configuration was replaced at run time (its new value is already in the
+    /// context); `old` is the one it replaced. The actor applies the difference in place:
+    /// pause or resume, or a restart of its scanner and watcher when a setting they were
+    /// built with changed. The folder's context, index senders and peers are untouched.
+    Reconfigured {
+        old: Box<FolderConfig>,
+        reply: oneshot::Sender<()>,
+    },
     /// Stop the actor (after the pull in progress).
     Stop,
 }
 
-/// One folder: its config, runtime status and the actor's inbox, shared with peers and the
-/// handle.
+/// One folder: its runtime status and the actor's inbox, shared with peers and the handle.
+/// Its configuration is read from the engine's one copy ([`ConfigCell`]).
 pub(crate) struct FolderCtx {
     pub(crate) id: FolderId,
-    config: Mutex<FolderConfig>,
+    config: Arc<ConfigCell>,
+    /// The folder's last configuration, kept once it was removed from the engine's (its
+    /// actor may still finish a pull after that).
+    removed: Mutex<Option<FolderConfig>>,
     pub(crate) runtime: Mutex<FolderRuntime>,
     pub(crate) tx: mpsc::UnboundedSender<FolderInput>,
     /// Our local sequence for this folder; index senders wait on it.
@@ -119,6 +139,8 @@ pub(crate) struct FolderCtx {
     /// `puller::announces_large`): a pull pass in progress looks at it to start such a file at
     /// once instead of in the next pass.
     pub(crate) large_announced: AtomicU64,
+    /// A [`FolderInput::Committed`] is waiting in the inbox (the hook sends no second one).
+    commit_signalled: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for FolderCtx {
@@ -130,12 +152,16 @@ impl std::fmt::Debug for FolderCtx {
 }
 
 impl FolderCtx {
-    pub(crate) fn new(cfg: FolderConfig) -> (Arc<FolderCtx>, mpsc::UnboundedReceiver<FolderInput>) {
+    pub(crate) fn new(
+        cfg: &FolderConfig,
+        config: Arc<ConfigCell>,
+    ) -> (Arc<FolderCtx>, mpsc::UnboundedReceiver<FolderInput>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let ctx = Arc::new(FolderCtx {
             id: cfg.id.clone(),
             runtime: Mutex::new(FolderRuntime::new(cfg.paused)),
-            config: Mutex::new(cfg),
+            config,
+            removed: Mutex::new(None),
             tx,
             local_seq: watch::channel(0).0,
             scanner: Mutex::new(None),
@@ -144,26 +170,36 @@ impl FolderCtx {
             pulling: AtomicBool::new(false),
             pending_rescans: AtomicUsize::new(0),
             large_announced: AtomicU64::new(0),
+            commit_signalled: Arc::new(AtomicBool::new(false)),
         });
         (ctx, rx)
     }
 
+    /// The folder's current configuration (from the engine's; after the folder was removed,
+    /// the last one it had).
     pub(crate) fn config(&self) -> FolderConfig {
-        lock(&self.config).clone()
+        if let Some(c) = self.config.folder(&self.id) {
+            return c;
+        }
+        lock(&self.removed).clone().unwrap_or_else(|| {
+            // Not reachable: a folder is removed from the configuration only after
+            // `keep_removed`. Paused, so that nothing acts on it.
+            let mut c = FolderConfig::new(self.id.clone(), PathBuf::new());
+            c.paused = true;
+            c
+        })
     }
 
-    pub(crate) fn set_paused(&self, paused: bool) {
-        lock(&self.config).paused = paused;
-    }
-
-    /// Stops sharing this folder with `device` (the device was removed).
-    pub(crate) fn unshare(&self, device: DeviceId) {
-        lock(&self.config).devices.retain(|d| *d != device);
+    /// Keeps the folder's configuration for its actor's last steps, before it is removed from
+    /// the engine's.
+    pub(crate) fn keep_removed(&self) {
+        let current = self.config.folder(&self.id);
+        *lock(&self.removed) = current;
     }
 
     /// Whether this folder is shared with `device`.
     pub(crate) fn shared_with(&self, device: DeviceId) -> bool {
-        lock(&self.config).devices.contains(&device)
+        self.config().devices.contains(&device)
     }
 
     /// The folder's current ignore patterns (once the scanner exists).
@@ -171,12 +207,15 @@ impl FolderCtx {
         lock(&self.scanner).as_ref().map(|s| s.ignores())
     }
 
-    /// Index batches the current scanner has committed (0 without a scanner; a new scanner
-    /// restarts the count, which only has to differ from the last value seen).
-    fn scanner_commits(&self) -> (usize, u64) {
-        lock(&self.scanner)
-            .as_ref()
-            .map_or((0, 0), |s| (Arc::as_ptr(s) as usize, s.counters().batches))
+    /// The scanner's commit hook: wakes the actor with [`FolderInput::Committed`] unless one
+    /// is already waiting.
+    fn commit_hook(&self) -> syncd_scan::CommitHook {
+        let (tx, flag) = (self.tx.clone(), self.commit_signalled.clone());
+        Arc::new(move || {
+            if !flag.swap(true, Ordering::SeqCst) {
+                let _ = tx.send(FolderInput::Committed);
+            }
+        })
     }
 
     /// Queues a rescan of `paths` on the actor.
@@ -196,218 +235,265 @@ impl FolderCtx {
     }
 }
 
-/// How often the actor runs its housekeeping: health checks, pull retries, periodic rescans.
-const TICK: Duration = Duration::from_millis(50);
-/// How often the actor looks at the scanner's commit counter (two atomic loads): watcher
-/// scans commit on the watcher's thread, and the index senders must learn of a new local
-/// sequence promptly (it is on the path of every change's latency). The index itself is
-/// read only when the counter moved, and as a safety net every [`SEQUENCE_SAFETY_TICKS`].
-const COMMIT_POLL: Duration = Duration::from_millis(5);
-const SEQUENCE_SAFETY_TICKS: u64 = 20;
-const HEALTH_RETRY: Duration = Duration::from_secs(10);
-const PULL_RETRY_MAX: Duration = Duration::from_secs(60);
-
-/// The folder actor: one loop over [`FolderInput`] and a timer.
+/// The folder actor: the driver of [`machine::Machine`]. It turns messages into the
+/// machine's inputs, runs the actions the machine returns (the only place with I/O) and feeds
+/// their results back, and sleeps until the next message or the machine's next deadline.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     ctx: Arc<FolderCtx>,
     mut rx: mpsc::UnboundedReceiver<FolderInput>,
 ) {
-    let mut pull_wanted = false;
-    let mut pull_task: Option<tokio::task::JoinHandle<()>> = None;
-    let mut retry_at: Option<Instant> = None;
-    let mut retry_delay = Duration::from_secs(1);
-    // The last pull ran out of disk space: the folder is in `error` and the pull is retried
-    // (with backoff, up to `HEALTH_RETRY`) until a write succeeds.
-    let mut disk_full = false;
-    // The local sequence when the need was last looked at: a local commit (a watcher scan)
-    // can create a need by itself (a concurrent local version that loses to a peer's), and
-    // no peer message would then start the pull.
-    let mut need_checked_at = *ctx.local_seq.borrow();
-    let mut last_health = Instant::now();
-    let mut next_rescan: Option<Instant> = None;
-    if !ctx.config().paused {
-        start(&shared, &ctx).await;
-        pull_wanted = true;
-        next_rescan = rescan_deadline(&ctx);
-    }
-    let mut ticks: u64 = 0;
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut commit_poll = tokio::time::interval(COMMIT_POLL);
-    commit_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut seen_commits = ctx.scanner_commits();
+    let local_seq = *ctx.local_seq.borrow();
+    let mut d = Driver {
+        m: Machine::new(Instant::now(), local_seq),
+        shared,
+        ctx,
+        pull_task: None,
+        reply: None,
+    };
+    d.drive(Input::Begin).await;
     loop {
-        tokio::select! {
-            _ = commit_poll.tick() => {
-                let commits = ctx.scanner_commits();
-                if commits != seen_commits {
-                    seen_commits = commits;
-                    publish_sequence(&shared, &ctx).await;
-                }
+        let wake = d.m.next_wake();
+        let message = tokio::select! {
+            message = rx.recv() => match message {
+                Some(message) => Some(message),
+                None => break,
+            },
+            () = tokio::time::sleep_until(wake) => None,
+        };
+        if let Some(message) = message {
+            let Some(input) = d.message(message).await else {
+                break;
+            };
+            if let Some(input) = input {
+                d.drive(input).await;
             }
-            input = rx.recv() => {
-                let Some(input) = input else { break };
-                match input {
-                    FolderInput::Stop => break,
-                    FolderInput::Scan { sub, reply } => {
-                        let r = scan(&shared, &ctx, sub).await;
-                        if r.is_ok() {
-                            pull_wanted = true;
-                        }
-                        if let Some(reply) = reply {
-                            let _ = reply.send(r);
-                        }
-                    }
-                    FolderInput::Rescan(paths) => {
-                        let scanner = lock(&ctx.scanner).clone();
-                        if let Some(s) = scanner {
-                            let _ = tokio::task::spawn_blocking(move || s.scan_paths(&paths)).await;
-                        }
-                        publish_sequence(&shared, &ctx).await;
-                        ctx.pending_rescans.fetch_sub(1, Ordering::SeqCst);
-                        pull_wanted = true;
-                    }
-                    FolderInput::RemoteIndex | FolderInput::PeerChanged => pull_wanted = true,
-                    FolderInput::PullDone(outcome) => {
-                        pull_task = None;
-                        ctx.pulling.store(false, Ordering::SeqCst);
-                        let changed = outcome.changed > 0;
-                        if changed {
-                            publish_sequence(&shared, &ctx).await;
-                        }
-                        if !outcome.rescan.is_empty() {
-                            ctx.queue_rescan(outcome.rescan);
-                        }
-                        let failed = !outcome.errors.is_empty();
-                        {
-                            let mut rt = lock(&ctx.runtime);
-                            rt.errors = outcome.errors.clone();
-                        }
-                        if failed {
-                            shared.events.emit(Event::FolderErrors { folder: ctx.id.clone(), errors: outcome.errors });
-                        }
-                        if outcome.no_space {
-                            disk_full = true;
-                            let msg = format!(
-                                "no space left on device under {}: free space; syncd retries by itself",
-                                ctx.config().path.display()
-                            );
-                            tracing::warn!(folder = %ctx.id, "{msg}");
-                            ctx.set_state(&shared, FolderState::Error, Some(msg));
-                            retry_at = Some(Instant::now() + retry_delay);
-                            retry_delay = (retry_delay * 2).min(HEALTH_RETRY);
-                            continue;
-                        }
-                        if disk_full && ctx.state() == FolderState::Error {
-                            ctx.set_state(&shared, FolderState::Idle, None);
-                        }
-                        disk_full = false;
-                        if ctx.state() == FolderState::Syncing {
-                            ctx.set_state(&shared, FolderState::Idle, None);
-                        }
-                        if outcome.more || (changed && !failed) {
-                            pull_wanted = true;
-                            retry_delay = Duration::from_secs(1);
-                        } else if failed {
-                            retry_at = Some(Instant::now() + retry_delay);
-                            retry_delay = (retry_delay * 2).min(PULL_RETRY_MAX);
-                        } else {
-                            retry_delay = Duration::from_secs(1);
-                        }
-                    }
-                    FolderInput::Pause => {
-                        stop_watcher(&ctx).await;
-                        ctx.set_state(&shared, FolderState::Paused, None);
-                    }
-                    FolderInput::Resume => {
-                        ctx.set_state(&shared, FolderState::Idle, None);
-                        start(&shared, &ctx).await;
-                        pull_wanted = true;
-                    }
-                }
-            }
-            _ = tick.tick() => {
-                ticks += 1;
-                let state = ctx.state();
-                // A root that vanishes or loses its marker must stop everything at once:
-                // otherwise the watcher would record every file as deleted.
-                if ticks.is_multiple_of(20)
-                    && !matches!(state, FolderState::Error | FolderState::Paused)
-                    && let Err(e) = health::check(&ctx.config().path)
-                {
-                    stop_watcher(&ctx).await;
-                    *lock(&ctx.scanner) = None;
-                    ctx.set_state(&shared, FolderState::Error, Some(e.to_string()));
-                    last_health = Instant::now();
-                }
-                if state == FolderState::Error && !disk_full && !ctx.config().paused && last_health.elapsed() >= HEALTH_RETRY {
-                    last_health = Instant::now();
-                    start(&shared, &ctx).await;
-                    pull_wanted = true;
-                }
-                let seq = *ctx.local_seq.borrow();
-                if seq != need_checked_at && pull_task.is_none() && retry_at.is_none() {
-                    need_checked_at = seq;
-                    let (index, id) = (shared.index.clone(), ctx.id.clone());
-                    let need = tokio::task::spawn_blocking(move || {
-                        index.read(&id).and_then(|r| r.counts()).map(|c| c.need.entries())
-                    })
-                    .await;
-                    if matches!(need, Ok(Ok(n)) if n > 0) {
-                        pull_wanted = true;
-                    }
-                }
-                if retry_at.is_some_and(|t| Instant::now() >= t) {
-                    retry_at = None;
-                    pull_wanted = true;
-                }
-                if next_rescan.is_some_and(|t| Instant::now() >= t) {
-                    next_rescan = rescan_deadline(&ctx);
-                    if lock(&ctx.watcher).is_none() && ctx.scanned_once.load(Ordering::SeqCst) {
-                        let _ = scan(&shared, &ctx, None).await;
-                        pull_wanted = true;
-                    }
-                }
-                if ticks.is_multiple_of(SEQUENCE_SAFETY_TICKS) {
-                    publish_sequence(&shared, &ctx).await;
-                }
+            // Every change is answered, whatever the machine did with it.
+            if let Some(reply) = d.reply.take() {
+                let _ = reply.send(());
             }
         }
-        let state = ctx.state();
-        if pull_wanted
-            && pull_task.is_none()
-            && ctx.scanned_once.load(Ordering::SeqCst)
-            && (disk_full || !matches!(state, FolderState::Error))
-            && state != FolderState::Paused
-        {
-            pull_wanted = false;
-            if let Err(e) = health::check(&ctx.config().path) {
-                disk_full = false;
-                ctx.set_state(&shared, FolderState::Error, Some(e.to_string()));
-                continue;
-            }
-            ctx.pulling.store(true, Ordering::SeqCst);
-            if state != FolderState::Error {
-                ctx.set_state(&shared, FolderState::Syncing, None);
-            }
-            let (s2, c2) = (shared.clone(), ctx.clone());
-            pull_task = Some(tokio::spawn(async move {
-                let outcome = puller::pull(s2, c2.clone()).await;
-                let _ = c2.tx.send(FolderInput::PullDone(outcome));
-            }));
-        }
+        d.drive(Input::Tick).await;
+        d.drive(Input::Settle).await;
     }
     // Shutdown: let the pull in progress finish its writes, then stop watching.
-    if let Some(t) = pull_task {
+    if let Some(t) = d.pull_task.take() {
         let _ = t.await;
     }
-    stop_watcher(&ctx).await;
+    stop_watcher(&d.ctx).await;
 }
 
-fn rescan_deadline(ctx: &FolderCtx) -> Option<Instant> {
-    let s = ctx.config().rescan_interval_s;
-    (s > 0).then(|| Instant::now() + Duration::from_secs(u64::from(s)))
+/// The folder actor's I/O half (see [`run`]).
+struct Driver {
+    m: Machine,
+    shared: Arc<Shared>,
+    ctx: Arc<FolderCtx>,
+    pull_task: Option<tokio::task::JoinHandle<()>>,
+    /// The answer to a configuration change, sent by [`Action::Reply`].
+    reply: Option<oneshot::Sender<()>>,
+}
+
+impl Driver {
+    fn view(&self) -> View {
+        let cfg = self.ctx.config();
+        View {
+            state: self.ctx.state(),
+            paused: cfg.paused,
+            scanned: self.ctx.scanned_once.load(Ordering::SeqCst),
+            watching: lock(&self.ctx.watcher).is_some(),
+            local_seq: *self.ctx.local_seq.borrow(),
+            rescan_interval: (cfg.rescan_interval_s > 0)
+                .then(|| Duration::from_secs(u64::from(cfg.rescan_interval_s))),
+        }
+    }
+
+    /// Handles `input` and every input its actions answer with.
+    async fn drive(&mut self, input: Input) {
+        let mut queue = std::collections::VecDeque::from([input]);
+        while let Some(input) = queue.pop_front() {
+            let view = self.view();
+            for action in self.m.handle(input, Instant::now(), view) {
+                if let Some(next) = self.act(action).await {
+                    queue.push_back(next);
+                }
+            }
+        }
+    }
+
+    /// Does the message's own work; returns the machine's input (`None` outside: stop).
+    async fn message(&mut self, message: FolderInput) -> Option<Option<Input>> {
+        let (shared, ctx) = (&self.shared, &self.ctx);
+        Some(match message {
+            FolderInput::Stop => return None,
+            FolderInput::Committed => {
+                // Cleared first: a commit after the read below sends a new wake-up.
+                ctx.commit_signalled.store(false, Ordering::SeqCst);
+                publish_sequence(shared, ctx).await;
+                None
+            }
+            FolderInput::Scan { sub, reply } => {
+                let r = scan(shared, ctx, sub).await;
+                let ok = r.is_ok();
+                if let Some(reply) = reply {
+                    let _ = reply.send(r);
+                }
+                Some(Input::ScanFinished { ok })
+            }
+            FolderInput::Rescan(paths) => {
+                let scanner = lock(&ctx.scanner).clone();
+                if let Some(s) = scanner {
+                    let _ = tokio::task::spawn_blocking(move || s.scan_paths(&paths)).await;
+                }
+                publish_sequence(shared, ctx).await;
+                ctx.pending_rescans.fetch_sub(1, Ordering::SeqCst);
+                Some(Input::Rescanned)
+            }
+            FolderInput::RemoteIndex | FolderInput::PeerChanged => Some(Input::RemoteChanged),
+            FolderInput::PullDone(outcome) => {
+                self.pull_task = None;
+                ctx.pulling.store(false, Ordering::SeqCst);
+                let summary = PullSummary {
+                    changed: outcome.changed > 0,
+                    more: outcome.more,
+                    failed: !outcome.errors.is_empty(),
+                    no_space: outcome.no_space,
+                };
+                if summary.changed {
+                    publish_sequence(shared, ctx).await;
+                }
+                if !outcome.rescan.is_empty() {
+                    ctx.queue_rescan(outcome.rescan);
+                }
+                lock(&ctx.runtime).errors = outcome.errors.clone();
+                if summary.failed {
+                    shared.events.emit(Event::FolderErrors {
+                        folder: ctx.id.clone(),
+                        errors: outcome.errors,
+                    });
+                }
+                Some(Input::PullDone(summary))
+            }
+            FolderInput::Pause => Some(Input::Pause),
+            FolderInput::Resume => Some(Input::Resume),
+            FolderInput::Reconfigured { old, reply } => {
+                tracing::info!(folder = %ctx.id, "folder configuration changed; applying it");
+                self.reply = Some(reply);
+                let new = ctx.config();
+                Some(Input::Reconfigured {
+                    was_paused: old.paused,
+                    restart: needs_restart(&old, &new),
+                })
+            }
+        })
+    }
+
+    /// Runs one action; returns the input that answers it, if any.
+    async fn act(&mut self, action: Action) -> Option<Input> {
+        let (shared, ctx) = (&self.shared, &self.ctx);
+        match action {
+            Action::Start => start(shared, ctx).await,
+            Action::CountRestart => {
+                ctx.pending_rescans.fetch_add(1, Ordering::SeqCst);
+            }
+            Action::Restart => restart(shared, ctx).await,
+            Action::CancelRestart => {
+                ctx.pending_rescans.fetch_sub(1, Ordering::SeqCst);
+            }
+            Action::Reply => {
+                if let Some(reply) = self.reply.take() {
+                    let _ = reply.send(());
+                }
+            }
+            Action::StopWatcher => stop_watcher(ctx).await,
+            Action::SetState(to) => ctx.set_state(shared, to, None),
+            Action::IdleIf(from) => {
+                if ctx.state() == from {
+                    ctx.set_state(shared, FolderState::Idle, None);
+                }
+            }
+            Action::DiskFull => {
+                let msg = format!(
+                    "no space left on device under {}: free space; syncd retries by itself",
+                    ctx.config().path.display()
+                );
+                tracing::warn!(folder = %ctx.id, "{msg}");
+                ctx.set_state(shared, FolderState::Error, Some(msg));
+            }
+            Action::CheckHealth => {
+                if let Err(e) = check_health(ctx).await {
+                    stop_watcher(ctx).await;
+                    *lock(&ctx.scanner) = None;
+                    ctx.set_state(shared, FolderState::Error, Some(e));
+                    return Some(Input::HealthFailed);
+                }
+            }
+            Action::CheckNeed => {
+                let (index, id) = (shared.index.clone(), ctx.id.clone());
+                let need = tokio::task::spawn_blocking(move || {
+                    index
+                        .read(&id)
+                        .and_then(|r| r.counts())
+                        .map(|c| c.need.entries())
+                })
+                .await;
+                return Some(Input::NeedFound {
+                    need: match need {
+                        Ok(Ok(n)) => n,
+                        _ => 0,
+                    },
+                });
+            }
+            Action::FullScan => {
+                let _ = scan(shared, ctx, None).await;
+            }
+            Action::StartPull => {
+                if let Err(e) = check_health(ctx).await {
+                    ctx.set_state(shared, FolderState::Error, Some(e));
+                    return Some(Input::PullRefused);
+                }
+                ctx.pulling.store(true, Ordering::SeqCst);
+                if ctx.state() != FolderState::Error {
+                    ctx.set_state(shared, FolderState::Syncing, None);
+                }
+                let (s2, c2) = (shared.clone(), ctx.clone());
+                self.pull_task = Some(tokio::spawn(async move {
+                    let outcome = puller::pull(s2, c2.clone()).await;
+                    let _ = c2.tx.send(FolderInput::PullDone(outcome));
+                }));
+            }
+        }
+        None
+    }
+}
+
+/// The root's health check ([`health::check`]), on a blocking thread.
+async fn check_health(ctx: &FolderCtx) -> Result<(), String> {
+    let path = ctx.config().path;
+    match tokio::task::spawn_blocking(move || health::check(&path)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("health check: {e}")),
+    }
+}
+
+/// Whether a configuration change touches what the scanner and the watcher were built with
+/// (then they are stopped and started again with a full scan).
+pub(crate) fn needs_restart(old: &FolderConfig, new: &FolderConfig) -> bool {
+    old.path != new.path
+        || old.ignore_perms != new.ignore_perms
+        || old.watcher_enabled != new.watcher_enabled
+        || old.watcher_delay_ms != new.watcher_delay_ms
+        || old.rescan_interval_s != new.rescan_interval_s
+}
+
+/// Stops the watcher, drops the scanner and starts both again from the current
+/// configuration (with the full scan that [`start`] does). The caller counted it as a pending
+/// rescan (so the folder is not reported in sync until it has committed); this ends it.
+async fn restart(shared: &Arc<Shared>, ctx: &Arc<FolderCtx>) {
+    stop_watcher(ctx).await;
+    *lock(&ctx.scanner) = None;
+    start(shared, ctx).await;
+    ctx.pending_rescans.fetch_sub(1, Ordering::SeqCst);
 }
 
 async fn stop_watcher(ctx: &FolderCtx) {
@@ -452,7 +538,10 @@ async fn start(shared: &Arc<Shared>, ctx: &Arc<FolderCtx>) {
     })
     .await;
     let scanner = match made {
-        Ok(Ok(s)) => s,
+        Ok(Ok(s)) => {
+            s.set_commit_hook(ctx.commit_hook());
+            s
+        }
         Ok(Err(e)) => {
             ctx.set_state(shared, FolderState::Error, Some(format!("scanning: {e}")));
             return;

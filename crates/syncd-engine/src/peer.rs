@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use crate::convert;
 use crate::derive;
 use crate::engine::{Shared, lock};
-use crate::error::PeerError;
+use crate::error::{HandleError, LocalError, PeerError};
 use crate::event::Event;
 use crate::folder::FolderInput;
 
@@ -177,8 +177,10 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
             Err(e) => break e.to_string(),
         };
         let result = match msg {
-            Message::ClusterConfig(cc) => handle_cluster_config(&shared, &peer, cc).await,
-            _ if first => Err(PeerError::ClusterConfigNotFirst),
+            Message::ClusterConfig(cc) => handle_cluster_config(&shared, &peer, cc)
+                .await
+                .map_err(HandleError::from),
+            _ if first => Err(PeerError::ClusterConfigNotFirst.into()),
             Message::Index(idx) => {
                 handle_index(
                     &shared,
@@ -201,7 +203,7 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
                     derived,
                 )
                 .await;
-                if let Err(e @ PeerError::Derived(_)) = &r {
+                if let Err(HandleError::Peer(e @ PeerError::Derived(_))) = &r {
                     // Do not ask for derived records on the next connection: it gets the
                     // same records in full.
                     tracing::warn!(device = %device, error = %e,
@@ -237,10 +239,23 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
             _ => Ok(()),
         };
         first = false;
-        if let Err(e) = result {
-            tracing::warn!(device = %device, error = %e, "peer protocol violation; closing");
-            sender.close(&e.to_string());
-            break e.to_string();
+        match result {
+            Ok(()) => {}
+            Err(HandleError::Peer(e)) => {
+                tracing::warn!(device = %device, error = %e, "peer protocol violation; closing");
+                sender.close(&e.to_string());
+                break e.to_string();
+            }
+            Err(HandleError::Local(e)) => {
+                // Not the peer's fault, but its index message was not applied. Staying
+                // connected would let its next updates carry our record of its sequence past
+                // the records lost; the next connection resends from what the index holds.
+                tracing::error!(device = %device, error = %e,
+                    "local error while applying the peer's index; closing to resync");
+                let reason = format!("local error, not a protocol violation: {e}");
+                sender.close(&reason);
+                break reason;
+            }
         }
     };
     peer.serve_queue.stop();
@@ -269,7 +284,14 @@ pub(crate) async fn our_cluster_config(
         let id = cfg.id.clone();
         let me = shared.device_id;
         let (ours, theirs) = tokio::task::spawn_blocking(move || {
-            let r = index.read(&id).ok()?;
+            let mut r = index.read(&id).ok()?;
+            if r.local_index_id() == 0 {
+                // A folder never written yet (not scanned so far): create it, so that we
+                // announce our real index ID. An ID of 0 tells the peer to drop what it
+                // holds of us whenever it applies this ClusterConfig again.
+                index.write(&id).and_then(|w| w.commit()).ok()?;
+                r = index.read(&id).ok()?;
+            }
             let ours = (r.local_index_id(), r.local_sequence());
             let theirs = r
                 .device(device)
@@ -320,8 +342,23 @@ async fn handle_cluster_config(
     peer: &Arc<Peer>,
     cc: bep::ClusterConfig,
 ) -> Result<(), PeerError> {
-    let me = shared.device_id;
     *lock(&peer.remote_cc) = Some(cc.clone());
+    apply_cluster_config(shared, peer, &cc, true).await;
+    Ok(())
+}
+
+/// Starts and stops the index senders to match `cc` and our folders. `from_peer`: `cc` was
+/// just received, so a changed index ID of the peer's own records resets what we hold of
+/// them; otherwise (our configuration changed) that is done only for a folder whose
+/// exchange starts now: an index ID the peer announced earlier is not news, and resetting on
+/// it would drop the peer's records without the peer ever sending them again.
+async fn apply_cluster_config(
+    shared: &Arc<Shared>,
+    peer: &Arc<Peer>,
+    cc: &bep::ClusterConfig,
+    from_peer: bool,
+) {
+    let me = shared.device_id;
     // Each ClusterConfig replaces the peer's view of folders: stop sending the index of a
     // folder it no longer lists (it would take an Index for it as a protocol violation).
     lock(&peer.senders).retain(|folder, h| {
@@ -348,16 +385,34 @@ async fn handle_cluster_config(
             }
             continue;
         }
+        let running = lock(&peer.senders)
+            .get(&folder)
+            .is_some_and(|h| !h.is_finished());
         // Their index ID for their own records: a change (or 0) resets what we hold of them.
-        if let Some(theirs) = f.devices.iter().find(|d| d.id == peer.device.as_bytes()) {
+        if (from_peer || !running)
+            && let Some(theirs) = f.devices.iter().find(|d| d.id == peer.device.as_bytes())
+        {
             let index = shared.index.clone();
             let (fid, dev, index_id) = (folder.clone(), peer.device, theirs.index_id);
-            let _ = tokio::task::spawn_blocking(move || -> Result<(), syncd_index::IndexError> {
-                let mut w = index.write(&fid)?;
-                w.set_remote_index_id(dev, index_id)?;
-                w.commit()
-            })
-            .await;
+            let res =
+                tokio::task::spawn_blocking(move || -> Result<(), syncd_index::IndexError> {
+                    let mut w = index.write(&fid)?;
+                    w.set_remote_index_id(dev, index_id)?;
+                    w.commit()
+                })
+                .await;
+            // A local fault: the peer's index may then be applied over stale records of an
+            // older index ID; say so (the next ClusterConfig tries again).
+            match res {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(device = %peer.device, %folder, error = %e,
+                    "local index error: cannot record the peer's index ID"),
+                Err(e) => tracing::error!(device = %peer.device, %folder, error = %e,
+                    "cannot record the peer's index ID"),
+            }
+        }
+        if running {
+            continue;
         }
         // Where to start sending ours: their view of our index (delta index).
         let start = f
@@ -379,16 +434,14 @@ async fn handle_cluster_config(
         senders.insert(folder.clone(), task);
         let _ = ctx.tx.send(FolderInput::PeerChanged);
     }
-    Ok(())
 }
 
 /// Applies the peer's last ClusterConfig again, after a local folder change (added, removed,
-/// paused, resumed): index senders start or stop to match.
+/// paused, resumed, shared with other devices): index senders start or stop to match.
 pub(crate) async fn reapply_cluster_config(shared: &Arc<Shared>, peer: &Arc<Peer>) {
     let cc = lock(&peer.remote_cc).clone();
     if let Some(cc) = cc {
-        // Only local state changed; nothing here can be a protocol violation.
-        let _ = handle_cluster_config(shared, peer, cc).await;
+        apply_cluster_config(shared, peer, &cc, false).await;
     }
 }
 
@@ -402,7 +455,7 @@ async fn handle_index(
     files: Vec<bep::FileInfo>,
     batch: RemoteBatch,
     derived: Option<(Vec<bep::SyncdDerived>, u64)>,
-) -> Result<(), PeerError> {
+) -> Result<(), HandleError> {
     let Some(ctx) = shared_folder(shared, peer, folder)? else {
         return Ok(());
     };
@@ -436,20 +489,24 @@ async fn apply_remote_records(
     mut records: Vec<FileRecord>,
     batch: RemoteBatch,
     derived: Option<(Vec<bep::SyncdDerived>, u64)>,
-) -> Result<(), PeerError> {
+) -> Result<(), HandleError> {
     let index = shared.index.clone();
     let dev = peer.device;
     let fid = ctx.id.clone();
     let outcome =
-        tokio::task::spawn_blocking(move || -> Result<(bool, usize, usize, u64), PeerError> {
-            let index_err =
-                |e: syncd_index::IndexError| PeerError::Connection(format!("index: {e}"));
+        tokio::task::spawn_blocking(move || -> Result<(bool, usize, usize, u64), HandleError> {
+            let index_err = |e: syncd_index::IndexError| {
+                HandleError::Local(LocalError::Index {
+                    folder: fid.clone(),
+                    source: e,
+                })
+            };
             let mut n_derived = 0;
             if let Some((groups, digest)) = derived {
                 let r = index.read(&fid).map_err(index_err)?;
                 let mut built = derive::expand(&groups, digest, &r, dev).map_err(|e| match e {
                     derive::DeriveError::Index(e) => index_err(e),
-                    e => PeerError::Derived(e.to_string()),
+                    e => PeerError::Derived(e.to_string()).into(),
                 })?;
                 n_derived = built.len();
                 records.append(&mut built);
@@ -467,7 +524,10 @@ async fn apply_remote_records(
             Ok((large, items, n_derived, seq))
         })
         .await
-        .map_err(|e| PeerError::Connection(e.to_string()))??;
+        .map_err(|e| LocalError::Worker {
+            folder: ctx.id.clone(),
+            message: e.to_string(),
+        })??;
     let (large, items, n_derived, seq) = outcome;
     peer.derived_in
         .fetch_add(n_derived as u64, Ordering::Relaxed);

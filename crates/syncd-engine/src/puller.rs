@@ -1247,7 +1247,11 @@ mod tests {
     fn large_files_announced_during_a_pass_join_it_once() {
         let d = tempfile::tempdir().unwrap();
         let cfg = crate::config::FolderConfig::new(FolderId::new("f").unwrap(), d.path());
-        let (fctx, _rx) = FolderCtx::new(cfg);
+        let cell = crate::config::ConfigCell::new(crate::config::EngineConfig {
+            folders: vec![cfg.clone()],
+            ..Default::default()
+        });
+        let (fctx, _rx) = FolderCtx::new(&cfg, Arc::new(cell));
         let big = JOINS_PASS;
         let pass = vec![
             needed("a/small", 10, FileKind::File, false),

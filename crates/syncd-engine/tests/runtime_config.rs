@@ -385,3 +385,121 @@ async fn scans_report_hashing_progress_at_the_folder_interval() {
     let seen = collector.await.unwrap();
     assert_progress(&seen, BIG + 1, "requested scan");
 }
+
+/// Waits until `dir` holds `rel` with `content`.
+async fn arrives(dir: &Dir, rel: &str, content: &str, what: &str) {
+    until(what, || {
+        std::fs::read(dir.path(rel)).is_ok_and(|b| b == content.as_bytes())
+    })
+    .await;
+}
+
+/// After a change: both sides in sync, `b` complete as `a` sees it, and an edit made on each
+/// side afterwards reaches the other.
+async fn still_syncs(p: &common::Pair, step: &str, watcher: bool) {
+    p.synced().await;
+    let c = p.a.completion(&p.folder, Some(p.b.device_id())).unwrap();
+    assert_eq!(
+        (c.completion, c.need_items, c.remote_state),
+        (100.0, 0, "valid"),
+        "{step}: b's completion as a sees it: {c:?}"
+    );
+    let name = step.replace(' ', "-");
+    p.da.write(&format!("{name}-a.txt"), step);
+    p.db.write(&format!("{name}-b.txt"), step);
+    if !watcher {
+        p.a.scan(&p.folder, None).await.unwrap();
+        p.b.scan(&p.folder, None).await.unwrap();
+    }
+    arrives(
+        &p.db,
+        &format!("{name}-a.txt"),
+        step,
+        &format!("{step}: a's edit on b"),
+    )
+    .await;
+    arrives(
+        &p.da,
+        &format!("{name}-b.txt"),
+        step,
+        &format!("{step}: b's edit on a"),
+    )
+    .await;
+}
+
+/// A named change of a folder's settings, and whether the folder's watcher runs after it.
+type FolderStep = (&'static str, fn(&mut FolderConfig), bool);
+/// A named change of a device's settings.
+type DeviceStep = (&'static str, fn(&mut DeviceConfig));
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_folder_setting_changed_at_runtime_keeps_the_folder_syncing() {
+    let p = common::pair_with(|da, _| da.write("start.txt", "x")).await;
+    still_syncs(&p, "at start", true).await;
+    let mut cfg = p.a_cfg.folders[0].clone();
+    let steps: [FolderStep; 11] = [
+        ("watcher delay", |f| f.watcher_delay_ms = 2000, true),
+        ("rescan interval", |f| f.rescan_interval_s = 7, true),
+        ("ignore perms", |f| f.ignore_perms = true, true),
+        ("max conflicts", |f| f.max_conflicts = 3, true),
+        ("label", |f| f.label = "Workspaces".into(), true),
+        ("progress", |f| f.scan_progress_interval_ms = 500, true),
+        ("watcher off", |f| f.watcher_enabled = false, false),
+        ("watcher on", |f| f.watcher_enabled = true, true),
+        ("paused", |f| f.paused = true, true),
+        ("resumed", |f| f.paused = false, true),
+        ("same again", |_| {}, true),
+    ];
+    for (step, change, watcher) in steps {
+        change(&mut cfg);
+        p.a.add_folder(cfg.clone()).await.unwrap();
+        if cfg.paused {
+            // Paused: the peer sees it paused and nothing moves; resumed in the next step.
+            until("b sees a's folder paused", || {
+                p.b.completion(&p.folder, Some(p.a.device_id()))
+                    .is_some_and(|c| c.remote_state == "paused")
+            })
+            .await;
+            continue;
+        }
+        still_syncs(&p, step, watcher).await;
+    }
+    assert_eq!(p.a.config().folders[0].label, "Workspaces");
+    // Same names and contents (modes differ where a side ignored permissions).
+    assert_eq!(p.da.entries(), p.db.entries());
+    for name in p.da.entries() {
+        if p.da.path(&name).is_file() {
+            assert_eq!(p.da.read(&name), p.db.read(&name), "{name}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_device_setting_changed_at_runtime_keeps_the_folder_syncing() {
+    let p = common::pair_with(|da, _| da.write("start.txt", "x")).await;
+    still_syncs(&p, "at start", true).await;
+    let mut dev = p.a_cfg.devices[0].clone();
+    let steps: [DeviceStep; 5] = [
+        ("name", |d| d.name = "the vps".into()),
+        ("addresses", |d| {
+            d.addresses.push("tcp://127.0.0.1:9".into())
+        }),
+        ("compression", |d| {
+            d.compression = syncd_engine::CompressionPolicy::Always
+        }),
+        ("paused", |d| d.paused = true),
+        ("resumed", |d| d.paused = false),
+    ];
+    for (step, change) in steps {
+        change(&mut dev);
+        p.a.add_device(dev.clone()).await.unwrap();
+        if dev.paused {
+            until("b disconnected", || !connected(&p.a, p.b.device_id())).await;
+            continue;
+        }
+        still_syncs(&p, step, true).await;
+    }
+    let st = p.a.connections();
+    assert_eq!(st[0].name, "the vps");
+    assert_same(&p.da, &p.db);
+}

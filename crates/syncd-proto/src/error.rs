@@ -245,3 +245,112 @@ pub(crate) fn classify_prost(e: prost::DecodeError) -> ProstFault {
         ProstFault::Other(e)
     }
 }
+
+/// Which records of a derived group a sequence list belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Records {
+    /// `copy_sequences`.
+    Copies,
+    /// `delete_sequences`.
+    Deletions,
+}
+
+impl std::fmt::Display for Records {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Records::Copies => "copy",
+            Records::Deletions => "deletion",
+        })
+    }
+}
+
+/// Why a received derived group ([`crate::derived`]) is malformed. Every variant is a peer
+/// fault: the receiver applies nothing of the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DerivedError {
+    /// A length in `names` is not a valid varint.
+    #[error("derived names: bad varint at byte {offset}")]
+    NameVarint {
+        /// Offset of the varint in `names`.
+        offset: usize,
+    },
+    /// A name shares more bytes with the previous name than that name has.
+    #[error("derived name {index} shares {shared} bytes with a previous name of {previous}")]
+    SharedTooLong {
+        /// The name's position in the group.
+        index: usize,
+        /// The shared count found.
+        shared: u64,
+        /// The previous name's length.
+        previous: usize,
+    },
+    /// A name is longer than [`crate::derived::MAX_NAME_BYTES`].
+    #[error("derived name {index} is {len} bytes long, above 65536")]
+    NameTooLong {
+        /// The name's position in the group.
+        index: usize,
+        /// Its declared length.
+        len: u64,
+    },
+    /// `names` ends inside a name.
+    #[error("derived name {index} is truncated")]
+    NamesTruncated {
+        /// The name's position in the group.
+        index: usize,
+    },
+    /// A name is not after the previous one in byte order.
+    #[error("derived name {index} is not after the previous one")]
+    NotAscending {
+        /// The name's position in the group.
+        index: usize,
+    },
+    /// A name is not valid UTF-8.
+    #[error("derived name {index} is not UTF-8")]
+    NotUtf8 {
+        /// The name's position in the group.
+        index: usize,
+    },
+    /// More names than [`crate::derived::MAX_NAMES`].
+    #[error("more than 1048576 names in one derived group")]
+    TooManyNames,
+    /// Adding a delta overflows `i64`.
+    #[error("{what} sequence {index} overflows")]
+    SequenceOverflow {
+        /// Copies or deletions.
+        what: Records,
+        /// The sequence's position.
+        index: usize,
+    },
+    /// A sequence is not above 0.
+    #[error("{what} sequence {index} is {sequence}, not above 0")]
+    BadSequence {
+        /// Copies or deletions.
+        what: Records,
+        /// The sequence's position.
+        index: usize,
+        /// The value reached.
+        sequence: i64,
+    },
+    /// A sequence list is neither empty nor one per name.
+    #[error("{sequences} {what} sequences for {names} names")]
+    SequenceCount {
+        /// Copies or deletions.
+        what: Records,
+        /// Sequences found.
+        sequences: usize,
+        /// Names in the group.
+        names: usize,
+    },
+    /// The group has neither copies nor deletions.
+    #[error("derived group with no records")]
+    Empty,
+    /// A name the group stands for is not a canonical folder-relative path.
+    #[error("derived name {name:?}: {source}")]
+    InvalidName {
+        /// The joined name.
+        name: String,
+        /// Why `RelPath` refused it.
+        source: syncd_types::PathError,
+    },
+}

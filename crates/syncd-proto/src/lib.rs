@@ -12,6 +12,9 @@
 //!   [`ValidationError`] variant each.
 //! - [`block_size`], [`blocks_hash`]: the block-size table and the 2.x `blocks_hash`.
 //! - [`cdc`]: the FastCDC parameters and format version of syncd's chunk-list extension.
+//! - [`derived`]: the byte format of syncd's derived records (moves and deletions as a few
+//!   bytes per name): [`derived::Group`] to and from the wire, the digest over the rebuilt
+//!   records, [`DerivedError`] for malformed groups.
 //! - [`DeviceId`] / [`ShortId`]: re-exported from `syncd-types`.
 //!
 //! Invariants: nothing a peer sends can make this crate panic; every fault is a typed error.
@@ -21,7 +24,8 @@
 //!
 //! What it does **not** do: no sockets, no TLS, no async runtime, no clock (that is
 //! `syncd-transport`); no protocol state such as "ClusterConfig first" or index bookkeeping
-//! (that is `syncd-engine`); no file hashing (that is `syncd-scan`).
+//! (that is `syncd-engine`, which also decides which records to derive and rebuilds them
+//! from its index); no file hashing (that is `syncd-scan`).
 //!
 //! ```
 //! use syncd_proto::{bep, encode_message, CompressionPolicy, Decoder, Message};
@@ -42,6 +46,7 @@
 pub mod bep;
 mod blocks;
 pub mod cdc;
+pub mod derived;
 mod error;
 mod frame;
 mod hello;
@@ -51,7 +56,7 @@ pub use blocks::{
     DESIRED_PER_FILE_BLOCKS, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, block_size, blocks_hash,
     blocks_hash_v1, effective_block_size,
 };
-pub use error::{DecodeError, EncodeError, HelloError, ValidationError};
+pub use error::{DecodeError, DerivedError, EncodeError, HelloError, Records, ValidationError};
 pub use frame::{
     COMPRESSION_THRESHOLD, CompressionPolicy, Decoder, MAX_MESSAGE_LEN, Message, encode_message,
 };

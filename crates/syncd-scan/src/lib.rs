@@ -54,7 +54,7 @@ pub mod stat;
 mod watch;
 
 pub use scan::{
-    CounterSnapshot, Counters, EntryError, ScanConfig, ScanError, ScanReport, Scanner,
+    CommitHook, CounterSnapshot, Counters, EntryError, ScanConfig, ScanError, ScanReport, Scanner,
     default_hashers,
 };
 pub use watch::{FolderWatcher, WatchConfig, WatchError, WatchStats};

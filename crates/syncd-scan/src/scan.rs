@@ -278,7 +278,14 @@ pub struct Scanner {
     logged: Mutex<HashSet<String>>,
     /// Serialises scans of this folder (the watcher and an API call may race).
     running: Mutex<()>,
+    /// Called after each batch committed to the index (see [`Scanner::set_commit_hook`]).
+    on_commit: Mutex<Option<CommitHook>>,
 }
+
+/// A function the scanner calls, on the committing thread, after each batch it committed to
+/// the index: how an owner learns of the watcher's commits without polling. It must be
+/// quick and must not call back into the scanner.
+pub type CommitHook = Arc<dyn Fn() + Send + Sync>;
 
 impl std::fmt::Debug for Scanner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -328,9 +335,28 @@ impl Scanner {
             errors: Mutex::new(Vec::new()),
             logged: Mutex::new(HashSet::new()),
             running: Mutex::new(()),
+            on_commit: Mutex::new(None),
         };
         s.reload_ignores()?;
         Ok(s)
+    }
+
+    /// Sets the function called after each committed batch (replacing any earlier one).
+    pub fn set_commit_hook(&self, hook: CommitHook) {
+        *self.on_commit.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    /// Counts a committed batch and tells the commit hook.
+    fn committed(&self) {
+        bump(&self.counters.batches, 1);
+        let hook = self
+            .on_commit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(hook) = hook {
+            hook();
+        }
     }
 
     /// The folder root.
@@ -543,7 +569,7 @@ impl Scanner {
             if !batch.is_empty() {
                 w.apply_local(batch)?;
                 w.commit()?;
-                bump(&self.counters.batches, 1);
+                self.committed();
             }
         }
         report.committed += walk.chunked;
@@ -748,7 +774,7 @@ impl Scanner {
             let mut w = self.index.write(&self.folder)?;
             w.apply_local(batch)?;
             w.commit()?;
-            bump(&self.counters.batches, 1);
+            self.committed();
         }
         Ok(n)
     }

@@ -52,6 +52,32 @@ fn rescan_of_an_unchanged_tree_reads_zero_bytes_and_commits_nothing() {
 }
 
 #[test]
+fn the_commit_hook_is_called_once_per_committed_batch_and_never_for_nothing() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let f = Fixture::new();
+    let calls = Arc::new(AtomicU64::new(0));
+    let c2 = calls.clone();
+    f.scanner.set_commit_hook(Arc::new(move || {
+        c2.fetch_add(1, Ordering::SeqCst);
+    }));
+    f.write("a", b"one");
+    f.write("d/b", b"two");
+    f.scanner.scan().unwrap();
+    let after_scan = calls.load(Ordering::SeqCst);
+    assert!(after_scan >= 1);
+    assert_eq!(after_scan, f.scanner.counters().batches);
+    // Nothing changed: no commit, no call.
+    f.scanner.scan().unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), after_scan);
+    // A targeted rescan that commits calls it once more.
+    f.write("a", b"three");
+    f.scanner.scan_paths(&[RelPath::new("a").unwrap()]).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), after_scan + 1);
+    assert_eq!(calls.load(Ordering::SeqCst), f.scanner.counters().batches);
+}
+
+#[test]
 fn a_modified_file_gets_a_new_version_and_keeps_its_previous_blocks_hash() {
     let f = Fixture::new();
     f.write("a", b"one");

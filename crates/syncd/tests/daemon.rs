@@ -1246,3 +1246,132 @@ fn a_daemon_whose_stdout_and_stderr_are_closed_pipes_keeps_serving() {
         "the daemon exited after a failed write to stdout or stderr"
     );
 }
+
+/// Waits until `path` holds `content` (an edit made on the other daemon arrived).
+fn arrives(path: &Path, content: &str, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::read(path).ok().as_deref() != Some(content.as_bytes()) {
+        assert!(std::time::Instant::now() < deadline, "{what} never arrived");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// After a settings change on A: A sees B complete, `syncd wait` returns 0 on both, and an
+/// edit made on each side afterwards reaches the other.
+fn still_syncs(p: &Pair, a_dir: &Path, step: &str) {
+    let b_id = p.b.device_id();
+    for m in [&p.a, &p.b] {
+        wait_in_sync(m);
+    }
+    let c =
+        p.da.get(&format!("/rest/db/completion?folder=shared&device={b_id}"));
+    assert_eq!(c["completion"], 100.0, "{step}: B's completion on A: {c}");
+    assert_eq!(c["needItems"], 0, "{step}: {c}");
+    let name = format!("{}.txt", step.replace(' ', "-"));
+    std::fs::write(a_dir.join(format!("a-{name}")), step).unwrap();
+    std::fs::write(p.b_dir.join(format!("b-{name}")), step).unwrap();
+    if p.da.get("/rest/config/folders/shared")["fsWatcherEnabled"] == false {
+        p.da.client()
+            .json("POST", "/rest/db/scan?folder=shared", None)
+            .unwrap();
+    }
+    arrives(
+        &p.b_dir.join(format!("a-{name}")),
+        step,
+        &format!("{step}: A's edit on B"),
+    );
+    arrives(
+        &a_dir.join(format!("b-{name}")),
+        step,
+        &format!("{step}: B's edit on A"),
+    );
+}
+
+#[test]
+fn every_setting_changed_on_a_running_daemon_keeps_the_folder_syncing() {
+    let p = cli_pair(small_tree, false);
+    let b_id = p.b.device_id();
+    let mut a_dir = p.a.user.join("shared");
+    still_syncs(&p, &a_dir, "at start");
+    let c = p.da.client();
+    let patch = |body: Value| {
+        c.json("PATCH", "/rest/config/folders/shared", Some(&body))
+            .unwrap();
+    };
+    // Every folder setting the REST API takes, one after another, through PATCH.
+    for (step, body) in [
+        ("watcher delay", json!({"fsWatcherDelayS": 2})),
+        ("rescan interval", json!({"rescanIntervalS": 7})),
+        ("ignore perms", json!({"ignorePerms": true})),
+        ("max conflicts", json!({"maxConflicts": 3})),
+        ("label", json!({"label": "Workspaces"})),
+        ("watcher off", json!({"fsWatcherEnabled": false})),
+        (
+            "watcher on",
+            json!({"fsWatcherEnabled": true, "fsWatcherDelayS": 0.1}),
+        ),
+        ("devices again", json!({"devices": [{"deviceID": b_id}]})),
+    ] {
+        patch(body);
+        still_syncs(&p, &a_dir, step);
+    }
+    patch(json!({"paused": true}));
+    // Syncthing 1.19 reports a paused folder's state as "".
+    let st = p.da.get("/rest/db/status?folder=shared");
+    assert_eq!(st["state"], "", "{st}");
+    assert_eq!(p.da.get("/rest/config/folders/shared")["paused"], true);
+    patch(json!({"paused": false}));
+    still_syncs(&p, &a_dir, "resumed");
+    // The folder moved on disk (a copy that keeps modification times), then its path.
+    let moved = p.a.user.join("moved");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&a_dir)
+        .arg(&moved)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    patch(json!({"path": moved}));
+    a_dir = moved;
+    still_syncs(&p, &a_dir, "path");
+    // PUT of the whole folder object, as a GUI saves it.
+    let mut whole = p.da.get("/rest/config/folders/shared");
+    whole["fsWatcherDelayS"] = json!(0.5);
+    c.json("PUT", "/rest/config/folders/shared", Some(&whole))
+        .unwrap();
+    still_syncs(&p, &a_dir, "put");
+    // `syncd folder add` over the existing folder.
+    p.a.ok(&[
+        "folder",
+        "add",
+        "shared",
+        a_dir.to_str().unwrap(),
+        "--device",
+        &b_id,
+        "--label",
+        "Again",
+    ]);
+    assert_eq!(p.da.get("/rest/config/folders/shared")["label"], "Again");
+    still_syncs(&p, &a_dir, "cli folder add");
+    // Device settings, through PATCH.
+    let dev = format!("/rest/config/devices/{b_id}");
+    for (step, body) in [
+        ("device name", json!({"name": "vps"})),
+        (
+            "device addresses",
+            json!({"addresses": ["tcp://127.0.0.1:9", "dynamic"]}),
+        ),
+        ("device compression", json!({"compression": "always"})),
+    ] {
+        c.json("PATCH", &dev, Some(&body)).unwrap();
+        still_syncs(&p, &a_dir, step);
+    }
+    c.json("PATCH", &dev, Some(&json!({"paused": true})))
+        .unwrap();
+    let conns = p.da.get("/rest/system/connections");
+    assert_eq!(conns["connections"][&b_id]["paused"], true, "{conns}");
+    c.json("PATCH", &dev, Some(&json!({"paused": false})))
+        .unwrap();
+    still_syncs(&p, &a_dir, "device resumed");
+    assert_eq!(p.da.get(&dev)["name"], "vps");
+}

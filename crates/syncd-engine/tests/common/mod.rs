@@ -187,7 +187,11 @@ impl Pair {
         for (name, e) in [("a", &self.a), ("b", &self.b), ("a", &self.a)] {
             if let Err(err) = e.wait_until_synced(&self.folder, WAIT).await {
                 let st = e.folder_status(&self.folder);
-                panic!("{name} not in sync: {err:?}\nstatus: {st:#?}");
+                let (sa, sb) = (
+                    self.a.folder_status(&self.folder),
+                    self.b.folder_status(&self.folder),
+                );
+                panic!("{name} not in sync: {err:?}\nstatus: {st:#?}\na: {sa:#?}\nb: {sb:#?}");
             }
         }
     }
