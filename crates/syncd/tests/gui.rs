@@ -702,6 +702,14 @@ fn two_daemons_configured_only_through_the_gui_sync_a_tree() {
         json!(0)
     );
     assert!(!b.alert_open(), "a script from the device name ran");
+    assert_eq!(
+        b.js(
+            "return getComputedStyle(document.getElementById('notices')).display;",
+            json!([])
+        ),
+        json!("none"),
+        "no errors, no error bar"
+    );
 
     // The picture for docs/: panels open.
     b.click("#folders [data-folder=\"gui-test\"] summary");
@@ -1357,8 +1365,8 @@ fn errors_show_as_text_in_the_gui_until_cleared_and_logs_show_too() {
     b.click("#notices-clear");
     wait_js(
         &b,
-        "the errors cleared",
-        "return document.getElementById('notices').hidden;",
+        "the errors bar gone from the page",
+        "return getComputedStyle(document.getElementById('notices')).display === 'none';",
         json!([]),
     );
     assert_eq!(
