@@ -63,8 +63,8 @@ mod resolve;
 mod vector;
 
 pub use names::{
-    CONFLICT_MARKER, LocalTime, MaxConflicts, conflict_copy_name, conflicts_to_remove,
-    is_conflict_copy, is_conflict_copy_of,
+    CONFLICT_MARKER, ConflictCopyName, LocalTime, MaxConflicts, conflict_copy_name,
+    conflicts_to_remove, is_conflict_copy, is_conflict_copy_of, parse_conflict_copy,
 };
 pub use order::{Candidate, DeleteRule, compare_candidates, needs, remote_needs, select_global};
 pub use resolve::{DiscardReason, LocalContext, LocalFate, Resolution, in_conflict, resolve};

@@ -112,6 +112,57 @@ pub fn is_conflict_copy(path: &str) -> bool {
     file_name(path).contains(CONFLICT_MARKER)
 }
 
+/// What a conflict copy's name says: the path it is a copy of, the local time stamp
+/// `YYYYMMDD-HHMMSS` of the resolution and the short ID printed in the name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConflictCopyName {
+    /// The path of the file the copy belongs to (same form as the copy's path).
+    pub original: String,
+    /// `YYYYMMDD-HHMMSS`, the local wall-clock time the conflict was resolved.
+    pub stamp: String,
+    /// The 7-character short device ID in the name (empty for the zero ID).
+    pub short_id: String,
+}
+
+/// Reads a name made by [`conflict_copy_name`]; `None` for any other name. The inverse:
+/// `parse_conflict_copy(conflict_copy_name(p, ..))` gives back `p`.
+///
+/// ```
+/// use syncd_conflict::parse_conflict_copy;
+/// let c = parse_conflict_copy("docs/report.sync-conflict-20260102-150405-P56IOI7.txt").unwrap();
+/// assert_eq!((c.original.as_str(), c.stamp.as_str(), c.short_id.as_str()),
+///            ("docs/report.txt", "20260102-150405", "P56IOI7"));
+/// assert_eq!(parse_conflict_copy(".sync-conflict-20260102-150405-P56IOI7.bashrc").unwrap().original, ".bashrc");
+/// assert_eq!(parse_conflict_copy("dir.d/file.sync-conflict-20260102-150405-P56IOI7").unwrap().original, "dir.d/file");
+/// assert!(parse_conflict_copy("report.txt").is_none());
+/// assert!(parse_conflict_copy("a.sync-conflict-2026-01.txt").is_none());
+/// ```
+pub fn parse_conflict_copy(path: &str) -> Option<ConflictCopyName> {
+    let name = file_name(path);
+    let dir = path.get(..path.len() - name.len()).unwrap_or("");
+    let at = name.find(CONFLICT_MARKER)?;
+    let stem = name.get(..at)?;
+    let rest = name.get(at + CONFLICT_MARKER.len()..)?;
+    let stamp = rest.get(..15)?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(stamp.get(..8)?) && stamp.get(8..9)? == "-" && digits(stamp.get(9..)?)) {
+        return None;
+    }
+    let after = rest.get(15..)?.strip_prefix('-')?;
+    let (short_id, ext) = match after.find('.') {
+        Some(i) => (after.get(..i)?, after.get(i..)?),
+        None => (after, ""),
+    };
+    if short_id.len() > 7 || !short_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    Some(ConflictCopyName {
+        original: format!("{dir}{stem}{ext}"),
+        stamp: stamp.to_owned(),
+        short_id: short_id.to_owned(),
+    })
+}
+
 /// The 7-character short ID as printed in conflict names; the zero ID prints as empty.
 fn short_id_text(id: ShortId) -> String {
     if id.0 == 0 {
@@ -271,6 +322,33 @@ mod tests {
         minute: 4,
         second: 5,
     };
+
+    #[test]
+    fn parse_conflict_copy_inverts_conflict_copy_name() {
+        for path in [
+            "a.txt",
+            "dir/a.tar.gz",
+            ".bashrc",
+            "dir.d/file",
+            "sp ace/<img src=x>.md",
+        ] {
+            for id in [abcdefg(), ShortId(0)] {
+                let copy = conflict_copy_name(path, id, T).unwrap();
+                let parsed = parse_conflict_copy(&copy).unwrap();
+                assert_eq!(parsed.original, path, "{copy}");
+                assert_eq!(parsed.stamp, "20260102-150405");
+                assert_eq!(parsed.short_id, short_id_text(id));
+            }
+        }
+        for not_a_copy in [
+            "a.sync-conflict-.txt",
+            "a.sync-conflict-2026010x-150405-ABCDEFG.txt",
+            "a.sync-conflict-20260102-150405-TOOLONGID.txt",
+            "x.sync-conflict-20260102-150405-ABCDEFG/inner.txt",
+        ] {
+            assert!(parse_conflict_copy(not_a_copy).is_none(), "{not_a_copy}");
+        }
+    }
 
     /// `ABCDEFG` as a short ID: base32 A=0, B=1, … so the top 35 bits are 0,1,2,3,4,5,6.
     fn abcdefg() -> ShortId {

@@ -12,7 +12,8 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+        // stderr, and a copy of the recent lines for /rest/system/log.
+        .with_writer(syncd::logbuf::Tee)
         // When stderr is a closed pipe, tracing reports the failed write with eprintln!, which
         // panics on the broken pipe and would take the daemon down: drop the lines instead.
         .log_internal_errors(false)

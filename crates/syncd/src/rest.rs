@@ -1,7 +1,8 @@
 //! The Syncthing-compatible REST API (axum): routes, auth, host check, handlers.
 //!
 //! Auth as Syncthing: every `/rest/*` path except `/rest/noauth/*` needs the API key in
-//! `X-API-Key` or `Authorization: Bearer`; otherwise 403 `CSRF Error`. When the server is bound
+//! `X-API-Key` or `Authorization: Bearer`, or (from a loopback client only) a CSRF token that
+//! the GUI page received in its cookie (see [`crate::gui`]); otherwise 403 `CSRF Error`. When the server is bound
 //! to loopback, a request whose `Host` is not a loopback name is refused with 403
 //! `Host check error` (DNS-rebinding guard). Errors are plain text. Every response carries
 //! `X-Syncthing-ID` and `X-Syncthing-Version`.
@@ -15,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, RawQuery, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, Path as UrlPath, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -55,6 +56,10 @@ pub struct RestState {
     pub started_at: Instant,
     /// Notified when a client asks the daemon to shut down.
     pub shutdown: Arc<tokio::sync::Notify>,
+    /// CSRF tokens handed to GUI pages.
+    pub csrf: crate::gui::CsrfTokens,
+    /// Last seen / last scan / last file, for `/rest/stats/*`.
+    pub stats: Arc<crate::stats::Stats>,
 }
 
 type Shared = Arc<RestState>;
@@ -181,7 +186,7 @@ impl Query {
     }
 }
 
-/// The router with every route, the auth/host-check middleware and shared state.
+/// The router with every route (the GUI's files are the fallback), the auth/host-check middleware and shared state.
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route(
@@ -201,7 +206,7 @@ pub fn router(state: Shared) -> Router {
         .route("/rest/db/scan", post(db_scan))
         .route("/rest/folder/errors", get(folder_errors))
         .route("/rest/events", get(events))
-        .route("/rest/config", get(get_config))
+        .route("/rest/config", get(get_config).put(put_config))
         .route(
             "/rest/config/insync",
             get(|| async { axum::Json(json!({"configInSync": true})) }),
@@ -235,8 +240,35 @@ pub fn router(state: Shared) -> Router {
                 .delete(delete_device),
         )
         .route("/rest/svc/deviceid", get(svc_deviceid))
+        .route("/rest/svc/random/string", get(svc_random_string))
+        .route("/rest/system/browse", get(system_browse))
+        .route("/rest/stats/device", get(stats_device))
+        .route(
+            "/rest/system/error",
+            get(system_error).post(post_system_error),
+        )
+        .route("/rest/system/error/clear", post(clear_system_error))
+        .route(
+            "/rest/system/discovery",
+            get(|| async { axum::Json(json!({})) }),
+        )
+        .route("/rest/svc/lang", get(svc_lang))
+        .route("/rest/system/log", get(system_log))
+        .route(
+            "/rest/config/defaults/ignores",
+            get(|| async { axum::Json(json!({"lines": []})) }),
+        )
+        .route("/rest/stats/folder", get(stats_folder))
+        .route("/rest/db/ignores", get(get_ignores).post(post_ignores))
+        .route("/rest/config/defaults/folder", get(default_folder))
+        .route("/rest/config/defaults/device", get(default_device))
+        .route("/meta.js", get(meta_js))
+        .route("/qr/", get(qr))
         .route("/rest/syncd/wait", get(syncd_wait))
-        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "404 page not found".into()) })
+        .route("/rest/syncd/conflicts", get(conflicts_list))
+        .route("/rest/syncd/conflicts/file", get(conflicts_file))
+        .route("/rest/syncd/conflicts/resolve", post(conflicts_resolve))
+        .fallback(gui_file)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
@@ -245,11 +277,12 @@ pub fn router(state: Shared) -> Router {
 async fn guard(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let headers = req.headers().clone();
+    let from_loopback = local_page(&req);
     let mut resp = if state.bound.ip().is_loopback() && !host_is_local(&headers) {
         (StatusCode::FORBIDDEN, "Host check error\n").into_response()
     } else if path.starts_with("/rest/")
         && !path.starts_with("/rest/noauth/")
-        && !key_ok(&headers, &state)
+        && !authorized(&headers, &state, from_loopback)
     {
         (StatusCode::FORBIDDEN, "CSRF Error\n").into_response()
     } else {
@@ -301,6 +334,35 @@ fn host_is_local(headers: &HeaderMap) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Whether a request may use (or receive) a GUI CSRF token: it comes from this machine and
+/// names this machine in `Host`. The second half matters when the GUI listens beyond
+/// loopback (no host check then): a DNS-rebinding page in a local browser connects from
+/// loopback but under its own host name, and must not be handed a token.
+fn local_page(req: &Request) -> bool {
+    peer_is_loopback(req) && host_is_local(req.headers())
+}
+
+/// Whether the TCP peer is on this machine. Without connection info (a router served some
+/// other way) the answer is no, which only takes the CSRF-token path away.
+fn peer_is_loopback(req: &Request) -> bool {
+    req.extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .is_some_and(|ConnectInfo(a)| a.ip().is_loopback())
+}
+
+/// The API key from anywhere, or a GUI page's CSRF token from a loopback client.
+fn authorized(headers: &HeaderMap, state: &RestState, from_loopback: bool) -> bool {
+    key_ok(headers, state) || (from_loopback && csrf_ok(headers, state))
+}
+
+fn csrf_ok(headers: &HeaderMap, state: &RestState) -> bool {
+    let name = crate::gui::csrf_header_name(&state.my_id.to_string());
+    headers
+        .get(name.as_str())
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| state.csrf.valid(t.trim()))
+}
+
 fn key_ok(headers: &HeaderMap, state: &RestState) -> bool {
     !state.api_key.is_empty() && presented_key(headers).is_some_and(|k| ct_eq(k, &state.api_key))
 }
@@ -317,12 +379,42 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Constant-time string equality (the key is a secret).
-fn ct_eq(a: &str, b: &str) -> bool {
+pub(crate) fn ct_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
+}
+
+/// The GUI's files; a page load from loopback also gets a CSRF token cookie.
+async fn gui_file(State(s): State<Shared>, method: Method, uri: Uri, req: Request) -> Response {
+    let Some((content_type, body)) =
+        crate::gui::asset(uri.path()).filter(|_| method == Method::GET)
+    else {
+        return ApiError(StatusCode::NOT_FOUND, "404 page not found".into()).into_response();
+    };
+    let mut r = crate::gui::asset_response(content_type, body);
+    if content_type.starts_with("text/html") && local_page(&req) {
+        let cookie = format!(
+            "{}={}; Path=/; SameSite=Strict",
+            crate::gui::csrf_cookie_name(&s.my_id.to_string()),
+            s.csrf.issue()
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            r.headers_mut().insert(header::SET_COOKIE, v);
+        }
+    }
+    r
+}
+
+async fn meta_js(State(s): State<Shared>) -> Response {
+    crate::gui::meta_js(&s.my_id.to_string())
+}
+
+async fn qr(RawQuery(q): RawQuery) -> Response {
+    let q = Query::new(&q);
+    crate::gui::qr_response(q.get("text").unwrap_or(""))
 }
 
 async fn ping() -> ApiResult {
@@ -454,6 +546,92 @@ async fn shutdown(State(s): State<Shared>) -> ApiResult {
 async fn get_config(State(s): State<Shared>) -> ApiResult {
     let config = s.config.lock().await;
     ok_json(crate::json::config(&config, s.my_id))
+}
+
+/// `PUT /rest/config`: the whole config, as Syncthing 1.19's own GUI saves every edit. Devices
+/// and folders are made to match the body at run time (added, changed, removed; an entry
+/// starts from the current one, so settings the JSON does not carry are kept, and an
+/// unchanged entry is left running as it is); our own device entry sets our name. The other
+/// sections (options, gui, ldap, defaults) are accepted and not applied yet.
+async fn put_config(State(s): State<Shared>, body: Bytes) -> ApiResult {
+    let body = parse_body(&body)?;
+    let list = |key: &str| {
+        body.get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .ok_or_else(|| bad_request(format!("{key}: expected an array")))
+    };
+    let (devices, folders) = (list("devices")?, list("folders")?);
+    let mut config = s.config.lock().await;
+    let mut dev_entries = Vec::new();
+    for d in &devices {
+        let id = d
+            .get("deviceID")
+            .and_then(Value::as_str)
+            .and_then(|raw| raw.parse::<DeviceId>().ok())
+            .ok_or_else(|| bad_request("devices: each entry needs a valid deviceID"))?;
+        let base = config
+            .device(&id)
+            .cloned()
+            .unwrap_or_else(|| DeviceEntry::new(id));
+        dev_entries.push(crate::json::apply_device(base, d).map_err(|e| bad_request(e.0))?);
+    }
+    let mut folder_entries = Vec::new();
+    for f in &folders {
+        let raw = f
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad_request("folders: each entry needs an id"))?;
+        let entry = match config.folder(raw).cloned() {
+            Some(base) => {
+                crate::json::apply_folder(base, f, &s.my_id).map_err(|e| bad_request(e.0))?
+            }
+            None => new_folder_from(f, &s.my_id)?,
+        };
+        if let Some(d) = entry
+            .devices
+            .iter()
+            .find(|d| !dev_entries.iter().any(|e| e.id == **d))
+        {
+            return Err(bad_request(format!(
+                "folder {} is shared with {d}, which is not among the devices",
+                entry.id
+            )));
+        }
+        folder_entries.push(entry);
+    }
+    let gone_folders: Vec<FolderId> = config
+        .folders
+        .iter()
+        .map(|f| f.id.clone())
+        .filter(|id| !folder_entries.iter().any(|e| e.id == *id))
+        .collect();
+    for id in gone_folders {
+        s.engine.remove_folder(&id).await.map_err(engine_error)?;
+        config.remove_folder(id.as_str());
+    }
+    let gone_devices: Vec<DeviceId> = config
+        .devices
+        .iter()
+        .map(|d| d.id)
+        .filter(|id| !dev_entries.iter().any(|e| e.id == *id))
+        .collect();
+    for id in gone_devices {
+        s.engine.remove_device(id).await.map_err(engine_error)?;
+        config.remove_device(&id);
+    }
+    for entry in dev_entries {
+        if config.device(&entry.id) != Some(&entry) {
+            apply_device_change(&s, &mut config, entry).await?;
+        }
+    }
+    for entry in folder_entries {
+        if config.folder(entry.id.as_str()) != Some(&entry) {
+            apply_folder_change(&s, &mut config, entry).await?;
+        }
+    }
+    save(&s, &config)?;
+    ok_empty()
 }
 
 async fn get_options(State(s): State<Shared>) -> ApiResult {
@@ -941,6 +1119,314 @@ async fn svc_deviceid(RawQuery(q): RawQuery) -> ApiResult {
     }
 }
 
+/// `{"random": "..."}`: `length` (default 32, at most 1024) alphanumeric characters.
+async fn svc_random_string(RawQuery(q): RawQuery) -> ApiResult {
+    use rand::Rng;
+    let q = Query::new(&q);
+    let length: usize = q.number("length")?.unwrap_or(32).min(1024);
+    let random: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(length)
+        .map(char::from)
+        .collect();
+    ok_json(json!({ "random": random }))
+}
+
+async fn system_log(RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::new(&q);
+    ok_json(crate::logbuf::json(q.get("since")))
+}
+
+async fn system_error(State(s): State<Shared>) -> ApiResult {
+    ok_json(s.stats.errors_json())
+}
+
+/// The body (plain text) becomes an error shown in the GUI, as Syncthing.
+async fn post_system_error(State(s): State<Shared>, body: Bytes) -> ApiResult {
+    let text = String::from_utf8_lossy(&body);
+    let text = text.trim();
+    if !text.is_empty() {
+        let message: String = text.chars().take(4096).collect();
+        s.stats.push_error(SystemTime::now(), message);
+    }
+    ok_empty()
+}
+
+async fn clear_system_error(State(s): State<Shared>) -> ApiResult {
+    s.stats.clear_errors();
+    ok_empty()
+}
+
+/// The browser's languages, lower case, as Syncthing 1.19 (`[""]` without the header).
+async fn svc_lang(headers: HeaderMap) -> ApiResult {
+    let raw = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let langs: Vec<String> = raw
+        .split(',')
+        .take(32)
+        .map(|l| l.split(';').next().unwrap_or("").trim().to_lowercase())
+        .collect();
+    ok_json(json!(langs))
+}
+
+async fn stats_device(State(s): State<Shared>) -> ApiResult {
+    let mut ids = vec![s.my_id];
+    ids.extend(s.config.lock().await.devices.iter().map(|d| d.id));
+    ok_json(
+        s.stats
+            .devices_json(&ids, SystemTime::now(), Instant::now()),
+    )
+}
+
+async fn stats_folder(State(s): State<Shared>) -> ApiResult {
+    let ids: Vec<FolderId> = s
+        .config
+        .lock()
+        .await
+        .folders
+        .iter()
+        .map(|f| f.id.clone())
+        .collect();
+    ok_json(s.stats.folders_json(&ids))
+}
+
+/// `GET /rest/system/browse?current=`: directories whose path starts with `current` (after `~`
+/// expansion), each with a trailing separator, as Syncthing 1.19's path completion. `current`
+/// ending in a separator lists that directory's subdirectories; an empty `current` lists the
+/// roots. Names that start with the typed prefix exactly come first, then case-insensitive
+/// matches. At most 1,000 entries.
+async fn system_browse(RawQuery(q): RawQuery) -> ApiResult {
+    let current = Query::new(&q).get("current").unwrap_or("").to_owned();
+    let list = tokio::task::spawn_blocking(move || browse(&current))
+        .await
+        .map_err(internal)?;
+    ok_json(json!(list))
+}
+
+fn browse(current: &str) -> Vec<String> {
+    const MAX: usize = 1000;
+    let sep = std::path::MAIN_SEPARATOR;
+    if current.is_empty() {
+        return vec![sep.to_string()];
+    }
+    let expanded = crate::home::expand_tilde(std::path::Path::new(current));
+    let mut text = expanded.to_string_lossy().into_owned();
+    if current.ends_with(sep) && !text.ends_with(sep) {
+        text.push(sep);
+    }
+    let (parent, prefix) = match text.rfind(sep) {
+        Some(i) => (
+            text.get(..=i).unwrap_or(""),
+            text.get(i + 1..).unwrap_or(""),
+        ),
+        None => return Vec::new(),
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    let lower = prefix.to_lowercase();
+    let mut exact = Vec::new();
+    let mut folded = Vec::new();
+    for entry in entries.flatten().take(100_000) {
+        if !entry.path().is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let full = format!("{parent}{name}{sep}");
+        if name.starts_with(prefix) {
+            exact.push(full);
+        } else if name.to_lowercase().starts_with(&lower) {
+            folded.push(full);
+        }
+    }
+    exact.sort();
+    folded.sort();
+    exact.extend(folded);
+    exact.truncate(MAX);
+    exact
+}
+
+/// A folder's config entry by the `folder` parameter; like Syncthing 1.19.2, an unknown folder
+/// is a 500 on the ignores endpoints.
+async fn folder_path(s: &RestState, q: &Query) -> Result<PathBuf, ApiError> {
+    let raw = q
+        .get("folder")
+        .ok_or_else(|| bad_request("missing folder parameter"))?;
+    let config = s.config.lock().await;
+    config
+        .folder(raw)
+        .map(|f| f.to_engine().path)
+        .ok_or_else(|| internal(format!("folder {raw:?} does not exist")))
+}
+
+/// `{"ignore": [...]|null, "expanded": [...]|null, "error": null|"..."}` for a folder root.
+fn ignores_json(root: &std::path::Path) -> Value {
+    let file = root.join(syncd_types::names::IGNORE_FILE);
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return json!({"ignore": null, "expanded": null, "error": null});
+        }
+        Err(e) => {
+            return json!({"ignore": null, "expanded": null, "error": format!("{}: {e}", file.display())});
+        }
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let loader = |rel: &str| std::fs::read_to_string(root.join(rel));
+    match syncd_ignore::IgnoreSet::parse(&text, &loader, syncd_ignore::Options::for_this_platform())
+    {
+        Ok(set) => {
+            let expanded: Vec<&str> = set.patterns().collect();
+            json!({"ignore": lines, "expanded": expanded, "error": null})
+        }
+        Err(e) => json!({"ignore": lines, "expanded": null, "error": e.to_string()}),
+    }
+}
+
+async fn get_ignores(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let root = folder_path(&s, &Query::new(&q)).await?;
+    ok_json(ignores_json(&root))
+}
+
+/// Writes `.stignore` from `{"ignore": [lines]}` and rescans the folder, as Syncthing does.
+async fn post_ignores(State(s): State<Shared>, RawQuery(q): RawQuery, body: Bytes) -> ApiResult {
+    let q = Query::new(&q);
+    let root = folder_path(&s, &q).await?;
+    let body = parse_body(&body)?;
+    let lines = match body.get("ignore") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| bad_request("ignore: expected an array of strings"))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(bad_request("ignore: expected an array of strings")),
+    };
+    let mut text = lines.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    let file = root.join(syncd_types::names::IGNORE_FILE);
+    let tmp = root.join(".stignore.syncd-tmp");
+    std::fs::write(&tmp, text.as_bytes())
+        .and_then(|()| std::fs::rename(&tmp, &file))
+        .map_err(|e| internal(format!("writing {}: {e}", file.display())))?;
+    if let Some(folder) = q.get("folder").and_then(|f| FolderId::new(f).ok())
+        && s.engine.folder_ids().contains(&folder)
+    {
+        match s.engine.scan(&folder, None).await {
+            // A paused folder reads the new patterns when it resumes (the GUI sets the
+            // patterns of a new folder while it is still paused, as Syncthing's does).
+            Ok(()) | Err(EngineError::FolderPaused(_)) => {}
+            Err(e) => return Err(engine_error(e)),
+        }
+    }
+    ok_json(ignores_json(&root))
+}
+
+/// The defaults a new folder starts from (Syncthing's `/rest/config/defaults/folder`).
+async fn default_folder(State(s): State<Shared>) -> ApiResult {
+    let tilde = crate::home::user_home().unwrap_or_default();
+    let placeholder = FolderId::new("default").map_err(internal)?;
+    let f = FolderEntry::new(placeholder, tilde);
+    let mut v = crate::json::folder(&f, &s.my_id);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("id".into(), json!(""));
+        o.insert("path".into(), json!("~"));
+    }
+    ok_json(v)
+}
+
+/// The defaults a new device starts from (Syncthing's `/rest/config/defaults/device`).
+async fn default_device() -> ApiResult {
+    let mut v = crate::json::device(&DeviceEntry::new(DeviceId::default()));
+    if let Some(o) = v.as_object_mut() {
+        o.insert("deviceID".into(), json!(""));
+    }
+    ok_json(v)
+}
+
+fn conflict_error(e: crate::conflicts::ConflictError) -> ApiError {
+    use crate::conflicts::ConflictError as E;
+    match e {
+        E::BadPath(_) | E::NotAConflictCopy(_) => bad_request(e.to_string()),
+        E::Missing(_) => not_found(e.to_string()),
+        other => internal(other),
+    }
+}
+
+/// The root of the folder named by `folder`, 404 if unknown.
+async fn known_folder_root(s: &RestState, q: &Query) -> Result<(FolderId, PathBuf), ApiError> {
+    let id = q.folder(s)?;
+    let config = s.config.lock().await;
+    let root = config
+        .folder(id.as_str())
+        .map(|f| f.to_engine().path)
+        .ok_or_else(|| not_found("no such folder"))?;
+    Ok((id, root))
+}
+
+/// `GET /rest/syncd/conflicts?folder=`: `{"folder", "conflicts": [...]}` (see
+/// [`crate::conflicts::list`]).
+async fn conflicts_list(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let (id, root) = known_folder_root(&s, &Query::new(&q)).await?;
+    let list = tokio::task::spawn_blocking(move || crate::conflicts::list(&root))
+        .await
+        .map_err(internal)?;
+    ok_json(json!({"folder": id.as_str(), "conflicts": list}))
+}
+
+/// `GET /rest/syncd/conflicts/file?folder=&path=`: one version's text.
+async fn conflicts_file(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::new(&q);
+    let (_, root) = known_folder_root(&s, &q).await?;
+    let path = q
+        .get("path")
+        .ok_or_else(|| bad_request("missing path parameter"))?
+        .to_owned();
+    let v = tokio::task::spawn_blocking(move || crate::conflicts::read_text(&root, &path))
+        .await
+        .map_err(internal)?
+        .map_err(conflict_error)?;
+    ok_json(v)
+}
+
+/// `POST /rest/syncd/conflicts/resolve?folder=` with `{"conflict": path, "keep":
+/// "conflict"|"original"}`; the folder is rescanned so the change goes out at once.
+async fn conflicts_resolve(
+    State(s): State<Shared>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult {
+    let (id, root) = known_folder_root(&s, &Query::new(&q)).await?;
+    let body = parse_body(&body)?;
+    let copy = body
+        .get("conflict")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad_request("conflict: the conflict copy's path is required"))?
+        .to_owned();
+    let keep = match body.get("keep").and_then(Value::as_str) {
+        Some("conflict") => crate::conflicts::Keep::Copy,
+        Some("original") => crate::conflicts::Keep::Original,
+        _ => return Err(bad_request("keep: \"conflict\" or \"original\"")),
+    };
+    let original =
+        tokio::task::spawn_blocking(move || crate::conflicts::resolve(&root, &copy, keep))
+            .await
+            .map_err(internal)?
+            .map_err(conflict_error)?;
+    match s.engine.scan(&id, None).await {
+        Ok(()) | Err(EngineError::FolderPaused(_)) => {}
+        Err(e) => return Err(engine_error(e)),
+    }
+    ok_json(json!({"folder": id.as_str(), "original": original}))
+}
+
 /// syncd's own endpoint behind `syncd wait`: the engine's `wait_until_synced`.
 /// 200 `{"inSync":true}` when in sync; 200 `{"inSync":false,"timedOut":true,"missing":[...]}`
 /// on timeout; 404 for an unknown folder; 500 for a folder in error.
@@ -1013,6 +1499,65 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(presented_key(&h), None);
+    }
+
+    #[test]
+    fn browse_lists_matching_directories_exact_case_first() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["Alpha", "alpine", "beta", "alps/inner"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        std::fs::write(dir.path().join("alfile"), b"").unwrap();
+        let root = format!("{}/", dir.path().display());
+        assert_eq!(
+            browse(&format!("{root}al")),
+            vec![
+                format!("{root}alpine/"),
+                format!("{root}alps/"),
+                format!("{root}Alpha/")
+            ]
+        );
+        assert_eq!(
+            browse(&format!("{root}alps/")),
+            vec![format!("{root}alps/inner/")]
+        );
+        assert_eq!(browse(&root).len(), 4, "every directory, no files");
+        assert!(browse(&format!("{root}nothing/here")).is_empty());
+        assert_eq!(browse(""), vec!["/".to_owned()]);
+    }
+
+    #[test]
+    fn a_gui_token_needs_a_loopback_peer_and_a_loopback_host_name() {
+        let req = |peer: &str, host: &'static str| {
+            let mut r = Request::new(axum::body::Body::empty());
+            r.extensions_mut()
+                .insert(ConnectInfo(peer.parse::<std::net::SocketAddr>().unwrap()));
+            r.headers_mut()
+                .insert(header::HOST, HeaderValue::from_static(host));
+            r
+        };
+        assert!(local_page(&req("127.0.0.1:5000", "localhost:8384")));
+        assert!(local_page(&req("127.0.0.1:5000", "127.0.0.1:8385")));
+        assert!(!local_page(&req("127.0.0.1:5000", "rebound.example:8384")));
+        assert!(!local_page(&req("192.168.1.9:5000", "localhost:8384")));
+    }
+
+    #[test]
+    fn only_loopback_peers_count_as_local() {
+        let with_peer = |addr: &str| {
+            let mut req = Request::new(axum::body::Body::empty());
+            req.extensions_mut()
+                .insert(ConnectInfo(addr.parse::<std::net::SocketAddr>().unwrap()));
+            req
+        };
+        assert!(peer_is_loopback(&with_peer("127.0.0.1:5000")));
+        assert!(peer_is_loopback(&with_peer("[::1]:5000")));
+        assert!(!peer_is_loopback(&with_peer("192.168.1.2:5000")));
+        assert!(!peer_is_loopback(&with_peer("[2001:db8::1]:5000")));
+        assert!(
+            !peer_is_loopback(&Request::new(axum::body::Body::empty())),
+            "no connection info: not loopback"
+        );
     }
 
     #[test]

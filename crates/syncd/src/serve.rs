@@ -86,6 +86,12 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         tokio::spawn(async move { events.feed(rx).await })
     };
     let progress = crate::progress::spawn(engine.clone());
+    let stats = Arc::new(crate::stats::Stats::default());
+    let stats_feeder = {
+        let stats = stats.clone();
+        let rx = engine.subscribe();
+        tokio::spawn(async move { stats.feed(rx).await })
+    };
 
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let state = Arc::new(RestState {
@@ -100,6 +106,8 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         started: SystemTime::now(),
         started_at: Instant::now(),
         shutdown: shutdown.clone(),
+        csrf: crate::gui::CsrfTokens::default(),
+        stats,
     });
     let addr_file = home.join(REST_ADDRESS_FILE);
     std::fs::write(&addr_file, format!("{bound}\n"))
@@ -121,11 +129,14 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             _ = shutdown.notified() => tracing::info!("shutdown requested through the REST API"),
         }
     };
+    // The peer address decides whether a GUI page may use a CSRF token (loopback only).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(stop)
         .await;
     engine.shutdown().await;
     feeder.abort();
+    stats_feeder.abort();
     progress.abort();
     let _ = std::fs::remove_file(&addr_file);
     served.context("REST server failed")?;
@@ -144,6 +155,7 @@ fn print_banner(
     say!("syncd {} started", crate::rest::VERSION);
     say!("Device ID: {my_id}");
     say!("REST API: http://{bound}");
+    say!("GUI: http://{bound}/");
     say!("Listening for devices on: {}", listen.join(", "));
     say!("Home: {}", home.display());
     if created {
