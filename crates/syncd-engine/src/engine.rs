@@ -29,6 +29,10 @@ const PULL_BYTES_IN_FLIGHT: usize = 32 * 1024 * 1024;
 /// requests of a large file, so small files are pulled beside large ones (see the puller).
 const SMALL_PULL_BYTES_IN_FLIGHT: usize = 8 * 1024 * 1024;
 
+/// How long a folder change waits for the folder's actor to take it (see
+/// [`EngineHandle::add_folder`]).
+const RECONFIGURE_ANSWER: Duration = Duration::from_millis(500);
+
 /// The engine's entry point.
 #[derive(Debug)]
 pub struct Engine;
@@ -694,7 +698,14 @@ impl EngineHandle {
                 reply,
             })
             .map_err(|_| EngineError::Stopped)?;
-        done.await.map_err(|_| EngineError::Stopped)?;
+        // The actor answers at once unless it is busy starting (a long first scan): then the
+        // change is in the configuration and applies when that scan ends; the caller (a
+        // GUI's request) does not wait for it.
+        match tokio::time::timeout(RECONFIGURE_ANSWER, done).await {
+            Ok(answer) => answer.map_err(|_| EngineError::Stopped)?,
+            Err(_) => tracing::info!(folder = %id,
+                "the folder is busy scanning; its new settings apply when the scan ends"),
+        }
         if old.paused != new.paused {
             self.shared.events.emit(if new.paused {
                 Event::FolderPaused { folder: id.clone() }

@@ -503,3 +503,37 @@ async fn every_device_setting_changed_at_runtime_keeps_the_folder_syncing() {
     assert_eq!(st[0].name, "the vps");
     assert_same(&p.da, &p.db);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setting_changed_during_a_long_first_scan_answers_before_the_scan_ends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = Dir::new(tmp.path().join("f"));
+    // Sparse: created at once, hashing its 1 GiB of zeros takes seconds.
+    let big = std::fs::File::create(dir.path("big")).unwrap();
+    big.set_len(1 << 30).unwrap();
+    let folder = FolderId::new("f").unwrap();
+    let f = FolderConfig::new(folder.clone(), &dir.root);
+    let e = Engine::start(EngineConfig {
+        home: tmp.path().join("home"),
+        listen: vec!["tcp://127.0.0.1:0".into()],
+        folders: vec![f.clone()],
+        ..EngineConfig::default()
+    })
+    .await
+    .unwrap();
+    until("the first scan hashes", || {
+        e.folder_status(&folder)
+            .is_some_and(|s| s.state == FolderState::Scanning)
+    })
+    .await;
+    let mut changed = f.clone();
+    changed.label = "Renamed".into();
+    e.add_folder(changed).await.unwrap();
+    // Answered while the scan still runs; the change is already the configuration.
+    assert_eq!(
+        e.folder_status(&folder).unwrap().state,
+        FolderState::Scanning
+    );
+    assert_eq!(e.config().folders[0].label, "Renamed");
+    e.shutdown().await;
+}
