@@ -19,6 +19,7 @@ mod batch;
 mod conflicts;
 mod direct;
 mod local;
+mod plan;
 mod resume;
 mod small;
 mod stale;
@@ -30,7 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use syncd_conflict::{LocalContext, LocalFate, MaxConflicts, Resolution};
+use syncd_conflict::{LocalFate, MaxConflicts, Resolution};
 use syncd_index::{FileRecord, Needed};
 use syncd_types::{DeviceId, FileKind, FolderId, RelPath};
 use tokio::sync::Semaphore;
@@ -192,59 +193,39 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
         needed.truncate(MAX_ITEMS_PER_PASS);
         out.more = true;
     }
-    let ignores = fctx.ignores();
-    let ignored = |n: &Needed| {
-        ignores.as_ref().is_some_and(|i| {
-            i.matched(n.global.name.as_str(), n.global.kind.is_dir())
-                .is_ignored()
-        })
-    };
+    let plan::Plan {
+        first,
+        files,
+        deletes,
+    } = plan::plan(needed, fctx.ignores().as_deref());
     let mut done: Vec<FileRecord> = Vec::new();
     let mut dirs_to_sync: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut deletes = Vec::new();
-    // Everything but the regular files to pull is taken out of the need set (in order) and
-    // handled here or after the files; the files stay in the need set's own allocation (a
-    // copy of a full pass was the largest part of the receiver's peak memory).
-    let others: Vec<Needed> = needed
-        .extract_if(.., |n| {
-            n.global.deleted || !n.global.kind.is_file() || ignored(n)
-        })
-        .collect();
-    let files = needed;
-    for n in others {
-        let is_dir = n.global.kind.is_dir();
-        if ignored(&n) {
-            // Ignored here: record the global version as an invalid local row so it is not
-            // needed (spec sync-semantics §1.5), without touching the disk.
-            let mut r = n.global.clone();
-            r.invalid = true;
-            r.blocks.clear();
-            r.chunks.clear();
-            done.push(r);
-            continue;
-        }
-        if n.global.deleted {
-            deletes.push(n);
+    for step in first {
+        let n = match step {
+            plan::First::Ignored(r) => {
+                done.push(r);
+                continue;
+            }
+            plan::First::Dir(n) | plan::First::Symlink(n) => n,
+        };
+        let name = n.global.name.clone();
+        let kind = n.global.kind;
+        emit_started(&ctx, &name, kind, ItemAction::Update);
+        let res = if kind.is_dir() {
+            pull_dir(&ctx, &n)
         } else {
-            let name = n.global.name.clone();
-            let kind = n.global.kind;
-            emit_started(&ctx, &name, kind, ItemAction::Update);
-            let res = if is_dir {
-                pull_dir(&ctx, &n)
-            } else {
-                pull_symlink(&ctx, &n)
-            };
-            finish_item(
-                &ctx,
-                &mut out,
-                &mut done,
-                &mut dirs_to_sync,
-                &name,
-                kind,
-                ItemAction::Update,
-                res,
-            );
-        }
+            pull_symlink(&ctx, &n)
+        };
+        finish_item(
+            &ctx,
+            &mut out,
+            &mut done,
+            &mut dirs_to_sync,
+            &name,
+            kind,
+            ItemAction::Update,
+            res,
+        );
     }
     commit(&ctx, &mut done, &mut dirs_to_sync, &mut out).await;
 
@@ -253,7 +234,7 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
 
     for n in deletes {
         let name = n.global.name.clone();
-        let kind = n.local.as_ref().map_or(n.global.kind, |l| l.kind);
+        let kind = plan::deleted_kind(&n);
         emit_started(&ctx, &name, kind, ItemAction::Delete);
         let res = delete_item(&ctx, &n);
         finish_item(
@@ -361,9 +342,7 @@ impl Refill {
             .into_iter()
             .filter(|n| {
                 announces_large(&n.global)
-                    && !ignores
-                        .as_ref()
-                        .is_some_and(|i| i.matched(n.global.name.as_str(), false).is_ignored())
+                    && !plan::is_ignored(ignores.as_deref(), n)
                     && self.known.insert(n.global.name.clone())
             })
             .collect()
@@ -689,28 +668,13 @@ async fn commit(
     }
 }
 
-/// The conflict decision for one needed item.
+/// The conflict decision for one needed item, taken now (see [`plan::decide`]).
 fn decide(ctx: &Ctx, n: &Needed) -> Resolution {
-    let local = n.local.as_ref().map(|l| l.candidate(ctx.me));
-    let global = n
-        .global
-        .candidate(n.available.first().copied().unwrap_or(DeviceId::EMPTY));
-    let now = SystemTime::now();
-    let here = LocalContext {
-        path: n.global.name.as_str(),
-        device: ctx.me.short(),
-        now_unix_secs: u64::try_from(fsutil::split_time(now).0).unwrap_or(0),
+    let here = plan::Here {
+        me: ctx.me,
         max_conflicts: ctx.max_conflicts,
     };
-    syncd_conflict::resolve(local.as_ref(), &global, &here)
-}
-
-/// The local record after installing `global` with `version`.
-fn installed(global: &FileRecord, version: syncd_conflict::VersionVector) -> FileRecord {
-    let mut r = global.clone();
-    r.version = version;
-    r.invalid = false;
-    r
+    plan::decide(n, here, SystemTime::now())
 }
 
 fn parent_of(path: &Path) -> PathBuf {
@@ -745,7 +709,10 @@ fn pull_dir(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), Pull
         }
         Err(e) => return Err(e.into()),
     }
-    Ok((installed(&n.global, adopt_version), Some(parent_of(&path))))
+    Ok((
+        plan::installed(&n.global, adopt_version),
+        Some(parent_of(&path)),
+    ))
 }
 
 /// Creates the directory `path` (base name `base`) already carrying `mode` (umask applies
@@ -796,7 +763,10 @@ fn pull_symlink(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), 
         Err(_) => {}
     }
     std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&n.global.symlink_target), &path)?;
-    Ok((installed(&n.global, adopt_version), Some(parent_of(&path))))
+    Ok((
+        plan::installed(&n.global, adopt_version),
+        Some(parent_of(&path)),
+    ))
 }
 
 fn delete_item(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), PullError> {
@@ -836,7 +806,10 @@ fn delete_item(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), P
     if std::fs::symlink_metadata(&temp).is_ok_and(|m| m.is_file()) {
         let _ = std::fs::remove_file(&temp);
     }
-    Ok((installed(&n.global, adopt_version), Some(parent_of(&path))))
+    Ok((
+        plan::installed(&n.global, adopt_version),
+        Some(parent_of(&path)),
+    ))
 }
 
 /// Removes the temp files directly inside `dir` (left by failed pulls for reuse; never user
@@ -962,7 +935,7 @@ fn prepare_file(
         return Err(PullError::Modified);
     }
     let dir = parent_of(&path);
-    let record = installed(&n.global, adopt_version);
+    let record = plan::installed(&n.global, adopt_version);
     if matches!(fate, LocalFate::MetadataOnly) && path.exists() {
         let file = set_meta(&path, &n.global, ctx.ignore_perms)?;
         return Ok(Prepared::Done(batch::Item {
