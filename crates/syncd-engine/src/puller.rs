@@ -98,6 +98,17 @@ pub(crate) struct PullOutcome {
     pub(crate) no_space: bool,
 }
 
+impl PullOutcome {
+    /// Adds what a part of the pass did.
+    fn absorb(&mut self, part: PullOutcome) {
+        self.changed += part.changed;
+        self.errors.extend(part.errors);
+        self.rescan.extend(part.rescan);
+        self.more |= part.more;
+        self.no_space |= part.no_space;
+    }
+}
+
 /// Whether `e` is "no space left on device" (ENOSPC, or a quota exhausted: EDQUOT).
 pub(crate) fn is_no_space(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::StorageFull
@@ -198,57 +209,22 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
         files,
         deletes,
     } = plan::plan(needed, fctx.ignores().as_deref());
-    let mut done: Vec<FileRecord> = Vec::new();
-    let mut dirs_to_sync: BTreeSet<PathBuf> = BTreeSet::new();
-    for step in first {
-        let n = match step {
-            plan::First::Ignored(r) => {
-                done.push(r);
-                continue;
-            }
-            plan::First::Dir(n) | plan::First::Symlink(n) => n,
-        };
-        let name = n.global.name.clone();
-        let kind = n.global.kind;
-        emit_started(&ctx, &name, kind, ItemAction::Update);
-        let res = if kind.is_dir() {
-            pull_dir(&ctx, &n)
-        } else {
-            pull_symlink(&ctx, &n)
-        };
-        finish_item(
-            &ctx,
-            &mut out,
-            &mut done,
-            &mut dirs_to_sync,
-            &name,
-            kind,
-            ItemAction::Update,
-            res,
-        );
-    }
-    commit(&ctx, &mut done, &mut dirs_to_sync, &mut out).await;
+    // The directories, symlinks and deletions touch the disk item by item: each phase runs on
+    // a blocking thread, never on a runtime worker.
+    let mut phase = on_blocking_thread(&ctx, "directories and symlinks", move |ctx| {
+        install_first(ctx, first)
+    })
+    .await;
+    out.absorb(phase.outcome);
+    commit(&ctx, &mut phase.done, &mut phase.dirs, &mut out).await;
 
     let refill = Refill::new(&fctx, large_seen, &files);
     pull_files(&ctx, files, refill, &mut out).await;
 
-    for n in deletes {
-        let name = n.global.name.clone();
-        let kind = plan::deleted_kind(&n);
-        emit_started(&ctx, &name, kind, ItemAction::Delete);
-        let res = delete_item(&ctx, &n);
-        finish_item(
-            &ctx,
-            &mut out,
-            &mut done,
-            &mut dirs_to_sync,
-            &name,
-            kind,
-            ItemAction::Delete,
-            res,
-        );
-    }
-    commit(&ctx, &mut done, &mut dirs_to_sync, &mut out).await;
+    let mut phase =
+        on_blocking_thread(&ctx, "deletions", move |ctx| delete_all(ctx, deletes)).await;
+    out.absorb(phase.outcome);
+    commit(&ctx, &mut phase.done, &mut phase.dirs, &mut out).await;
     if !out.more {
         // A complete pass: temp files no failed item will reuse are removed (see [`stale`]).
         let failed: Vec<RelPath> = out
@@ -260,6 +236,73 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
         let _ = tokio::task::spawn_blocking(move || stale::sweep(&root, &failed)).await;
     }
     out
+}
+
+/// What a phase run on a blocking thread did: the records to commit, the directories renamed
+/// into (synced before the commit) and the items' errors and rescans.
+#[derive(Default)]
+struct Phase {
+    done: Vec<FileRecord>,
+    dirs: BTreeSet<PathBuf>,
+    outcome: PullOutcome,
+}
+
+/// Runs `f` on a blocking thread; a panic there fails the phase, not the pass.
+async fn on_blocking_thread(
+    ctx: &Arc<Ctx>,
+    what: &str,
+    f: impl FnOnce(&Ctx) -> Phase + Send + 'static,
+) -> Phase {
+    let c = ctx.clone();
+    match tokio::task::spawn_blocking(move || f(&c)).await {
+        Ok(phase) => phase,
+        Err(e) => {
+            let mut phase = Phase::default();
+            phase.outcome.errors.push(FileError {
+                path: String::new(),
+                error: format!("pulling {what}: {e}"),
+            });
+            phase
+        }
+    }
+}
+
+/// The first phase of the plan, in order: ignored items recorded, directories and symlinks
+/// put in place. Blocking.
+fn install_first(ctx: &Ctx, first: Vec<plan::First>) -> Phase {
+    let mut p = Phase::default();
+    for step in first {
+        let n = match step {
+            plan::First::Ignored(r) => {
+                p.done.push(r);
+                continue;
+            }
+            plan::First::Dir(n) | plan::First::Symlink(n) => n,
+        };
+        let name = n.global.name.clone();
+        let kind = n.global.kind;
+        emit_started(ctx, &name, kind, ItemAction::Update);
+        let res = if kind.is_dir() {
+            pull_dir(ctx, &n)
+        } else {
+            pull_symlink(ctx, &n)
+        };
+        finish_item(ctx, &mut p, &name, kind, ItemAction::Update, res);
+    }
+    p
+}
+
+/// The last phase of the plan: the deletions, in order. Blocking.
+fn delete_all(ctx: &Ctx, deletes: Vec<Needed>) -> Phase {
+    let mut p = Phase::default();
+    for n in deletes {
+        let name = n.global.name.clone();
+        let kind = plan::deleted_kind(&n);
+        emit_started(ctx, &name, kind, ItemAction::Delete);
+        let res = delete_item(ctx, &n);
+        finish_item(ctx, &mut p, &name, kind, ItemAction::Delete, res);
+    }
+    p
 }
 
 /// The first [`MAX_ITEMS_PER_PASS`] + 1 items of the need set (one more than a pass takes, to
@@ -358,12 +401,9 @@ fn emit_started(ctx: &Ctx, name: &RelPath, kind: FileKind, action: ItemAction) {
     });
 }
 
-#[allow(clippy::too_many_arguments)]
 fn finish_item(
     ctx: &Ctx,
-    out: &mut PullOutcome,
-    done: &mut Vec<FileRecord>,
-    dirs: &mut BTreeSet<PathBuf>,
+    phase: &mut Phase,
     name: &RelPath,
     kind: FileKind,
     action: ItemAction,
@@ -371,11 +411,11 @@ fn finish_item(
 ) {
     let res = res.map(|(rec, changed_dir)| {
         if let Some(d) = changed_dir {
-            dirs.insert(d);
+            phase.dirs.insert(d);
         }
-        done.push(rec);
+        phase.done.push(rec);
     });
-    report(ctx, out, name, kind, action, res);
+    report(ctx, &mut phase.outcome, name, kind, action, res);
 }
 
 /// Records an item's outcome (errors, rescans) and emits `ItemFinished`.
@@ -1012,10 +1052,10 @@ async fn fetch_missing(
     let mut todo = missing.into_iter();
     let mut requested = 0u64;
     let mut writing_bytes = 0u64;
-    // Large files go to the disk directly (see [`direct`]); the descriptor travels with the file.
-    let mut direct = (record.size >= direct::MIN_FILE)
-        .then(|| direct::Direct::open(&file))
-        .flatten();
+    // Large files go to the disk directly (see [`direct`]): the first write opens the
+    // descriptor (on its blocking thread), which then travels with the file.
+    let mut direct: Option<direct::Direct> = None;
+    let mut open_direct = record.size >= direct::MIN_FILE;
     let mut file = Some(file);
     // Fetched pieces waiting for the writer, and their budget (released once written).
     let mut ready: Vec<(u64, Vec<u8>)> = Vec::new();
@@ -1055,7 +1095,11 @@ async fn fetch_missing(
             let budget = std::mem::take(&mut held);
             let last = all_fetched;
             let mut d = direct.take();
+            let open = std::mem::take(&mut open_direct);
             writing = Some(tokio::task::spawn_blocking(move || {
+                if open {
+                    d = direct::Direct::open(&f);
+                }
                 let r = match d.as_mut() {
                     Some(d) => d
                         .write(&f, &mut pieces)
