@@ -1,14 +1,16 @@
 //! The puller: brings the local folder to the global state, one pass over the need set.
 //!
-//! Order: directories and symlinks as the need set streams them (parents before children),
-//! files concurrently, deletions last in the index's deepest-first order. Every block comes
-//! from local data first (the old version of the same file, then any file via the block map),
-//! then from connected peers that hold the global version, with a bound on bytes in flight;
-//! every block is SHA-256-verified before it is written. A file is written to
-//! `.syncthing.<name>.tmp` beside its target (reusing the verified pieces a failed attempt or a
-//! killed process left there, see [`resume`]) and given permissions and mtime (small files in
-//! groups, a few blocking calls per group, see [`small`]); finished files
-//! are then made durable, renamed into place, their directories synced and their records
+//! The pass is plan → schedule → fetch/install. [`plan`] decides, without I/O, what happens to
+//! each needed item and in which order: directories and symlinks as the need set streams them
+//! (parents before children), files concurrently, deletions last in the index's deepest-first
+//! order. Every block comes from local data first (the old version of the same file, then any
+//! file via the block map), then from the peers that hold the global version (both behind
+//! [`source`]), with a bound on bytes in flight; every block is SHA-256-verified before it is
+//! written. A file is written to `.syncthing.<name>.tmp` beside its target (reusing the
+//! verified pieces a failed attempt or a killed process left there, see [`resume`]) and given
+//! permissions and mtime (small files in groups, a few blocking calls per group, see
+//! [`small`]); every filesystem call runs on a blocking thread. Finished files are then made
+//! durable, renamed into place, their directories synced and their records
 //! committed in batches (see [`batch`]). A new directory is made under a temp name with its
 //! final permissions and renamed into place, so no scan ever sees it with umask permissions.
 //! Before replacing or deleting a local item the puller checks it against the index: a changed
@@ -22,6 +24,7 @@ mod local;
 mod plan;
 mod resume;
 mod small;
+pub(crate) mod source;
 mod stale;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -142,6 +145,8 @@ struct Ctx {
     max_conflicts: MaxConflicts,
     me: DeviceId,
     bytes_in_flight: Arc<Semaphore>,
+    /// The devices pieces are asked of.
+    peers: Box<dyn source::Remote>,
     /// Parent directories checked during the files phase (see [`fsutil::VerifiedDirs`]).
     dirs: fsutil::VerifiedDirs,
 }
@@ -177,6 +182,7 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
         ignore_perms: cfg.ignore_perms,
         max_conflicts: MaxConflicts::from_config(i64::from(cfg.max_conflicts)),
         dirs: fsutil::VerifiedDirs::default(),
+        peers: Box::new(crate::peer_blocks::ConnectedPeers::new(shared.clone())),
     });
     let mut out = PullOutcome::default();
     // Large files announced from here on are started by this pass (see [`Refill`]).
@@ -961,7 +967,7 @@ enum Prepared {
 fn prepare_file(
     ctx: &Ctx,
     n: Needed,
-    snapshot: &mut local::Snapshot,
+    snapshot: &mut source::Snapshot,
 ) -> Result<Prepared, PullError> {
     let Resolution::TakeRemote {
         adopt_version,
@@ -1033,7 +1039,7 @@ fn prepare_file(
 }
 
 /// Fetches `missing` from peers (each piece verified against its SHA-256 by
-/// [`crate::peer::Peer::request`]) and writes them into `file`, the temp file of `record`:
+/// [`source::Remote::request`]) and writes them into `file`, the temp file of `record`:
 /// pieces are requested [`FILE_WINDOW`] bytes ahead of the writer, the pieces that arrived
 /// while a write was running are written together by the next one, and the last write
 /// applies `meta`. On failure the temp file keeps its verified pieces for the next attempt.
@@ -1154,8 +1160,8 @@ async fn fetch_missing(
 }
 
 /// Where [`local::prepare`] may find pieces of `n` (to be written at `path`) on this device.
-fn sources(ctx: &Ctx, n: &Needed, path: &Path) -> local::Sources {
-    local::Sources {
+fn sources(ctx: &Ctx, n: &Needed, path: &Path) -> source::Local {
+    source::Local {
         index: ctx.shared.index.clone(),
         folder: ctx.folder.clone(),
         root: ctx.root.clone(),
@@ -1194,7 +1200,7 @@ fn set_meta(path: &Path, g: &FileRecord, ignore_perms: bool) -> std::io::Result<
 
 /// One piece of a small file from the network: the connected peers announcing the global
 /// version, in turn, within the small files' bytes-in-flight budget. The data returned
-/// matches the piece's SHA-256 (checked once, by [`crate::peer::Peer::request`]).
+/// matches the piece's SHA-256 (checked once, by [`source::Remote::request`]).
 async fn fetch_remote(
     ctx: &Arc<Ctx>,
     name: &RelPath,
@@ -1224,15 +1230,10 @@ async fn fetch_remote_held(
         .map_err(|_| PullError::NoSource)?;
     let mut tried = false;
     for dev in available {
-        let Some(peer) = ctx.shared.peer(*dev) else {
-            continue;
-        };
-        tried = true;
-        if let Ok(d) = peer
-            .request(&ctx.folder, name.as_str(), b.offset, b.size, &b.hash)
-            .await
-        {
-            return Ok((d, permit));
+        match ctx.peers.request(*dev, &ctx.folder, name, b).await {
+            Ok(d) => return Ok((d, permit)),
+            Err(source::Refused::NotConnected) => {}
+            Err(source::Refused::Failed) => tried = true,
         }
     }
     if tried {
