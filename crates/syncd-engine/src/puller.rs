@@ -16,10 +16,20 @@
 //! Before replacing or deleting a local item the puller checks it against the index: a changed
 //! item is rescanned, never overwritten. Conflict copies carry the local time and are pruned
 //! to the folder's `maxConflicts` (see [`conflicts`]).
+//!
+//! Who does what: [`plan`] (pure) sorts the need set into phases and takes the conflict
+//! decisions; this module reads the need set, runs the phases and schedules the files
+//! (how many at once, small ones in groups, large ones announced mid-pass, durability
+//! batches); [`install`] makes the changes that are not file data (directories, symlinks,
+//! deletions, conflict copies); [`local`] and [`resume`] prepare a file's temp file from
+//! local data, [`fetch`] fills in the rest from [`source::Remote`] and [`batch`] makes
+//! finished files durable, puts them in place and commits them.
 
 mod batch;
 mod conflicts;
 mod direct;
+mod fetch;
+mod install;
 mod local;
 mod plan;
 mod resume;
@@ -28,7 +38,7 @@ pub(crate) mod source;
 mod stale;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -55,11 +65,6 @@ use crate::status::FileError;
 const MAX_ITEMS_PER_PASS: usize = 8_000;
 /// Files pulled concurrently.
 const FILES_IN_FLIGHT: usize = 32;
-/// Bytes of one file's pieces requested and not yet written. A file asks for its pieces this
-/// many bytes at a time: requests wait for the engine's bytes-in-flight budget in turn, so a
-/// 300 MB file that asked for all its pieces at once held back every file started after it
-/// until its last piece was granted.
-const FILE_WINDOW: u64 = 16 * 1024 * 1024;
 /// Files larger than small ones (see [`small`]) pulled at once: the other half of the slots
 /// is left to small files, whose pieces have a budget of their own, so small files are pulled
 /// beside large ones instead of after them (a pass of 30 assets, two 250 MB binaries and
@@ -151,14 +156,7 @@ struct Ctx {
     dirs: fsutil::VerifiedDirs,
 }
 
-/// Where `n` goes on disk, refusing a path under a symlink or a non-directory (see
-/// [`fsutil::safe_path`]). A refusal is logged with the devices that announced the path: a
-/// peer naming a file under a symlink is how an escape from the folder would be attempted.
-fn safe_target(ctx: &Ctx, n: &Needed) -> std::io::Result<PathBuf> {
-    fsutil::safe_path(&ctx.root, &n.global.name).inspect_err(|e| refused(ctx, n, e))
-}
-
-/// [`safe_target`] for the files phase, with the directories checked so far in the pass
+/// [`install::safe_target`] for the files phase, with the directories checked so far in the pass
 /// ([`Ctx::dirs`]); also tells whether the parent directory exists.
 fn safe_file_target(ctx: &Ctx, n: &Needed) -> std::io::Result<(PathBuf, bool)> {
     fsutil::safe_path_in(&ctx.root, &n.global.name, &ctx.dirs).inspect_err(|e| refused(ctx, n, e))
@@ -217,8 +215,8 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
     } = plan::plan(needed, fctx.ignores().as_deref());
     // The directories, symlinks and deletions touch the disk item by item: each phase runs on
     // a blocking thread, never on a runtime worker.
-    let mut phase = on_blocking_thread(&ctx, "directories and symlinks", move |ctx| {
-        install_first(ctx, first)
+    let mut phase = install::on_blocking_thread(&ctx, "directories and symlinks", move |ctx| {
+        install::install_first(ctx, first)
     })
     .await;
     out.absorb(phase.outcome);
@@ -227,8 +225,10 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
     let refill = Refill::new(&fctx, large_seen, &files);
     pull_files(&ctx, files, refill, &mut out).await;
 
-    let mut phase =
-        on_blocking_thread(&ctx, "deletions", move |ctx| delete_all(ctx, deletes)).await;
+    let mut phase = install::on_blocking_thread(&ctx, "deletions", move |ctx| {
+        install::delete_all(ctx, deletes)
+    })
+    .await;
     out.absorb(phase.outcome);
     commit(&ctx, &mut phase.done, &mut phase.dirs, &mut out).await;
     if !out.more {
@@ -242,73 +242,6 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
         let _ = tokio::task::spawn_blocking(move || stale::sweep(&root, &failed)).await;
     }
     out
-}
-
-/// What a phase run on a blocking thread did: the records to commit, the directories renamed
-/// into (synced before the commit) and the items' errors and rescans.
-#[derive(Default)]
-struct Phase {
-    done: Vec<FileRecord>,
-    dirs: BTreeSet<PathBuf>,
-    outcome: PullOutcome,
-}
-
-/// Runs `f` on a blocking thread; a panic there fails the phase, not the pass.
-async fn on_blocking_thread(
-    ctx: &Arc<Ctx>,
-    what: &str,
-    f: impl FnOnce(&Ctx) -> Phase + Send + 'static,
-) -> Phase {
-    let c = ctx.clone();
-    match tokio::task::spawn_blocking(move || f(&c)).await {
-        Ok(phase) => phase,
-        Err(e) => {
-            let mut phase = Phase::default();
-            phase.outcome.errors.push(FileError {
-                path: String::new(),
-                error: format!("pulling {what}: {e}"),
-            });
-            phase
-        }
-    }
-}
-
-/// The first phase of the plan, in order: ignored items recorded, directories and symlinks
-/// put in place. Blocking.
-fn install_first(ctx: &Ctx, first: Vec<plan::First>) -> Phase {
-    let mut p = Phase::default();
-    for step in first {
-        let n = match step {
-            plan::First::Ignored(r) => {
-                p.done.push(r);
-                continue;
-            }
-            plan::First::Dir(n) | plan::First::Symlink(n) => n,
-        };
-        let name = n.global.name.clone();
-        let kind = n.global.kind;
-        emit_started(ctx, &name, kind, ItemAction::Update);
-        let res = if kind.is_dir() {
-            pull_dir(ctx, &n)
-        } else {
-            pull_symlink(ctx, &n)
-        };
-        finish_item(ctx, &mut p, &name, kind, ItemAction::Update, res);
-    }
-    p
-}
-
-/// The last phase of the plan: the deletions, in order. Blocking.
-fn delete_all(ctx: &Ctx, deletes: Vec<Needed>) -> Phase {
-    let mut p = Phase::default();
-    for n in deletes {
-        let name = n.global.name.clone();
-        let kind = plan::deleted_kind(&n);
-        emit_started(ctx, &name, kind, ItemAction::Delete);
-        let res = delete_item(ctx, &n);
-        finish_item(ctx, &mut p, &name, kind, ItemAction::Delete, res);
-    }
-    p
 }
 
 /// The first [`MAX_ITEMS_PER_PASS`] + 1 items of the need set (one more than a pass takes, to
@@ -405,23 +338,6 @@ fn emit_started(ctx: &Ctx, name: &RelPath, kind: FileKind, action: ItemAction) {
         kind,
         action,
     });
-}
-
-fn finish_item(
-    ctx: &Ctx,
-    phase: &mut Phase,
-    name: &RelPath,
-    kind: FileKind,
-    action: ItemAction,
-    res: Result<(FileRecord, Option<PathBuf>), PullError>,
-) {
-    let res = res.map(|(rec, changed_dir)| {
-        if let Some(d) = changed_dir {
-            phase.dirs.insert(d);
-        }
-        phase.done.push(rec);
-    });
-    report(ctx, &mut phase.outcome, name, kind, action, res);
 }
 
 /// Records an item's outcome (errors, rescans) and emits `ItemFinished`.
@@ -727,187 +643,6 @@ fn parent_of(path: &Path) -> PathBuf {
     path.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
-fn pull_dir(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), PullError> {
-    let Resolution::TakeRemote { adopt_version, .. } = decide(ctx, n) else {
-        return Err(PullError::NotNeeded);
-    };
-    let path = safe_target(ctx, n)?;
-    if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
-        return Err(PullError::Modified);
-    }
-    let mode =
-        (!ctx.ignore_perms && !n.global.no_permissions).then_some(n.global.permissions & 0o777);
-    match std::fs::symlink_metadata(&path) {
-        Ok(m) if m.is_dir() => {
-            if let Some(mode) = mode
-                && m.permissions().mode() & 0o777 != mode
-            {
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
-            }
-        }
-        Ok(m) if m.file_type().is_symlink() => {
-            std::fs::remove_file(&path)?;
-            create_dir_in_place(&path, n.global.name.file_name(), mode)?;
-        }
-        Ok(_) => return Err(PullError::Modified),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            create_dir_in_place(&path, n.global.name.file_name(), mode)?;
-        }
-        Err(e) => return Err(e.into()),
-    }
-    Ok((
-        plan::installed(&n.global, adopt_version),
-        Some(parent_of(&path)),
-    ))
-}
-
-/// Creates the directory `path` (base name `base`) already carrying `mode` (umask applies
-/// when `None`): it is made under its temp name, which scans skip, given its permissions and
-/// renamed into place, so it is never visible with the umask's permissions and a scan racing
-/// the puller sees exactly the global version (which it then adopts instead of bumping).
-fn create_dir_in_place(path: &Path, base: &str, mode: Option<u32>) -> std::io::Result<()> {
-    let Some(parent) = path.parent() else {
-        return std::fs::create_dir(path);
-    };
-    std::fs::create_dir_all(parent)?;
-    let temp = parent.join(syncd_types::names::temp_name(base));
-    match std::fs::symlink_metadata(&temp) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir(&temp)?,
-        Ok(_) => std::fs::remove_file(&temp)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    std::fs::DirBuilder::new()
-        .mode(mode.unwrap_or(0o777))
-        .create(&temp)?;
-    let placed = match mode {
-        Some(mode) => std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode)),
-        None => Ok(()),
-    }
-    .and_then(|()| std::fs::rename(&temp, path));
-    if placed.is_err() {
-        let _ = std::fs::remove_dir(&temp);
-    }
-    placed
-}
-
-fn pull_symlink(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), PullError> {
-    use std::os::unix::ffi::OsStrExt;
-    let Resolution::TakeRemote { adopt_version, .. } = decide(ctx, n) else {
-        return Err(PullError::NotNeeded);
-    };
-    let path = safe_target(ctx, n)?;
-    if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
-        return Err(PullError::Modified);
-    }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    match std::fs::symlink_metadata(&path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir(&path).map_err(|_| PullError::DirNotEmpty)?,
-        Ok(_) => std::fs::remove_file(&path)?,
-        Err(_) => {}
-    }
-    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&n.global.symlink_target), &path)?;
-    Ok((
-        plan::installed(&n.global, adopt_version),
-        Some(parent_of(&path)),
-    ))
-}
-
-fn delete_item(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), PullError> {
-    let resolution = decide(ctx, n);
-    let Resolution::TakeRemote {
-        adopt_version,
-        fate,
-    } = resolution
-    else {
-        return Err(PullError::NotNeeded);
-    };
-    let path = safe_target(ctx, n)?;
-    if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
-        return Err(PullError::Modified);
-    }
-    match std::fs::symlink_metadata(&path) {
-        Ok(m) if m.is_dir() => {
-            remove_temps_in(&path);
-            match std::fs::remove_dir(&path) {
-                Ok(()) => {}
-                Err(_) => return Err(PullError::DirNotEmpty),
-            }
-        }
-        Ok(m) if m.is_file() => {
-            if let LocalFate::ConflictCopy { winner_modified_by } = fate {
-                conflict_move(ctx, &n.global.name, &path, winner_modified_by)?;
-            } else {
-                std::fs::remove_file(&path)?;
-            }
-        }
-        Ok(_) => std::fs::remove_file(&path)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.into()),
-    }
-    // A temp file a failed pull of this file left behind is no longer of use.
-    let temp = parent_of(&path).join(syncd_types::names::temp_name(n.global.name.file_name()));
-    if std::fs::symlink_metadata(&temp).is_ok_and(|m| m.is_file()) {
-        let _ = std::fs::remove_file(&temp);
-    }
-    Ok((
-        plan::installed(&n.global, adopt_version),
-        Some(parent_of(&path)),
-    ))
-}
-
-/// Removes the temp files directly inside `dir` (left by failed pulls for reuse; never user
-/// data), so they do not keep a directory deleted elsewhere from being deleted here.
-fn remove_temps_in(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.filter_map(Result::ok) {
-        let is_temp = e
-            .file_name()
-            .to_str()
-            .is_some_and(syncd_types::names::is_temp_name);
-        if is_temp && e.file_type().is_ok_and(|t| t.is_file()) {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-}
-
-/// Moves the losing local file aside under its conflict-copy name (stamped with the local
-/// time), prunes the oldest copies beyond `maxConflicts` and reports it.
-fn conflict_move(
-    ctx: &Ctx,
-    name: &RelPath,
-    path: &Path,
-    winner: syncd_types::ShortId,
-) -> Result<(), PullError> {
-    let now = conflicts::local_time(SystemTime::now());
-    let Some(copy) = syncd_conflict::conflict_copy_name(name.as_str(), winner, now) else {
-        // Already a conflict copy: losing again just removes it (no nesting).
-        std::fs::remove_file(path)?;
-        return Ok(());
-    };
-    let copy_rel = RelPath::new(&copy).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let copy_path = fsutil::safe_path(&ctx.root, &copy_rel)?;
-    std::fs::rename(path, &copy_path)?;
-    ctx.shared.events.emit(Event::ConflictCreated {
-        folder: ctx.folder.clone(),
-        path: name.as_str().to_owned(),
-        conflict_copy: copy,
-    });
-    let mut rescan = vec![copy_rel];
-    rescan.extend(conflicts::prune(
-        &ctx.root,
-        name,
-        &parent_of(&copy_path),
-        ctx.max_conflicts,
-    ));
-    ctx.shared.request_rescan(&ctx.folder, rescan);
-    Ok(())
-}
-
 /// Pulls one regular file into its temp file (reusing what a previous attempt left there) and
 /// stages it for the next durability batch; a metadata-only change is applied at once.
 async fn pull_file(ctx: Arc<Ctx>, n: Needed) -> Result<batch::Item, PullError> {
@@ -926,7 +661,7 @@ async fn pull_file(ctx: Arc<Ctx>, n: Needed) -> Result<batch::Item, PullError> {
         local,
         fate,
     } = o.staged;
-    let file = fetch_missing(&ctx, &o.record, &o.available, file, o.missing, o.meta).await?;
+    let file = fetch::fetch_missing(&ctx, &o.record, &o.available, file, o.missing, o.meta).await?;
     Ok(batch::Item {
         record: o.record,
         dir: o.dir,
@@ -1038,127 +773,6 @@ fn prepare_file(
     }))
 }
 
-/// Fetches `missing` from peers (each piece verified against its SHA-256 by
-/// [`source::Remote::request`]) and writes them into `file`, the temp file of `record`:
-/// pieces are requested [`FILE_WINDOW`] bytes ahead of the writer, the pieces that arrived
-/// while a write was running are written together by the next one, and the last write
-/// applies `meta`. On failure the temp file keeps its verified pieces for the next attempt.
-async fn fetch_missing(
-    ctx: &Arc<Ctx>,
-    record: &FileRecord,
-    available: &[DeviceId],
-    file: std::fs::File,
-    missing: Vec<syncd_index::Block>,
-    meta: local::Meta,
-) -> Result<std::fs::File, PullError> {
-    type Written = (std::fs::File, Option<direct::Direct>, std::io::Result<()>);
-    type Piece = (u64, Vec<u8>, tokio::sync::OwnedSemaphorePermit);
-    let mut fetches: JoinSet<Result<Piece, PullError>> = JoinSet::new();
-    // Pieces not requested yet, and the bytes requested and not yet written (see [`FILE_WINDOW`]).
-    let mut todo = missing.into_iter();
-    let mut requested = 0u64;
-    let mut writing_bytes = 0u64;
-    // Large files go to the disk directly (see [`direct`]): the first write opens the
-    // descriptor (on its blocking thread), which then travels with the file.
-    let mut direct: Option<direct::Direct> = None;
-    let mut open_direct = record.size >= direct::MIN_FILE;
-    let mut file = Some(file);
-    // Fetched pieces waiting for the writer, and their budget (released once written).
-    let mut ready: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut held: Vec<tokio::sync::OwnedSemaphorePermit> = Vec::new();
-    let mut writing: Option<tokio::task::JoinHandle<Written>> = None;
-    let mut first_err: Option<PullError> = None;
-    let mut finished = false;
-    loop {
-        while first_err.is_none() && requested < FILE_WINDOW {
-            let Some(b) = todo.next() else { break };
-            requested += u64::from(b.size);
-            let (ctx2, name2, avail2) = (ctx.clone(), record.name.clone(), available.to_vec());
-            fetches.spawn(async move {
-                let budget = &ctx2.bytes_in_flight;
-                let (data, permit) = fetch_remote_held(&ctx2, budget, &name2, &avail2, b).await?;
-                Ok((b.offset, data, permit))
-            });
-        }
-        let all_fetched = fetches.is_empty() && todo.as_slice().is_empty();
-        if writing.is_none() && fetches.is_empty() {
-            match (first_err.take(), file.take()) {
-                (Some(e), _) => return Err(e),
-                (None, Some(f)) if finished => return Ok(f),
-                (None, None) => {
-                    return Err(PullError::Io(std::io::Error::other("temp file lost")));
-                }
-                (None, Some(f)) => file = Some(f),
-            }
-        }
-        if writing.is_none()
-            && first_err.is_none()
-            && (!ready.is_empty() || all_fetched)
-            && let Some(f) = file.take()
-        {
-            let mut pieces = std::mem::take(&mut ready);
-            writing_bytes = pieces.iter().map(|(_, d)| d.len() as u64).sum();
-            let budget = std::mem::take(&mut held);
-            let last = all_fetched;
-            let mut d = direct.take();
-            let open = std::mem::take(&mut open_direct);
-            writing = Some(tokio::task::spawn_blocking(move || {
-                if open {
-                    d = direct::Direct::open(&f);
-                }
-                let r = match d.as_mut() {
-                    Some(d) => d
-                        .write(&f, &mut pieces)
-                        .and_then(|()| if last { meta.apply(&f) } else { Ok(()) }),
-                    None => local::write_pieces(&f, &pieces, last.then_some(meta)),
-                };
-                drop((pieces, budget));
-                (f, d, r)
-            }));
-            finished = last;
-        }
-        tokio::select! {
-            joined = fetches.join_next(), if !fetches.is_empty() => match joined {
-                Some(Ok(Ok((offset, data, permit)))) => {
-                    ready.push((offset, data));
-                    held.push(permit);
-                }
-                Some(Ok(Err(e))) => {
-                    first_err.get_or_insert(e);
-                    fetches.abort_all();
-                }
-                Some(Err(e)) if e.is_cancelled() => {}
-                Some(Err(e)) => {
-                    first_err.get_or_insert(PullError::Io(std::io::Error::other(e.to_string())));
-                    fetches.abort_all();
-                }
-                None => {}
-            },
-            written = wait_task(&mut writing), if writing.is_some() => {
-                writing = None;
-                requested = requested.saturating_sub(std::mem::take(&mut writing_bytes));
-                match written {
-                    Ok((f, d, Ok(()))) => {
-                        file = Some(f);
-                        direct = d;
-                    }
-                    Ok((f, _, Err(e))) => {
-                        file = Some(f);
-                        finished = false;
-                        first_err.get_or_insert(PullError::Io(e));
-                        fetches.abort_all();
-                    }
-                    Err(e) => {
-                        finished = false;
-                        first_err.get_or_insert(PullError::Io(std::io::Error::other(e.to_string())));
-                        fetches.abort_all();
-                    }
-                }
-            },
-        }
-    }
-}
-
 /// Where [`local::prepare`] may find pieces of `n` (to be written at `path`) on this device.
 fn sources(ctx: &Ctx, n: &Needed, path: &Path) -> source::Local {
     source::Local {
@@ -1198,55 +812,9 @@ fn set_meta(path: &Path, g: &FileRecord, ignore_perms: bool) -> std::io::Result<
     Ok(f)
 }
 
-/// One piece of a small file from the network: the connected peers announcing the global
-/// version, in turn, within the small files' bytes-in-flight budget. The data returned
-/// matches the piece's SHA-256 (checked once, by [`source::Remote::request`]).
-async fn fetch_remote(
-    ctx: &Arc<Ctx>,
-    name: &RelPath,
-    available: &[DeviceId],
-    b: syncd_index::Block,
-) -> Result<Vec<u8>, PullError> {
-    fetch_remote_held(ctx, &ctx.shared.small_pull_budget, name, available, b)
-        .await
-        .map(|(d, _)| d)
-}
-
-/// One piece within `budget`, with the piece's share of it still held: the caller lets it go
-/// once the piece is written, so pieces that arrive faster than the disk takes them count
-/// against the budget instead of piling up in memory.
-async fn fetch_remote_held(
-    ctx: &Arc<Ctx>,
-    budget: &Arc<Semaphore>,
-    name: &RelPath,
-    available: &[DeviceId],
-    b: syncd_index::Block,
-) -> Result<(Vec<u8>, tokio::sync::OwnedSemaphorePermit), PullError> {
-    let permits = b.size.max(1);
-    let permit = budget
-        .clone()
-        .acquire_many_owned(permits)
-        .await
-        .map_err(|_| PullError::NoSource)?;
-    let mut tried = false;
-    for dev in available {
-        match ctx.peers.request(*dev, &ctx.folder, name, b).await {
-            Ok(d) => return Ok((d, permit)),
-            Err(source::Refused::NotConnected) => {}
-            Err(source::Refused::Failed) => tried = true,
-        }
-    }
-    if tried {
-        Err(PullError::BlockUnavailable { offset: b.offset })
-    } else {
-        Err(PullError::NoSource)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
 
     fn needed(name: &str, size: u64, kind: FileKind, deleted: bool) -> Needed {
         let mut global = FileRecord::new(RelPath::new(name).unwrap(), kind);
@@ -1291,53 +859,5 @@ mod tests {
             .collect();
         assert_eq!(joined, ["c/new-big"]);
         assert!(refill.take_new(now).is_empty(), "a file joins once");
-    }
-
-    /// A directory the puller creates is never visible under its name with any other mode
-    /// than its own (a scan seeing the umask's mode would make a new local version).
-    #[test]
-    fn a_created_directory_is_never_visible_with_umask_permissions() {
-        const N: usize = 200;
-        let d = tempfile::tempdir().unwrap();
-        let root = d.path().to_path_buf();
-        let done = Arc::new(AtomicBool::new(false));
-        let observer = {
-            let (root, done) = (root.clone(), done.clone());
-            std::thread::spawn(move || {
-                let mut wrong = Vec::new();
-                while !done.load(Ordering::SeqCst) {
-                    for i in 0..N {
-                        if let Ok(m) = std::fs::symlink_metadata(root.join(format!("d{i}")))
-                            && m.permissions().mode() & 0o777 != 0o777
-                        {
-                            wrong.push((i, m.permissions().mode() & 0o777));
-                        }
-                    }
-                }
-                wrong
-            })
-        };
-        for i in 0..N {
-            let name = format!("d{i}");
-            create_dir_in_place(&root.join(&name), &name, Some(0o777)).unwrap();
-        }
-        done.store(true, Ordering::SeqCst);
-        assert_eq!(observer.join().unwrap(), Vec::<(usize, u32)>::new());
-        for i in 0..N {
-            let m = std::fs::metadata(root.join(format!("d{i}"))).unwrap();
-            assert_eq!(m.permissions().mode() & 0o777, 0o777);
-        }
-        // No temp directory is left behind.
-        assert_eq!(std::fs::read_dir(&root).unwrap().count(), N);
-    }
-
-    #[test]
-    fn a_leftover_temp_directory_does_not_block_creating_the_directory() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::create_dir(d.path().join(syncd_types::names::temp_name("x"))).unwrap();
-        create_dir_in_place(&d.path().join("x"), "x", Some(0o700)).unwrap();
-        let m = std::fs::metadata(d.path().join("x")).unwrap();
-        assert_eq!(m.permissions().mode() & 0o777, 0o700);
-        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 }
