@@ -18,12 +18,12 @@
 //! to the folder's `maxConflicts` (see [`conflicts`]).
 //!
 //! Who does what: [`plan`] (pure) sorts the need set into phases and takes the conflict
-//! decisions; this module reads the need set, runs the phases and schedules the files
-//! (how many at once, small ones in groups, large ones announced mid-pass, durability
-//! batches); [`install`] makes the changes that are not file data (directories, symlinks,
-//! deletions, conflict copies); [`local`] and [`resume`] prepare a file's temp file from
-//! local data, [`fetch`] fills in the rest from [`source::Remote`] and [`batch`] makes
-//! finished files durable, puts them in place and commits them.
+//! decisions; this module reads the need set, runs the phases and drives the files: which
+//! starts next is [`schedule`]'s (pure), this loop adds the large files announced mid-pass
+//! and the durability batches; [`install`] makes the changes that are not file data
+//! (directories, symlinks, deletions, conflict copies); [`local`] and [`resume`] prepare a
+//! file's temp file from local data, [`fetch`] fills in the rest from [`source::Remote`] and
+//! [`batch`] makes finished files durable, puts them in place and commits them.
 
 mod batch;
 mod conflicts;
@@ -33,11 +33,12 @@ mod install;
 mod local;
 mod plan;
 mod resume;
+mod schedule;
 mod small;
 pub(crate) mod source;
 mod stale;
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,13 +64,6 @@ use crate::status::FileError;
 /// folder's records from the start, so every pass re-reads the names earlier passes brought
 /// in sync (4,000 measured slower than 10,000).
 const MAX_ITEMS_PER_PASS: usize = 8_000;
-/// Files pulled concurrently.
-const FILES_IN_FLIGHT: usize = 32;
-/// Files larger than small ones (see [`small`]) pulled at once: the other half of the slots
-/// is left to small files, whose pieces have a budget of their own, so small files are pulled
-/// beside large ones instead of after them (a pass of 30 assets, two 250 MB binaries and
-/// 5,000 small files did the small files last, on one core, while the sender sat idle).
-const LARGE_FILES_IN_FLIGHT: usize = FILES_IN_FLIGHT / 2;
 /// A durability batch is flushed once it holds this many files (see [`batch_files`])...
 const BATCH_FILES: usize = 512;
 /// ...or this many bytes of new data...
@@ -286,7 +280,7 @@ pub(crate) fn announces_large(r: &FileRecord) -> bool {
 /// core, at the end). When a remote index update announced a large file (see
 /// [`announces_large`]), the pass reads the need set again and queues the large files it
 /// did not know, as if they had been in it from the start (so at most
-/// [`LARGE_FILES_IN_FLIGHT`] at once); the rest waits for the next pass.
+/// [`schedule::Limits::large`] at once); the rest waits for the next pass.
 struct Refill {
     folder: Arc<FolderCtx>,
     /// `FolderCtx::large_announced` when the need set was last read.
@@ -374,7 +368,7 @@ fn report(
     });
 }
 
-/// Pulls the regular files, [`FILES_IN_FLIGHT`] at a time, and flushes the finished ones in
+/// Pulls the regular files as [`schedule`] starts them, and flushes the finished ones in
 /// durability batches (one batch flushing while the next fills).
 async fn pull_files(ctx: &Arc<Ctx>, files: Vec<Needed>, refill: Refill, out: &mut PullOutcome) {
     ctx.dirs.clear();
@@ -390,13 +384,9 @@ async fn pull_files_checked(
 ) {
     let mut reading: Option<tokio::task::JoinHandle<Result<Vec<Needed>, String>>> = None;
     let mut set: JoinSet<small::GroupResults> = JoinSet::new();
-    // Files per task in flight (a task pulls one file or a group of small ones), and their sum.
+    // The job of each task in flight (a task pulls one file or a group of small ones).
     let mut in_flight: HashMap<tokio::task::Id, (usize, bool)> = HashMap::new();
-    let mut files_in_flight = 0usize;
-    let mut large_in_flight = 0usize;
-    let mut queue = files.into_iter().peekable();
-    // Large files met while [`LARGE_FILES_IN_FLIGHT`] were being pulled, in queue order.
-    let mut deferred: VecDeque<Needed> = VecDeque::new();
+    let mut schedule = schedule::Schedule::new(files, schedule::Limits::PASS);
     let mut pending: Vec<batch::Item> = Vec::new();
     let mut pending_bytes = 0u64;
     let mut pending_since: Option<tokio::time::Instant> = None;
@@ -412,49 +402,22 @@ async fn pull_files_checked(
         }
         // Back-pressure: while a full batch waits for the flush in progress, start no more
         // files (each staged file holds an open descriptor).
-        while files_in_flight < FILES_IN_FLIGHT && pending.len() < batch_files() {
-            let large_free = large_in_flight < LARGE_FILES_IN_FLIGHT;
-            let next = match deferred.pop_front() {
-                Some(n) if large_free => Some(n),
-                held => {
-                    if let Some(n) = held {
-                        deferred.push_front(n);
-                    }
-                    let mut next = None;
-                    for n in queue.by_ref() {
-                        if is_large(&n) && !large_free {
-                            deferred.push_back(n);
-                        } else {
-                            next = Some(n);
-                            break;
-                        }
-                    }
-                    next
-                }
-            };
-            let Some(n) = next else { break };
-            let large = is_large(&n);
+        while pending.len() < batch_files()
+            && let Some(job) = schedule.next()
+        {
+            for n in job.files() {
+                emit_started(ctx, &n.global.name, FileKind::File, ItemAction::Update);
+            }
+            let weight = job.weight();
             let ctx2 = ctx.clone();
-            emit_started(ctx, &n.global.name, FileKind::File, ItemAction::Update);
-            let (files, task) = if small::is_small(&n) {
-                let mut group = vec![n];
-                while group.len() < small::GROUP_FILES
-                    && let Some(n) = queue.next_if(small::is_small)
-                {
-                    emit_started(ctx, &n.global.name, FileKind::File, ItemAction::Update);
-                    group.push(n);
-                }
-                (group.len(), set.spawn(small::pull_group(ctx2, group)))
-            } else {
-                let task = set.spawn(async move {
+            let task = match job {
+                schedule::Job::Small(group) => set.spawn(small::pull_group(ctx2, group)),
+                schedule::Job::Large(n) => set.spawn(async move {
                     let name = n.global.name.clone();
-                    vec![(name, pull_file(ctx2, n).await)]
-                });
-                (1, task)
+                    vec![(name, pull_file(ctx2, *n).await)]
+                }),
             };
-            in_flight.insert(task.id(), (files, large));
-            files_in_flight += files;
-            large_in_flight += usize::from(large);
+            in_flight.insert(task.id(), weight);
         }
         let due = pending.len() >= batch_files()
             || pending_bytes >= BATCH_BYTES
@@ -469,7 +432,7 @@ async fn pull_files_checked(
                 batch::flush(&ctx2, items)
             }));
         }
-        if set.is_empty() && flushing.is_none() && pending.is_empty() && deferred.is_empty() {
+        if set.is_empty() && flushing.is_none() && pending.is_empty() && !schedule.has_deferred() {
             break;
         }
         let deadline = pending_since.map_or_else(tokio::time::Instant::now, |t| t + BATCH_WAIT);
@@ -477,8 +440,7 @@ async fn pull_files_checked(
             joined = set.join_next_with_id(), if !set.is_empty() => match joined {
                 Some(Ok((id, results))) => {
                     let (files, large) = in_flight.remove(&id).unwrap_or((0, false));
-                    files_in_flight -= files;
-                    large_in_flight -= usize::from(large);
+                    schedule.finished(files, large);
                     for (name, res) in results {
                         match res {
                             Ok(item) => {
@@ -496,8 +458,7 @@ async fn pull_files_checked(
                 }
                 Some(Err(e)) => {
                     let (files, large) = in_flight.remove(&e.id()).unwrap_or((0, false));
-                    files_in_flight -= files;
-                    large_in_flight -= usize::from(large);
+                    schedule.finished(files, large);
                 }
                 None => {}
             },
@@ -530,7 +491,7 @@ async fn pull_files_checked(
                             // The next pass looks again for what this one did not take.
                             out.more = true;
                         }
-                        deferred.extend(new);
+                        schedule.join(new);
                     }
                     // The next pass reads the need set again and reports what fails there.
                     Ok(Err(e)) => tracing::debug!(folder = %ctx.folder, error = %e,
@@ -542,11 +503,6 @@ async fn pull_files_checked(
             () = tokio::time::sleep_until(deadline), if pending_since.is_some() && flushing.is_none() => {}
         }
     }
-}
-
-/// Whether `n` is one of the files [`LARGE_FILES_IN_FLIGHT`] limits.
-fn is_large(n: &Needed) -> bool {
-    !small::is_small(n)
 }
 
 /// The result of the task in `h`; never ready when there is none.
