@@ -208,23 +208,27 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
         deletes,
     } = plan::plan(needed, fctx.ignores().as_deref());
     // The directories, symlinks and deletions touch the disk item by item: each phase runs on
-    // a blocking thread, never on a runtime worker.
-    let mut phase = install::on_blocking_thread(&ctx, "directories and symlinks", move |ctx| {
-        install::install_first(ctx, first)
-    })
-    .await;
-    out.absorb(phase.outcome);
-    commit(&ctx, &mut phase.done, &mut phase.dirs, &mut out).await;
+    // a blocking thread, never on a runtime worker (and an empty one costs no hand-off).
+    if !first.is_empty() {
+        let mut phase = install::on_blocking_thread(&ctx, "directories and symlinks", move |ctx| {
+            install::install_first(ctx, first)
+        })
+        .await;
+        out.absorb(phase.outcome);
+        commit(&ctx, &mut phase.done, &mut phase.dirs, &mut out).await;
+    }
 
     let refill = Refill::new(&fctx, large_seen, &files);
     pull_files(&ctx, files, refill, &mut out).await;
 
-    let mut phase = install::on_blocking_thread(&ctx, "deletions", move |ctx| {
-        install::delete_all(ctx, deletes)
-    })
-    .await;
-    out.absorb(phase.outcome);
-    commit(&ctx, &mut phase.done, &mut phase.dirs, &mut out).await;
+    if !deletes.is_empty() {
+        let mut phase = install::on_blocking_thread(&ctx, "deletions", move |ctx| {
+            install::delete_all(ctx, deletes)
+        })
+        .await;
+        out.absorb(phase.outcome);
+        commit(&ctx, &mut phase.done, &mut phase.dirs, &mut out).await;
+    }
     if !out.more {
         // A complete pass: temp files no failed item will reuse are removed (see [`stale`]).
         let failed: Vec<RelPath> = out
