@@ -2,6 +2,8 @@
 //! `crates/syncd-types/tests/` indirectly through the binary; `check_workspace` is the
 //! testable core.
 
+mod async_fs;
+
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
@@ -82,6 +84,12 @@ pub fn check_workspace(root: &Path) -> Result<Vec<String>, String> {
                 }
             }
         }
+    }
+
+    // No filesystem call on a tokio worker (see [`async_fs`]).
+    let engine_src = crates_dir.join("syncd-engine/src");
+    if engine_src.is_dir() {
+        problems.extend(async_fs::check_dir(&engine_src, &rust_files(&engine_src)));
     }
 
     for name in NO_TOKIO {
@@ -264,6 +272,28 @@ mod tests {
                 .any(|p| p.contains("machine.rs") && p.contains("std::fs"))
         );
         assert!(problems.iter().any(|p| p.contains("peer.rs")));
+    }
+
+    #[test]
+    fn tidy_flags_a_filesystem_call_in_the_engines_async_code() {
+        let dir = scratch_workspace("asyncfs", "");
+        write(
+            &dir.join("crates/syncd-engine/Cargo.toml"),
+            "[package]\nname = \"syncd-engine\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lints]\nworkspace = true\n",
+        );
+        write(&dir.join("crates/syncd-engine/src/lib.rs"), "//! engine\n");
+        write(
+            &dir.join("crates/syncd-engine/src/puller.rs"),
+            "async fn pull() { let _ = std::fs::remove_file(\"x\"); }\n",
+        );
+        let problems = check_workspace(&dir).unwrap();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("puller.rs:1: `std::fs::` in async code")),
+            "{problems:?}"
+        );
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

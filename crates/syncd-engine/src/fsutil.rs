@@ -239,6 +239,47 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Reads exactly `size` bytes at `offset` from a regular file, refusing a symlink at `path`.
+pub(crate) fn read_at_nofollow(path: &Path, offset: u64, size: usize) -> std::io::Result<Vec<u8>> {
+    read_open(path, offset, size).map(|(d, _)| d)
+}
+
+/// [`read_at_nofollow`], with the file's metadata taken after the read: a write that began
+/// before the read ended has changed its mtime by then.
+pub(crate) fn read_at_nofollow_meta(
+    path: &Path,
+    offset: u64,
+    size: usize,
+) -> std::io::Result<(Vec<u8>, std::fs::Metadata)> {
+    let (data, f) = read_open(path, offset, size)?;
+    Ok((data, f.metadata()?))
+}
+
+/// One open that refuses a symlink as the last component (`O_NOFOLLOW`) and does not block
+/// on a FIFO (`O_NONBLOCK`), `fstat` of that very handle (a regular file, or an error: no
+/// window between a check and the open), then the read from `offset`.
+fn read_open(path: &Path, offset: u64, size: usize) -> std::io::Result<(Vec<u8>, std::fs::File)> {
+    use std::io::{Read, Seek};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.file_type().is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    f.seek(std::io::SeekFrom::Start(offset))?;
+    // Read into spare capacity: no zero-fill of a buffer about to be overwritten.
+    let mut buf = Vec::with_capacity(size);
+    (&mut f)
+        .take(u64::try_from(size).unwrap_or(u64::MAX))
+        .read_to_end(&mut buf)?;
+    if buf.len() != size {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok((buf, f))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,5 +389,28 @@ mod tests {
         std::fs::write(d.path().join("f"), b"x").unwrap();
         assert!(!matches_index(&d.path().join("f"), None, false).unwrap());
         assert!(matches_index(&d.path().join("nothing"), None, false).unwrap());
+    }
+
+    /// Reads for serving and for local copies refuse a symlink, a directory and a FIFO (without blocking on it), and a
+    /// range past the end.
+    #[test]
+    fn nofollow_reads_only_whole_ranges_of_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"hello").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success(), "mkfifo");
+        assert_eq!(read_at_nofollow(&file, 1, 4).unwrap(), b"ello");
+        for (what, p, off, n) in [
+            ("symlink", &link, 0, 5),
+            ("directory", &dir.path().to_path_buf(), 0, 1),
+            ("fifo", &fifo, 0, 1),
+            ("past the end", &file, 2, 4),
+        ] {
+            assert!(read_at_nofollow(p, off, n).is_err(), "{what}");
+        }
     }
 }

@@ -50,6 +50,7 @@ mod fsutil;
 pub mod health;
 mod limits;
 mod peer;
+mod peer_blocks;
 mod puller;
 mod serve;
 mod status;

@@ -1,36 +1,51 @@
 //! The puller: brings the local folder to the global state, one pass over the need set.
 //!
-//! Order: directories and symlinks as the need set streams them (parents before children),
-//! files concurrently, deletions last in the index's deepest-first order. Every block comes
-//! from local data first (the old version of the same file, then any file via the block map),
-//! then from connected peers that hold the global version, with a bound on bytes in flight;
-//! every block is SHA-256-verified before it is written. A file is written to
-//! `.syncthing.<name>.tmp` beside its target (reusing the verified pieces a failed attempt or a
-//! killed process left there, see [`resume`]) and given permissions and mtime (small files in
-//! groups, a few blocking calls per group, see [`small`]); finished files
-//! are then made durable, renamed into place, their directories synced and their records
+//! The pass is plan → schedule → fetch/install. [`plan`] decides, without I/O, what happens to
+//! each needed item and in which order: directories and symlinks as the need set streams them
+//! (parents before children), files concurrently, deletions last in the index's deepest-first
+//! order. Every block comes from local data first (the old version of the same file, then any
+//! file via the block map), then from the peers that hold the global version (both behind
+//! [`source`]), with a bound on bytes in flight; every block is SHA-256-verified before it is
+//! written. A file is written to `.syncthing.<name>.tmp` beside its target (reusing the
+//! verified pieces a failed attempt or a killed process left there, see [`resume`]) and given
+//! permissions and mtime (small files in groups, a few blocking calls per group, see
+//! [`small`]); every filesystem call runs on a blocking thread. Finished files are then made
+//! durable, renamed into place, their directories synced and their records
 //! committed in batches (see [`batch`]). A new directory is made under a temp name with its
 //! final permissions and renamed into place, so no scan ever sees it with umask permissions.
 //! Before replacing or deleting a local item the puller checks it against the index: a changed
 //! item is rescanned, never overwritten. Conflict copies carry the local time and are pruned
 //! to the folder's `maxConflicts` (see [`conflicts`]).
+//!
+//! Who does what: [`plan`] (pure) sorts the need set into phases and takes the conflict
+//! decisions; this module reads the need set, runs the phases and drives the files: which
+//! starts next is [`schedule`]'s (pure), this loop adds the large files announced mid-pass
+//! and the durability batches; [`install`] makes the changes that are not file data
+//! (directories, symlinks, deletions, conflict copies); [`local`] and [`resume`] prepare a
+//! file's temp file from local data, [`fetch`] fills in the rest from [`source::Remote`] and
+//! [`batch`] makes finished files durable, puts them in place and commits them.
 
 mod batch;
 mod conflicts;
 mod direct;
+mod fetch;
+mod install;
 mod local;
+mod plan;
 mod resume;
+mod schedule;
 mod small;
+pub(crate) mod source;
 mod stale;
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use syncd_conflict::{LocalContext, LocalFate, MaxConflicts, Resolution};
+use syncd_conflict::{LocalFate, MaxConflicts, Resolution};
 use syncd_index::{FileRecord, Needed};
 use syncd_types::{DeviceId, FileKind, FolderId, RelPath};
 use tokio::sync::Semaphore;
@@ -49,18 +64,6 @@ use crate::status::FileError;
 /// folder's records from the start, so every pass re-reads the names earlier passes brought
 /// in sync (4,000 measured slower than 10,000).
 const MAX_ITEMS_PER_PASS: usize = 8_000;
-/// Files pulled concurrently.
-const FILES_IN_FLIGHT: usize = 32;
-/// Bytes of one file's pieces requested and not yet written. A file asks for its pieces this
-/// many bytes at a time: requests wait for the engine's bytes-in-flight budget in turn, so a
-/// 300 MB file that asked for all its pieces at once held back every file started after it
-/// until its last piece was granted.
-const FILE_WINDOW: u64 = 16 * 1024 * 1024;
-/// Files larger than small ones (see [`small`]) pulled at once: the other half of the slots
-/// is left to small files, whose pieces have a budget of their own, so small files are pulled
-/// beside large ones instead of after them (a pass of 30 assets, two 250 MB binaries and
-/// 5,000 small files did the small files last, on one core, while the sender sat idle).
-const LARGE_FILES_IN_FLIGHT: usize = FILES_IN_FLIGHT / 2;
 /// A durability batch is flushed once it holds this many files (see [`batch_files`])...
 const BATCH_FILES: usize = 512;
 /// ...or this many bytes of new data...
@@ -97,6 +100,17 @@ pub(crate) struct PullOutcome {
     pub(crate) no_space: bool,
 }
 
+impl PullOutcome {
+    /// Adds what a part of the pass did.
+    fn absorb(&mut self, part: PullOutcome) {
+        self.changed += part.changed;
+        self.errors.extend(part.errors);
+        self.rescan.extend(part.rescan);
+        self.more |= part.more;
+        self.no_space |= part.no_space;
+    }
+}
+
 /// Whether `e` is "no space left on device" (ENOSPC, or a quota exhausted: EDQUOT).
 pub(crate) fn is_no_space(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::StorageFull
@@ -130,18 +144,13 @@ struct Ctx {
     max_conflicts: MaxConflicts,
     me: DeviceId,
     bytes_in_flight: Arc<Semaphore>,
+    /// The devices pieces are asked of.
+    peers: Box<dyn source::Remote>,
     /// Parent directories checked during the files phase (see [`fsutil::VerifiedDirs`]).
     dirs: fsutil::VerifiedDirs,
 }
 
-/// Where `n` goes on disk, refusing a path under a symlink or a non-directory (see
-/// [`fsutil::safe_path`]). A refusal is logged with the devices that announced the path: a
-/// peer naming a file under a symlink is how an escape from the folder would be attempted.
-fn safe_target(ctx: &Ctx, n: &Needed) -> std::io::Result<PathBuf> {
-    fsutil::safe_path(&ctx.root, &n.global.name).inspect_err(|e| refused(ctx, n, e))
-}
-
-/// [`safe_target`] for the files phase, with the directories checked so far in the pass
+/// [`install::safe_target`] for the files phase, with the directories checked so far in the pass
 /// ([`Ctx::dirs`]); also tells whether the parent directory exists.
 fn safe_file_target(ctx: &Ctx, n: &Needed) -> std::io::Result<(PathBuf, bool)> {
     fsutil::safe_path_in(&ctx.root, &n.global.name, &ctx.dirs).inspect_err(|e| refused(ctx, n, e))
@@ -165,6 +174,7 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
         ignore_perms: cfg.ignore_perms,
         max_conflicts: MaxConflicts::from_config(i64::from(cfg.max_conflicts)),
         dirs: fsutil::VerifiedDirs::default(),
+        peers: Box::new(crate::peer_blocks::ConnectedPeers::new(shared.clone())),
     });
     let mut out = PullOutcome::default();
     // Large files announced from here on are started by this pass (see [`Refill`]).
@@ -192,82 +202,33 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
         needed.truncate(MAX_ITEMS_PER_PASS);
         out.more = true;
     }
-    let ignores = fctx.ignores();
-    let ignored = |n: &Needed| {
-        ignores.as_ref().is_some_and(|i| {
-            i.matched(n.global.name.as_str(), n.global.kind.is_dir())
-                .is_ignored()
+    let plan::Plan {
+        first,
+        files,
+        deletes,
+    } = plan::plan(needed, fctx.ignores().as_deref());
+    // The directories, symlinks and deletions touch the disk item by item: each phase runs on
+    // a blocking thread, never on a runtime worker (and an empty one costs no hand-off).
+    if !first.is_empty() {
+        let mut phase = install::on_blocking_thread(&ctx, "directories and symlinks", move |ctx| {
+            install::install_first(ctx, first)
         })
-    };
-    let mut done: Vec<FileRecord> = Vec::new();
-    let mut dirs_to_sync: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut deletes = Vec::new();
-    // Everything but the regular files to pull is taken out of the need set (in order) and
-    // handled here or after the files; the files stay in the need set's own allocation (a
-    // copy of a full pass was the largest part of the receiver's peak memory).
-    let others: Vec<Needed> = needed
-        .extract_if(.., |n| {
-            n.global.deleted || !n.global.kind.is_file() || ignored(n)
-        })
-        .collect();
-    let files = needed;
-    for n in others {
-        let is_dir = n.global.kind.is_dir();
-        if ignored(&n) {
-            // Ignored here: record the global version as an invalid local row so it is not
-            // needed (spec sync-semantics §1.5), without touching the disk.
-            let mut r = n.global.clone();
-            r.invalid = true;
-            r.blocks.clear();
-            r.chunks.clear();
-            done.push(r);
-            continue;
-        }
-        if n.global.deleted {
-            deletes.push(n);
-        } else {
-            let name = n.global.name.clone();
-            let kind = n.global.kind;
-            emit_started(&ctx, &name, kind, ItemAction::Update);
-            let res = if is_dir {
-                pull_dir(&ctx, &n)
-            } else {
-                pull_symlink(&ctx, &n)
-            };
-            finish_item(
-                &ctx,
-                &mut out,
-                &mut done,
-                &mut dirs_to_sync,
-                &name,
-                kind,
-                ItemAction::Update,
-                res,
-            );
-        }
+        .await;
+        out.absorb(phase.outcome);
+        commit(&ctx, &mut phase.done, &mut phase.dirs, &mut out).await;
     }
-    commit(&ctx, &mut done, &mut dirs_to_sync, &mut out).await;
 
     let refill = Refill::new(&fctx, large_seen, &files);
     pull_files(&ctx, files, refill, &mut out).await;
 
-    for n in deletes {
-        let name = n.global.name.clone();
-        let kind = n.local.as_ref().map_or(n.global.kind, |l| l.kind);
-        emit_started(&ctx, &name, kind, ItemAction::Delete);
-        let res = delete_item(&ctx, &n);
-        finish_item(
-            &ctx,
-            &mut out,
-            &mut done,
-            &mut dirs_to_sync,
-            &name,
-            kind,
-            ItemAction::Delete,
-            res,
-        );
+    if !deletes.is_empty() {
+        let mut phase = install::on_blocking_thread(&ctx, "deletions", move |ctx| {
+            install::delete_all(ctx, deletes)
+        })
+        .await;
+        out.absorb(phase.outcome);
+        commit(&ctx, &mut phase.done, &mut phase.dirs, &mut out).await;
     }
-    commit(&ctx, &mut done, &mut dirs_to_sync, &mut out).await;
     if !out.more {
         // A complete pass: temp files no failed item will reuse are removed (see [`stale`]).
         let failed: Vec<RelPath> = out
@@ -323,7 +284,7 @@ pub(crate) fn announces_large(r: &FileRecord) -> bool {
 /// core, at the end). When a remote index update announced a large file (see
 /// [`announces_large`]), the pass reads the need set again and queues the large files it
 /// did not know, as if they had been in it from the start (so at most
-/// [`LARGE_FILES_IN_FLIGHT`] at once); the rest waits for the next pass.
+/// [`schedule::Limits::large`] at once); the rest waits for the next pass.
 struct Refill {
     folder: Arc<FolderCtx>,
     /// `FolderCtx::large_announced` when the need set was last read.
@@ -361,9 +322,7 @@ impl Refill {
             .into_iter()
             .filter(|n| {
                 announces_large(&n.global)
-                    && !ignores
-                        .as_ref()
-                        .is_some_and(|i| i.matched(n.global.name.as_str(), false).is_ignored())
+                    && !plan::is_ignored(ignores.as_deref(), n)
                     && self.known.insert(n.global.name.clone())
             })
             .collect()
@@ -377,26 +336,6 @@ fn emit_started(ctx: &Ctx, name: &RelPath, kind: FileKind, action: ItemAction) {
         kind,
         action,
     });
-}
-
-#[allow(clippy::too_many_arguments)]
-fn finish_item(
-    ctx: &Ctx,
-    out: &mut PullOutcome,
-    done: &mut Vec<FileRecord>,
-    dirs: &mut BTreeSet<PathBuf>,
-    name: &RelPath,
-    kind: FileKind,
-    action: ItemAction,
-    res: Result<(FileRecord, Option<PathBuf>), PullError>,
-) {
-    let res = res.map(|(rec, changed_dir)| {
-        if let Some(d) = changed_dir {
-            dirs.insert(d);
-        }
-        done.push(rec);
-    });
-    report(ctx, out, name, kind, action, res);
 }
 
 /// Records an item's outcome (errors, rescans) and emits `ItemFinished`.
@@ -433,7 +372,7 @@ fn report(
     });
 }
 
-/// Pulls the regular files, [`FILES_IN_FLIGHT`] at a time, and flushes the finished ones in
+/// Pulls the regular files as [`schedule`] starts them, and flushes the finished ones in
 /// durability batches (one batch flushing while the next fills).
 async fn pull_files(ctx: &Arc<Ctx>, files: Vec<Needed>, refill: Refill, out: &mut PullOutcome) {
     ctx.dirs.clear();
@@ -449,13 +388,9 @@ async fn pull_files_checked(
 ) {
     let mut reading: Option<tokio::task::JoinHandle<Result<Vec<Needed>, String>>> = None;
     let mut set: JoinSet<small::GroupResults> = JoinSet::new();
-    // Files per task in flight (a task pulls one file or a group of small ones), and their sum.
+    // The job of each task in flight (a task pulls one file or a group of small ones).
     let mut in_flight: HashMap<tokio::task::Id, (usize, bool)> = HashMap::new();
-    let mut files_in_flight = 0usize;
-    let mut large_in_flight = 0usize;
-    let mut queue = files.into_iter().peekable();
-    // Large files met while [`LARGE_FILES_IN_FLIGHT`] were being pulled, in queue order.
-    let mut deferred: VecDeque<Needed> = VecDeque::new();
+    let mut schedule = schedule::Schedule::new(files, schedule::Limits::PASS);
     let mut pending: Vec<batch::Item> = Vec::new();
     let mut pending_bytes = 0u64;
     let mut pending_since: Option<tokio::time::Instant> = None;
@@ -471,49 +406,22 @@ async fn pull_files_checked(
         }
         // Back-pressure: while a full batch waits for the flush in progress, start no more
         // files (each staged file holds an open descriptor).
-        while files_in_flight < FILES_IN_FLIGHT && pending.len() < batch_files() {
-            let large_free = large_in_flight < LARGE_FILES_IN_FLIGHT;
-            let next = match deferred.pop_front() {
-                Some(n) if large_free => Some(n),
-                held => {
-                    if let Some(n) = held {
-                        deferred.push_front(n);
-                    }
-                    let mut next = None;
-                    for n in queue.by_ref() {
-                        if is_large(&n) && !large_free {
-                            deferred.push_back(n);
-                        } else {
-                            next = Some(n);
-                            break;
-                        }
-                    }
-                    next
-                }
-            };
-            let Some(n) = next else { break };
-            let large = is_large(&n);
+        while pending.len() < batch_files()
+            && let Some(job) = schedule.next()
+        {
+            for n in job.files() {
+                emit_started(ctx, &n.global.name, FileKind::File, ItemAction::Update);
+            }
+            let weight = job.weight();
             let ctx2 = ctx.clone();
-            emit_started(ctx, &n.global.name, FileKind::File, ItemAction::Update);
-            let (files, task) = if small::is_small(&n) {
-                let mut group = vec![n];
-                while group.len() < small::GROUP_FILES
-                    && let Some(n) = queue.next_if(small::is_small)
-                {
-                    emit_started(ctx, &n.global.name, FileKind::File, ItemAction::Update);
-                    group.push(n);
-                }
-                (group.len(), set.spawn(small::pull_group(ctx2, group)))
-            } else {
-                let task = set.spawn(async move {
+            let task = match job {
+                schedule::Job::Small(group) => set.spawn(small::pull_group(ctx2, group)),
+                schedule::Job::Large(n) => set.spawn(async move {
                     let name = n.global.name.clone();
-                    vec![(name, pull_file(ctx2, n).await)]
-                });
-                (1, task)
+                    vec![(name, pull_file(ctx2, *n).await)]
+                }),
             };
-            in_flight.insert(task.id(), (files, large));
-            files_in_flight += files;
-            large_in_flight += usize::from(large);
+            in_flight.insert(task.id(), weight);
         }
         let due = pending.len() >= batch_files()
             || pending_bytes >= BATCH_BYTES
@@ -528,7 +436,7 @@ async fn pull_files_checked(
                 batch::flush(&ctx2, items)
             }));
         }
-        if set.is_empty() && flushing.is_none() && pending.is_empty() && deferred.is_empty() {
+        if set.is_empty() && flushing.is_none() && pending.is_empty() && !schedule.has_deferred() {
             break;
         }
         let deadline = pending_since.map_or_else(tokio::time::Instant::now, |t| t + BATCH_WAIT);
@@ -536,8 +444,7 @@ async fn pull_files_checked(
             joined = set.join_next_with_id(), if !set.is_empty() => match joined {
                 Some(Ok((id, results))) => {
                     let (files, large) = in_flight.remove(&id).unwrap_or((0, false));
-                    files_in_flight -= files;
-                    large_in_flight -= usize::from(large);
+                    schedule.finished(files, large);
                     for (name, res) in results {
                         match res {
                             Ok(item) => {
@@ -555,8 +462,7 @@ async fn pull_files_checked(
                 }
                 Some(Err(e)) => {
                     let (files, large) = in_flight.remove(&e.id()).unwrap_or((0, false));
-                    files_in_flight -= files;
-                    large_in_flight -= usize::from(large);
+                    schedule.finished(files, large);
                 }
                 None => {}
             },
@@ -589,7 +495,7 @@ async fn pull_files_checked(
                             // The next pass looks again for what this one did not take.
                             out.more = true;
                         }
-                        deferred.extend(new);
+                        schedule.join(new);
                     }
                     // The next pass reads the need set again and reports what fails there.
                     Ok(Err(e)) => tracing::debug!(folder = %ctx.folder, error = %e,
@@ -601,11 +507,6 @@ async fn pull_files_checked(
             () = tokio::time::sleep_until(deadline), if pending_since.is_some() && flushing.is_none() => {}
         }
     }
-}
-
-/// Whether `n` is one of the files [`LARGE_FILES_IN_FLIGHT`] limits.
-fn is_large(n: &Needed) -> bool {
-    !small::is_small(n)
 }
 
 /// The result of the task in `h`; never ready when there is none.
@@ -689,204 +590,17 @@ async fn commit(
     }
 }
 
-/// The conflict decision for one needed item.
+/// The conflict decision for one needed item, taken now (see [`plan::decide`]).
 fn decide(ctx: &Ctx, n: &Needed) -> Resolution {
-    let local = n.local.as_ref().map(|l| l.candidate(ctx.me));
-    let global = n
-        .global
-        .candidate(n.available.first().copied().unwrap_or(DeviceId::EMPTY));
-    let now = SystemTime::now();
-    let here = LocalContext {
-        path: n.global.name.as_str(),
-        device: ctx.me.short(),
-        now_unix_secs: u64::try_from(fsutil::split_time(now).0).unwrap_or(0),
+    let here = plan::Here {
+        me: ctx.me,
         max_conflicts: ctx.max_conflicts,
     };
-    syncd_conflict::resolve(local.as_ref(), &global, &here)
-}
-
-/// The local record after installing `global` with `version`.
-fn installed(global: &FileRecord, version: syncd_conflict::VersionVector) -> FileRecord {
-    let mut r = global.clone();
-    r.version = version;
-    r.invalid = false;
-    r
+    plan::decide(n, here, SystemTime::now())
 }
 
 fn parent_of(path: &Path) -> PathBuf {
     path.parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
-fn pull_dir(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), PullError> {
-    let Resolution::TakeRemote { adopt_version, .. } = decide(ctx, n) else {
-        return Err(PullError::NotNeeded);
-    };
-    let path = safe_target(ctx, n)?;
-    if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
-        return Err(PullError::Modified);
-    }
-    let mode =
-        (!ctx.ignore_perms && !n.global.no_permissions).then_some(n.global.permissions & 0o777);
-    match std::fs::symlink_metadata(&path) {
-        Ok(m) if m.is_dir() => {
-            if let Some(mode) = mode
-                && m.permissions().mode() & 0o777 != mode
-            {
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
-            }
-        }
-        Ok(m) if m.file_type().is_symlink() => {
-            std::fs::remove_file(&path)?;
-            create_dir_in_place(&path, n.global.name.file_name(), mode)?;
-        }
-        Ok(_) => return Err(PullError::Modified),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            create_dir_in_place(&path, n.global.name.file_name(), mode)?;
-        }
-        Err(e) => return Err(e.into()),
-    }
-    Ok((installed(&n.global, adopt_version), Some(parent_of(&path))))
-}
-
-/// Creates the directory `path` (base name `base`) already carrying `mode` (umask applies
-/// when `None`): it is made under its temp name, which scans skip, given its permissions and
-/// renamed into place, so it is never visible with the umask's permissions and a scan racing
-/// the puller sees exactly the global version (which it then adopts instead of bumping).
-fn create_dir_in_place(path: &Path, base: &str, mode: Option<u32>) -> std::io::Result<()> {
-    let Some(parent) = path.parent() else {
-        return std::fs::create_dir(path);
-    };
-    std::fs::create_dir_all(parent)?;
-    let temp = parent.join(syncd_types::names::temp_name(base));
-    match std::fs::symlink_metadata(&temp) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir(&temp)?,
-        Ok(_) => std::fs::remove_file(&temp)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    std::fs::DirBuilder::new()
-        .mode(mode.unwrap_or(0o777))
-        .create(&temp)?;
-    let placed = match mode {
-        Some(mode) => std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode)),
-        None => Ok(()),
-    }
-    .and_then(|()| std::fs::rename(&temp, path));
-    if placed.is_err() {
-        let _ = std::fs::remove_dir(&temp);
-    }
-    placed
-}
-
-fn pull_symlink(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), PullError> {
-    use std::os::unix::ffi::OsStrExt;
-    let Resolution::TakeRemote { adopt_version, .. } = decide(ctx, n) else {
-        return Err(PullError::NotNeeded);
-    };
-    let path = safe_target(ctx, n)?;
-    if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
-        return Err(PullError::Modified);
-    }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    match std::fs::symlink_metadata(&path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir(&path).map_err(|_| PullError::DirNotEmpty)?,
-        Ok(_) => std::fs::remove_file(&path)?,
-        Err(_) => {}
-    }
-    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&n.global.symlink_target), &path)?;
-    Ok((installed(&n.global, adopt_version), Some(parent_of(&path))))
-}
-
-fn delete_item(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), PullError> {
-    let resolution = decide(ctx, n);
-    let Resolution::TakeRemote {
-        adopt_version,
-        fate,
-    } = resolution
-    else {
-        return Err(PullError::NotNeeded);
-    };
-    let path = safe_target(ctx, n)?;
-    if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
-        return Err(PullError::Modified);
-    }
-    match std::fs::symlink_metadata(&path) {
-        Ok(m) if m.is_dir() => {
-            remove_temps_in(&path);
-            match std::fs::remove_dir(&path) {
-                Ok(()) => {}
-                Err(_) => return Err(PullError::DirNotEmpty),
-            }
-        }
-        Ok(m) if m.is_file() => {
-            if let LocalFate::ConflictCopy { winner_modified_by } = fate {
-                conflict_move(ctx, &n.global.name, &path, winner_modified_by)?;
-            } else {
-                std::fs::remove_file(&path)?;
-            }
-        }
-        Ok(_) => std::fs::remove_file(&path)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.into()),
-    }
-    // A temp file a failed pull of this file left behind is no longer of use.
-    let temp = parent_of(&path).join(syncd_types::names::temp_name(n.global.name.file_name()));
-    if std::fs::symlink_metadata(&temp).is_ok_and(|m| m.is_file()) {
-        let _ = std::fs::remove_file(&temp);
-    }
-    Ok((installed(&n.global, adopt_version), Some(parent_of(&path))))
-}
-
-/// Removes the temp files directly inside `dir` (left by failed pulls for reuse; never user
-/// data), so they do not keep a directory deleted elsewhere from being deleted here.
-fn remove_temps_in(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.filter_map(Result::ok) {
-        let is_temp = e
-            .file_name()
-            .to_str()
-            .is_some_and(syncd_types::names::is_temp_name);
-        if is_temp && e.file_type().is_ok_and(|t| t.is_file()) {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-}
-
-/// Moves the losing local file aside under its conflict-copy name (stamped with the local
-/// time), prunes the oldest copies beyond `maxConflicts` and reports it.
-fn conflict_move(
-    ctx: &Ctx,
-    name: &RelPath,
-    path: &Path,
-    winner: syncd_types::ShortId,
-) -> Result<(), PullError> {
-    let now = conflicts::local_time(SystemTime::now());
-    let Some(copy) = syncd_conflict::conflict_copy_name(name.as_str(), winner, now) else {
-        // Already a conflict copy: losing again just removes it (no nesting).
-        std::fs::remove_file(path)?;
-        return Ok(());
-    };
-    let copy_rel = RelPath::new(&copy).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let copy_path = fsutil::safe_path(&ctx.root, &copy_rel)?;
-    std::fs::rename(path, &copy_path)?;
-    ctx.shared.events.emit(Event::ConflictCreated {
-        folder: ctx.folder.clone(),
-        path: name.as_str().to_owned(),
-        conflict_copy: copy,
-    });
-    let mut rescan = vec![copy_rel];
-    rescan.extend(conflicts::prune(
-        &ctx.root,
-        name,
-        &parent_of(&copy_path),
-        ctx.max_conflicts,
-    ));
-    ctx.shared.request_rescan(&ctx.folder, rescan);
-    Ok(())
 }
 
 /// Pulls one regular file into its temp file (reusing what a previous attempt left there) and
@@ -907,7 +621,7 @@ async fn pull_file(ctx: Arc<Ctx>, n: Needed) -> Result<batch::Item, PullError> {
         local,
         fate,
     } = o.staged;
-    let file = fetch_missing(&ctx, &o.record, &o.available, file, o.missing, o.meta).await?;
+    let file = fetch::fetch_missing(&ctx, &o.record, &o.available, file, o.missing, o.meta).await?;
     Ok(batch::Item {
         record: o.record,
         dir: o.dir,
@@ -948,7 +662,7 @@ enum Prepared {
 fn prepare_file(
     ctx: &Ctx,
     n: Needed,
-    snapshot: &mut local::Snapshot,
+    snapshot: &mut source::Snapshot,
 ) -> Result<Prepared, PullError> {
     let Resolution::TakeRemote {
         adopt_version,
@@ -962,7 +676,7 @@ fn prepare_file(
         return Err(PullError::Modified);
     }
     let dir = parent_of(&path);
-    let record = installed(&n.global, adopt_version);
+    let record = plan::installed(&n.global, adopt_version);
     if matches!(fate, LocalFate::MetadataOnly) && path.exists() {
         let file = set_meta(&path, &n.global, ctx.ignore_perms)?;
         return Ok(Prepared::Done(batch::Item {
@@ -1019,126 +733,9 @@ fn prepare_file(
     }))
 }
 
-/// Fetches `missing` from peers (each piece verified against its SHA-256 by
-/// [`crate::peer::Peer::request`]) and writes them into `file`, the temp file of `record`:
-/// pieces are requested [`FILE_WINDOW`] bytes ahead of the writer, the pieces that arrived
-/// while a write was running are written together by the next one, and the last write
-/// applies `meta`. On failure the temp file keeps its verified pieces for the next attempt.
-async fn fetch_missing(
-    ctx: &Arc<Ctx>,
-    record: &FileRecord,
-    available: &[DeviceId],
-    file: std::fs::File,
-    missing: Vec<syncd_index::Block>,
-    meta: local::Meta,
-) -> Result<std::fs::File, PullError> {
-    type Written = (std::fs::File, Option<direct::Direct>, std::io::Result<()>);
-    type Piece = (u64, Vec<u8>, tokio::sync::OwnedSemaphorePermit);
-    let mut fetches: JoinSet<Result<Piece, PullError>> = JoinSet::new();
-    // Pieces not requested yet, and the bytes requested and not yet written (see [`FILE_WINDOW`]).
-    let mut todo = missing.into_iter();
-    let mut requested = 0u64;
-    let mut writing_bytes = 0u64;
-    // Large files go to the disk directly (see [`direct`]); the descriptor travels with the file.
-    let mut direct = (record.size >= direct::MIN_FILE)
-        .then(|| direct::Direct::open(&file))
-        .flatten();
-    let mut file = Some(file);
-    // Fetched pieces waiting for the writer, and their budget (released once written).
-    let mut ready: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut held: Vec<tokio::sync::OwnedSemaphorePermit> = Vec::new();
-    let mut writing: Option<tokio::task::JoinHandle<Written>> = None;
-    let mut first_err: Option<PullError> = None;
-    let mut finished = false;
-    loop {
-        while first_err.is_none() && requested < FILE_WINDOW {
-            let Some(b) = todo.next() else { break };
-            requested += u64::from(b.size);
-            let (ctx2, name2, avail2) = (ctx.clone(), record.name.clone(), available.to_vec());
-            fetches.spawn(async move {
-                let budget = &ctx2.bytes_in_flight;
-                let (data, permit) = fetch_remote_held(&ctx2, budget, &name2, &avail2, b).await?;
-                Ok((b.offset, data, permit))
-            });
-        }
-        let all_fetched = fetches.is_empty() && todo.as_slice().is_empty();
-        if writing.is_none() && fetches.is_empty() {
-            match (first_err.take(), file.take()) {
-                (Some(e), _) => return Err(e),
-                (None, Some(f)) if finished => return Ok(f),
-                (None, None) => {
-                    return Err(PullError::Io(std::io::Error::other("temp file lost")));
-                }
-                (None, Some(f)) => file = Some(f),
-            }
-        }
-        if writing.is_none()
-            && first_err.is_none()
-            && (!ready.is_empty() || all_fetched)
-            && let Some(f) = file.take()
-        {
-            let mut pieces = std::mem::take(&mut ready);
-            writing_bytes = pieces.iter().map(|(_, d)| d.len() as u64).sum();
-            let budget = std::mem::take(&mut held);
-            let last = all_fetched;
-            let mut d = direct.take();
-            writing = Some(tokio::task::spawn_blocking(move || {
-                let r = match d.as_mut() {
-                    Some(d) => d
-                        .write(&f, &mut pieces)
-                        .and_then(|()| if last { meta.apply(&f) } else { Ok(()) }),
-                    None => local::write_pieces(&f, &pieces, last.then_some(meta)),
-                };
-                drop((pieces, budget));
-                (f, d, r)
-            }));
-            finished = last;
-        }
-        tokio::select! {
-            joined = fetches.join_next(), if !fetches.is_empty() => match joined {
-                Some(Ok(Ok((offset, data, permit)))) => {
-                    ready.push((offset, data));
-                    held.push(permit);
-                }
-                Some(Ok(Err(e))) => {
-                    first_err.get_or_insert(e);
-                    fetches.abort_all();
-                }
-                Some(Err(e)) if e.is_cancelled() => {}
-                Some(Err(e)) => {
-                    first_err.get_or_insert(PullError::Io(std::io::Error::other(e.to_string())));
-                    fetches.abort_all();
-                }
-                None => {}
-            },
-            written = wait_task(&mut writing), if writing.is_some() => {
-                writing = None;
-                requested = requested.saturating_sub(std::mem::take(&mut writing_bytes));
-                match written {
-                    Ok((f, d, Ok(()))) => {
-                        file = Some(f);
-                        direct = d;
-                    }
-                    Ok((f, _, Err(e))) => {
-                        file = Some(f);
-                        finished = false;
-                        first_err.get_or_insert(PullError::Io(e));
-                        fetches.abort_all();
-                    }
-                    Err(e) => {
-                        finished = false;
-                        first_err.get_or_insert(PullError::Io(std::io::Error::other(e.to_string())));
-                        fetches.abort_all();
-                    }
-                }
-            },
-        }
-    }
-}
-
 /// Where [`local::prepare`] may find pieces of `n` (to be written at `path`) on this device.
-fn sources(ctx: &Ctx, n: &Needed, path: &Path) -> local::Sources {
-    local::Sources {
+fn sources(ctx: &Ctx, n: &Needed, path: &Path) -> source::Local {
+    source::Local {
         index: ctx.shared.index.clone(),
         folder: ctx.folder.clone(),
         root: ctx.root.clone(),
@@ -1175,60 +772,9 @@ fn set_meta(path: &Path, g: &FileRecord, ignore_perms: bool) -> std::io::Result<
     Ok(f)
 }
 
-/// One piece of a small file from the network: the connected peers announcing the global
-/// version, in turn, within the small files' bytes-in-flight budget. The data returned
-/// matches the piece's SHA-256 (checked once, by [`crate::peer::Peer::request`]).
-async fn fetch_remote(
-    ctx: &Arc<Ctx>,
-    name: &RelPath,
-    available: &[DeviceId],
-    b: syncd_index::Block,
-) -> Result<Vec<u8>, PullError> {
-    fetch_remote_held(ctx, &ctx.shared.small_pull_budget, name, available, b)
-        .await
-        .map(|(d, _)| d)
-}
-
-/// One piece within `budget`, with the piece's share of it still held: the caller lets it go
-/// once the piece is written, so pieces that arrive faster than the disk takes them count
-/// against the budget instead of piling up in memory.
-async fn fetch_remote_held(
-    ctx: &Arc<Ctx>,
-    budget: &Arc<Semaphore>,
-    name: &RelPath,
-    available: &[DeviceId],
-    b: syncd_index::Block,
-) -> Result<(Vec<u8>, tokio::sync::OwnedSemaphorePermit), PullError> {
-    let permits = b.size.max(1);
-    let permit = budget
-        .clone()
-        .acquire_many_owned(permits)
-        .await
-        .map_err(|_| PullError::NoSource)?;
-    let mut tried = false;
-    for dev in available {
-        let Some(peer) = ctx.shared.peer(*dev) else {
-            continue;
-        };
-        tried = true;
-        if let Ok(d) = peer
-            .request(&ctx.folder, name.as_str(), b.offset, b.size, &b.hash)
-            .await
-        {
-            return Ok((d, permit));
-        }
-    }
-    if tried {
-        Err(PullError::BlockUnavailable { offset: b.offset })
-    } else {
-        Err(PullError::NoSource)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
 
     fn needed(name: &str, size: u64, kind: FileKind, deleted: bool) -> Needed {
         let mut global = FileRecord::new(RelPath::new(name).unwrap(), kind);
@@ -1277,53 +823,5 @@ mod tests {
             .collect();
         assert_eq!(joined, ["c/new-big"]);
         assert!(refill.take_new(now).is_empty(), "a file joins once");
-    }
-
-    /// A directory the puller creates is never visible under its name with any other mode
-    /// than its own (a scan seeing the umask's mode would make a new local version).
-    #[test]
-    fn a_created_directory_is_never_visible_with_umask_permissions() {
-        const N: usize = 200;
-        let d = tempfile::tempdir().unwrap();
-        let root = d.path().to_path_buf();
-        let done = Arc::new(AtomicBool::new(false));
-        let observer = {
-            let (root, done) = (root.clone(), done.clone());
-            std::thread::spawn(move || {
-                let mut wrong = Vec::new();
-                while !done.load(Ordering::SeqCst) {
-                    for i in 0..N {
-                        if let Ok(m) = std::fs::symlink_metadata(root.join(format!("d{i}")))
-                            && m.permissions().mode() & 0o777 != 0o777
-                        {
-                            wrong.push((i, m.permissions().mode() & 0o777));
-                        }
-                    }
-                }
-                wrong
-            })
-        };
-        for i in 0..N {
-            let name = format!("d{i}");
-            create_dir_in_place(&root.join(&name), &name, Some(0o777)).unwrap();
-        }
-        done.store(true, Ordering::SeqCst);
-        assert_eq!(observer.join().unwrap(), Vec::<(usize, u32)>::new());
-        for i in 0..N {
-            let m = std::fs::metadata(root.join(format!("d{i}"))).unwrap();
-            assert_eq!(m.permissions().mode() & 0o777, 0o777);
-        }
-        // No temp directory is left behind.
-        assert_eq!(std::fs::read_dir(&root).unwrap().count(), N);
-    }
-
-    #[test]
-    fn a_leftover_temp_directory_does_not_block_creating_the_directory() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::create_dir(d.path().join(syncd_types::names::temp_name("x"))).unwrap();
-        create_dir_in_place(&d.path().join("x"), "x", Some(0o700)).unwrap();
-        let m = std::fs::metadata(d.path().join("x")).unwrap();
-        assert_eq!(m.permissions().mode() & 0o777, 0o700);
-        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 }

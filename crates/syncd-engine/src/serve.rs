@@ -8,7 +8,6 @@
 //! error code and a log line naming the device; the connection stays.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::Read;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -226,7 +225,8 @@ fn answer(
     };
     let dirs = &snapshot.as_ref().ok_or(Generic)?.dirs;
     let (path, _) = fsutil::safe_path_in(&cfg.path, &name, dirs).map_err(|_| NoSuchFile)?;
-    let (data, meta) = read_at_nofollow_meta(&path, offset, size).map_err(|_| NoSuchFile)?;
+    let (data, meta) =
+        fsutil::read_at_nofollow_meta(&path, offset, size).map_err(|_| NoSuchFile)?;
     // The file as the scan hashed it (same size, mtime to the nanosecond and inode, the
     // scanner's own "unchanged" test, looked at after the read) holds the hashed bytes; only a
     // file changed since is hashed again here. The requester verifies every piece in any case.
@@ -343,55 +343,6 @@ impl Servable {
     }
 }
 
-/// Reads exactly `size` bytes at `offset` from a regular file, refusing a symlink at `path`.
-pub(crate) fn read_at_nofollow(
-    path: &std::path::Path,
-    offset: u64,
-    size: usize,
-) -> std::io::Result<Vec<u8>> {
-    read_open(path, offset, size).map(|(d, _)| d)
-}
-
-/// [`read_at_nofollow`], with the file's metadata taken after the read: a write that began
-/// before the read ended has changed its mtime by then.
-pub(crate) fn read_at_nofollow_meta(
-    path: &std::path::Path,
-    offset: u64,
-    size: usize,
-) -> std::io::Result<(Vec<u8>, std::fs::Metadata)> {
-    let (data, f) = read_open(path, offset, size)?;
-    Ok((data, f.metadata()?))
-}
-
-/// One open that refuses a symlink as the last component (`O_NOFOLLOW`) and does not block
-/// on a FIFO (`O_NONBLOCK`), `fstat` of that very handle (a regular file, or an error: no
-/// window between a check and the open), then the read from `offset`.
-fn read_open(
-    path: &std::path::Path,
-    offset: u64,
-    size: usize,
-) -> std::io::Result<(Vec<u8>, std::fs::File)> {
-    use std::io::Seek;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
-    if !f.metadata()?.file_type().is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    f.seek(std::io::SeekFrom::Start(offset))?;
-    // Read into spare capacity: no zero-fill of a buffer about to be overwritten.
-    let mut buf = Vec::with_capacity(size);
-    (&mut f)
-        .take(u64::try_from(size).unwrap_or(u64::MAX))
-        .read_to_end(&mut buf)?;
-    if buf.len() != size {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    Ok((buf, f))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,7 +431,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
         std::fs::write(&p, b"0123456789").unwrap();
-        let (data, meta) = read_at_nofollow_meta(&p, 2, 5).unwrap();
+        let (data, meta) = fsutil::read_at_nofollow_meta(&p, 2, 5).unwrap();
         assert_eq!(data, b"23456");
         let scanned = stat_of(&meta);
         assert!(scanned.matches(&meta));
@@ -512,34 +463,11 @@ mod tests {
         f.set_modified(meta.modified().unwrap()).unwrap();
         drop(f);
         std::fs::rename(&q, &p).unwrap();
-        let (_, now) = read_at_nofollow_meta(&p, 0, 10).unwrap();
+        let (_, now) = fsutil::read_at_nofollow_meta(&p, 0, 10).unwrap();
         assert_eq!(
             (now.len(), now.modified().unwrap()),
             (10, meta.modified().unwrap())
         );
         assert!(!scanned.matches(&now));
-    }
-
-    /// Serving reads refuse a symlink, a directory and a FIFO (without blocking on it), and a
-    /// range past the end.
-    #[test]
-    fn serving_reads_only_whole_ranges_of_regular_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("file");
-        std::fs::write(&file, b"hello").unwrap();
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(&file, &link).unwrap();
-        let fifo = dir.path().join("fifo");
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-        assert!(made.unwrap().success(), "mkfifo");
-        assert_eq!(read_at_nofollow(&file, 1, 4).unwrap(), b"ello");
-        for (what, p, off, n) in [
-            ("symlink", &link, 0, 5),
-            ("directory", &dir.path().to_path_buf(), 0, 1),
-            ("fifo", &fifo, 0, 1),
-            ("past the end", &file, 2, 4),
-        ] {
-            assert!(read_at_nofollow(p, off, n).is_err(), "{what}");
-        }
     }
 }

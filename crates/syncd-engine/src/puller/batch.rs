@@ -23,7 +23,8 @@ use syncd_conflict::LocalFate;
 use syncd_index::FileRecord;
 use syncd_types::RelPath;
 
-use super::{Ctx, PullError, conflict_move};
+use super::install::conflict_move;
+use super::{Ctx, PullError};
 use crate::fsutil;
 
 /// Threads fsyncing the temp files of one batch. An fsync mostly waits for the device, and

@@ -3,8 +3,9 @@
 //!
 //! [`prepare`] runs once per file, on one blocking thread: it opens the temp file (reusing the
 //! verified pieces a failed attempt left, see [`super::resume`]), then copies every other
-//! piece that local data already holds (the old version of the same file, then any file the
-//! block map names), each SHA-256-verified before it is written, all under one index snapshot.
+//! piece that local data already holds ([`super::source::Local`]: the old version of the same
+//! file, then any file the block map names), each SHA-256-verified before it is written, all
+//! under one index snapshot.
 //! What is left is fetched from peers; [`write_pieces`] writes the verified pieces that arrived
 //! meanwhile in one go, and the last such write also gives the file its permissions and
 //! mtime. So a file costs a couple of hand-offs to blocking threads, not several per piece.
@@ -12,15 +13,13 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::SystemTime;
 
-use sha2::{Digest, Sha256};
-use syncd_index::{Block, FileRecord, Index};
-use syncd_types::FolderId;
+use syncd_index::{Block, FileRecord};
 
 use super::resume;
+use super::source::{Local, Snapshot};
 use crate::fsutil;
 
 /// Permissions and mtime the finished temp file gets before it is staged.
@@ -48,23 +47,6 @@ impl Meta {
     }
 }
 
-/// Where local copies of a piece may be found.
-pub(crate) struct Sources {
-    pub(crate) index: Arc<Index>,
-    pub(crate) folder: FolderId,
-    pub(crate) root: PathBuf,
-    /// The current local version of the file (a live regular file, or nothing).
-    pub(crate) old: Option<FileRecord>,
-    /// Where that version is on disk.
-    pub(crate) old_path: PathBuf,
-}
-
-/// The index snapshot the block map is read from, taken at the first lookup (`Some(None)`:
-/// the index could not be read). The files of a small-file group share one: a snapshot per
-/// file was a measurable share of an initial sync's CPU. Whatever a snapshot names is read and
-/// verified against the piece's hash before use, so an older one costs at most a fetch.
-pub(crate) type Snapshot = Option<Option<syncd_index::FolderReader>>;
-
 /// A temp file with every piece local data could provide, and what is left to fetch.
 #[derive(Debug)]
 pub(crate) struct Prepared {
@@ -86,7 +68,7 @@ pub(crate) fn prepare(
     temp: &Path,
     pieces: &[Block],
     size: u64,
-    src: &Sources,
+    src: &Local,
     meta: Meta,
     snapshot: &mut Snapshot,
 ) -> io::Result<Prepared> {
@@ -102,7 +84,7 @@ pub(crate) fn prepare(
         .zip(&tf.reused)
         .filter(|(b, reused)| b.size > 0 && !**reused)
     {
-        match local_copy(src, snapshot, b) {
+        match src.read(snapshot, b) {
             Some(data) => tf.file.write_all_at(&data, b.offset)?,
             None => missing.push(*b),
         }
@@ -136,50 +118,17 @@ pub(crate) fn write_pieces(
     }
 }
 
-/// The verified bytes of `b` from local data: the old version of the same file first, then
-/// the files the block map names (the index snapshot is taken at the first lookup).
-fn local_copy(src: &Sources, snapshot: &mut Snapshot, b: &Block) -> Option<Vec<u8>> {
-    let size = usize::try_from(b.size).ok()?;
-    let verified = |d: &[u8]| Sha256::digest(d).as_slice() == b.hash;
-    if let Some(old) = src.old.as_ref().filter(|l| !l.deleted && l.kind.is_file())
-        && let Some(ob) = old
-            .chunks
-            .iter()
-            .chain(old.blocks.iter())
-            .find(|x| x.hash == b.hash && x.size == b.size)
-        && let Ok(d) = crate::serve::read_at_nofollow(&src.old_path, ob.offset, size)
-        && verified(&d)
-    {
-        return Some(d);
-    }
-    let reader = snapshot
-        .get_or_insert_with(|| src.index.read(&src.folder).ok())
-        .as_ref()?;
-    for loc in reader.find_block(&b.hash, 4).ok()? {
-        let Ok(p) = fsutil::safe_path(&src.root, &loc.name) else {
-            continue;
-        };
-        let Ok(n) = usize::try_from(loc.size) else {
-            continue;
-        };
-        if let Ok(d) = crate::serve::read_at_nofollow(&p, loc.offset, n)
-            && verified(&d)
-        {
-            return Some(d);
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::puller::resume::tests::piece;
-    use syncd_types::{DeviceId, FileKind, RelPath};
+    use std::sync::Arc;
+    use syncd_index::Index;
+    use syncd_types::{DeviceId, FileKind, FolderId, RelPath};
 
-    fn sources(dir: &Path, old: Option<FileRecord>) -> Sources {
+    fn sources(dir: &Path, old: Option<FileRecord>) -> Local {
         let index = Index::open(dir.join("index.redb"), DeviceId::from_bytes([1; 32])).unwrap();
-        Sources {
+        Local {
             index: Arc::new(index),
             folder: FolderId::new("f".to_owned()).unwrap(),
             root: dir.join("root"),

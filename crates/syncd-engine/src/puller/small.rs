@@ -21,7 +21,8 @@ use syncd_index::Needed;
 use syncd_types::RelPath;
 use tokio::task::JoinSet;
 
-use super::{Ctx, Prepared, PullError, batch, fetch_remote, local, prepare_file};
+use super::fetch::fetch_remote;
+use super::{Ctx, Prepared, PullError, batch, local, prepare_file};
 
 /// Files of at most this many bytes are pulled in groups.
 pub(super) const SMALL_FILE_MAX: u64 = 128 * 1024;
