@@ -71,16 +71,7 @@ impl Rest {
     }
 
     fn expect_2xx(&self, method: &str, path: &str, timeout: Duration) -> Result<String, RestError> {
-        let (status, body) = self.request(method, path, timeout)?;
-        if !(200..300).contains(&status) {
-            return Err(RestError::Status {
-                method: method.to_owned(),
-                path: path.to_owned(),
-                status,
-                body: body.trim().to_owned(),
-            });
-        }
-        Ok(body)
+        self.send_json(method, path, "", timeout)
     }
 
     /// `method path` with an empty body; the status and decoded body, whatever the status.
