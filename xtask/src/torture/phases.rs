@@ -477,6 +477,18 @@ pub(crate) fn churn(ctx: &mut Ctx, pair: &mut Pair) -> Result<(), String> {
             }
         }
     }
+    // Once reconnected, one more folder setting on each side, and edits after it: a change
+    // that silently stopped sync would leave these behind (the verify below never converges).
+    std::thread::sleep(Duration::from_secs(2));
+    for side in [Side::A, Side::B] {
+        let node = pair.node(side);
+        let last = "{\"fsWatcherDelayS\": 0.1}";
+        match node.rest.send_json("PATCH", &folder, last, t) {
+            Ok(_) => applied += 1,
+            Err(e) => result = result.and(Err(format!("churn: last change on {side:?}: {e}"))),
+        }
+    }
+    std::thread::sleep(Duration::from_secs(3));
     let (ops, errors) = stream.finish();
     ctx.report.config_changes += applied;
     progress(&format!(
