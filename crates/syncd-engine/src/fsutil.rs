@@ -11,7 +11,7 @@ use syncd_types::{FileKind, RelPath};
 /// Resolves `rel` under `root`, refusing any path whose parent directories include a symlink
 /// or a non-directory (so nothing is ever read or written through a link). Missing parents
 /// are allowed (the caller creates them).
-pub(crate) fn safe_path(root: &Path, rel: &RelPath) -> io::Result<PathBuf> {
+pub fn safe_path(root: &Path, rel: &RelPath) -> io::Result<PathBuf> {
     check_parents(root, rel)?;
     Ok(rel.to_path_under(root))
 }

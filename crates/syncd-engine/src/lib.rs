@@ -63,6 +63,7 @@ pub use config::{
 pub use engine::{Engine, EngineHandle, INDEX_FILE, device_id_for_home};
 pub use error::{EngineError, PeerError, WaitError};
 pub use event::{EVENT_CAPACITY, Event, ItemAction};
+pub use fsutil::safe_path;
 pub use limits::raise_open_files;
 pub use status::{Completion, ConnectionStatus, Counts, FileError, FolderState, FolderStatus};
 pub use syncd_proto::CompressionPolicy;

@@ -122,7 +122,11 @@ pub fn read_text(root: &Path, raw: &str) -> Result<Value, ConflictError> {
     if !is_copy && !is_original {
         return Err(ConflictError::NotAConflictCopy(raw.to_owned()));
     }
-    let path = rel.to_path_under(root);
+    // Never through a symlinked directory: only what lies in the folder is shown.
+    let path = syncd_engine::safe_path(root, &rel).map_err(|source| ConflictError::Io {
+        path: rel.as_str().to_owned(),
+        source,
+    })?;
     let Ok(meta) = std::fs::symlink_metadata(&path) else {
         return Ok(
             json!({"path": rel.as_str(), "exists": false, "text": null, "binary": false, "tooLarge": false}),
@@ -170,17 +174,20 @@ pub fn resolve(root: &Path, raw: &str, keep: Keep) -> Result<String, ConflictErr
     let parsed = syncd_conflict::parse_conflict_copy(rel.as_str())
         .ok_or_else(|| ConflictError::NotAConflictCopy(raw.to_owned()))?;
     let original = checked(&parsed.original)?;
-    let copy_path = rel.to_path_under(root);
-    match std::fs::symlink_metadata(&copy_path) {
-        Ok(m) if m.is_file() => {}
-        _ => return Err(ConflictError::Missing(raw.to_owned())),
-    }
     let io = |source| ConflictError::Io {
         path: raw.to_owned(),
         source,
     };
+    // Both names resolved without following a symlinked directory: nothing outside the
+    // folder is renamed or removed.
+    let copy_path = syncd_engine::safe_path(root, &rel).map_err(io)?;
+    let original_path = syncd_engine::safe_path(root, &original).map_err(io)?;
+    match std::fs::symlink_metadata(&copy_path) {
+        Ok(m) if m.is_file() => {}
+        _ => return Err(ConflictError::Missing(raw.to_owned())),
+    }
     match keep {
-        Keep::Copy => std::fs::rename(&copy_path, original.to_path_under(root)).map_err(io)?,
+        Keep::Copy => std::fs::rename(&copy_path, original_path).map_err(io)?,
         Keep::Original => std::fs::remove_file(&copy_path).map_err(io)?,
     }
     Ok(original.as_str().to_owned())
@@ -254,5 +261,30 @@ mod tests {
             resolve(dir.path(), "d/a.txt", Keep::Original),
             Err(ConflictError::NotAConflictCopy(_))
         ));
+    }
+
+    #[test]
+    fn nothing_behind_a_symlinked_directory_is_read_renamed_or_removed() {
+        let outside = tree();
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path().join("d"), dir.path().join("d")).unwrap();
+        assert!(matches!(
+            read_text(dir.path(), COPY),
+            Err(ConflictError::Io { .. })
+        ));
+        for keep in [Keep::Copy, Keep::Original] {
+            assert!(matches!(
+                resolve(dir.path(), COPY, keep),
+                Err(ConflictError::Io { .. })
+            ));
+        }
+        assert_eq!(
+            std::fs::read_to_string(outside.path().join(COPY)).unwrap(),
+            "theirs\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(outside.path().join("d/a.txt")).unwrap(),
+            "mine\n"
+        );
     }
 }
