@@ -173,11 +173,21 @@ impl ConfigCell {
 
     /// A folder's current configuration.
     pub(crate) fn folder(&self, id: &FolderId) -> Option<FolderConfig> {
-        self.snapshot()
-            .folders
-            .iter()
-            .find(|f| &f.id == id)
-            .cloned()
+        self.with_folder(id, FolderConfig::clone)
+    }
+
+    /// `f` applied to a folder's current configuration, without copying it (for checks on
+    /// hot paths, such as every block request).
+    pub(crate) fn with_folder<R>(
+        &self,
+        id: &FolderId,
+        f: impl FnOnce(&FolderConfig) -> R,
+    ) -> Option<R> {
+        let g = match self.0.read() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        g.folders.iter().find(|c| &c.id == id).map(f)
     }
 
     /// A device's current configuration.

@@ -197,9 +197,18 @@ impl FolderCtx {
         *lock(&self.removed) = current;
     }
 
-    /// Whether this folder is shared with `device`.
+    /// Whether this folder is shared with `device` (no copy of the configuration: this runs
+    /// for every request and index message of a peer).
     pub(crate) fn shared_with(&self, device: DeviceId) -> bool {
-        self.config().devices.contains(&device)
+        match self
+            .config
+            .with_folder(&self.id, |c| c.devices.contains(&device))
+        {
+            Some(shared) => shared,
+            None => lock(&self.removed)
+                .as_ref()
+                .is_some_and(|c| c.devices.contains(&device)),
+        }
     }
 
     /// The folder's current ignore patterns (once the scanner exists).

@@ -582,11 +582,16 @@ pub fn parse_listen(addr: &str) -> Option<std::net::SocketAddr> {
 
 /// A random API key: `API_KEY_LEN` characters of `[A-Za-z0-9]`.
 pub fn random_api_key() -> String {
+    random_alphanumeric(API_KEY_LEN)
+}
+
+/// `len` random characters of `[A-Za-z0-9]` (API keys, GUI tokens, `/rest/svc/random/string`).
+pub fn random_alphanumeric(len: usize) -> String {
     use rand::Rng;
     use rand::distr::Alphanumeric;
     rand::rng()
         .sample_iter(&Alphanumeric)
-        .take(API_KEY_LEN)
+        .take(len)
         .map(char::from)
         .collect()
 }

@@ -1121,14 +1121,9 @@ async fn svc_deviceid(RawQuery(q): RawQuery) -> ApiResult {
 
 /// `{"random": "..."}`: `length` (default 32, at most 1024) alphanumeric characters.
 async fn svc_random_string(RawQuery(q): RawQuery) -> ApiResult {
-    use rand::Rng;
     let q = Query::new(&q);
     let length: usize = q.number("length")?.unwrap_or(32).min(1024);
-    let random: String = rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(length)
-        .map(char::from)
-        .collect();
+    let random = crate::config::random_alphanumeric(length);
     ok_json(json!({ "random": random }))
 }
 
