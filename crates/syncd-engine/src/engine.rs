@@ -32,6 +32,9 @@ const SMALL_PULL_BYTES_IN_FLIGHT: usize = 8 * 1024 * 1024;
 /// How long a folder change waits for the folder's actor to take it (see
 /// [`EngineHandle::add_folder`]).
 const RECONFIGURE_ANSWER: Duration = Duration::from_millis(500);
+/// How long a folder change waits for the peers to be told (see
+/// [`Shared::announce_folder_change`]).
+const ANNOUNCE_WAIT: Duration = Duration::from_secs(2);
 
 /// The engine's entry point.
 #[derive(Debug)]
@@ -348,12 +351,23 @@ impl Shared {
             .set_devices(endpoint_devices(self.device_id, config.devices.iter()));
     }
 
-    /// Applies every connected peer's last ClusterConfig again (after a folder was added or
-    /// resumed): index senders start for folders that are now shared both ways.
-    async fn reapply_cluster_configs(self: &Arc<Self>) {
+    /// Tells every connected peer about a local folder change (added, removed, paused,
+    /// resumed, shared differently) and applies its last ClusterConfig again: index senders
+    /// start or stop to match. Each peer gets its own task, in order per peer (see
+    /// [`peer::announce_local_change`]); a stalled peer does not hold up the change.
+    async fn announce_folder_change(self: &Arc<Self>) {
         let peers: Vec<Arc<Peer>> = lock(&self.peers).values().cloned().collect();
+        let mut tasks = Vec::with_capacity(peers.len());
         for p in peers {
-            peer::reapply_cluster_config(self, &p).await;
+            let s = self.clone();
+            tasks.push(tokio::spawn(async move {
+                peer::announce_local_change(&s, &p).await;
+            }));
+        }
+        // Normally quick (index IDs recorded, our ClusterConfig queued, senders started);
+        // a peer whose send queue is full is left to finish in the background.
+        for t in tasks {
+            let _ = tokio::time::timeout(ANNOUNCE_WAIT, t).await;
         }
     }
 
@@ -389,18 +403,6 @@ impl Shared {
             if ctx.shared_with(peer.device) {
                 let _ = ctx.tx.send(FolderInput::PeerChanged);
             }
-        }
-    }
-
-    /// Sends our current ClusterConfig to every connected peer (after folder changes).
-    fn resend_cluster_configs(self: &Arc<Self>) {
-        let peers: Vec<Arc<Peer>> = lock(&self.peers).values().cloned().collect();
-        for p in peers {
-            let s = self.clone();
-            tokio::spawn(async move {
-                let cc = peer::our_cluster_config(&s, p.device, p.info.peer_is_syncd()).await;
-                let _ = p.sender.send(syncd_proto::Message::ClusterConfig(cc)).await;
-            });
         }
     }
 }
@@ -583,7 +585,7 @@ impl EngineHandle {
     pub async fn pause_folder(&self, folder: &FolderId) -> Result<(), EngineError> {
         let _one_change = self.shared.ops.lock().await;
         self.set_folder_paused(folder, true)?;
-        self.shared.reapply_cluster_configs().await;
+        self.shared.announce_folder_change().await;
         Ok(())
     }
 
@@ -591,7 +593,7 @@ impl EngineHandle {
     pub async fn resume_folder(&self, folder: &FolderId) -> Result<(), EngineError> {
         let _one_change = self.shared.ops.lock().await;
         self.set_folder_paused(folder, false)?;
-        self.shared.reapply_cluster_configs().await;
+        self.shared.announce_folder_change().await;
         Ok(())
     }
 
@@ -683,8 +685,7 @@ impl EngineHandle {
         let id = f.id.clone();
         let (Some(old), Some(ctx)) = (old, self.shared.folder_ctx(&id)) else {
             self.shared.spawn_folder(f);
-            self.shared.resend_cluster_configs();
-            self.shared.reapply_cluster_configs().await;
+            self.shared.announce_folder_change().await;
             if let Some(ctx) = self.shared.folder_ctx(&id) {
                 self.shared.update_delete_rule(&ctx);
             }
@@ -719,8 +720,7 @@ impl EngineHandle {
             || old.paused != new.paused
             || old.ignore_perms != new.ignore_perms
         {
-            self.shared.resend_cluster_configs();
-            self.shared.reapply_cluster_configs().await;
+            self.shared.announce_folder_change().await;
         }
         if old.devices != new.devices {
             self.shared.update_delete_rule(&ctx);
@@ -740,8 +740,7 @@ impl EngineHandle {
             .update(|cfg| cfg.folders.retain(|f| &f.id != folder));
         let _ = ctx.tx.send(FolderInput::Stop);
         let _ = task.await;
-        self.shared.resend_cluster_configs();
-        self.shared.reapply_cluster_configs().await;
+        self.shared.announce_folder_change().await;
         Ok(())
     }
 
@@ -936,7 +935,6 @@ impl EngineHandle {
                 folder: folder.clone(),
             }
         });
-        self.shared.resend_cluster_configs();
         Ok(())
     }
 }

@@ -50,6 +50,12 @@ pub(crate) struct Peer {
     /// Files recently found servable to this peer (see [`crate::serve::Servable`]).
     pub(crate) servable: Mutex<crate::serve::Servable>,
     senders: Mutex<BTreeMap<FolderId, JoinHandle<()>>>,
+    /// Held while a local change is announced to this peer: one at a time, in order.
+    announce: tokio::sync::Mutex<()>,
+    /// The folders our last ClusterConfig to this peer listed. An index sender starts only
+    /// for one of them: its messages must follow the ClusterConfig that announces the
+    /// folder, or the peer applies them before it learns our index ID, and drops them then.
+    announced: Mutex<std::collections::BTreeSet<FolderId>>,
     /// Records this connection carried as derived records (see [`derive`]), received / sent.
     pub(crate) derived_in: AtomicU64,
     pub(crate) derived_out: AtomicU64,
@@ -160,11 +166,12 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
         serve_queue: crate::serve::Queue::default(),
         servable: Mutex::new(crate::serve::Servable::default()),
         senders: Mutex::new(BTreeMap::new()),
+        announce: tokio::sync::Mutex::new(()),
+        announced: Mutex::new(std::collections::BTreeSet::new()),
         derived_in: AtomicU64::new(0),
         derived_out: AtomicU64::new(0),
     });
-    let cc = our_cluster_config(&shared, device, info.peer_is_syncd()).await;
-    if sender.send(Message::ClusterConfig(cc)).await.is_err() {
+    if send_cluster_config(&shared, &peer).await.is_err() {
         return;
     }
     // A refusal of derived records lasts one connection: this one gets full records.
@@ -263,6 +270,23 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
     shared.peer_disconnected(&peer, reason);
 }
 
+/// Sends our current ClusterConfig to the peer and records which folders it lists.
+async fn send_cluster_config(
+    shared: &Arc<Shared>,
+    peer: &Arc<Peer>,
+) -> Result<(), syncd_transport::ConnectionError> {
+    let cc = our_cluster_config(shared, peer.device, peer.info.peer_is_syncd()).await;
+    let listed = cc
+        .folders
+        .iter()
+        .filter_map(|f| FolderId::new(f.id.clone()).ok())
+        .collect();
+    peer.sender.send(Message::ClusterConfig(cc)).await?;
+    // Queued: an index sender started from now on queues its messages after it.
+    *lock(&peer.announced) = listed;
+    Ok(())
+}
+
 /// Our ClusterConfig for `device`: every folder we share with it, listing both devices, with
 /// our index ID and max sequence and what we hold of theirs.
 ///
@@ -349,9 +373,10 @@ async fn handle_cluster_config(
 
 /// Starts and stops the index senders to match `cc` and our folders. `from_peer`: `cc` was
 /// just received, so a changed index ID of the peer's own records resets what we hold of
-/// them; otherwise (our configuration changed) that is done only for a folder whose
-/// exchange starts now: an index ID the peer announced earlier is not news, and resetting on
-/// it would drop the peer's records without the peer ever sending them again.
+/// them; otherwise (our configuration changed) [`announce_local_change`] has recorded the
+/// IDs of folders whose exchange starts now, before our ClusterConfig went out: an index ID
+/// the peer announced earlier is not news, and resetting on it here would drop records the
+/// peer may already have sent, which it never sends again.
 async fn apply_cluster_config(
     shared: &Arc<Shared>,
     peer: &Arc<Peer>,
@@ -389,29 +414,17 @@ async fn apply_cluster_config(
             .get(&folder)
             .is_some_and(|h| !h.is_finished());
         // Their index ID for their own records: a change (or 0) resets what we hold of them.
-        if (from_peer || !running)
-            && let Some(theirs) = f.devices.iter().find(|d| d.id == peer.device.as_bytes())
-        {
-            let index = shared.index.clone();
-            let (fid, dev, index_id) = (folder.clone(), peer.device, theirs.index_id);
-            let res =
-                tokio::task::spawn_blocking(move || -> Result<(), syncd_index::IndexError> {
-                    let mut w = index.write(&fid)?;
-                    w.set_remote_index_id(dev, index_id)?;
-                    w.commit()
-                })
-                .await;
-            // A local fault: the peer's index may then be applied over stale records of an
-            // older index ID; say so (the next ClusterConfig tries again).
-            match res {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(device = %peer.device, %folder, error = %e,
-                    "local index error: cannot record the peer's index ID"),
-                Err(e) => tracing::error!(device = %peer.device, %folder, error = %e,
-                    "cannot record the peer's index ID"),
-            }
+        // After a local change this was done before our ClusterConfig went out (see
+        // [`announce_local_change`]).
+        if from_peer {
+            record_index_id(shared, peer, &folder, f).await;
         }
         if running {
+            continue;
+        }
+        if !lock(&peer.announced).contains(&folder) {
+            // Our ClusterConfig listing it is not sent yet: the local change that adds it
+            // sends it, then starts this sender (see [`announce_local_change`]).
             continue;
         }
         // Where to start sending ours: their view of our index (delta index).
@@ -436,10 +449,76 @@ async fn apply_cluster_config(
     }
 }
 
-/// Applies the peer's last ClusterConfig again, after a local folder change (added, removed,
-/// paused, resumed, shared with other devices): index senders start or stop to match.
-pub(crate) async fn reapply_cluster_config(shared: &Arc<Shared>, peer: &Arc<Peer>) {
+/// Records the index ID the peer announces for its own records of `folder` (entry `f` of
+/// its ClusterConfig): a change, or 0, drops what we hold of them.
+async fn record_index_id(
+    shared: &Arc<Shared>,
+    peer: &Arc<Peer>,
+    folder: &FolderId,
+    f: &bep::Folder,
+) {
+    let Some(theirs) = f.devices.iter().find(|d| d.id == peer.device.as_bytes()) else {
+        return;
+    };
+    let index = shared.index.clone();
+    let (fid, dev, index_id) = (folder.clone(), peer.device, theirs.index_id);
+    let res = tokio::task::spawn_blocking(move || -> Result<bool, syncd_index::IndexError> {
+        let mut w = index.write(&fid)?;
+        let dropped = w.set_remote_index_id(dev, index_id)?;
+        w.commit()?;
+        Ok(dropped)
+    })
+    .await;
+    // A local fault: the peer's index may then be applied over stale records of an older
+    // index ID; say so (the next ClusterConfig tries again).
+    match res {
+        Ok(Ok(dropped)) => {
+            if dropped {
+                tracing::debug!(device = %peer.device, %folder, index_id,
+                    "new index ID of the peer: what we held of it is dropped");
+            }
+        }
+        Ok(Err(e)) => tracing::error!(device = %peer.device, %folder, error = %e,
+            "local index error: cannot record the peer's index ID"),
+        Err(e) => tracing::error!(device = %peer.device, %folder, error = %e,
+            "cannot record the peer's index ID"),
+    }
+}
+
+/// Tells the peer about a local folder change (added, removed, paused, resumed, shared with
+/// other devices) and applies its last ClusterConfig again, so that index senders start or
+/// stop to match. In this order:
+///
+/// 1. for each folder whose exchange starts now, the index ID the peer announced earlier is
+///    recorded (dropping stale records of an older ID);
+/// 2. our new ClusterConfig is queued: the peer starts sending its index only after it;
+/// 3. our index senders start (their messages follow our ClusterConfig on the wire).
+///
+/// Recording the ID after step 2 would race with the peer's answer: its first Index could
+/// be applied under the old ID and then dropped, and the peer never sends it again.
+pub(crate) async fn announce_local_change(shared: &Arc<Shared>, peer: &Arc<Peer>) {
+    let _in_order = peer.announce.lock().await;
     let cc = lock(&peer.remote_cc).clone();
+    if let Some(cc) = &cc {
+        for f in &cc.folders {
+            let Ok(folder) = FolderId::new(f.id.clone()) else {
+                continue;
+            };
+            let shared_now = shared
+                .folder_ctx(&folder)
+                .is_some_and(|c| c.shared_with(peer.device) && !c.config().paused);
+            let running = lock(&peer.senders)
+                .get(&folder)
+                .is_some_and(|h| !h.is_finished());
+            let starts = shared_now && !f.paused && !running;
+            if starts {
+                record_index_id(shared, peer, &folder, f).await;
+            }
+        }
+    }
+    if send_cluster_config(shared, peer).await.is_err() {
+        return;
+    }
     if let Some(cc) = cc {
         apply_cluster_config(shared, peer, &cc, false).await;
     }
@@ -529,6 +608,8 @@ async fn apply_remote_records(
             message: e.to_string(),
         })??;
     let (large, items, n_derived, seq) = outcome;
+    tracing::debug!(device = %peer.device, folder = %ctx.id, items, derived = n_derived,
+        sequence = seq, "index message applied");
     peer.derived_in
         .fetch_add(n_derived as u64, Ordering::Relaxed);
     if large {

@@ -49,6 +49,7 @@ struct Strangers {
 }
 
 async fn strangers() -> Strangers {
+    common::init_test_log();
     let tmp = tempfile::tempdir().unwrap();
     let start = |name: &str| EngineConfig {
         home: tmp.path().join(format!("{name}-home")),

@@ -10,6 +10,17 @@ use syncd_engine::{
     device_id_for_home, health,
 };
 
+/// Logs of the engines under test, when `SYNCD_TEST_LOG` names a filter
+/// (`SYNCD_TEST_LOG=syncd_engine=debug`): they show with the failing test's output.
+pub fn init_test_log() {
+    if let Ok(filter) = std::env::var("SYNCD_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// A temp folder root with `.stfolder`, and helpers to shape it.
 pub struct Dir {
     pub root: PathBuf,
