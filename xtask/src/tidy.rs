@@ -124,6 +124,18 @@ fn engine_invariants(root: &Path) -> Vec<String> {
                 file.display()
             ));
         }
+        // The engine's running parts are reached only through `Shared::state`'s closure, so
+        // their lock is never held across an await.
+        let state_locks = text.matches("lock(&self.state)").count()
+            + text.matches(".state.lock(").count()
+            + text.matches("lock(&shared.state)").count();
+        let allowed = usize::from(rel.ends_with("engine.rs"));
+        if state_locks > allowed {
+            problems.push(format!(
+                "{}: locks the engine's registry directly; use `Shared::state(|r| ...)`",
+                file.display()
+            ));
+        }
         // The folder's state machine does no I/O and reads no clock (its tests may).
         if rel.ends_with("folder/machine.rs") {
             let code = text.split("#[cfg(test)]").next().unwrap_or_default();
@@ -249,7 +261,7 @@ mod tests {
     }
 
     #[test]
-    fn tidy_refuses_io_in_the_folder_machine_and_config_changes_outside_the_handle() {
+    fn tidy_refuses_io_in_the_folder_machine_state_locks_and_config_changes_outside_the_handle() {
         let dir = scratch_workspace("engine-invariants", "");
         let src = dir.join("crates/syncd-engine/src");
         write(
@@ -262,10 +274,19 @@ mod tests {
         );
         write(
             &src.join("engine.rs"),
-            "fn f(s: &S) { s.config.update(|c| c); }\n",
+            "fn f(s: &S) { s.config.update(|c| c); }\nfn state(&self) { lock(&self.state) }\n",
+        );
+        write(
+            &src.join("serve.rs"),
+            "async fn f(shared: &S) { let r = lock(&shared.state); g().await; }\n",
         );
         let problems = engine_invariants(&dir);
-        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("serve.rs") && p.contains("registry"))
+        );
         assert!(
             problems
                 .iter()

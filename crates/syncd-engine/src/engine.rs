@@ -1,6 +1,6 @@
 //! `Engine::start` and the cloneable `EngineHandle`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -11,13 +11,13 @@ use syncd_index::{Index, IndexOptions};
 use syncd_transport::{Endpoint, EndpointConfig, Identity, PeerAddress};
 use syncd_types::{DeviceId, FolderId, RelPath};
 use tokio::sync::{Semaphore, broadcast, oneshot};
-use tokio::task::JoinHandle;
 
 use crate::config::{ConfigCell, DeviceConfig, EngineConfig, FolderConfig};
 use crate::error::{EngineError, WaitError};
 use crate::event::{Event, EventBus};
 use crate::folder::{self, FolderCtx, FolderInput};
 use crate::peer::{self, Peer};
+use crate::registry::{FolderSlot, Registry};
 use crate::status::{Completion, ConnectionStatus, Counts, FolderState, FolderStatus};
 
 /// The index file inside the home directory.
@@ -118,16 +118,9 @@ impl Engine {
             listen_addrs,
             index: Arc::new(index),
             endpoint,
-            folders: Mutex::new(BTreeMap::new()),
-            devices: Mutex::new(devices),
-            peers: Mutex::new(BTreeMap::new()),
-            connected_since_start: Mutex::new(BTreeSet::new()),
-            peer_is_v1: Mutex::new(BTreeMap::new()),
-            derived_refused: Mutex::new(BTreeSet::new()),
+            state: Mutex::new(Registry::new(devices)),
             pull_budget: Arc::new(Semaphore::new(PULL_BYTES_IN_FLIGHT)),
             small_pull_budget: Arc::new(Semaphore::new(SMALL_PULL_BYTES_IN_FLIGHT)),
-            tasks: Mutex::new(Vec::new()),
-            peer_tasks: Mutex::new(Vec::new()),
         });
         for f in config.folders {
             shared.spawn_folder(f);
@@ -143,9 +136,10 @@ impl Engine {
                             continue;
                         }
                         let task = tokio::spawn(peer::run(s2.clone(), conn));
-                        let mut tasks = lock(&s2.peer_tasks);
-                        tasks.retain(|t| !t.is_finished());
-                        tasks.push(task);
+                        s2.state(|r| {
+                            r.peer_tasks.retain(|t| !t.is_finished());
+                            r.peer_tasks.push(task);
+                        });
                     }
                     // A configured but paused device is refused by the endpoint too; it is
                     // not a new device to offer the user.
@@ -162,7 +156,7 @@ impl Engine {
                 }
             }
         });
-        lock(&shared.tasks).push(conn_task);
+        shared.state(|r| r.tasks.push(conn_task));
         Ok(EngineHandle { shared })
     }
 }
@@ -192,9 +186,6 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A running folder: its context and its actor task.
-pub(crate) type FolderSlot = (Arc<FolderCtx>, JoinHandle<()>);
-
 /// State shared by the handle and every actor.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -209,48 +200,54 @@ pub(crate) struct Shared {
     pub(crate) listen_addrs: Vec<SocketAddr>,
     pub(crate) index: Arc<Index>,
     pub(crate) endpoint: Endpoint,
-    pub(crate) folders: Mutex<BTreeMap<FolderId, FolderSlot>>,
-    /// Each configured peer's connection status.
-    pub(crate) devices: Mutex<BTreeMap<DeviceId, ConnectionStatus>>,
-    pub(crate) peers: Mutex<BTreeMap<DeviceId, Arc<Peer>>>,
-    pub(crate) connected_since_start: Mutex<BTreeSet<DeviceId>>,
-    /// Whether each device that connected since start announced Syncthing 1.x in its Hello
-    /// (decides the folders' delete rule).
-    peer_is_v1: Mutex<BTreeMap<DeviceId, bool>>,
-    /// Peers whose derived records failed to rebuild: not asked for them on the next connection.
-    pub(crate) derived_refused: Mutex<BTreeSet<DeviceId>>,
+    /// The running parts (see [`Registry`]): only through [`Shared::state`].
+    state: Mutex<Registry>,
     pub(crate) pull_budget: Arc<Semaphore>,
     pub(crate) small_pull_budget: Arc<Semaphore>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
-    peer_tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Shared {
+    /// Runs `f` on the engine's running parts. The closure cannot await: the lock is never
+    /// held across an `.await`, and every such section is short.
+    pub(crate) fn state<R>(&self, f: impl FnOnce(&mut Registry) -> R) -> R {
+        f(&mut lock(&self.state))
+    }
+
     fn spawn_folder(self: &Arc<Self>, f: FolderConfig) {
         let (ctx, rx) = FolderCtx::new(&f, self.config.clone());
         let task = tokio::spawn(folder::run(self.clone(), ctx.clone(), rx));
-        let old = lock(&self.folders).insert(ctx.id.clone(), (ctx, task));
+        let old = self.state(|r| r.folders.insert(ctx.id.clone(), (ctx, task)));
         if let Some((old, _)) = old {
             let _ = old.tx.send(FolderInput::Stop);
         }
     }
 
     pub(crate) fn folder_ctx(&self, id: &FolderId) -> Option<Arc<FolderCtx>> {
-        lock(&self.folders).get(id).map(|(c, _)| c.clone())
+        self.state(|r| r.folders.get(id).map(|(c, _)| c.clone()))
     }
 
     pub(crate) fn folder_ctxs(&self) -> Vec<Arc<FolderCtx>> {
-        lock(&self.folders)
-            .values()
-            .map(|(c, _)| c.clone())
-            .collect()
+        self.state(|r| r.folders.values().map(|(c, _)| c.clone()).collect())
     }
 
     pub(crate) fn peer(&self, device: DeviceId) -> Option<Arc<Peer>> {
-        lock(&self.peers)
-            .get(&device)
-            .filter(|p| !p.sender.is_closed())
-            .cloned()
+        self.state(|r| r.peer(device))
+    }
+
+    /// Whether a derived-records refusal of `device` stands (see [`Registry::derived_refused`]).
+    pub(crate) fn derived_refused(&self, device: DeviceId) -> bool {
+        self.state(|r| r.derived_refused.contains(&device))
+    }
+
+    /// Records (`true`) or lifts a derived-records refusal of `device`.
+    pub(crate) fn set_derived_refused(&self, device: DeviceId, refused: bool) {
+        self.state(|r| {
+            if refused {
+                r.derived_refused.insert(device);
+            } else {
+                r.derived_refused.remove(&device);
+            }
+        });
     }
 
     pub(crate) fn device_name_of(&self, device: DeviceId) -> String {
@@ -268,17 +265,25 @@ impl Shared {
 
     pub(crate) fn peer_connected(self: &Arc<Self>, peer: &Arc<Peer>) {
         let info = &peer.info;
-        lock(&self.peers).insert(peer.device, peer.clone());
-        lock(&self.connected_since_start).insert(peer.device);
-        if let Some(st) = lock(&self.devices).get_mut(&peer.device) {
-            st.connected = true;
-            st.address = Some(info.remote_addr);
-            st.client_name = info.hello.client_name.clone();
-            st.client_version = info.hello.client_version.clone();
-            st.conn_type = peer::conn_type(info);
-            st.crypto = String::from("TLS1.3");
-            st.started_at = Some(info.started_at);
-        }
+        // Syncthing 1.x peers resolve delete-vs-edit with the 1.x rule; so must we, for every
+        // folder shared with one (spec: the rule is 1.x while any sharing device runs 1.x,
+        // else 2.x).
+        let v1 =
+            info.hello.client_name == "syncthing" && info.hello.client_version.starts_with("v1.");
+        self.state(|r| {
+            r.peers.insert(peer.device, peer.clone());
+            r.connected_since_start.insert(peer.device);
+            r.peer_is_v1.insert(peer.device, v1);
+            if let Some(st) = r.devices.get_mut(&peer.device) {
+                st.connected = true;
+                st.address = Some(info.remote_addr);
+                st.client_name = info.hello.client_name.clone();
+                st.client_version = info.hello.client_version.clone();
+                st.conn_type = peer::conn_type(info);
+                st.crypto = String::from("TLS1.3");
+                st.started_at = Some(info.started_at);
+            }
+        });
         self.events.emit(Event::DeviceConnected {
             device: peer.device,
             device_name: info.hello.device_name.clone(),
@@ -287,12 +292,6 @@ impl Shared {
             addr: info.remote_addr,
             conn_type: peer::conn_type(info),
         });
-        // Syncthing 1.x peers resolve delete-vs-edit with the 1.x rule; so must we, for every
-        // folder shared with one (spec: the rule is 1.x while any sharing device runs 1.x,
-        // else 2.x).
-        let v1 =
-            info.hello.client_name == "syncthing" && info.hello.client_version.starts_with("v1.");
-        lock(&self.peer_is_v1).insert(peer.device, v1);
         for ctx in self
             .folder_ctxs()
             .into_iter()
@@ -308,14 +307,14 @@ impl Shared {
     /// default for a new folder is 1.x), so a cluster never flips to 2.x behind the back of a
     /// 1.x device that is offline.
     fn update_delete_rule(&self, ctx: &Arc<FolderCtx>) {
-        let rule = {
-            let seen = lock(&self.peer_is_v1);
-            let devices: Vec<DeviceId> = ctx
-                .config()
-                .devices
-                .into_iter()
-                .filter(|d| *d != self.device_id)
-                .collect();
+        let devices: Vec<DeviceId> = ctx
+            .config()
+            .devices
+            .into_iter()
+            .filter(|d| *d != self.device_id)
+            .collect();
+        let rule = self.state(|r| {
+            let seen = &r.peer_is_v1;
             if devices.iter().any(|d| seen.get(d) == Some(&true)) {
                 Some(syncd_conflict::DeleteRule::V1)
             } else if !devices.is_empty() && devices.iter().all(|d| seen.contains_key(d)) {
@@ -323,7 +322,7 @@ impl Shared {
             } else {
                 None
             }
-        };
+        });
         let Some(rule) = rule else { return };
         let (index, id, tx) = (self.index.clone(), ctx.id.clone(), ctx.tx.clone());
         tokio::task::spawn_blocking(move || {
@@ -356,7 +355,7 @@ impl Shared {
     /// start or stop to match. Each peer gets its own task, in order per peer (see
     /// [`peer::announce_local_change`]); a stalled peer does not hold up the change.
     async fn announce_folder_change(self: &Arc<Self>) {
-        let peers: Vec<Arc<Peer>> = lock(&self.peers).values().cloned().collect();
+        let peers: Vec<Arc<Peer>> = self.state(|r| r.peers.values().cloned().collect());
         let mut tasks = Vec::with_capacity(peers.len());
         for p in peers {
             let s = self.clone();
@@ -372,28 +371,33 @@ impl Shared {
     }
 
     pub(crate) fn peer_disconnected(&self, peer: &Arc<Peer>, reason: String) {
-        {
-            let mut peers = lock(&self.peers);
-            if peers
+        let cfg = self.config.device(peer.device);
+        let totals = peer.info.counters.totals();
+        let current = self.state(|r| {
+            // A newer connection of the same device may have replaced this one.
+            let this_one = r
+                .peers
                 .get(&peer.device)
-                .is_some_and(|p| p.info.id == peer.info.id)
-            {
-                peers.remove(&peer.device);
-            } else {
-                return;
+                .is_some_and(|p| p.info.id == peer.info.id);
+            if !this_one {
+                return false;
             }
-        }
-        if let Some(cfg) = self.config.device(peer.device)
-            && let Some(st) = lock(&self.devices).get_mut(&peer.device)
-        {
-            let totals = peer.info.counters.totals();
-            *st = ConnectionStatus {
-                in_bytes_total: totals.in_bytes,
-                out_bytes_total: totals.out_bytes,
-                derived_records_in: 0,
-                derived_records_out: 0,
-                ..disconnected_status(&cfg)
-            };
+            r.peers.remove(&peer.device);
+            if let Some(cfg) = &cfg
+                && let Some(st) = r.devices.get_mut(&peer.device)
+            {
+                *st = ConnectionStatus {
+                    in_bytes_total: totals.in_bytes,
+                    out_bytes_total: totals.out_bytes,
+                    derived_records_in: 0,
+                    derived_records_out: 0,
+                    ..disconnected_status(cfg)
+                };
+            }
+            true
+        });
+        if !current {
+            return;
         }
         self.events.emit(Event::DeviceDisconnected {
             device: peer.device,
@@ -441,7 +445,7 @@ impl EngineHandle {
 
     /// IDs of every configured folder.
     pub fn folder_ids(&self) -> Vec<FolderId> {
-        lock(&self.shared.folders).keys().cloned().collect()
+        self.shared.state(|r| r.folders.keys().cloned().collect())
     }
 
     /// A folder's status, or `None` if it is not configured. Reads the index (a short
@@ -486,8 +490,8 @@ impl EngineHandle {
 
     /// Every configured peer, connected or not.
     pub fn connections(&self) -> Vec<ConnectionStatus> {
-        let peers = lock(&self.shared.peers).clone();
-        lock(&self.shared.devices)
+        let (peers, devices) = self.shared.state(|r| (r.peers.clone(), r.devices.clone()));
+        devices
             .values()
             .map(|d| {
                 let mut s = d.clone();
@@ -618,14 +622,14 @@ impl EngineHandle {
                         None
                     }
                 });
-        {
-            let mut devices = lock(&self.shared.devices);
-            let st = devices
+        self.shared.state(|r| {
+            let st = r
+                .devices
                 .entry(d.id)
                 .or_insert_with(|| disconnected_status(&d));
             st.name = d.name.clone();
             st.paused = d.paused;
-        }
+        });
         let (id, paused) = (d.id, d.paused);
         if old.is_some_and(|old| old.paused != paused) {
             if paused && let Some(p) = self.shared.peer(id) {
@@ -656,8 +660,10 @@ impl EngineHandle {
         if !known {
             return Err(EngineError::UnknownDevice(id));
         }
-        lock(&self.shared.devices).remove(&id);
-        lock(&self.shared.peer_is_v1).remove(&id);
+        self.shared.state(|r| {
+            r.devices.remove(&id);
+            r.peer_is_v1.remove(&id);
+        });
         if let Some(p) = self.shared.peer(id) {
             p.sender.close("device removed");
         }
@@ -731,7 +737,7 @@ impl EngineHandle {
     /// Removes a folder (its files on disk are left alone).
     pub async fn remove_folder(&self, folder: &FolderId) -> Result<(), EngineError> {
         let _one_change = self.shared.ops.lock().await;
-        let Some((ctx, task)) = lock(&self.shared.folders).remove(folder) else {
+        let Some((ctx, task)) = self.shared.state(|r| r.folders.remove(folder)) else {
             return Err(EngineError::UnknownFolder(folder.clone()));
         };
         ctx.keep_removed();
@@ -808,7 +814,7 @@ impl EngineHandle {
                 c.need.bytes
             ));
         }
-        let since = lock(&self.shared.connected_since_start).clone();
+        let since = self.shared.state(|r| r.connected_since_start.clone());
         for d in ctx.config().devices {
             if d == self.shared.device_id {
                 continue;
@@ -856,10 +862,11 @@ impl EngineHandle {
     /// close, the listener stops. The index file is released when the last handle clone is
     /// dropped (then the same home can be started again in this process).
     pub async fn shutdown(&self) {
-        let folders: Vec<(Arc<FolderCtx>, JoinHandle<()>)> =
-            std::mem::take(&mut *lock(&self.shared.folders))
-                .into_values()
-                .collect();
+        let folders: Vec<FolderSlot> = self
+            .shared
+            .state(|r| std::mem::take(&mut r.folders))
+            .into_values()
+            .collect();
         for (ctx, _) in &folders {
             let _ = ctx.tx.send(FolderInput::Stop);
         }
@@ -867,14 +874,14 @@ impl EngineHandle {
             let _ = task.await;
         }
         self.shared.endpoint.shutdown().await;
-        let tasks = std::mem::take(&mut *lock(&self.shared.tasks));
+        let tasks = self.shared.state(|r| std::mem::take(&mut r.tasks));
         for t in tasks {
             t.abort();
             let _ = t.await;
         }
         // Peer actors end once their connection is closed; wait for them so that, once the
         // last handle is dropped, nothing holds the index open.
-        let peer_tasks = std::mem::take(&mut *lock(&self.shared.peer_tasks));
+        let peer_tasks = self.shared.state(|r| std::mem::take(&mut r.peer_tasks));
         for t in peer_tasks {
             if tokio::time::timeout(Duration::from_secs(5), t)
                 .await
@@ -897,9 +904,11 @@ impl EngineHandle {
             Some(false) => return Ok(()),
             Some(true) => {}
         }
-        if let Some(st) = lock(&self.shared.devices).get_mut(&id) {
-            st.paused = paused;
-        }
+        self.shared.state(|r| {
+            if let Some(st) = r.devices.get_mut(&id) {
+                st.paused = paused;
+            }
+        });
         self.shared.events.emit(if paused {
             Event::DevicePaused { device: id }
         } else {

@@ -52,6 +52,7 @@ mod limits;
 mod peer;
 mod peer_blocks;
 mod puller;
+mod registry;
 mod serve;
 mod status;
 

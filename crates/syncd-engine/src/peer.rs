@@ -175,7 +175,7 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
         return;
     }
     // A refusal of derived records lasts one connection: this one gets full records.
-    lock(&shared.derived_refused).remove(&device);
+    shared.set_derived_refused(device, false);
     shared.peer_connected(&peer);
     let mut first = true;
     let reason = loop {
@@ -215,7 +215,7 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
                     // same records in full.
                     tracing::warn!(device = %device, error = %e,
                         "derived records rejected; asking for full records on the next connection");
-                    lock(&shared.derived_refused).insert(device);
+                    shared.set_derived_refused(device, true);
                 }
                 r
             }
@@ -349,7 +349,7 @@ pub(crate) async fn our_cluster_config(
             ..Default::default()
         });
     }
-    let refused = lock(&shared.derived_refused).contains(&device);
+    let refused = shared.derived_refused(device);
     bep::ClusterConfig {
         folders: out,
         secondary: false,
