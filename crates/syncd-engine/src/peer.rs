@@ -731,6 +731,7 @@ async fn index_sender(shared: Arc<Shared>, peer: Arc<Peer>, folder: FolderId, st
             let last_sequence = i64::try_from(sent).unwrap_or(i64::MAX);
             tracing::debug!(device = %peer.device, folder = %folder, records = chunk.len(),
                 deletions = chunk.iter().filter(|r| r.deleted).count(), full, sequence = sent,
+                first = chunk.first().map(|r| format!("{} {:?} by {:?}", r.name, r.version, r.modified_by)),
                 "index message");
             let msg = if full {
                 Message::Index(bep::Index {

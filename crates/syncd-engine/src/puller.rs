@@ -547,19 +547,25 @@ async fn commit(
         // Checked with the write transaction open: what changed on disk since it was put in
         // place (and may already be recorded by a scan) is rescanned, not overwritten.
         let (mut records, changed) = fsutil::still_installed(&root, records, ignore_perms);
-        // A deletion the scanner already recorded with the same version (it saw the file go
-        // and adopted the global deletion) is not recorded twice: the second record would
-        // announce it again and lose what the first remembers of the replaced file.
-        if records.iter().any(|r| r.deleted) {
+        // What the scanner already recorded with the same version (it saw the file arrive
+        // or go and adopted the global record) is not recorded twice: the second record
+        // would announce it again (a large file's whole block list) and, for a deletion,
+        // lose what the first remembers of the replaced file.
+        {
             let now = index.read(&fid).map_err(|e| e.to_string())?;
             let me = index.local_device();
             let mut keep = Vec::with_capacity(records.len());
             for r in records {
-                let recorded = r.deleted
-                    && now
-                        .get(me, &r.name)
-                        .map_err(|e| e.to_string())?
-                        .is_some_and(|cur| cur.deleted && cur.version == r.version);
+                let recorded = now
+                    .get(me, &r.name)
+                    .map_err(|e| e.to_string())?
+                    .is_some_and(|cur| {
+                        !cur.invalid
+                            && cur.deleted == r.deleted
+                            && cur.kind == r.kind
+                            && cur.version == r.version
+                            && (r.deleted || cur.blocks_hash == r.blocks_hash)
+                    });
                 if !recorded {
                     keep.push(r);
                 }

@@ -9,7 +9,7 @@
 //! so nothing becomes needed and nothing new wins anywhere.
 
 use syncd_index::{FileRecord, Index, IndexError};
-use syncd_types::{FileKind, FolderId};
+use syncd_types::{DeviceId, FileKind, FolderId};
 
 use crate::ScanConfig;
 
@@ -51,6 +51,41 @@ pub(crate) fn adopt_global(
         }
     }
     Ok(())
+}
+
+/// Leaves out of `batch` what the index already holds as it is: a deletion of an entry
+/// already recorded as deleted (the puller removed the file this scan found missing), and a
+/// live record whose version, kind and content are already the local record's (the scan
+/// adopted the global version the puller recorded meanwhile). Writing them again would only
+/// announce them again: a large file's whole block list for nothing. Call it with the write
+/// transaction open: writers take turns, so what it reads stays true until that commit.
+pub(crate) fn drop_recorded(
+    index: &Index,
+    folder: &FolderId,
+    local: DeviceId,
+    batch: Vec<FileRecord>,
+) -> Result<Vec<FileRecord>, IndexError> {
+    let now = index.read(folder)?;
+    let mut keep = Vec::with_capacity(batch.len());
+    for r in batch {
+        let recorded = now.get(local, &r.name)?.is_some_and(|cur| {
+            if r.deleted {
+                cur.deleted
+            } else {
+                !r.invalid
+                    && !cur.invalid
+                    && !cur.deleted
+                    && cur.kind == r.kind
+                    && cur.version == r.version
+                    && cur.blocks_hash == r.blocks_hash
+                    && cur.symlink_target == r.symlink_target
+            }
+        });
+        if !recorded {
+            keep.push(r);
+        }
+    }
+    Ok(keep)
 }
 
 /// Whether the scanned record `ours` describes the same entry as the global record: same

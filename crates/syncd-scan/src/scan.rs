@@ -553,18 +553,7 @@ impl Scanner {
             // Deletions were decided on a snapshot taken before the walk ended: the puller
             // may have recorded some since (it removed the files this scan found missing).
             // Writers take turns, so what a reader sees now stays true until this commit.
-            if batch.iter().any(|r| r.deleted) {
-                let now = self.index.read(&self.folder)?;
-                let mut keep = Vec::with_capacity(batch.len());
-                for r in batch {
-                    let recorded =
-                        r.deleted && now.get(self.local, &r.name)?.is_some_and(|cur| cur.deleted);
-                    if !recorded {
-                        keep.push(r);
-                    }
-                }
-                batch = keep;
-            }
+            batch = crate::adopt::drop_recorded(&self.index, &self.folder, self.local, batch)?;
             report.committed = batch.len();
             if !batch.is_empty() {
                 w.apply_local(batch)?;
@@ -769,9 +758,13 @@ impl Scanner {
         }
         drop(reader);
         crate::adopt::adopt_global(&self.index, &self.folder, &mut batch, &self.config)?;
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let mut w = self.index.write(&self.folder)?;
+        let batch = crate::adopt::drop_recorded(&self.index, &self.folder, self.local, batch)?;
         let n = batch.len();
         if n > 0 {
-            let mut w = self.index.write(&self.folder)?;
             w.apply_local(batch)?;
             w.commit()?;
             self.committed();

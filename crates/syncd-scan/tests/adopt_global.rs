@@ -191,3 +191,35 @@ fn a_deletion_while_the_global_is_live_gets_a_new_local_version() {
     assert!(local.version.get(LOCAL.short()) > ours.version.get(LOCAL.short()));
     assert_eq!(local.modified_by, LOCAL.short());
 }
+
+/// The puller recorded the global version, and a scan that started before that commit (its
+/// snapshot has another inode, so the file looks changed) hashes the file and adopts the same
+/// version: nothing is written a second time, so nothing is announced again (for a large
+/// file, its whole block list).
+#[test]
+fn a_scan_adopting_the_version_the_puller_already_recorded_writes_nothing() {
+    let f = Fixture::new();
+    let global = peer_record();
+    announce(&f, global.clone());
+    place(&f, CONTENT, global_mtime(), PERMS);
+    // What the puller records: the global record as the local one, here with an inode that
+    // is not the file's (as a scan's older snapshot would see it).
+    let mut pulled = global.clone();
+    pulled.inode = 1;
+    let mut w = f.index.write(&f.folder).unwrap();
+    w.apply_local([pulled]).unwrap();
+    w.commit().unwrap();
+    let seq_before = local_sequence(&f);
+
+    let full = f.scanner.scan().unwrap();
+    let paths = f
+        .scanner
+        .scan_paths(&[RelPath::new("a.txt").unwrap()])
+        .unwrap();
+
+    assert_eq!(full.committed, 0, "full scan");
+    assert_eq!(paths.committed, 0, "scan of the path");
+    assert_eq!(local_sequence(&f), seq_before, "no second record");
+    assert_eq!(f.record("a.txt").unwrap().version, global.version);
+    assert!(need_names(&f).is_empty());
+}

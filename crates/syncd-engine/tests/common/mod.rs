@@ -138,6 +138,7 @@ pub async fn pair_configured(
     prepare: impl FnOnce(&Dir, &Dir),
     tweak: impl Fn(&mut FolderConfig),
 ) -> Pair {
+    init_test_log();
     let tmp = tempfile::tempdir().unwrap();
     let folder = FolderId::new("f").unwrap();
     let (ha, hb) = (tmp.path().join("a-home"), tmp.path().join("b-home"));
