@@ -18,7 +18,10 @@ use crate::event::{Event, EventBus};
 use crate::folder::{self, FolderCtx, FolderInput};
 use crate::peer::{self, Peer};
 use crate::registry::{FolderSlot, Registry};
-use crate::status::{Completion, ConnectionStatus, Counts, FolderState, FolderStatus};
+use crate::status::{
+    Completion, ConnectionStatus, Counts, FileDetails, FilePage, FileSummary, FolderState,
+    FolderStatus,
+};
 
 /// The index file inside the home directory.
 pub const INDEX_FILE: &str = "index-v1.redb";
@@ -540,6 +543,141 @@ impl EngineHandle {
             remote_state,
             sequence,
         })
+    }
+
+    /// The names `device` (`None`: this device) needs in `folder`, in name order: page
+    /// `page` (from 1) of `per_page` entries, with their global records, and how many there
+    /// are in all. Reads the index on a blocking thread, streaming (one page in memory).
+    pub async fn needed_files(
+        &self,
+        folder: &FolderId,
+        device: Option<DeviceId>,
+        page: usize,
+        per_page: usize,
+    ) -> Result<FilePage, EngineError> {
+        self.listing(folder, None, Some(device), |_| true, page, per_page)
+            .await
+    }
+
+    /// The global records of `folder` below `dir` (the whole folder when `None`; `dir`
+    /// itself excluded) that are live and valid, in name order, at most `depth` levels
+    /// below `dir` (1: its direct entries).
+    pub async fn global_tree(
+        &self,
+        folder: &FolderId,
+        dir: Option<&str>,
+        depth: usize,
+    ) -> Result<Vec<FileSummary>, EngineError> {
+        let dir = match dir.map(str::trim).filter(|d| !d.is_empty()) {
+            Some(d) => Some(
+                syncd_types::RelPath::new(d.trim_end_matches('/'))
+                    .map_err(|e| EngineError::Index(format!("{d}: {e}")))?,
+            ),
+            None => None,
+        };
+        let base = dir.as_ref().map_or(0, |d| d.as_str().split('/').count());
+        let own = dir.clone();
+        let keep = move |r: &syncd_index::FileRecord| {
+            !r.deleted
+                && !r.invalid
+                && Some(&r.name) != own.as_ref()
+                && r.name.as_str().split('/').count() - base <= depth
+        };
+        let page = self.listing(folder, dir, None, keep, 1, usize::MAX).await?;
+        Ok(page.files)
+    }
+
+    /// Runs a listing over `folder`'s global records (below `dir`) that `keep` accepts:
+    /// with `needed_by`, only those that device (`None`: this one) needs.
+    async fn listing(
+        &self,
+        folder: &FolderId,
+        dir: Option<syncd_types::RelPath>,
+        needed_by: Option<Option<DeviceId>>,
+        keep: impl Fn(&syncd_index::FileRecord) -> bool + Send + 'static,
+        page: usize,
+        per_page: usize,
+    ) -> Result<FilePage, EngineError> {
+        if self.shared.folder_ctx(folder).is_none() {
+            return Err(EngineError::UnknownFolder(folder.clone()));
+        }
+        let index = self.shared.index.clone();
+        let fid = folder.clone();
+        let need_mode = needed_by.is_some();
+        let skip = page.saturating_sub(1).saturating_mul(per_page);
+        tokio::task::spawn_blocking(move || {
+            let r = index
+                .read(&fid)
+                .map_err(|e| EngineError::Index(e.to_string()))?;
+            let mut out = FilePage::default();
+            r.visit_globals(
+                dir.as_ref(),
+                needed_by.flatten(),
+                |global, _local, needed| {
+                    if (need_mode && !needed) || !keep(global) {
+                        return std::ops::ControlFlow::Continue(());
+                    }
+                    let n = usize::try_from(out.total).unwrap_or(usize::MAX);
+                    if n >= skip && out.files.len() < per_page {
+                        out.files.push(FileSummary::of(global));
+                    }
+                    out.total += 1;
+                    std::ops::ControlFlow::Continue(())
+                },
+            )
+            .map_err(|e| EngineError::Index(e.to_string()))?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| EngineError::Index(e.to_string()))?
+    }
+
+    /// What the index holds of `name` in `folder`: its global record, ours, and which
+    /// devices have the global version. `None` when no device has a record of it.
+    pub async fn file_details(
+        &self,
+        folder: &FolderId,
+        name: &str,
+    ) -> Result<Option<FileDetails>, EngineError> {
+        if self.shared.folder_ctx(folder).is_none() {
+            return Err(EngineError::UnknownFolder(folder.clone()));
+        }
+        let Ok(name) = syncd_types::RelPath::new(name) else {
+            return Ok(None);
+        };
+        let index = self.shared.index.clone();
+        let (fid, me) = (folder.clone(), self.shared.device_id);
+        tokio::task::spawn_blocking(move || {
+            let r = index
+                .read(&fid)
+                .map_err(|e| EngineError::Index(e.to_string()))?;
+            let Some(global) = r
+                .global(&name)
+                .map_err(|e| EngineError::Index(e.to_string()))?
+            else {
+                return Ok(None);
+            };
+            let all = r
+                .all_records(&name)
+                .map_err(|e| EngineError::Index(e.to_string()))?;
+            let g = global.record;
+            let local = all
+                .iter()
+                .find(|(d, _)| *d == me)
+                .map(|(_, rec)| FileSummary::of(rec));
+            let availability = all
+                .iter()
+                .filter(|(d, rec)| *d != me && !rec.invalid && rec.version == g.version)
+                .map(|(d, _)| *d)
+                .collect();
+            Ok(Some(FileDetails {
+                global: FileSummary::of(&g),
+                local,
+                availability,
+            }))
+        })
+        .await
+        .map_err(|e| EngineError::Index(e.to_string()))?
     }
 
     /// Subscribes to the event stream.

@@ -66,6 +66,9 @@ pub use error::{EngineError, PeerError, WaitError};
 pub use event::{EVENT_CAPACITY, Event, ItemAction};
 pub use fsutil::safe_path;
 pub use limits::raise_open_files;
-pub use status::{Completion, ConnectionStatus, Counts, FileError, FolderState, FolderStatus};
+pub use status::{
+    Completion, ConnectionStatus, Counts, FileDetails, FileError, FilePage, FileSummary,
+    FolderState, FolderStatus,
+};
 pub use syncd_proto::CompressionPolicy;
 pub use syncd_types::{DeviceId, FolderId, ShortId};

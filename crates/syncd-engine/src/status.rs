@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use syncd_types::DeviceId;
+use syncd_types::{DeviceId, ShortId};
 
 /// A folder's state, as Syncthing reports it in `/rest/db/status` and `StateChanged` events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -219,4 +219,100 @@ mod tests {
     fn completion_with_only_deletes_left_is_95() {
         assert_eq!(Completion::compute(1000, 0, 1, 1), 95.0);
     }
+}
+
+/// One file's record as a listing shows it (the REST API's `db/need`, `db/file`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSummary {
+    /// Relative name, `/`-separated.
+    pub name: String,
+    /// File, directory or symlink.
+    pub kind: syncd_types::FileKind,
+    /// Size in bytes (files).
+    pub size: u64,
+    /// Modification time: seconds since the epoch.
+    pub modified_s: i64,
+    /// Modification time: nanoseconds within the second.
+    pub modified_ns: i32,
+    /// The device that made the change.
+    pub modified_by: ShortId,
+    /// Unix permission bits.
+    pub permissions: u32,
+    /// Permissions are not tracked for this entry.
+    pub no_permissions: bool,
+    /// A deletion record.
+    pub deleted: bool,
+    /// Not valid for syncing (ignored on the device that announced it).
+    pub invalid: bool,
+    /// The version vector: each device's counter.
+    pub version: Vec<(ShortId, u64)>,
+    /// The sequence of the record on the device it came from.
+    pub sequence: u64,
+    /// Blocks in the block list.
+    pub num_blocks: usize,
+}
+
+impl FileSummary {
+    /// A record with nothing in it (what Syncthing shows for a name a device has no record
+    /// of).
+    pub fn empty() -> FileSummary {
+        FileSummary {
+            name: String::new(),
+            kind: syncd_types::FileKind::File,
+            size: 0,
+            modified_s: 0,
+            modified_ns: 0,
+            modified_by: ShortId::from(0),
+            permissions: 0,
+            no_permissions: false,
+            deleted: false,
+            invalid: false,
+            version: Vec::new(),
+            sequence: 0,
+            num_blocks: 0,
+        }
+    }
+
+    pub(crate) fn of(r: &syncd_index::FileRecord) -> FileSummary {
+        FileSummary {
+            name: r.name.as_str().to_owned(),
+            kind: r.kind,
+            size: r.size,
+            modified_s: r.modified_s,
+            modified_ns: r.modified_ns,
+            modified_by: r.modified_by,
+            permissions: r.permissions,
+            no_permissions: r.no_permissions,
+            deleted: r.deleted,
+            invalid: r.invalid,
+            version: r
+                .version
+                .counters()
+                .iter()
+                .map(|c| (c.id, c.value))
+                .collect(),
+            sequence: r.sequence,
+            num_blocks: r.blocks.len(),
+        }
+    }
+}
+
+/// What the index holds of one name (the REST API's `db/file`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDetails {
+    /// The winning version across the cluster.
+    pub global: FileSummary,
+    /// This device's record, if it has one.
+    pub local: Option<FileSummary>,
+    /// Devices announcing exactly the global version (where its data can come from).
+    pub availability: Vec<DeviceId>,
+}
+
+/// One page of a listing, and how many entries the whole listing has.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FilePage {
+    /// The entries of the page.
+    pub files: Vec<FileSummary>,
+    /// Entries in the whole listing.
+    pub total: u64,
 }

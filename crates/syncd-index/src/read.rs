@@ -1,6 +1,7 @@
 //! [`FolderReader`]: a consistent snapshot of one folder, and the streaming iterators over it.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
 use redb::{ReadOnlyTable, ReadTransaction};
 use syncd_conflict::DeleteRule;
@@ -258,6 +259,64 @@ impl FolderReader {
             range,
             done: false,
         })
+    }
+
+    /// Visits, in name order, every name of the folder (or `dir` and the names below it)
+    /// that has a global record: `f` gets the global record, the local record if any, and
+    /// whether `device` needs the global (`None`: the local device; a peer: by its
+    /// completion rule). Streams from disk; stops early when `f` returns
+    /// [`ControlFlow::Break`]. For listings (what a device needs, a directory tree).
+    pub fn visit_globals(
+        &self,
+        dir: Option<&RelPath>,
+        device: Option<DeviceId>,
+        mut f: impl FnMut(&FileRecord, Option<&FileRecord>, bool) -> ControlFlow<()>,
+    ) -> Result<(), IndexError> {
+        let Some(fidx) = self.fidx else {
+            return Ok(());
+        };
+        let dev = match device {
+            None => Some(LOCAL),
+            Some(d) => self.device_number(d),
+        };
+        let files = self.txn.open_table(FILES)?;
+        let mut visit = |name: &RelPath, bytes: &[u8]| -> Result<ControlFlow<()>, IndexError> {
+            let entry = Entry::decode(name, bytes)?;
+            let eval = evaluate(&entry, &self.devices, self.rule)?;
+            let Some((gd, global)) = eval.global.and_then(|i| entry.records.get(i)) else {
+                return Ok(ControlFlow::Continue(()));
+            };
+            let gid = self.device_id(*gd)?;
+            let needed = dev.is_some_and(|d| {
+                crate::store::device_needs(d, entry.get(d), global, gid, &self.devices)
+            });
+            Ok(f(global, entry.get(LOCAL), needed))
+        };
+        let (start, end) = match dir {
+            Some(dir) => {
+                let key = file_key(fidx, dir.as_str().as_bytes());
+                if let Some(g) = files.get(key.as_slice())?
+                    && visit(dir, g.value())?.is_break()
+                {
+                    return Ok(());
+                }
+                // Every name below `dir` starts with "dir/"; '0' is the byte after '/'.
+                (
+                    file_key(fidx, format!("{}/", dir.as_str()).as_bytes()),
+                    file_key(fidx, format!("{}0", dir.as_str()).as_bytes()),
+                )
+            }
+            None => folder_range(fidx),
+        };
+        for item in files.range::<&[u8]>(start.as_slice()..end.as_slice())? {
+            let (k, v) = item?;
+            let name = RelPath::from_bytes(k.value().get(4..).unwrap_or_default())
+                .map_err(DecodeError::from)?;
+            if visit(&name, v.value())?.is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Up to `max` local records with sequence greater than `after`, in sequence order.

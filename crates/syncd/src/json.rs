@@ -60,7 +60,6 @@ pub fn completion(c: &Completion) -> Value {
         "globalItems": c.global_items,
         "needItems": c.need_items,
         "needDeletes": c.need_deletes,
-        "remoteState": c.remote_state,
         "sequence": c.sequence,
     })
 }
@@ -596,6 +595,93 @@ pub fn apply_device(base: DeviceEntry, body: &Value) -> Result<DeviceEntry, Body
     Ok(d)
 }
 
+/// Syncthing's name for a kind in listings (`FILE_INFO_TYPE_…`).
+fn file_info_type(kind: FileKind) -> &'static str {
+    match kind {
+        FileKind::File => "FILE_INFO_TYPE_FILE",
+        FileKind::Directory => "FILE_INFO_TYPE_DIRECTORY",
+        FileKind::Symlink => "FILE_INFO_TYPE_SYMLINK",
+    }
+}
+
+fn modified_time(f: &syncd_engine::FileSummary) -> String {
+    let t = match u64::try_from(f.modified_s) {
+        Ok(s) => {
+            std::time::UNIX_EPOCH
+                + std::time::Duration::new(s, u32::try_from(f.modified_ns).unwrap_or(0))
+        }
+        Err(_) => std::time::UNIX_EPOCH,
+    };
+    crate::timefmt::rfc3339_nano(t)
+}
+
+/// A file record as Syncthing's `db/need`, `db/file`, `db/localchanged` and
+/// `db/remoteneed` show it. `local`: this device's own record (an invalid one is ignored).
+pub fn file_info(f: &syncd_engine::FileSummary, local: bool) -> Value {
+    let ignored = local && f.invalid;
+    json!({
+        "deleted": f.deleted,
+        "ignored": ignored,
+        "invalid": f.invalid,
+        // Syncthing's FlagLocalIgnored.
+        "localFlags": if ignored { 2 } else { 0 },
+        "modified": modified_time(f),
+        "modifiedBy": f.modified_by.to_string(),
+        "mustRescan": false,
+        "name": f.name,
+        "noPermissions": f.no_permissions,
+        "numBlocks": f.num_blocks,
+        "permissions": format!("{:04o}", f.permissions & 0o7777),
+        "sequence": f.sequence,
+        "size": f.size,
+        "type": file_info_type(f.kind),
+        "version": f.version.iter().map(|(id, v)| format!("{id}:{v}")).collect::<Vec<_>>(),
+    })
+}
+
+/// `db/browse`: the live entries below a directory as a tree, each
+/// `{"name","modTime","size","type"}` and `"children"` for a directory within the depth
+/// asked for. `entries` hold names relative to the folder, at most `depth` levels below
+/// `base` (the directory listed, "" for the folder's root); an entry whose parent is not
+/// among them is not shown.
+pub fn browse_tree(entries: &[syncd_engine::FileSummary], base: &str, depth: usize) -> Value {
+    let base = base.trim_end_matches('/');
+    let mut children: std::collections::BTreeMap<&str, Vec<&syncd_engine::FileSummary>> =
+        std::collections::BTreeMap::new();
+    for f in entries {
+        let parent = f.name.rsplit_once('/').map_or("", |(p, _)| p);
+        children.entry(parent).or_default().push(f);
+    }
+    fn level(
+        children: &std::collections::BTreeMap<&str, Vec<&syncd_engine::FileSummary>>,
+        dir: &str,
+        level_now: usize,
+        depth: usize,
+    ) -> Vec<Value> {
+        let Some(list) = children.get(dir) else {
+            return Vec::new();
+        };
+        list.iter()
+            .map(|f| {
+                let short = f.name.rsplit_once('/').map_or(f.name.as_str(), |(_, n)| n);
+                let mut m = Map::new();
+                m.insert("modTime".into(), json!(modified_time(f)));
+                m.insert("name".into(), json!(short));
+                m.insert("size".into(), json!(f.size));
+                m.insert("type".into(), json!(file_info_type(f.kind)));
+                if f.kind == FileKind::Directory && level_now < depth {
+                    m.insert(
+                        "children".into(),
+                        Value::Array(level(children, &f.name, level_now + 1, depth)),
+                    );
+                }
+                Value::Object(m)
+            })
+            .collect()
+    }
+    Value::Array(level(&children, base, 1, depth))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -869,5 +955,59 @@ mod tests {
             error: Some("x".into()),
         };
         assert_eq!(event(&e, 0.0).unwrap().1["error"], "x");
+    }
+
+    fn entry(name: &str, kind: FileKind) -> syncd_engine::FileSummary {
+        syncd_engine::FileSummary {
+            name: name.into(),
+            kind,
+            size: 3,
+            permissions: 0o644,
+            ..syncd_engine::FileSummary::empty()
+        }
+    }
+
+    #[test]
+    fn browse_nests_children_under_their_directory_down_to_the_depth_asked() {
+        // Index (byte) order puts "d.txt" between "d" and "d/b.txt".
+        let entries = [
+            entry("a.txt", FileKind::File),
+            entry("d", FileKind::Directory),
+            entry("d.txt", FileKind::File),
+            entry("d/b.txt", FileKind::File),
+            entry("d/e", FileKind::Directory),
+            entry("d/e/f.txt", FileKind::File),
+        ];
+        let all = browse_tree(&entries, "", usize::MAX);
+        let names = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(names(&all), ["a.txt", "d", "d.txt"]);
+        assert_eq!(names(&all[1]["children"]), ["b.txt", "e"]);
+        assert_eq!(names(&all[1]["children"][1]["children"]), ["f.txt"]);
+        assert_eq!(all[0]["type"], "FILE_INFO_TYPE_FILE");
+        assert!(all[0].get("children").is_none());
+        let top = browse_tree(&entries[..3], "", 1);
+        assert!(top[1].get("children").is_none(), "levels=0: no children");
+        let below = browse_tree(&entries[3..], "d", usize::MAX);
+        assert_eq!(names(&below), ["b.txt", "e"]);
+    }
+
+    #[test]
+    fn file_info_has_syncthings_keys_and_formats() {
+        let mut f = entry("x/y.txt", FileKind::File);
+        f.version = vec![(syncd_types::ShortId::from(1), 7)];
+        f.invalid = true;
+        let v = file_info(&f, true);
+        assert_eq!(v["permissions"], "0644");
+        assert_eq!(v["version"][0], "AAAAAAA:7");
+        assert_eq!(v["ignored"], true);
+        assert_eq!(v["localFlags"], 2);
+        assert_eq!(file_info(&f, false)["ignored"], false);
+        assert_eq!(v["modified"], "1970-01-01T00:00:00Z");
     }
 }

@@ -260,6 +260,11 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/rest/stats/folder", get(stats_folder))
         .route("/rest/db/ignores", get(get_ignores).post(post_ignores))
+        .route("/rest/db/need", get(db_need))
+        .route("/rest/db/remoteneed", get(db_remoteneed))
+        .route("/rest/db/localchanged", get(db_localchanged))
+        .route("/rest/db/file", get(db_file))
+        .route("/rest/db/browse", get(db_browse))
         .route("/rest/config/defaults/folder", get(default_folder))
         .route("/rest/config/defaults/device", get(default_device))
         .route("/meta.js", get(meta_js))
@@ -432,7 +437,6 @@ async fn version() -> ApiResult {
         "version": VERSION,
         "codename": "syncd",
         "longVersion": format!("syncd {VERSION} (rust {os}-{arch})"),
-        "extra": "",
         "os": os,
         "arch": arch,
         "isBeta": false,
@@ -442,7 +446,6 @@ async fn version() -> ApiResult {
         "tags": [],
         "stamp": "",
         "user": "",
-        "container": false,
     }))
 }
 
@@ -683,7 +686,6 @@ async fn db_completion(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiRes
         mut need_deletes,
         mut seq,
     ) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
-    let mut remote_state = "valid";
     let mut single = None;
     for f in &folders {
         let Some(c) = s.engine.completion(f, device) else {
@@ -695,7 +697,6 @@ async fn db_completion(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiRes
         need_items += c.need_items;
         need_deletes += c.need_deletes;
         seq += c.sequence;
-        remote_state = c.remote_state;
         single = Some(c);
     }
     if folders.len() == 1 {
@@ -713,7 +714,6 @@ async fn db_completion(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiRes
         "globalItems": global_items,
         "needItems": need_items,
         "needDeletes": need_deletes,
-        "remoteState": remote_state,
         "sequence": seq,
     }))
 }
@@ -750,6 +750,123 @@ async fn folder_errors(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiRes
         .collect();
     let n = errors.len();
     ok_json(json!({"folder": folder.as_str(), "errors": errors, "page": 1, "perpage": n.max(1)}))
+}
+
+/// `page` and `perpage` of a listing, Syncthing's defaults 1 and 65536.
+fn paging(q: &Query) -> Result<(usize, usize), ApiError> {
+    let page: usize = q.number("page")?.unwrap_or(1).max(1);
+    let perpage: usize = q.number("perpage")?.unwrap_or(65536).max(1);
+    Ok((page, perpage))
+}
+
+fn file_list(files: &[syncd_engine::FileSummary]) -> Value {
+    Value::Array(
+        files
+            .iter()
+            .map(|f| crate::json::file_info(f, false))
+            .collect(),
+    )
+}
+
+/// `GET /rest/db/need?folder=[&page=&perpage=]`: what this device still needs. The puller
+/// works through it in one pass, so everything is listed under `rest`.
+async fn db_need(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::new(&q);
+    let folder = q.folder(&s)?;
+    let (page, perpage) = paging(&q)?;
+    let need = s
+        .engine
+        .needed_files(&folder, None, page, perpage)
+        .await
+        .map_err(engine_error)?;
+    ok_json(json!({
+        "page": page,
+        "perpage": perpage,
+        "progress": [],
+        "queued": [],
+        "rest": file_list(&need.files),
+    }))
+}
+
+/// `GET /rest/db/remoteneed?folder=&device=[&page=&perpage=]`: what a peer still needs,
+/// from the index it announced.
+async fn db_remoteneed(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::new(&q);
+    let folder = q.folder(&s)?;
+    let device = q
+        .device()?
+        .ok_or_else(|| bad_request("missing device parameter"))?;
+    let (page, perpage) = paging(&q)?;
+    let need = s
+        .engine
+        .needed_files(&folder, Some(device), page, perpage)
+        .await
+        .map_err(engine_error)?;
+    ok_json(json!({"files": file_list(&need.files), "page": page, "perpage": perpage}))
+}
+
+/// `GET /rest/db/localchanged?folder=`: the local changes of a receive-only folder. syncd's
+/// folders are send-receive (their changes are not "local changes" in this sense), so the
+/// list is empty, as Syncthing's is for such a folder.
+async fn db_localchanged(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::new(&q);
+    q.folder(&s)?;
+    let (page, perpage) = paging(&q)?;
+    ok_json(json!({"files": [], "page": page, "perpage": perpage}))
+}
+
+/// `GET /rest/db/file?folder=&file=`: the global and local records of one name and which
+/// devices have the global version.
+async fn db_file(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::new(&q);
+    let folder = q.folder(&s)?;
+    let name = q
+        .get("file")
+        .ok_or_else(|| bad_request("missing file parameter"))?;
+    let Some(d) = s
+        .engine
+        .file_details(&folder, name)
+        .await
+        .map_err(engine_error)?
+    else {
+        return Err(not_found("No such object in the index"));
+    };
+    let local = match &d.local {
+        Some(l) => crate::json::file_info(l, true),
+        // Syncthing answers with an empty record.
+        None => crate::json::file_info(&syncd_engine::FileSummary::empty(), true),
+    };
+    ok_json(json!({
+        "availability": d.availability.iter().map(|id| json!({
+            "fromTemporary": false,
+            "id": id.to_string(),
+        })).collect::<Vec<_>>(),
+        "global": crate::json::file_info(&d.global, false),
+        "local": local,
+        "mtime": {
+            "err": null,
+            "value": {"real": crate::timefmt::ZERO_TIME, "virtual": crate::timefmt::ZERO_TIME},
+        },
+    }))
+}
+
+/// `GET /rest/db/browse?folder=[&prefix=][&levels=]`: the folder's live global entries as
+/// a tree (`levels`: how deep below the prefix to expand; -1, the default, is all).
+async fn db_browse(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::new(&q);
+    let folder = q.folder(&s)?;
+    let prefix = q.get("prefix").unwrap_or("").trim_matches('/').to_owned();
+    let levels: i64 = q.number("levels")?.unwrap_or(-1);
+    let depth = usize::try_from(levels).map_or(usize::MAX, |l| l.saturating_add(1));
+    let entries = s
+        .engine
+        .global_tree(&folder, Some(prefix.as_str()), depth)
+        .await
+        .map_err(|e| match e {
+            EngineError::Index(m) => bad_request(m),
+            other => engine_error(other),
+        })?;
+    ok_json(crate::json::browse_tree(&entries, &prefix, depth))
 }
 
 async fn events(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
