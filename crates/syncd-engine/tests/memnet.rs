@@ -23,7 +23,7 @@
 
 use std::time::Duration;
 
-use syncd_engine::{ConnectError, Direction};
+use syncd_engine::{ConnectError, Direction, FolderState};
 use syncd_memnet::MemNet;
 
 /// Both devices start with files of their own: after the first sync each holds the union,
@@ -155,6 +155,50 @@ async fn a_restarted_device_catches_up() {
     net.settle().await;
     assert_eq!(net.tree("a").read_string("three.txt"), "after the restart");
     net.assert_converged();
+}
+
+/// A device restarted with its folder root gone (an unmounted disk) reports the folder in
+/// error and reconnects, and the other side loses nothing: it neither deletes nor forgets
+/// a file, and the missing root is not recreated.
+#[tokio::test(start_paused = true)]
+async fn a_device_restarted_with_its_root_moved_away_is_in_error_and_the_peer_loses_nothing() {
+    let mut net = MemNet::builder(&["a", "b"]).build();
+    net.tree("a").write("precious.txt", "keep me");
+    net.tree("a").write("dir/nested.txt", "me too");
+    net.start().await;
+    net.settle().await;
+    assert_eq!(net.tree("b").read_string("precious.txt"), "keep me");
+    net.stop("b").await;
+    let root = net.tree("b").root().to_owned();
+    let moved = root.with_extension("moved-away");
+    std::fs::rename(&root, &moved).unwrap();
+    net.start_device("b").await;
+    let folder = net.folder().clone();
+    let b = net.engine("b").clone();
+    net.until("b reports its missing root", || {
+        b.folder_status(&folder)
+            .is_some_and(|st| st.state == FolderState::Error && st.error.is_some())
+    })
+    .await;
+    // Whatever b would announce has been announced (on the paused clock, this runs until
+    // every engine is idle and then 2 s of timers).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        b.connections()
+            .iter()
+            .any(|c| c.device == net.id("a") && c.connected),
+        "b is not connected"
+    );
+    net.scan("a").await;
+    assert_eq!(net.tree("a").read_string("precious.txt"), "keep me");
+    assert_eq!(net.tree("a").read_string("dir/nested.txt"), "me too");
+    let st = net.engine("a").folder_status(&folder).unwrap();
+    assert_eq!(st.global.files, 2, "a's global view lost files: {st:#?}");
+    assert!(!root.exists(), "b recreated its missing root");
+    assert_eq!(
+        std::fs::read(moved.join("precious.txt")).unwrap(),
+        b"keep me"
+    );
 }
 
 /// Three devices: while `c` is cut off from both others, `a`'s edits reach `b` only; when
