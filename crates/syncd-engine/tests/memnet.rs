@@ -180,9 +180,8 @@ async fn a_device_restarted_with_its_root_moved_away_is_in_error_and_the_peer_lo
             .is_some_and(|st| st.state == FolderState::Error && st.error.is_some())
     })
     .await;
-    // Whatever b would announce has been announced (on the paused clock, this runs until
-    // every engine is idle and then 2 s of timers).
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Whatever b would announce has been announced.
+    net.run_for(Duration::from_secs(2)).await;
     assert!(
         b.connections()
             .iter()

@@ -502,6 +502,12 @@ impl MemNet {
         }
     }
 
+    /// Lets `d` of virtual time pass: on the paused clock, every engine runs until it waits,
+    /// then the clock jumps timer by timer up to `d` — everything due by then has happened.
+    pub async fn run_for(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+
     /// Asserts that every device's tree holds the same entries with the same kind, content,
     /// permission bits and (for files) mtime.
     pub fn assert_converged(&self) {
@@ -599,6 +605,22 @@ impl Tree {
         ok(
             std::fs::create_dir_all(self.path(rel)),
             format!("mkdir {rel}"),
+        );
+    }
+
+    /// Creates the symlink `rel` pointing at `target`.
+    pub fn symlink(&self, rel: &str, target: &str) {
+        ok(
+            std::os::unix::fs::symlink(target, self.path(rel)),
+            format!("symlink {rel}"),
+        );
+    }
+
+    /// Sets the permission bits of `rel`.
+    pub fn chmod(&self, rel: &str, mode: u32) {
+        ok(
+            std::fs::set_permissions(self.path(rel), std::fs::Permissions::from_mode(mode)),
+            format!("chmod {rel}"),
         );
     }
 
