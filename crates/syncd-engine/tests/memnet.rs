@@ -4,21 +4,28 @@
 //! ([`MemNet::settle`]). The TLS-over-loopback tests in the other files stay as the
 //! end-to-end tier.
 //!
-//! Real sleeps left in `crates/syncd-engine/tests`, and why:
-//! - `crash_initial_sync.rs` (3): the receiver is a child process killed mid-pull; the test
-//!   polls a real process and real disk on the wall clock, and the child idles in a sleep
-//!   until it is killed. A process cannot share a paused clock.
+//! Moved onto this harness from the loopback tier (their real sleeps and polling gone): the
+//! conflict-pruning tests (`pull_conflicts.rs`), the stale-temp sweep
+//! (`fixes_stale_temps.rs`), the derived-records move tests (`moves.rs`, explicit scans instead
+//! of the watcher) and the missing-root restart (here, from `sync.rs`).
+//!
+//! Real sleeps left in `crates/syncd-engine/tests` (8 call sites in 6 files), and why:
+//! - `crash_initial_sync.rs` (3): the receiver is a child process killed mid-pull with
+//!   SIGKILL; the test polls the real process and disk on the wall clock, and the child idles
+//!   in a sleep until it is killed. Another process cannot share a paused clock.
 //! - `fixes_disk_full.rs` (1): the full disk is a real tmpfs mount (root only), remounted
-//!   larger while the engine runs; the engine's retry is observed on the real clock.
-//! - `pull_races.rs` (1, `std::thread`): an editor thread races the puller on the real
-//!   filesystem and waits for the puller's temp file to appear; the race is the test.
-//! - `sync.rs` (`a_long_first_scan_is_announced_while_it_runs`, 1): it watches a scan of a
-//!   1 GiB sparse file while it runs, i.e. real hashing time against the folder's state.
-//! - `moves.rs` (1, `std::thread`): waits for a stopped engine's last task to release the
-//!   redb file before opening it directly (a blocking open, no runtime involved).
-//! - `protocol.rs` (1): a raw BEP peer written by the test talks to a real engine over TCP;
-//!   it polls the engine's counters.
-//!   The others live on loopback TLS and are the end-to-end tier.
+//!   larger while the engine runs; the engine's reaction is polled on the real clock.
+//! - `pull_races.rs` (1, `std::thread::sleep`): an editor thread races the puller on the
+//!   real filesystem, waiting for the puller's temp file; the race is the test.
+//! - `sync.rs` (1, `a_long_first_scan_is_announced_while_it_runs`): it observes a first scan
+//!   of a 1 GiB sparse file *while it runs*, i.e. real hashing time against the folder state.
+//! - `protocol.rs` (1): a hand-written BEP peer talks to an engine over loopback TCP (the
+//!   wire-format tier) and polls the engine's counters under a timeout.
+//! - `runtime_config.rs` (1, its `until` helper): runtime device and folder changes over
+//!   TCP, where what is tested includes the engine's own dialers reconnecting after a change;
+//!   on the in-memory link the harness, not the engine, connects devices.
+//!
+//! `moves.rs` keeps one `sleep(` in its index-reopen retry, on the paused clock (virtual).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
