@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use syncd_index::{Index, IndexOptions};
-use syncd_transport::{Endpoint, EndpointConfig, Identity, PeerAddress};
+use syncd_transport::{ConnectError, Direction, Endpoint, EndpointConfig, Identity, PeerAddress};
 use syncd_types::{DeviceId, FolderId, RelPath};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Semaphore, broadcast, oneshot};
 
 use crate::config::{ConfigCell, DeviceConfig, EngineConfig, FolderConfig};
@@ -439,6 +440,30 @@ impl EngineHandle {
     /// The bound listen addresses (port 0 resolved).
     pub fn listen_addrs(&self) -> Vec<SocketAddr> {
         self.shared.listen_addrs.clone()
+    }
+
+    /// Connects a configured device over a byte stream the embedder brings (a relay, a tunnel,
+    /// an in-memory pipe): TLS with the same device-ID authentication as over TCP, Hello, then
+    /// the connection is the device's like a dialed or accepted one. `direction` is our TLS
+    /// role — the two ends of one stream take opposite ones; `expected` is the device meant to
+    /// answer, if known. Returns once the connection is handed to the engine, or why it was not
+    /// established (an unknown or paused device is refused). When the stream ends, nothing
+    /// reconnects it: the engine's dialers only know TCP addresses.
+    pub async fn attach_stream<S>(
+        &self,
+        io: S,
+        direction: Direction,
+        expected: Option<DeviceId>,
+    ) -> Result<(), ConnectError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let remote = SocketAddr::from(([0, 0, 0, 0], 0));
+        self.shared
+            .endpoint
+            .connect_stream(io, direction, expected, remote)
+            .await
+            .map(|_| ())
     }
 
     /// The current configuration, including runtime changes.

@@ -5,7 +5,9 @@
 //! Key types: [`Engine::start`] takes an [`EngineConfig`] (home, devices, folders) and returns
 //! an [`EngineHandle`]: folder and connection status ([`FolderStatus`], [`ConnectionStatus`],
 //! [`Completion`]), a typed [`Event`] stream, commands (`scan`, pause/resume, add/remove at
-//! runtime, `shutdown`) and [`EngineHandle::wait_until_synced`].
+//! runtime, `shutdown`) and [`EngineHandle::wait_until_synced`]. Peers connect over TCP by
+//! default; [`EngineHandle::attach_stream`] connects one over any byte stream the embedder
+//! brings (same TLS authentication).
 //!
 //! Invariants:
 //! - A folder whose root is missing or lacks `.stfolder` is in [`FolderState::Error`] and
@@ -71,4 +73,5 @@ pub use status::{
     FolderState, FolderStatus,
 };
 pub use syncd_proto::CompressionPolicy;
+pub use syncd_transport::{ConnectError, Direction};
 pub use syncd_types::{DeviceId, FolderId, ShortId};

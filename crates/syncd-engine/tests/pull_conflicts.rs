@@ -2,12 +2,10 @@
 //! folder's `max_conflicts` (spec sync-semantics §2.3–§2.4).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use std::time::SystemTime;
 
-use std::time::{Duration, Instant, SystemTime};
-
-use common::{Dir, Pair, pair_configured};
 use syncd_conflict::LocalTime;
+use syncd_memnet::{MemNet, Tree};
 
 /// Older conflict copies of `notes.txt`, made long ago on `a` and synced to `b`.
 const OLD_COPIES: [&str; 3] = [
@@ -17,89 +15,70 @@ const OLD_COPIES: [&str; 3] = [
 ];
 
 /// Both sides hold the old copies; then `notes.txt` is edited differently on both while the
-/// devices are apart (`a` pauses `b`), and they meet again: one side makes a new conflict copy.
-async fn conflicting_pair(max_conflicts: i32) -> Pair {
-    let p = pair_configured(
-        |a: &Dir, _: &Dir| {
-            for c in OLD_COPIES {
-                a.write(c, format!("old copy {c}"));
-            }
-            a.write("notes.txt", "base");
-        },
-        |f| f.max_conflicts = max_conflicts,
-    )
-    .await;
-    p.synced().await;
-    let b_id = p.b.device_id();
-    p.a.pause_device(b_id).await.unwrap();
-    let start = Instant::now();
-    while p.a.connections().iter().any(|c| c.connected)
-        || p.b.connections().iter().any(|c| c.connected)
-    {
-        assert!(start.elapsed() < common::WAIT, "pausing did not disconnect");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+/// devices are apart (a partition), and they meet again: one side makes a new conflict copy.
+async fn conflicting_pair(max_conflicts: i32) -> MemNet {
+    let mut net = MemNet::builder(&["a", "b"])
+        .folder(move |f| f.max_conflicts = max_conflicts)
+        .build();
+    for c in OLD_COPIES {
+        net.tree("a").write(c, format!("old copy {c}"));
     }
-    p.da.write("notes.txt", "edit from a");
-    p.db.write("notes.txt", "edit from b, different");
-    p.a.scan(&p.folder, None).await.unwrap();
-    p.b.scan(&p.folder, None).await.unwrap();
-    p.a.resume_device(b_id).await.unwrap();
-    p.synced().await;
-    p
+    net.tree("a").write("notes.txt", "base");
+    net.start().await;
+    net.settle().await;
+    net.cut("a", "b").await;
+    net.tree("a").write("notes.txt", "edit from a");
+    net.tree("b").write("notes.txt", "edit from b, different");
+    net.scan_all().await;
+    net.heal("a", "b").await;
+    net.settle().await;
+    net
 }
 
-fn copies(d: &Dir) -> Vec<String> {
-    d.entries()
-        .into_iter()
-        .filter(|e| e.contains(".sync-conflict-"))
-        .collect()
-}
-
-fn new_copies(d: &Dir) -> Vec<String> {
-    copies(d)
+fn new_copies(t: &Tree) -> Vec<String> {
+    t.conflict_copies()
         .into_iter()
         .filter(|c| !OLD_COPIES.contains(&c.as_str()))
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_new_copy_prunes_the_oldest_copies_beyond_max_conflicts() {
-    let p = conflicting_pair(2).await;
-    let new = new_copies(&p.da);
-    assert_eq!(new.len(), 1, "{:?}", p.da.entries());
+    let net = conflicting_pair(2).await;
+    let new = new_copies(net.tree("a"));
+    assert_eq!(new.len(), 1, "{:?}", net.tree("a").entries());
     let mut want = vec![OLD_COPIES[2].to_owned(), new[0].clone()];
     want.sort();
-    // The side that made no copy learns of the pruned ones as ordinary deletions, which may
-    // still be on their way when both sides first report in sync.
-    let start = Instant::now();
-    while (copies(&p.da) != want || copies(&p.db) != want) && start.elapsed() < common::WAIT {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(copies(&p.da), want);
-    assert_eq!(copies(&p.db), want);
-    p.synced().await;
-    common::assert_same(&p.da, &p.db);
+    // The side that made no copy learns of the pruned ones as ordinary deletions.
+    assert_eq!(net.tree("a").conflict_copies(), want);
+    assert_eq!(net.tree("b").conflict_copies(), want);
+    net.assert_converged();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn unlimited_max_conflicts_keeps_every_copy() {
-    let p = conflicting_pair(-1).await;
-    assert_eq!(new_copies(&p.da).len(), 1, "{:?}", p.da.entries());
-    assert_eq!(copies(&p.da).len(), OLD_COPIES.len() + 1);
-    common::assert_same(&p.da, &p.db);
+    let net = conflicting_pair(-1).await;
+    assert_eq!(
+        new_copies(net.tree("a")).len(),
+        1,
+        "{:?}",
+        net.tree("a").entries()
+    );
+    assert_eq!(net.tree("a").conflict_copies().len(), OLD_COPIES.len() + 1);
+    net.assert_converged();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn zero_max_conflicts_makes_no_copy_and_prunes_nothing() {
-    let p = conflicting_pair(0).await;
-    assert_eq!(copies(&p.da), OLD_COPIES.to_vec());
-    assert_eq!(copies(&p.db), OLD_COPIES.to_vec());
-    let kept = p.da.read("notes.txt");
+    let net = conflicting_pair(0).await;
+    assert_eq!(net.tree("a").conflict_copies(), OLD_COPIES.to_vec());
+    assert_eq!(net.tree("b").conflict_copies(), OLD_COPIES.to_vec());
+    let kept = net.tree("a").read("notes.txt");
     assert!(
         kept == b"edit from a" || kept == b"edit from b, different",
         "{kept:?}"
     );
-    common::assert_same(&p.da, &p.db);
+    net.assert_converged();
 }
 
 /// POSIX `XST-05:30` is UTC+05:30 and needs no zone database; `TZ` is read once per process,
@@ -108,9 +87,9 @@ async fn zero_max_conflicts_makes_no_copy_and_prunes_nothing() {
 fn a_conflict_copy_is_named_with_the_local_wall_clock_time() {
     const CHILD: &str = "SYNCD_LOCAL_TIME_CHILD";
     if std::env::var_os(CHILD).is_some() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+        let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .start_paused(true)
             .build()
             .unwrap();
         rt.block_on(async {
@@ -119,10 +98,10 @@ fn a_conflict_copy_is_named_with_the_local_wall_clock_time() {
                 LocalTime::from_unix(s, 5 * 3600 + 1800).to_string()
             };
             let before = stamp(SystemTime::now());
-            let p = conflicting_pair(-1).await;
+            let net = conflicting_pair(-1).await;
             let after = stamp(SystemTime::now());
-            let new = new_copies(&p.da);
-            assert_eq!(new.len(), 1, "{:?}", p.da.entries());
+            let new = new_copies(net.tree("a"));
+            assert_eq!(new.len(), 1, "{:?}", net.tree("a").entries());
             // notes.sync-conflict-YYYYMMDD-HHMMSS-XXXXXXX.txt
             let t = new[0]
                 .strip_prefix("notes.sync-conflict-")

@@ -340,58 +340,6 @@ async fn synced_within(p: &common::Pair, limit: Duration) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_restarted_with_its_folder_root_moved_away_is_in_error_and_the_other_side_loses_nothing()
- {
-    let p = pair_with(|a: &Dir, _: &Dir| {
-        a.write("precious.txt", "keep me");
-        a.write("dir/nested.txt", "me too");
-    })
-    .await;
-    p.synced().await;
-    assert_eq!(p.db.read("precious.txt"), b"keep me");
-    let b = p.b;
-    // a dials b at the address b bound first, so b comes back on the same one.
-    let mut b_cfg = p.b_cfg.clone();
-    b_cfg.listen = vec![format!("tcp://{}", b.listen_addrs()[0])];
-    b.shutdown().await;
-    drop(b);
-    // Like an unmounted disk: the whole root is gone when b starts again.
-    let moved = p.db.root.with_extension("moved-away");
-    std::fs::rename(&p.db.root, &moved).unwrap();
-    let b2 = syncd_engine::Engine::start(b_cfg).await.unwrap();
-    let deadline = std::time::Instant::now() + common::WAIT;
-    loop {
-        let st = b2.folder_status(&p.folder).unwrap();
-        if st.state == FolderState::Error {
-            assert!(st.error.is_some(), "error state without a message");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "b did not report its missing root: {st:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // b reconnects to a, which must still hold everything and need nothing from b.
-    let deadline = std::time::Instant::now() + common::WAIT;
-    while b2.connections().iter().all(|c| !c.connected) {
-        assert!(std::time::Instant::now() < deadline, "b did not reconnect");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    p.a.scan(&p.folder, None).await.unwrap();
-    assert_eq!(p.da.read("precious.txt"), b"keep me");
-    assert_eq!(p.da.read("dir/nested.txt"), b"me too");
-    let st = p.a.folder_status(&p.folder).unwrap();
-    assert_eq!(st.global.files, 2, "a's global view lost files: {st:#?}");
-    assert!(!p.db.root.exists(), "b recreated its missing root");
-    assert_eq!(
-        std::fs::read(moved.join("precious.txt")).unwrap(),
-        b"keep me"
-    );
-}
-
 /// A long first scan announces what it has committed while it still runs (chunk commits of
 /// the scanner, published by the folder): the peer holds records of the folder before the
 /// scanning side has finished. A large sparse file keeps the scanning side hashing after its

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use syncd_proto::{CompressionPolicy, bep};
 use syncd_types::DeviceId;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -408,6 +409,34 @@ impl Endpoint {
         dial_once(&self.inner, device, address).await
     }
 
+    /// Runs the connection setup over a byte stream the caller already has — TLS (with the
+    /// same device-ID authentication as over TCP), the Hello exchange and registration, exactly
+    /// as for a dialed or accepted TCP connection — so an embedder can bring its own transport
+    /// (a relay, a tunnel, an in-memory pipe in tests). `direction` says which TLS role we take:
+    /// [`Direction::Outbound`] is the client (the side that "dialed"), [`Direction::Inbound`]
+    /// the server; the two ends of one stream must take opposite roles. `expected`, if given,
+    /// is the device we meant to reach (another answering is [`ConnectError::UnexpectedDevice`]).
+    /// `remote` is what [`ConnectionInfo::remote_addr`] reports (a placeholder such as
+    /// `0.0.0.0:0` for transports without one). Returns once the connection is announced as
+    /// [`Event::Connected`], or why it was not established; the usual rules apply (unknown
+    /// devices are refused, one live connection per device). The endpoint's dialers know
+    /// nothing of such a stream: when it ends, bringing a new one is up to the caller.
+    pub async fn connect_stream<S>(
+        &self,
+        io: S,
+        direction: Direction,
+        expected: Option<DeviceId>,
+        remote: SocketAddr,
+    ) -> Result<ConnectionId, ConnectError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let local = SocketAddr::from(([0, 0, 0, 0], 0));
+        self.inner
+            .establish(io, (remote, local), direction, expected)
+            .await
+    }
+
     /// Stops listening and dialing, sends `Close{"shutting down"}` on every connection and waits
     /// (bounded by the close timeout) for them to finish.
     pub async fn shutdown(&self) {
@@ -512,23 +541,38 @@ impl Inner {
         *self.shutdown.borrow()
     }
 
-    /// TLS, device check, Hello, registration, task start. Shared by both directions.
-    async fn establish(
+    /// A TCP connection (either direction): its addresses, then [`Inner::establish`].
+    async fn establish_tcp(
         self: &Arc<Self>,
         tcp: TcpStream,
         remote: SocketAddr,
         direction: Direction,
         expected: Option<DeviceId>,
     ) -> Result<ConnectionId, ConnectError> {
+        let _ = tcp.set_nodelay(true);
+        let local = tcp.local_addr().map_err(ConnectError::Io)?;
+        self.establish(tcp, (remote, local), direction, expected)
+            .await
+    }
+
+    /// TLS, device check, Hello, registration, task start over any byte stream.
+    async fn establish<S>(
+        self: &Arc<Self>,
+        io: S,
+        (remote, local): (SocketAddr, SocketAddr),
+        direction: Direction,
+        expected: Option<DeviceId>,
+    ) -> Result<ConnectionId, ConnectError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         if self.is_shutting_down() {
             return Err(ConnectError::ShuttingDown);
         }
-        let _ = tcp.set_nodelay(true);
-        let local = tcp.local_addr().map_err(ConnectError::Io)?;
         let conn_counters = Arc::new(ByteCounters::default());
-        let counted = Counted::new(tcp, Arc::clone(&conn_counters), Arc::clone(&self.totals));
+        let counted = Counted::new(io, Arc::clone(&conn_counters), Arc::clone(&self.totals));
         let hs = self.timeouts.tls_handshake;
-        let mut stream: TlsStream<Counted<TcpStream>> = match direction {
+        let mut stream: TlsStream<Counted<S>> = match direction {
             Direction::Outbound => {
                 let name = tls::dial_server_name(remote.ip());
                 let s = tokio::time::timeout(hs, self.connector.connect(name, counted))
@@ -602,9 +646,9 @@ impl Inner {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn register(
+    async fn register<S>(
         self: &Arc<Self>,
-        stream: TlsStream<Counted<TcpStream>>,
+        stream: TlsStream<Counted<S>>,
         device: DeviceId,
         peer_hello: bep::Hello,
         (remote, local): (SocketAddr, SocketAddr),
@@ -612,7 +656,10 @@ impl Inner {
         compression: CompressionPolicy,
         leftover: Vec<u8>,
         counters: Arc<ByteCounters>,
-    ) -> Result<ConnectionId, ConnectError> {
+    ) -> Result<ConnectionId, ConnectError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let id = ConnectionId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let side = Side {
             dialed_by_us: direction == Direction::Outbound,
@@ -731,7 +778,10 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
             Ok((tcp, remote)) => {
                 let me = Arc::clone(&inner);
                 tokio::spawn(async move {
-                    if let Err(e) = me.establish(tcp, remote, Direction::Inbound, None).await {
+                    if let Err(e) = me
+                        .establish_tcp(tcp, remote, Direction::Inbound, None)
+                        .await
+                    {
                         tracing::debug!(%remote, error = %e, "incoming connection not established");
                     }
                 });
@@ -768,7 +818,7 @@ async fn dial_once(
         source,
     })?;
     inner
-        .establish(tcp, remote, Direction::Outbound, Some(device))
+        .establish_tcp(tcp, remote, Direction::Outbound, Some(device))
         .await
 }
 

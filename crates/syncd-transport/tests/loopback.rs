@@ -591,3 +591,72 @@ async fn response_shorter_or_longer_than_requested_is_a_peer_fault() {
         assert!(raw::close_reason(&seen).is_some(), "len {len}: {seen:?}");
     }
 }
+
+/// `connect_stream` runs the same setup over a caller's byte stream (here an in-memory pipe):
+/// both ends authenticate each other's device ID, exchange Hello and messages, and a stream
+/// from a device that is not configured is refused after the handshake.
+#[tokio::test]
+async fn endpoints_connect_over_a_caller_supplied_stream() {
+    let (ia, ib, ic) = (
+        Identity::generate().unwrap(),
+        Identity::generate().unwrap(),
+        Identity::generate().unwrap(),
+    );
+    let start_unlistening = |me: &Identity, name: &str, peers: Vec<DeviceConfig>| {
+        let mut cfg = EndpointConfig::new(me.clone(), name);
+        cfg.listen = None;
+        cfg.devices = peers;
+        Endpoint::start(cfg)
+    };
+    let (a, mut ea) = start_unlistening(&ia, "alpha", vec![DeviceConfig::new(ib.device_id())])
+        .await
+        .unwrap();
+    let (b, mut eb) = start_unlistening(&ib, "beta", vec![DeviceConfig::new(ia.device_id())])
+        .await
+        .unwrap();
+    let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
+    let (sa, sb) = tokio::io::duplex(64 * 1024);
+    let (ra, rb) = tokio::join!(
+        a.connect_stream(
+            sa,
+            syncd_transport::Direction::Outbound,
+            Some(ib.device_id()),
+            nowhere
+        ),
+        b.connect_stream(sb, syncd_transport::Direction::Inbound, None, nowhere),
+    );
+    ra.unwrap();
+    rb.unwrap();
+    let ca = next_connected(&mut ea).await;
+    let mut cb = next_connected(&mut eb).await;
+    assert_eq!(ca.info.device, ib.device_id());
+    assert_eq!(cb.info.device, ia.device_id());
+    assert_eq!(cb.info.hello.device_name, "alpha");
+    ca.sender.send(raw::cluster_config()).await.unwrap();
+    cb.sender.send(raw::cluster_config()).await.unwrap();
+    ca.sender.send(index("over-a-pipe")).await.unwrap();
+    assert!(matches!(
+        recv(&mut cb).await.unwrap(),
+        Message::ClusterConfig(_)
+    ));
+    assert_eq!(recv(&mut cb).await.unwrap(), index("over-a-pipe"));
+
+    // c is known to nobody: a refuses it once the handshake shows who it is.
+    let (c, _ec) = start_unlistening(&ic, "gamma", vec![DeviceConfig::new(ia.device_id())])
+        .await
+        .unwrap();
+    let (sa, sc) = tokio::io::duplex(64 * 1024);
+    let (ra, _rc) = tokio::join!(
+        a.connect_stream(sa, syncd_transport::Direction::Inbound, None, nowhere),
+        c.connect_stream(
+            sc,
+            syncd_transport::Direction::Outbound,
+            Some(ia.device_id()),
+            nowhere
+        ),
+    );
+    match ra {
+        Err(ConnectError::UnknownDevice { device }) => assert_eq!(device, ic.device_id()),
+        other => panic!("expected the unknown device to be refused: {other:?}"),
+    }
+}
