@@ -12,6 +12,9 @@ use crate::status::{Completion, FileError, FolderState};
 /// `RecvError::Lagged` and skips ahead (the engine never blocks on a slow subscriber).
 pub const EVENT_CAPACITY: usize = 4096;
 
+/// [`Event::DiskChanged`] events emitted per index update at most.
+pub const DISK_EVENTS_PER_UPDATE: usize = 256;
+
 /// What the puller did to an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ItemAction {
@@ -176,6 +179,26 @@ pub enum Event {
         /// Its completion.
         completion: Completion,
     },
+    /// A change on disk as the index recorded it: found by this device's scan (`local`:
+    /// made by this device) or put there by the puller from a peer's version. At most
+    /// [`DISK_EVENTS_PER_UPDATE`](crate::DISK_EVENTS_PER_UPDATE) per index update (a large
+    /// scan reports its first ones).
+    DiskChanged {
+        /// The folder.
+        folder: FolderId,
+        /// The folder's label.
+        label: String,
+        /// The path.
+        path: String,
+        /// What the entry is.
+        kind: FileKind,
+        /// Whether it was deleted.
+        deleted: bool,
+        /// The device that made the change.
+        modified_by: syncd_types::ShortId,
+        /// Made by this device (found by a scan), not by a peer.
+        local: bool,
+    },
     /// Scan progress (bytes hashed of bytes to hash), every
     /// [`FolderConfig::scan_progress_interval_ms`](crate::FolderConfig::scan_progress_interval_ms)
     /// while a scan has files to hash.
@@ -212,6 +235,11 @@ impl EventBus {
     /// Publishes an event; having no subscriber is not an error.
     pub(crate) fn emit(&self, event: Event) {
         let _ = self.tx.send(event);
+    }
+
+    /// Whether anyone listens (events that cost an index read are skipped otherwise).
+    pub(crate) fn has_subscribers(&self) -> bool {
+        self.tx.receiver_count() > 0
     }
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {

@@ -782,7 +782,38 @@ async fn publish_sequence(shared: &Arc<Shared>, ctx: &Arc<FolderCtx>) {
                 sequence: seq,
                 filenames: Vec::new(),
             });
+            if seq > old && shared.events.has_subscribers() {
+                disk_events(shared, ctx, old).await;
+            }
         }
+    }
+}
+
+/// Emits [`Event::DiskChanged`] for our records after sequence `after` (at most
+/// [`crate::DISK_EVENTS_PER_UPDATE`]).
+async fn disk_events(shared: &Arc<Shared>, ctx: &Arc<FolderCtx>, after: u64) {
+    let (index, id) = (shared.index.clone(), ctx.id.clone());
+    let records = tokio::task::spawn_blocking(move || {
+        index
+            .read(&id)
+            .and_then(|r| r.local_batch(after, crate::DISK_EVENTS_PER_UPDATE))
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .unwrap_or_default();
+    let me = shared.device_id.short();
+    let label = ctx.config().label;
+    for r in records.into_iter().filter(|r| !r.invalid) {
+        shared.events.emit(Event::DiskChanged {
+            folder: ctx.id.clone(),
+            label: label.clone(),
+            path: r.name.as_str().to_owned(),
+            kind: r.kind,
+            deleted: r.deleted,
+            modified_by: r.modified_by,
+            local: r.modified_by == me,
+        });
     }
 }
 

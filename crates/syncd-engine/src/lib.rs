@@ -65,7 +65,7 @@ pub use config::{
 };
 pub use engine::{Engine, EngineHandle, INDEX_FILE, device_id_for_home};
 pub use error::{EngineError, PeerError, WaitError};
-pub use event::{EVENT_CAPACITY, Event, ItemAction};
+pub use event::{DISK_EVENTS_PER_UPDATE, EVENT_CAPACITY, Event, ItemAction};
 pub use fsutil::safe_path;
 pub use limits::raise_open_files;
 pub use status::{

@@ -59,15 +59,26 @@ pub(crate) fn adopt_global(
 /// adopted the global version the puller recorded meanwhile). Writing them again would only
 /// announce them again: a large file's whole block list for nothing. Call it with the write
 /// transaction open: writers take turns, so what it reads stays true until that commit.
+/// Only deletions and adopted records (not made by this device) can already be there: a
+/// record this scan made carries a version bumped past every one recorded, so those are not
+/// looked up (an initial scan reads nothing more).
 pub(crate) fn drop_recorded(
     index: &Index,
     folder: &FolderId,
     local: DeviceId,
     batch: Vec<FileRecord>,
 ) -> Result<Vec<FileRecord>, IndexError> {
+    let me = local.short();
+    if batch.iter().all(|r| !r.deleted && r.modified_by == me) {
+        return Ok(batch);
+    }
     let now = index.read(folder)?;
     let mut keep = Vec::with_capacity(batch.len());
     for r in batch {
+        if !r.deleted && r.modified_by == me {
+            keep.push(r);
+            continue;
+        }
         let recorded = now.get(local, &r.name)?.is_some_and(|cur| {
             if r.deleted {
                 cur.deleted

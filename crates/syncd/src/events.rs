@@ -13,6 +13,9 @@ use crate::timefmt::rfc3339_nano;
 
 /// How many events the log keeps (Syncthing buffers 1000 per subscription).
 pub const LOG_CAPACITY: usize = 1000;
+/// Disk events kept (Syncthing's `events/disk` subscription), apart from the rest: a large
+/// scan or pull logs many, and they must not push the other events out.
+pub const DISK_LOG_CAPACITY: usize = 1000;
 
 /// Event types left out unless asked for (Syncthing's default mask).
 const HIDDEN_BY_DEFAULT: &[&str] = &["LocalChangeDetected", "RemoteChangeDetected"];
@@ -56,14 +59,21 @@ impl Logged {
 /// The event log. IDs start at 1 and increase by one per event.
 #[derive(Debug)]
 pub struct EventLog {
-    inner: Mutex<VecDeque<Logged>>,
+    inner: Mutex<Queues>,
     last_id: watch::Sender<u64>,
+}
+
+/// The events, and apart from them the disk events (see [`DISK_LOG_CAPACITY`]).
+#[derive(Debug, Default)]
+struct Queues {
+    main: VecDeque<Logged>,
+    disk: VecDeque<Logged>,
 }
 
 impl Default for EventLog {
     fn default() -> Self {
         EventLog {
-            inner: Mutex::new(VecDeque::new()),
+            inner: Mutex::new(Queues::default()),
             last_id: watch::channel(0).0,
         }
     }
@@ -82,19 +92,25 @@ impl EventLog {
 
     fn append(&self, kind: &'static str, body: Body) -> u64 {
         let time = SystemTime::now();
-        let mut q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let id = q.back().map_or(1, |e| e.id + 1);
+        let mut qs = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let id = *self.last_id.borrow() + 1;
+        let (q, cap) = if HIDDEN_BY_DEFAULT.contains(&kind) {
+            (&mut qs.disk, DISK_LOG_CAPACITY)
+        } else {
+            (&mut qs.main, LOG_CAPACITY)
+        };
         q.push_back(Logged {
             id,
             kind,
             time,
             body,
         });
-        while q.len() > LOG_CAPACITY {
+        while q.len() > cap {
             q.pop_front();
         }
-        drop(q);
+        // Under the lock: IDs stay unique and in order.
         self.last_id.send_replace(id);
+        drop(qs);
         id
     }
 
@@ -104,15 +120,18 @@ impl EventLog {
     }
 
     fn collect(&self, since: u64, mask: Option<&[String]>, limit: Option<usize>) -> Vec<Value> {
-        let q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let qs = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let wanted = |kind: &str| match mask {
             Some(m) => m.iter().any(|k| k == kind),
             None => !HIDDEN_BY_DEFAULT.contains(&kind),
         };
-        let mut picked: Vec<&Logged> = q
+        let mut picked: Vec<&Logged> = qs
+            .main
             .iter()
+            .chain(qs.disk.iter())
             .filter(|e| e.id > since && wanted(e.kind))
             .collect();
+        picked.sort_by_key(|e| e.id);
         if let Some(limit) = limit.filter(|&l| l > 0 && l < picked.len()) {
             picked.drain(..picked.len() - limit);
         }
@@ -295,5 +314,35 @@ mod tests {
         let got = log.poll(0, None, None, Duration::ZERO).await;
         assert_eq!(got.len(), LOG_CAPACITY);
         assert_eq!(got[0]["id"], 11);
+    }
+
+    #[tokio::test]
+    async fn disk_events_never_push_other_events_out() {
+        let log = EventLog::new();
+        log.push("StateChanged", json!({}));
+        for _ in 0..DISK_LOG_CAPACITY + 5 {
+            log.push("RemoteChangeDetected", json!({}));
+        }
+        log.push("ItemFinished", json!({}));
+        let default = log.poll(0, None, None, Duration::ZERO).await;
+        let kinds: Vec<&str> = default
+            .iter()
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["StateChanged", "ItemFinished"]);
+        assert_eq!(default[1]["id"], DISK_LOG_CAPACITY as u64 + 7);
+        let disk = log
+            .poll(
+                0,
+                Some(vec!["RemoteChangeDetected".into()]),
+                None,
+                Duration::ZERO,
+            )
+            .await;
+        assert_eq!(disk.len(), DISK_LOG_CAPACITY);
+        assert!(
+            disk.windows(2)
+                .all(|w| w[0]["id"].as_u64() < w[1]["id"].as_u64())
+        );
     }
 }

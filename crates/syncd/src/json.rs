@@ -127,6 +127,8 @@ pub fn event_kind(e: &Event) -> Option<&'static str> {
         Event::FolderErrors { .. } => "FolderErrors",
         Event::FolderCompletion { .. } => "FolderCompletion",
         Event::FolderScanProgress { .. } => "FolderScanProgress",
+        Event::DiskChanged { local: true, .. } => "LocalChangeDetected",
+        Event::DiskChanged { local: false, .. } => "RemoteChangeDetected",
         _ => return None,
     })
 }
@@ -225,6 +227,23 @@ pub fn event(e: &Event, state_seconds: f64) -> Option<(&'static str, Value)> {
             total,
             rate,
         } => json!({"folder": folder.as_str(), "current": current, "total": total, "rate": rate}),
+        Event::DiskChanged {
+            folder,
+            label,
+            path,
+            kind,
+            deleted,
+            modified_by,
+            ..
+        } => json!({
+            "action": if *deleted { "deleted" } else { "modified" },
+            "folder": folder.as_str(),
+            "folderID": folder.as_str(),
+            "label": label,
+            "modifiedBy": modified_by.to_string(),
+            "path": path,
+            "type": kind_str(*kind),
+        }),
         _ => return None,
     };
     Some((kind, data))

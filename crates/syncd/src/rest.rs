@@ -206,6 +206,7 @@ pub fn router(state: Shared) -> Router {
         .route("/rest/db/scan", post(db_scan))
         .route("/rest/folder/errors", get(folder_errors))
         .route("/rest/events", get(events))
+        .route("/rest/events/disk", get(events_disk))
         .route("/rest/config", get(get_config).put(put_config))
         .route(
             "/rest/config/insync",
@@ -884,6 +885,24 @@ async fn events(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
     let got = s
         .events
         .poll(since, mask, limit, Duration::from_secs(timeout_s))
+        .await;
+    ok_json(Value::Array(got))
+}
+
+/// `GET /rest/events/disk[?since=&limit=&timeout=]`: changes on disk, made here
+/// (`LocalChangeDetected`) or by peers (`RemoteChangeDetected`); "Recent changes" in the GUI.
+async fn events_disk(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::new(&q);
+    let since: u64 = q.number("since")?.unwrap_or(0);
+    let limit: Option<usize> = q.number("limit")?;
+    let timeout_s: u64 = q.number("timeout")?.unwrap_or(60);
+    let mask = vec![
+        "LocalChangeDetected".to_owned(),
+        "RemoteChangeDetected".to_owned(),
+    ];
+    let got = s
+        .events
+        .poll(since, Some(mask), limit, Duration::from_secs(timeout_s))
         .await;
     ok_json(Value::Array(got))
 }

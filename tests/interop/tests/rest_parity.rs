@@ -108,6 +108,7 @@ fn endpoints(c: &Cluster, peer_of: impl Fn(&str) -> String) -> Vec<(String, Stri
         "/rest/stats/folder",
         "/rest/svc/random/string?length=10",
         "/rest/svc/lang",
+        "/rest/events/disk?since=0&timeout=1",
     ];
     let mut out: Vec<(String, String)> = fixed
         .iter()
@@ -174,4 +175,31 @@ fn syncd_replies_have_no_keys_syncthing_1_19_lacks() {
         .filter(|d| d.starts_with("extra"))
         .collect();
     assert!(extra.is_empty(), "{extra:#?}");
+}
+
+/// "Recent changes": the files syncd received from Syncthing are in its disk events, as
+/// remote changes made by Syncthing's device.
+#[test]
+fn files_received_from_syncthing_are_recent_remote_changes() {
+    let Some(c) = started() else { return };
+    let events = c.sd.get_ok("/rest/events/disk?since=0&timeout=5");
+    let events = events.as_array().expect("an array");
+    let st_short: String = c.st.id.chars().take(7).collect();
+    let found = events.iter().any(|e| {
+        e["type"] == "RemoteChangeDetected"
+            && e["data"]["path"] == "a.txt"
+            && e["data"]["action"] == "modified"
+            && e["data"]["type"] == "file"
+            && e["data"]["folder"] == "workspaces"
+            && e["data"]["modifiedBy"] == st_short.as_str()
+    });
+    assert!(found, "no RemoteChangeDetected for a.txt: {events:#?}");
+    // The default event stream leaves them out, as Syncthing's does.
+    let all = c.sd.get_ok("/rest/events?since=0&timeout=1");
+    assert!(
+        all.as_array()
+            .expect("an array")
+            .iter()
+            .all(|e| e["type"] != "RemoteChangeDetected" && e["type"] != "LocalChangeDetected")
+    );
 }
