@@ -125,6 +125,7 @@ impl Engine {
             state: Mutex::new(Registry::new(devices)),
             pull_budget: Arc::new(Semaphore::new(PULL_BYTES_IN_FLIGHT)),
             small_pull_budget: Arc::new(Semaphore::new(SMALL_PULL_BYTES_IN_FLIGHT)),
+            disk_events: std::sync::atomic::AtomicBool::new(false),
         });
         for f in config.folders {
             shared.spawn_folder(f);
@@ -208,6 +209,8 @@ pub(crate) struct Shared {
     state: Mutex<Registry>,
     pub(crate) pull_budget: Arc<Semaphore>,
     pub(crate) small_pull_budget: Arc<Semaphore>,
+    /// Whether [`Event::DiskChanged`] is emitted (see [`EngineHandle::enable_disk_events`]).
+    pub(crate) disk_events: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -703,6 +706,13 @@ impl EngineHandle {
         })
         .await
         .map_err(|e| EngineError::Index(e.to_string()))?
+    }
+
+    /// Turns on [`Event::DiskChanged`] ("recent changes"), from now on. They cost an index
+    /// read per index update, so they are off until someone wants them (the REST API turns
+    /// them on at the first `/rest/events/disk` request).
+    pub fn enable_disk_events(&self) {
+        self.shared.disk_events.store(true, Ordering::Relaxed);
     }
 
     /// Subscribes to the event stream.

@@ -182,7 +182,8 @@ pub enum Event {
     /// A change on disk as the index recorded it: found by this device's scan (`local`:
     /// made by this device) or put there by the puller from a peer's version. At most
     /// [`DISK_EVENTS_PER_UPDATE`](crate::DISK_EVENTS_PER_UPDATE) per index update (a large
-    /// scan reports its first ones).
+    /// scan reports its first ones). Off until
+    /// [`EngineHandle::enable_disk_events`](crate::EngineHandle::enable_disk_events).
     DiskChanged {
         /// The folder.
         folder: FolderId,

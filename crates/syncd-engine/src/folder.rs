@@ -782,7 +782,10 @@ async fn publish_sequence(shared: &Arc<Shared>, ctx: &Arc<FolderCtx>) {
                 sequence: seq,
                 filenames: Vec::new(),
             });
-            if seq > old && shared.events.has_subscribers() {
+            if seq > old
+                && shared.disk_events.load(Ordering::Relaxed)
+                && shared.events.has_subscribers()
+            {
                 disk_events(shared, ctx, old).await;
             }
         }

@@ -891,7 +891,10 @@ async fn events(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
 
 /// `GET /rest/events/disk[?since=&limit=&timeout=]`: changes on disk, made here
 /// (`LocalChangeDetected`) or by peers (`RemoteChangeDetected`); "Recent changes" in the GUI.
+/// The daemon records them from the first request of a client on.
 async fn events_disk(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    // Recorded from the first request on (they cost the engine an index read per update).
+    s.engine.enable_disk_events();
     let q = Query::new(&q);
     let since: u64 = q.number("since")?.unwrap_or(0);
     let limit: Option<usize> = q.number("limit")?;

@@ -177,23 +177,49 @@ fn syncd_replies_have_no_keys_syncthing_1_19_lacks() {
     assert!(extra.is_empty(), "{extra:#?}");
 }
 
-/// "Recent changes": the files syncd received from Syncthing are in its disk events, as
-/// remote changes made by Syncthing's device.
+/// "Recent changes": once a client has asked for them (the GUI does when it opens), a file
+/// syncd receives from Syncthing is in its disk events, as a remote change made by
+/// Syncthing's device.
 #[test]
 fn files_received_from_syncthing_are_recent_remote_changes() {
     let Some(c) = started() else { return };
-    let events = c.sd.get_ok("/rest/events/disk?since=0&timeout=5");
-    let events = events.as_array().expect("an array");
+    let first = c.sd.get_ok("/rest/events/disk?since=0&timeout=0");
+    let since = first
+        .as_array()
+        .and_then(|a| a.last())
+        .and_then(|e| e["id"].as_u64())
+        .unwrap_or(0);
+    c.st.write("new.txt", "new");
+    c.st.scan();
+    c.converge();
     let st_short: String = c.st.id.chars().take(7).collect();
-    let found = events.iter().any(|e| {
-        e["type"] == "RemoteChangeDetected"
-            && e["data"]["path"] == "a.txt"
-            && e["data"]["action"] == "modified"
-            && e["data"]["type"] == "file"
-            && e["data"]["folder"] == "workspaces"
-            && e["data"]["modifiedBy"] == st_short.as_str()
+    let mut events = Vec::new();
+    let found = (0..20).any(|_| {
+        let got =
+            c.sd.get_ok(&format!("/rest/events/disk?since={since}&timeout=1"));
+        events = got.as_array().cloned().unwrap_or_default();
+        events.iter().any(|e| {
+            e["type"] == "RemoteChangeDetected"
+                && e["data"]["path"] == "new.txt"
+                && e["data"]["action"] == "modified"
+                && e["data"]["type"] == "file"
+                && e["data"]["folder"] == "workspaces"
+                && e["data"]["modifiedBy"] == st_short.as_str()
+        })
     });
-    assert!(found, "no RemoteChangeDetected for a.txt: {events:#?}");
+    assert!(found, "no RemoteChangeDetected for new.txt: {events:#?}");
+    // The same keys and types as Syncthing's own disk events.
+    let st_events = c.st.get_ok("/rest/events/disk?since=0&timeout=1");
+    let mut diffs = Vec::new();
+    if let (Some(st_e), Some(sd_e)) = (
+        st_events.as_array().and_then(|a| a.first()),
+        events.iter().find(|e| e["data"]["path"] == "new.txt"),
+    ) {
+        shape_diff("events/disk[0]", st_e, sd_e, &mut diffs);
+    } else {
+        diffs.push("Syncthing listed no disk event".into());
+    }
+    assert!(diffs.is_empty(), "{diffs:#?}");
     // The default event stream leaves them out, as Syncthing's does.
     let all = c.sd.get_ok("/rest/events?since=0&timeout=1");
     assert!(
