@@ -609,7 +609,7 @@ impl EngineHandle {
             !r.deleted
                 && !r.invalid
                 && Some(&r.name) != own.as_ref()
-                && r.name.as_str().split('/').count() - base <= depth
+                && r.name.as_str().split('/').count().saturating_sub(base) <= depth
         };
         let page = self.listing(folder, dir, None, keep, 1, usize::MAX).await?;
         Ok(page.files)

@@ -581,6 +581,11 @@ pub struct Tree {
 }
 
 impl Tree {
+    /// The tree rooted at `root` (any folder on disk, not only a harness device's).
+    pub fn at(root: impl Into<PathBuf>) -> Tree {
+        Tree { root: root.into() }
+    }
+
     /// The folder root.
     pub fn root(&self) -> &Path {
         &self.root

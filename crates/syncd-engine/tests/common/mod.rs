@@ -57,61 +57,17 @@ impl Dir {
     }
     /// Every entry below the root (sorted, relative), internal names excluded.
     pub fn entries(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        walk(&self.root, &self.root, &mut out);
-        out.sort();
-        out
-    }
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name == ".stfolder" || name == ".stignore" || name.starts_with(".syncthing.") {
-            continue;
-        }
-        let p = e.path();
-        out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
-        if e.file_type().unwrap().is_dir() {
-            walk(root, &p, out);
-        }
+        syncd_memnet::Tree::at(&self.root).entries()
     }
 }
 
 /// Asserts two trees hold the same entries with the same kind, content, permission bits and
-/// (for files) mtime.
+/// (for files) mtime (see [`syncd_memnet::assert_same_tree`]).
 pub fn assert_same(a: &Dir, b: &Dir) {
-    let (ea, eb) = (a.entries(), b.entries());
-    assert_eq!(ea, eb, "entries differ");
-    for rel in ea {
-        let (ma, mb) = (
-            std::fs::symlink_metadata(a.path(&rel)).unwrap(),
-            std::fs::symlink_metadata(b.path(&rel)).unwrap(),
-        );
-        assert_eq!(ma.file_type(), mb.file_type(), "{rel}: kind");
-        if ma.file_type().is_symlink() {
-            assert_eq!(
-                std::fs::read_link(a.path(&rel)).unwrap(),
-                std::fs::read_link(b.path(&rel)).unwrap(),
-                "{rel}: target"
-            );
-            continue;
-        }
-        assert_eq!(
-            ma.permissions().mode() & 0o777,
-            mb.permissions().mode() & 0o777,
-            "{rel}: mode"
-        );
-        if ma.is_file() {
-            assert_eq!(a.read(&rel), b.read(&rel), "{rel}: content");
-            assert_eq!(
-                ma.modified().unwrap(),
-                mb.modified().unwrap(),
-                "{rel}: mtime"
-            );
-        }
-    }
+    syncd_memnet::assert_same_tree(
+        &syncd_memnet::Tree::at(&a.root),
+        &syncd_memnet::Tree::at(&b.root),
+    );
 }
 
 /// Two engines sharing one folder over loopback TLS: `b` listens, `a` dials it.
