@@ -34,6 +34,13 @@ pub struct EngineConfig {
     pub folders: Vec<FolderConfig>,
     /// redb page cache size in bytes.
     pub index_cache_bytes: usize,
+    /// Devices the user chose to ignore (Syncthing's `remoteIgnoredDevices`): refused without
+    /// being recorded as pending.
+    pub ignored_devices: Vec<DeviceId>,
+    /// What a folder accepted automatically (a device's `auto_accept_folders`) starts from:
+    /// its settings, and its `path` as the directory the new folder is created in (named
+    /// after the folder's label, or its ID when that exists already).
+    pub folder_defaults: FolderConfig,
 }
 
 impl Default for EngineConfig {
@@ -45,6 +52,8 @@ impl Default for EngineConfig {
             devices: Vec::new(),
             folders: Vec::new(),
             index_cache_bytes: DEFAULT_INDEX_CACHE_BYTES,
+            ignored_devices: Vec::new(),
+            folder_defaults: FolderConfig::new(default_folder_id(), "."),
         }
     }
 }
@@ -62,6 +71,18 @@ pub struct DeviceConfig {
     pub compression: CompressionPolicy,
     /// A paused device is neither dialled nor accepted.
     pub paused: bool,
+    /// An introducer: the devices it shares our folders with are added here and share them
+    /// too (and are removed again when it stops, unless `skip_introduction_removals`).
+    pub introducer: bool,
+    /// Keep what this introducer introduced when it no longer lists it.
+    pub skip_introduction_removals: bool,
+    /// The introducer that added this device, if one did.
+    pub introduced_by: Option<DeviceId>,
+    /// Accept a folder this device offers without asking: a new folder is created under
+    /// [`EngineConfig::folder_defaults`], an existing one is shared with it.
+    pub auto_accept_folders: bool,
+    /// Folders this device offers that the user chose to ignore: not recorded as pending.
+    pub ignored_folders: Vec<FolderId>,
 }
 
 impl DeviceConfig {
@@ -73,6 +94,11 @@ impl DeviceConfig {
             addresses: vec![String::from("dynamic")],
             compression: CompressionPolicy::default(),
             paused: false,
+            introducer: false,
+            skip_introduction_removals: false,
+            introduced_by: None,
+            auto_accept_folders: false,
+            ignored_folders: Vec::new(),
         }
     }
 }
@@ -89,6 +115,8 @@ pub struct FolderConfig {
     pub path: PathBuf,
     /// The peers sharing this folder.
     pub devices: Vec<DeviceId>,
+    /// Of those, the ones an introducer added to this folder: device → its introducer.
+    pub introduced_by: std::collections::BTreeMap<DeviceId, DeviceId>,
     /// Periodic full rescan interval in seconds; 0 disables it.
     pub rescan_interval_s: u32,
     /// Watcher debounce in milliseconds.
@@ -113,6 +141,7 @@ impl FolderConfig {
             id,
             path: path.into(),
             devices: Vec::new(),
+            introduced_by: std::collections::BTreeMap::new(),
             rescan_interval_s: DEFAULT_RESCAN_INTERVAL_S,
             watcher_delay_ms: DEFAULT_WATCHER_DELAY_MS,
             watcher_enabled: true,

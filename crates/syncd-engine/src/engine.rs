@@ -107,6 +107,7 @@ impl Engine {
                 message: e.to_string(),
             })?;
         let listen_addrs = endpoint.local_addr().into_iter().collect();
+        let pending = crate::pending::Pending::load(&index);
         let devices = config
             .devices
             .iter()
@@ -122,7 +123,8 @@ impl Engine {
             listen_addrs,
             index: Arc::new(index),
             endpoint,
-            state: Mutex::new(Registry::new(devices)),
+            state: Mutex::new(Registry::new(devices, pending)),
+            pending_changed: tokio::sync::Notify::new(),
             pull_budget: Arc::new(Semaphore::new(PULL_BYTES_IN_FLIGHT)),
             small_pull_budget: Arc::new(Semaphore::new(SMALL_PULL_BYTES_IN_FLIGHT)),
             disk_events: std::sync::atomic::AtomicBool::new(false),
@@ -148,20 +150,21 @@ impl Engine {
                     }
                     // A configured but paused device is refused by the endpoint too; it is
                     // not a new device to offer the user.
-                    syncd_transport::Event::UnknownDevice(u)
-                        if s2.config.device(u.device).is_none() =>
-                    {
-                        s2.events.emit(Event::DeviceRejected {
-                            device: u.device,
-                            name: u.name,
-                            address: u.address,
-                        })
-                    }
+                    syncd_transport::Event::UnknownDevice(u) => s2.unknown_device(u),
                     _ => {}
                 }
             }
         });
         shared.state(|r| r.tasks.push(conn_task));
+        let s3 = shared.clone();
+        let flusher = tokio::spawn(async move {
+            loop {
+                s3.pending_changed.notified().await;
+                tokio::time::sleep(crate::pending::FLUSH_DELAY).await;
+                s3.flush_pending().await;
+            }
+        });
+        shared.state(|r| r.tasks.push(flusher));
         Ok(EngineHandle { shared })
     }
 }
@@ -211,6 +214,8 @@ pub(crate) struct Shared {
     pub(crate) small_pull_budget: Arc<Semaphore>,
     /// Whether [`Event::DiskChanged`] is emitted (see [`EngineHandle::enable_disk_events`]).
     pub(crate) disk_events: std::sync::atomic::AtomicBool,
+    /// Woken when a pending entry changed: the flusher writes them to the index.
+    pub(crate) pending_changed: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -255,13 +260,6 @@ impl Shared {
                 r.derived_refused.remove(&device);
             }
         });
-    }
-
-    pub(crate) fn device_name_of(&self, device: DeviceId) -> String {
-        self.config
-            .device(device)
-            .map(|d| d.name)
-            .unwrap_or_default()
     }
 
     pub(crate) fn request_rescan(&self, folder: &FolderId, paths: Vec<RelPath>) {
@@ -815,6 +813,7 @@ impl EngineHandle {
             });
         }
         self.shared.sync_endpoint_devices();
+        self.shared.clean_pending();
         Ok(())
     }
 
@@ -841,6 +840,7 @@ impl EngineHandle {
             p.sender.close("device removed");
         }
         self.shared.sync_endpoint_devices();
+        self.shared.clean_pending();
         Ok(())
     }
 
@@ -868,6 +868,7 @@ impl EngineHandle {
             if let Some(ctx) = self.shared.folder_ctx(&id) {
                 self.shared.update_delete_rule(&ctx);
             }
+            self.shared.clean_pending();
             return Ok(());
         };
         let new = f;
@@ -903,8 +904,24 @@ impl EngineHandle {
         }
         if old.devices != new.devices {
             self.shared.update_delete_rule(&ctx);
+            self.shared.clean_pending();
         }
         Ok(())
+    }
+
+    /// Replaces the devices that are ignored (refused without being recorded as pending);
+    /// their pending entries go.
+    pub async fn set_ignored_devices(&self, devices: Vec<DeviceId>) {
+        let _one_change = self.shared.ops.lock().await;
+        self.shared.config.update(|c| c.ignored_devices = devices);
+        self.shared.clean_pending();
+    }
+
+    /// Replaces what automatically accepted folders start from (see
+    /// [`EngineConfig::folder_defaults`]).
+    pub async fn set_folder_defaults(&self, defaults: FolderConfig) {
+        let _one_change = self.shared.ops.lock().await;
+        self.shared.config.update(|c| c.folder_defaults = defaults);
     }
 
     /// Removes a folder (its files on disk are left alone).
@@ -1052,6 +1069,7 @@ impl EngineHandle {
             t.abort();
             let _ = t.await;
         }
+        self.shared.flush_pending().await;
         // Peer actors end once their connection is closed; wait for them so that, once the
         // last handle is dropped, nothing holds the index open.
         let peer_tasks = self.shared.state(|r| std::mem::take(&mut r.peer_tasks));

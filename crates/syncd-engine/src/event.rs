@@ -143,6 +143,38 @@ pub enum Event {
         /// Where it came from.
         address: SocketAddr,
     },
+    /// Devices were recorded as pending (an unknown device connected) or their entries
+    /// were removed (dismissed, the device was added or ignored, or evicted).
+    PendingDevicesChanged {
+        /// Entries added or refreshed.
+        added: Vec<crate::pending::PendingDevice>,
+        /// Devices whose entry is gone.
+        removed: Vec<DeviceId>,
+    },
+    /// A known device offered a folder we do not share with it.
+    FolderRejected {
+        /// The folder ID it offered.
+        folder: FolderId,
+        /// The label it gave the folder.
+        label: String,
+        /// The device.
+        device: DeviceId,
+    },
+    /// Folders offered by devices were recorded as pending, or entries were removed (no
+    /// longer offered, dismissed, shared, ignored).
+    PendingFoldersChanged {
+        /// Entries added or refreshed.
+        added: Vec<crate::pending::PendingFolder>,
+        /// Entries gone: the folder, and the device (`None`: for every device).
+        removed: Vec<(FolderId, Option<DeviceId>)>,
+    },
+    /// The engine changed its own configuration: a folder accepted automatically, a
+    /// device introduced or removed by an introducer. [`crate::EngineHandle::config`]
+    /// has the new configuration (a daemon saves it).
+    ConfigChanged {
+        /// What happened, for the log.
+        why: String,
+    },
     /// A device was paused.
     DevicePaused {
         /// The device.

@@ -50,9 +50,11 @@ mod event;
 mod folder;
 mod fsutil;
 pub mod health;
+mod join;
 mod limits;
 mod peer;
 mod peer_blocks;
+mod pending;
 mod puller;
 mod registry;
 mod serve;
@@ -67,7 +69,12 @@ pub use engine::{Engine, EngineHandle, INDEX_FILE, device_id_for_home};
 pub use error::{EngineError, PeerError, WaitError};
 pub use event::{DISK_EVENTS_PER_UPDATE, EVENT_CAPACITY, Event, ItemAction};
 pub use fsutil::safe_path;
+pub use join::folder_dir_name;
 pub use limits::raise_open_files;
+pub use pending::{
+    MAX_NAME_BYTES, MAX_PENDING_DEVICES, MAX_PENDING_FOLDERS_PER_DEVICE, PendingDevice,
+    PendingFolder,
+};
 pub use status::{
     Completion, ConnectionStatus, Counts, FileDetails, FileError, FilePage, FileSummary,
     FolderState, FolderStatus,

@@ -56,6 +56,11 @@ pub(crate) struct Peer {
     /// for one of them: its messages must follow the ClusterConfig that announces the
     /// folder, or the peer applies them before it learns our index ID, and drops them then.
     announced: Mutex<std::collections::BTreeSet<FolderId>>,
+    /// Held while the folders of a ClusterConfig are handled (auto-accept, pending,
+    /// introductions; see [`crate::join`]), one at a time; `offers_gen` numbers them so
+    /// that only the latest is handled.
+    offers: tokio::sync::Mutex<()>,
+    offers_gen: AtomicU64,
     /// Records this connection carried as derived records (see [`derive`]), received / sent.
     pub(crate) derived_in: AtomicU64,
     pub(crate) derived_out: AtomicU64,
@@ -168,6 +173,8 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
         senders: Mutex::new(BTreeMap::new()),
         announce: tokio::sync::Mutex::new(()),
         announced: Mutex::new(std::collections::BTreeSet::new()),
+        offers: tokio::sync::Mutex::new(()),
+        offers_gen: AtomicU64::new(0),
         derived_in: AtomicU64::new(0),
         derived_out: AtomicU64::new(0),
     });
@@ -307,7 +314,17 @@ pub(crate) async fn our_cluster_config(
         let index = shared.index.clone();
         let id = cfg.id.clone();
         let me = shared.device_id;
-        let (ours, theirs) = tokio::task::spawn_blocking(move || {
+        // Every device sharing the folder is listed (an introducer's peers learn of them),
+        // with what we hold of it; us and the peer first.
+        let mut listed = vec![me, device];
+        listed.extend(
+            cfg.devices
+                .iter()
+                .filter(|d| **d != me && **d != device)
+                .copied(),
+        );
+        let ids = listed.clone();
+        let held: Vec<(u64, u64)> = tokio::task::spawn_blocking(move || {
             let mut r = index.read(&id).ok()?;
             if r.local_index_id() == 0 {
                 // A folder never written yet (not scanned so far): create it, so that we
@@ -316,36 +333,55 @@ pub(crate) async fn our_cluster_config(
                 index.write(&id).and_then(|w| w.commit()).ok()?;
                 r = index.read(&id).ok()?;
             }
-            let ours = (r.local_index_id(), r.local_sequence());
-            let theirs = r
-                .device(device)
-                .ok()
-                .flatten()
-                .map(|s| (s.index_id, s.max_sequence));
-            Some((ours, theirs))
+            let mut out = vec![(r.local_index_id(), r.local_sequence())];
+            for d in &ids[1..] {
+                out.push(
+                    r.device(*d)
+                        .ok()
+                        .flatten()
+                        .map_or((0, 0), |s| (s.index_id, s.max_sequence)),
+                );
+            }
+            Some(out)
         })
         .await
         .ok()
         .flatten()
-        .unwrap_or(((0, 0), None));
-        let dev = |id: DeviceId, name: String, (index_id, max_seq): (u64, u64)| bep::Device {
-            id: id.as_bytes().to_vec(),
-            name,
-            addresses: vec![String::from("dynamic")],
-            max_sequence: i64::try_from(max_seq).unwrap_or(i64::MAX),
-            index_id,
-            ..Default::default()
-        };
-        let peer_name = shared.device_name_of(device);
+        .unwrap_or_default();
+        let config = shared.config.snapshot();
+        let devices = listed
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let (index_id, max_seq) = held.get(i).copied().unwrap_or((0, 0));
+                let dc = config.devices.iter().find(|d| d.id == *id);
+                let name = if *id == me {
+                    shared.device_name.clone()
+                } else {
+                    dc.map(|d| d.name.clone()).unwrap_or_default()
+                };
+                let addresses = match dc {
+                    Some(d) if *id != me && *id != device => d.addresses.clone(),
+                    _ => vec![String::from("dynamic")],
+                };
+                bep::Device {
+                    id: id.as_bytes().to_vec(),
+                    name,
+                    addresses,
+                    max_sequence: i64::try_from(max_seq).unwrap_or(i64::MAX),
+                    index_id,
+                    introducer: dc.is_some_and(|d| d.introducer),
+                    skip_introduction_removals: dc.is_some_and(|d| d.skip_introduction_removals),
+                    ..Default::default()
+                }
+            })
+            .collect();
         out.push(bep::Folder {
             id: cfg.id.as_str().to_owned(),
             label: cfg.label.clone(),
             ignore_permissions: cfg.ignore_perms,
             paused: cfg.paused,
-            devices: vec![
-                dev(me, shared.device_name.clone(), ours),
-                dev(device, peer_name, theirs.unwrap_or((0, 0))),
-            ],
+            devices,
             ..Default::default()
         });
     }
@@ -368,7 +404,24 @@ async fn handle_cluster_config(
 ) -> Result<(), PeerError> {
     *lock(&peer.remote_cc) = Some(cc.clone());
     apply_cluster_config(shared, peer, &cc, true).await;
+    schedule_offers(shared, peer, &cc);
     Ok(())
+}
+
+/// Handles the folders the peer's ClusterConfig offers (see [`crate::join`]): when it
+/// arrives, and again after each local change (a folder added here may now take an
+/// introduction, one removed here is offered again). They change the configuration, which
+/// waits for other changes: handled beside the receive loop, the latest call only.
+fn schedule_offers(shared: &Arc<Shared>, peer: &Arc<Peer>, cc: &bep::ClusterConfig) {
+    let offers = crate::join::offers(shared.device_id, peer.device, cc);
+    let generation = peer.offers_gen.fetch_add(1, Ordering::SeqCst) + 1;
+    let (shared, peer) = (shared.clone(), peer.clone());
+    tokio::spawn(async move {
+        let _one_at_a_time = peer.offers.lock().await;
+        if peer.offers_gen.load(Ordering::SeqCst) == generation && !peer.sender.is_closed() {
+            crate::join::handle_offers(shared, peer.device, offers).await;
+        }
+    });
 }
 
 /// Starts and stops the index senders to match `cc` and our folders. `from_peer`: `cc` was
@@ -521,6 +574,7 @@ pub(crate) async fn announce_local_change(shared: &Arc<Shared>, peer: &Arc<Peer>
     }
     if let Some(cc) = cc {
         apply_cluster_config(shared, peer, &cc, false).await;
+        schedule_offers(shared, peer, &cc);
     }
 }
 

@@ -39,6 +39,8 @@ pub(crate) struct Registry {
     /// Peers whose derived records failed to rebuild: not asked for them on the next
     /// connection.
     pub(crate) derived_refused: BTreeSet<DeviceId>,
+    /// Devices and folders that asked to join (see [`crate::pending`]).
+    pub(crate) pending: crate::pending::Pending,
     /// The engine's own tasks (the connection acceptor).
     pub(crate) tasks: Vec<JoinHandle<()>>,
     /// One task per connection.
@@ -46,9 +48,13 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    pub(crate) fn new(devices: BTreeMap<DeviceId, ConnectionStatus>) -> Registry {
+    pub(crate) fn new(
+        devices: BTreeMap<DeviceId, ConnectionStatus>,
+        pending: crate::pending::Pending,
+    ) -> Registry {
         Registry {
             devices,
+            pending,
             ..Registry::default()
         }
     }

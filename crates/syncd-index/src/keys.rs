@@ -23,6 +23,9 @@ pub(crate) const SEQUENCES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition:
 pub(crate) const BLOCKS: TableDefinition<'_, &[u8], u32> = TableDefinition::new("blocks");
 /// folder(4) + kind(1: 0 global, 1 have, 2 need) + device(4) → counts.
 pub(crate) const COUNTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("counts");
+/// `&str` → bytes: what the engine observed of other devices (pending devices and folders),
+/// opaque to the index (see [`crate::Index::observed`]).
+pub(crate) const OBSERVED: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("observed");
 
 pub(crate) const NEED_CHANGE: u8 = 0;
 pub(crate) const NEED_DELETE: u8 = 1;

@@ -142,6 +142,7 @@ impl Index {
             txn.open_table(SEQUENCES).map_err(IndexError::from)?;
             txn.open_table(BLOCKS).map_err(IndexError::from)?;
             txn.open_table(COUNTS).map_err(IndexError::from)?;
+            txn.open_table(OBSERVED).map_err(IndexError::from)?;
         }
         txn.commit().map_err(IndexError::from)?;
         Ok(Index { db, local })
@@ -182,6 +183,43 @@ impl Index {
     /// Rewrites the file to release free pages; returns whether anything was compacted.
     pub fn compact(&mut self) -> Result<bool, IndexError> {
         Ok(self.db.compact()?)
+    }
+
+    /// Every entry of the observed table whose key starts with `prefix`, in key order. The
+    /// table is a small key-value store beside the folders for what the engine learnt of
+    /// other devices (pending devices and folders); the values are the caller's bytes.
+    pub fn observed(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, IndexError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(OBSERVED)?;
+        let mut out = Vec::new();
+        for item in t.range(prefix..)? {
+            let (k, v) = item?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Writes `put` and removes `remove` from the observed table in one transaction.
+    pub fn update_observed(
+        &self,
+        put: &[(String, Vec<u8>)],
+        remove: &[String],
+    ) -> Result<(), IndexError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(OBSERVED)?;
+            for k in remove {
+                t.remove(k.as_str())?;
+            }
+            for (k, v) in put {
+                t.insert(k.as_str(), v.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// Number of names stored across all folders (a table length, no scan).

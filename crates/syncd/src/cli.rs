@@ -23,12 +23,14 @@ macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
         if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
-            stdout_failed(&e);
+            $crate::cli::stdout_failed(&e);
         }
     }};
 }
 
-fn stdout_failed(e: &std::io::Error) -> ! {
+mod pending;
+
+pub(crate) fn stdout_failed(e: &std::io::Error) -> ! {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
         std::process::exit(i32::from(EXIT_OK));
     }
@@ -123,6 +125,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List devices that want to connect and folders that devices offer, with the commands
+    /// that accept or ignore them (needs a running daemon).
+    Pending {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Wait until a folder is in sync with every peer sharing it. Exit 0 in sync, 1 error,
     /// 2 usage/config error or unknown folder, 3 timeout.
     ///
@@ -155,6 +164,23 @@ pub enum DeviceCommand {
         #[arg(long, default_value = "metadata")]
         compression: String,
     },
+    /// Accept a device that wants to connect (see `syncd pending`): adds it, named as it
+    /// introduced itself unless --name says otherwise.
+    Accept {
+        /// The device ID.
+        id: String,
+        /// A name for it (default: the name it announced).
+        #[arg(long)]
+        name: Option<String>,
+        /// Where to dial it, tcp://host:port (repeatable). Without one, it must dial us.
+        #[arg(long = "address", value_name = "ADDR")]
+        addresses: Vec<String>,
+    },
+    /// Ignore a device that wants to connect: it is refused and never offered again.
+    Ignore {
+        /// The device ID.
+        id: String,
+    },
     /// List peer devices.
     List,
     /// Remove a peer device (and unshare every folder with it).
@@ -179,6 +205,29 @@ pub enum FolderCommand {
         /// A device to share it with (repeatable; add the device first).
         #[arg(long = "device", value_name = "ID")]
         devices: Vec<String>,
+    },
+    /// Accept a folder a device offers (see `syncd pending`): shares it with the device,
+    /// creating it (at --path, or under the default folder path) if it is new here.
+    Accept {
+        /// The folder ID.
+        id: String,
+        /// The device that offers it.
+        #[arg(long, value_name = "ID")]
+        from: String,
+        /// Where it goes on this machine (default: `[defaults] folder_path`/<label>).
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// A human label (default: the label it was offered with).
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Ignore a folder a device offers: it is never offered from that device again.
+    Ignore {
+        /// The folder ID.
+        id: String,
+        /// The device that offers it.
+        #[arg(long, value_name = "ID")]
+        from: String,
     },
     /// List shared folders.
     List,
@@ -274,6 +323,7 @@ pub fn run(cli: Cli) -> CliResult {
         Some(Command::ImportSyncthing { dir, force }) => import_syncthing(&home, dir, force),
         Some(Command::Status { folder, json }) => status(&home, folder.as_deref(), json),
         Some(Command::Wait { folder, timeout }) => wait(&home, &folder, timeout),
+        Some(Command::Pending { json }) => pending::pending(&home, json),
     }
 }
 
@@ -423,6 +473,12 @@ fn device_cmd(home: &Path, cmd: DeviceCommand) -> CliResult {
                 }
             }
         }
+        DeviceCommand::Accept {
+            id,
+            name,
+            addresses,
+        } => return pending::device_accept(home, id, name, addresses),
+        DeviceCommand::Ignore { id } => return pending::device_ignore(home, &id),
         DeviceCommand::List => {
             for d in &config.devices {
                 let paused = if d.paused { " (paused)" } else { "" };
@@ -522,6 +578,13 @@ fn folder_cmd(home: &Path, cmd: FolderCommand) -> CliResult {
                 }
             }
         }
+        FolderCommand::Accept {
+            id,
+            from,
+            path,
+            label,
+        } => return pending::folder_accept(home, id, &from, path, label),
+        FolderCommand::Ignore { id, from } => return pending::folder_ignore(home, &id, &from),
         FolderCommand::List => {
             for f in &config.folders {
                 let devs: Vec<String> = f.devices.iter().map(|d| d.short().to_string()).collect();
@@ -677,8 +740,10 @@ fn status(home: &Path, only: Option<&str>, as_json: bool) -> CliResult {
     for f in &folder_ids {
         folders.insert(f.clone(), folder_status_or_exit(&c, f)?);
     }
+    let pending_devices = c.get("/rest/cluster/pending/devices")?;
+    let pending_folders = c.get("/rest/cluster/pending/folders")?;
     if as_json {
-        let out = json!({"myID": my_id.to_string(), "connections": conns["connections"], "folders": folders});
+        let out = json!({"myID": my_id.to_string(), "connections": conns["connections"], "folders": folders, "pendingDevices": pending_devices, "pendingFolders": pending_folders});
         out!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(EXIT_OK);
     }
@@ -742,6 +807,13 @@ fn status(home: &Path, only: Option<&str>, as_json: bool) -> CliResult {
                 _ => String::new(),
             }
         );
+    }
+    let asking = pending_devices.as_object().is_some_and(|m| !m.is_empty())
+        || pending_folders.as_object().is_some_and(|m| !m.is_empty());
+    if asking {
+        for line in pending::describe(&pending_devices, &pending_folders, &cfg) {
+            out!("{line}");
+        }
     }
     Ok(EXIT_OK)
 }

@@ -5,6 +5,7 @@
 //! valid; unknown fields are errors (a typo must not be silently ignored).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -50,6 +51,74 @@ pub struct Config {
     /// Shared folders, as `[[folder]]` tables.
     #[serde(default, rename = "folder", skip_serializing_if = "Vec::is_empty")]
     pub folders: Vec<FolderEntry>,
+    /// What new folders start from (`[defaults]`).
+    #[serde(default, skip_serializing_if = "Defaults::is_default")]
+    pub defaults: Defaults,
+    /// Devices the user ignores (Syncthing's `remoteIgnoredDevices`): refused without being
+    /// offered again, as `[[ignored_device]]` tables.
+    #[serde(
+        default,
+        rename = "ignored_device",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub ignored_devices: Vec<ObservedDevice>,
+}
+
+/// `[defaults]`: what a new folder starts from, in particular one accepted automatically
+/// from a device with `auto_accept_folders`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Defaults {
+    /// The directory new folders are created in (`~` is expanded): an accepted folder goes
+    /// to `<folder_path>/<label>`, or `<folder_path>/<id>` when that exists.
+    pub folder_path: PathBuf,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            folder_path: PathBuf::from("~"),
+        }
+    }
+}
+
+impl Defaults {
+    fn is_default(&self) -> bool {
+        *self == Defaults::default()
+    }
+}
+
+/// A device the user chose to ignore, as it was when ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedDevice {
+    /// Its ID.
+    #[serde(with = "as_string")]
+    pub id: DeviceId,
+    /// The name it announced.
+    #[serde(default)]
+    pub name: String,
+    /// The address it connected from.
+    #[serde(default)]
+    pub address: String,
+    /// When (RFC 3339).
+    #[serde(default)]
+    pub time: String,
+}
+
+/// A folder the user chose to ignore from one device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedFolder {
+    /// The folder ID.
+    #[serde(with = "as_string")]
+    pub id: FolderId,
+    /// Its label as offered.
+    #[serde(default)]
+    pub label: String,
+    /// When (RFC 3339).
+    #[serde(default)]
+    pub time: String,
 }
 
 /// `[options]`: daemon-wide settings.
@@ -134,6 +203,14 @@ impl Compression {
             Compression::Never => CompressionPolicy::Never,
         }
     }
+
+    fn from_engine(c: CompressionPolicy) -> Self {
+        match c {
+            CompressionPolicy::Always => Compression::Always,
+            CompressionPolicy::Never => Compression::Never,
+            _ => Compression::Metadata,
+        }
+    }
 }
 
 /// One `[[device]]`: a peer.
@@ -155,6 +232,33 @@ pub struct DeviceEntry {
     /// A paused device is neither dialled nor accepted.
     #[serde(default)]
     pub paused: bool,
+    /// An introducer: the devices it shares our folders with are added and share them.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub introducer: bool,
+    /// Keep what this introducer introduced when it stops listing it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub skip_introduction_removals: bool,
+    /// The introducer that added this device.
+    #[serde(
+        default,
+        with = "as_opt_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub introduced_by: Option<DeviceId>,
+    /// Accept the folders this device offers without asking.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub auto_accept_folders: bool,
+    /// Folders this device offers that the user ignores, as `[[device.ignored_folder]]`.
+    #[serde(
+        default,
+        rename = "ignored_folder",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub ignored_folders: Vec<ObservedFolder>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn dynamic() -> Vec<String> {
@@ -170,6 +274,11 @@ impl DeviceEntry {
             addresses: dynamic(),
             compression: Compression::Metadata,
             paused: false,
+            introducer: false,
+            skip_introduction_removals: false,
+            introduced_by: None,
+            auto_accept_folders: false,
+            ignored_folders: Vec::new(),
         }
     }
 }
@@ -219,6 +328,9 @@ pub struct FolderEntry {
     /// The peers it is shared with.
     #[serde(default, with = "as_strings")]
     pub devices: Vec<DeviceId>,
+    /// Of those, the ones an introducer added: device ID → introducer ID.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub introduced_by: BTreeMap<String, String>,
 }
 
 fn default_rescan() -> u32 {
@@ -249,7 +361,31 @@ impl FolderEntry {
             max_conflicts: DEFAULT_MAX_CONFLICTS,
             paused: false,
             devices: Vec::new(),
+            introduced_by: BTreeMap::new(),
         }
+    }
+}
+
+/// An optional `T` as its `Display` string (absent = `None`).
+mod as_opt_string {
+    use super::*;
+    pub fn serialize<T: Display, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.collect_str(v),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let raw = String::deserialize(d)?;
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        raw.parse().map(Some).map_err(serde::de::Error::custom)
     }
 }
 
@@ -535,7 +671,41 @@ impl Config {
                 self.options.index_cache_mib.saturating_mul(1 << 20),
             )
             .unwrap_or(usize::MAX),
+            ignored_devices: self.ignored_devices.iter().map(|d| d.id).collect(),
+            folder_defaults: self.folder_defaults(),
         }
+    }
+
+    /// What an automatically accepted folder starts from (the engine's `folder_defaults`).
+    pub fn folder_defaults(&self) -> FolderConfig {
+        let placeholder = FolderId::new("default").unwrap_or_else(|_| unreachable!());
+        let mut f = FolderEntry::new(placeholder, self.defaults.folder_path.clone()).to_engine();
+        f.label = String::new();
+        f
+    }
+
+    /// Takes in the changes the engine made to its own configuration (folders accepted
+    /// automatically, devices and shares added or removed by an introducer); returns
+    /// whether anything changed.
+    pub fn absorb_engine(&mut self, e: &EngineConfig) -> bool {
+        let before = self.clone();
+        self.devices
+            .retain(|d| e.devices.iter().any(|x| x.id == d.id));
+        for d in &e.devices {
+            if self.device(&d.id).is_none() {
+                self.devices.push(DeviceEntry::from_engine(d));
+            }
+        }
+        for f in &e.folders {
+            match self.folders.iter_mut().find(|x| x.id == f.id) {
+                Some(ours) => {
+                    ours.devices = f.devices.clone();
+                    ours.introduced_by = introduced_map(f);
+                }
+                None => self.folders.push(FolderEntry::from_engine(f)),
+            }
+        }
+        *self != before
     }
 }
 
@@ -548,8 +718,35 @@ impl DeviceEntry {
             addresses: self.addresses.clone(),
             compression: self.compression.to_engine(),
             paused: self.paused,
+            introducer: self.introducer,
+            skip_introduction_removals: self.skip_introduction_removals,
+            introduced_by: self.introduced_by,
+            auto_accept_folders: self.auto_accept_folders,
+            ignored_folders: self.ignored_folders.iter().map(|f| f.id.clone()).collect(),
         }
     }
+
+    /// A device the engine added (introduced).
+    pub fn from_engine(d: &DeviceConfig) -> DeviceEntry {
+        DeviceEntry {
+            name: d.name.clone(),
+            addresses: d.addresses.clone(),
+            compression: Compression::from_engine(d.compression),
+            paused: d.paused,
+            introducer: d.introducer,
+            skip_introduction_removals: d.skip_introduction_removals,
+            introduced_by: d.introduced_by,
+            auto_accept_folders: d.auto_accept_folders,
+            ..DeviceEntry::new(d.id)
+        }
+    }
+}
+
+fn introduced_map(f: &FolderConfig) -> BTreeMap<String, String> {
+    f.introduced_by
+        .iter()
+        .map(|(d, by)| (d.to_string(), by.to_string()))
+        .collect()
 }
 
 impl FolderEntry {
@@ -560,6 +757,12 @@ impl FolderEntry {
             label: self.label.clone(),
             path: crate::home::expand_tilde(&self.path),
             devices: self.devices.clone(),
+            introduced_by: self
+                .introduced_by
+                .iter()
+                .filter_map(|(d, by)| Some((d.parse().ok()?, by.parse().ok()?)))
+                .filter(|(d, _)| self.devices.contains(d))
+                .collect(),
             rescan_interval_s: self.rescan_interval_s,
             watcher_delay_ms: self.watcher_delay_ms,
             watcher_enabled: self.watcher_enabled,
@@ -567,6 +770,22 @@ impl FolderEntry {
             max_conflicts: self.max_conflicts,
             paused: self.paused,
             scan_progress_interval_ms: syncd_engine::DEFAULT_SCAN_PROGRESS_INTERVAL_MS,
+        }
+    }
+
+    /// A folder the engine added (accepted automatically).
+    pub fn from_engine(f: &FolderConfig) -> FolderEntry {
+        FolderEntry {
+            label: f.label.clone(),
+            rescan_interval_s: f.rescan_interval_s,
+            watcher_enabled: f.watcher_enabled,
+            watcher_delay_ms: f.watcher_delay_ms,
+            ignore_perms: f.ignore_perms,
+            max_conflicts: f.max_conflicts,
+            paused: f.paused,
+            devices: f.devices.clone(),
+            introduced_by: introduced_map(f),
+            ..FolderEntry::new(f.id.clone(), f.path.clone())
         }
     }
 }

@@ -220,7 +220,17 @@ fn log_event(e: &Event) {
         Event::DeviceRejected {
             device, address, ..
         } => {
-            tracing::warn!(device = %device, %address, "rejected connection from unknown device (add it with `syncd device add`)")
+            tracing::warn!(device = %device, %address, "rejected connection from unknown device (accept it with `syncd device accept {device}`, or ignore it with `syncd device ignore {device}`)")
+        }
+        Event::FolderRejected {
+            folder,
+            label,
+            device,
+        } => {
+            tracing::warn!(%folder, %label, device = %device, "a device offers a folder we do not share with it (accept it with `syncd folder accept {folder} --from {device}`)")
+        }
+        Event::ConfigChanged { why } => {
+            tracing::info!(change = %why, "configuration changed")
         }
         Event::ConflictCreated {
             folder,

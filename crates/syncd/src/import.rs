@@ -1,9 +1,11 @@
 //! `syncd import-syncthing`: turns a Syncthing `config.xml` into a syncd [`Config`], and
 //! reports every setting that was not carried over.
 //!
-//! What carries over: devices (ID, name, addresses, compression, paused), folders (ID, label,
-//! path, type, rescan interval, watcher on/off and delay, ignore permissions, max conflicts,
-//! paused, devices), the GUI address and API key, and `tcp://` listen addresses. Everything
+//! What carries over: devices (ID, name, addresses, compression, paused, introducer,
+//! skipIntroductionRemovals, introducedBy, autoAcceptFolders, ignored folders), folders (ID,
+//! label, path, type, rescan interval, watcher on/off and delay, ignore permissions, max
+//! conflicts, paused, devices and who introduced them), ignored devices, the default folder
+//! path, the GUI address and API key, and `tcp://` listen addresses. Everything
 //! else whose value differs from Syncthing's default is listed in [`Imported::not_carried`].
 //! The identity (`cert.pem`/`key.pem`) is copied by the caller, so the device ID stays.
 
@@ -195,10 +197,6 @@ const FOLDER_CARRIED: &[&str] = &[
     "paused",
 ];
 const DEVICE_DEFAULTS: &[(&str, &str)] = &[
-    ("@introducer", "false"),
-    ("@skipIntroductionRemovals", "false"),
-    ("@introducedBy", ""),
-    ("autoAcceptFolders", "false"),
     ("maxSendKbps", "0"),
     ("maxRecvKbps", "0"),
     ("maxRequestKiB", "0"),
@@ -206,7 +204,18 @@ const DEVICE_DEFAULTS: &[(&str, &str)] = &[
     ("remoteGUIPort", "0"),
     ("numConnections", "0"),
 ];
-const DEVICE_CARRIED: &[&str] = &["@id", "@name", "@compression", "address", "paused"];
+const DEVICE_CARRIED: &[&str] = &[
+    "@id",
+    "@name",
+    "@compression",
+    "address",
+    "paused",
+    "@introducer",
+    "@skipIntroductionRemovals",
+    "@introducedBy",
+    "autoAcceptFolders",
+    "ignoredFolder",
+];
 /// Options that matter to a user moving over; the rest of `<options>` is Syncthing-internal
 /// tuning (usage reporting, upgrade URLs, ...) and is summarised in one line.
 const OPTION_NOTES: &[(&str, &str)] = &[
@@ -324,6 +333,20 @@ pub fn from_syncthing_xml(text: &str, own_id: DeviceId) -> Result<Imported, Impo
             Compression::Metadata
         });
         entry.paused = parse_bool(d.child_text("paused"), false);
+        entry.introducer = parse_bool(d.attr("introducer"), false);
+        entry.skip_introduction_removals = parse_bool(d.attr("skipIntroductionRemovals"), false);
+        entry.introduced_by = d.attr("introducedBy").and_then(|v| v.trim().parse().ok());
+        entry.auto_accept_folders = parse_bool(d.child_text("autoAcceptFolders"), false);
+        for f in d.children("ignoredFolder") {
+            match FolderId::new(f.attr("id").unwrap_or("")) {
+                Ok(id) => entry.ignored_folders.push(crate::config::ObservedFolder {
+                    id,
+                    label: f.attr("label").unwrap_or("").to_owned(),
+                    time: f.attr("time").unwrap_or("").to_owned(),
+                }),
+                Err(e) => not_carried.push(format!("{what}: ignoredFolder ({e})")),
+            }
+        }
         report_rest(&what, d, DEVICE_CARRIED, DEVICE_DEFAULTS, &mut not_carried);
         config.devices.push(entry);
     }
@@ -366,7 +389,15 @@ pub fn from_syncthing_xml(text: &str, own_id: DeviceId) -> Result<Imported, Impo
             let raw = d.attr("id").unwrap_or("");
             match raw.parse::<DeviceId>() {
                 Ok(id) if id == own_id => {}
-                Ok(id) => entry.devices.push(id),
+                Ok(id) => {
+                    entry.devices.push(id);
+                    if let Some(by) = d
+                        .attr("introducedBy")
+                        .and_then(|v| v.trim().parse::<DeviceId>().ok())
+                    {
+                        entry.introduced_by.insert(id.to_string(), by.to_string());
+                    }
+                }
                 Err(e) => not_carried.push(format!("{what}: device \"{raw}\" ({e})")),
             }
         }
@@ -449,6 +480,26 @@ pub fn from_syncthing_xml(text: &str, own_id: DeviceId) -> Result<Imported, Impo
         }
     }
     config.options = options;
+    for d in root.children("remoteIgnoredDevice") {
+        let raw = d.attr("id").unwrap_or("");
+        match raw.parse::<DeviceId>() {
+            Ok(id) => config.ignored_devices.push(crate::config::ObservedDevice {
+                id,
+                name: d.attr("name").unwrap_or("").to_owned(),
+                address: d.attr("address").unwrap_or("").to_owned(),
+                time: d.attr("time").unwrap_or("").to_owned(),
+            }),
+            Err(e) => not_carried.push(format!("remoteIgnoredDevice \"{raw}\" ({e})")),
+        }
+    }
+    if let Some(path) = root
+        .child("defaults")
+        .and_then(|d| d.child("folder"))
+        .and_then(|f| f.attr("path"))
+        .filter(|p| !p.trim().is_empty())
+    {
+        config.defaults.folder_path = PathBuf::from(path.trim());
+    }
     Ok(Imported {
         config,
         not_carried,
@@ -468,6 +519,45 @@ mod tests {
 
     fn import(body: &str) -> Imported {
         from_syncthing_xml(&xml(body), OWN.parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn pending_related_keys_carry_over() {
+        let third = DeviceId::from_slice(&[7; 32]).unwrap().to_string();
+        let third = third.as_str();
+        let i = import(&format!(
+            "<folder id=\"f\" path=\"/x\"><device id=\"{PEER}\" introducedBy=\"{third}\"></device></folder>\
+             <device id=\"{PEER}\" name=\"p\" introducer=\"true\" skipIntroductionRemovals=\"true\" introducedBy=\"{third}\">\
+             <address>dynamic</address><autoAcceptFolders>true</autoAcceptFolders>\
+             <ignoredFolder time=\"2026-12-07T08:00:00Z\" id=\"nope\" label=\"Nope\"></ignoredFolder></device>\
+             <remoteIgnoredDevice time=\"2026-12-07T08:00:00Z\" id=\"{third}\" name=\"t\" address=\"1.2.3.4:5\"></remoteIgnoredDevice>\
+             <defaults><folder id=\"\" path=\"/srv/sync\"></folder></defaults>"
+        ));
+        let d = &i.config.devices[0];
+        assert!(d.introducer && d.skip_introduction_removals && d.auto_accept_folders);
+        assert_eq!(
+            d.introduced_by.map(|x| x.to_string()).as_deref(),
+            Some(third)
+        );
+        assert_eq!(d.ignored_folders[0].id.as_str(), "nope");
+        assert_eq!(d.ignored_folders[0].label, "Nope");
+        assert_eq!(i.config.ignored_devices[0].id.to_string(), third);
+        assert_eq!(i.config.ignored_devices[0].address, "1.2.3.4:5");
+        assert_eq!(i.config.defaults.folder_path, PathBuf::from("/srv/sync"));
+        assert_eq!(
+            i.config.folders[0]
+                .introduced_by
+                .get(PEER)
+                .map(String::as_str),
+            Some(third)
+        );
+        assert!(
+            !i.not_carried.iter().any(|l| l.contains("introduc")
+                || l.contains("autoAccept")
+                || l.contains("ignored")),
+            "{:?}",
+            i.not_carried
+        );
     }
 
     #[test]

@@ -120,6 +120,9 @@ pub fn event_kind(e: &Event) -> Option<&'static str> {
         Event::DeviceConnected { .. } => "DeviceConnected",
         Event::DeviceDisconnected { .. } => "DeviceDisconnected",
         Event::DeviceRejected { .. } => "DeviceRejected",
+        Event::PendingDevicesChanged { .. } => "PendingDevicesChanged",
+        Event::PendingFoldersChanged { .. } => "PendingFoldersChanged",
+        Event::FolderRejected { .. } => "FolderRejected",
         Event::DevicePaused { .. } => "DevicePaused",
         Event::DeviceResumed { .. } => "DeviceResumed",
         Event::FolderPaused { .. } => "FolderPaused",
@@ -202,6 +205,48 @@ pub fn event(e: &Event, state_seconds: f64) -> Option<(&'static str, Value)> {
             name,
             address,
         } => json!({"device": device.to_string(), "name": name, "address": address.to_string()}),
+        Event::PendingDevicesChanged { added, removed } => {
+            let mut o = Map::new();
+            if !added.is_empty() {
+                o.insert("added".into(), added.iter().map(|d| json!({"deviceID": d.device.to_string(), "name": d.name, "address": d.address})).collect());
+            }
+            if !removed.is_empty() {
+                o.insert(
+                    "removed".into(),
+                    removed
+                        .iter()
+                        .map(|d| json!({"deviceID": d.to_string()}))
+                        .collect(),
+                );
+            }
+            Value::Object(o)
+        }
+        Event::PendingFoldersChanged { added, removed } => {
+            let mut o = Map::new();
+            if !added.is_empty() {
+                o.insert("added".into(), added.iter().map(|f| json!({"folderID": f.folder.as_str(), "folderLabel": f.label, "deviceID": f.device.to_string(), "receiveEncrypted": f.receive_encrypted, "remoteEncrypted": f.remote_encrypted})).collect());
+            }
+            if !removed.is_empty() {
+                o.insert(
+                    "removed".into(),
+                    removed
+                        .iter()
+                        .map(|(f, d)| match d {
+                            Some(d) => json!({"folderID": f.as_str(), "deviceID": d.to_string()}),
+                            None => json!({"folderID": f.as_str()}),
+                        })
+                        .collect(),
+                );
+            }
+            Value::Object(o)
+        }
+        Event::FolderRejected {
+            folder,
+            label,
+            device,
+        } => {
+            json!({"folder": folder.as_str(), "folderLabel": label, "device": device.to_string()})
+        }
         Event::DevicePaused { device } => json!({"device": device.to_string()}),
         Event::DeviceResumed { device } => json!({"device": device.to_string()}),
         Event::FolderPaused { folder } => json!({"id": folder.as_str(), "label": folder.as_str()}),
@@ -259,15 +304,25 @@ fn delay_seconds(ms: u32) -> Value {
     }
 }
 
-fn folder_device(id: &DeviceId) -> Value {
-    json!({"deviceID": id.to_string(), "introducedBy": "", "encryptionPassword": ""})
+fn folder_device(id: &DeviceId, f: &FolderEntry) -> Value {
+    let by = f
+        .introduced_by
+        .get(&id.to_string())
+        .cloned()
+        .unwrap_or_default();
+    json!({"deviceID": id.to_string(), "introducedBy": by, "encryptionPassword": ""})
 }
 
 /// A folder in `/rest/config/folders` shape. `my_id` is listed among its devices, as
 /// Syncthing always does.
 pub fn folder(f: &FolderEntry, my_id: &DeviceId) -> Value {
-    let mut devices = vec![folder_device(my_id)];
-    devices.extend(f.devices.iter().filter(|d| *d != my_id).map(folder_device));
+    let mut devices = vec![folder_device(my_id, f)];
+    devices.extend(
+        f.devices
+            .iter()
+            .filter(|d| *d != my_id)
+            .map(|d| folder_device(d, f)),
+    );
     json!({
         "id": f.id.as_str(),
         "label": f.label,
@@ -314,19 +369,58 @@ pub fn device(d: &DeviceEntry) -> Value {
         "addresses": d.addresses,
         "compression": d.compression.as_str(),
         "certName": "",
-        "introducer": false,
-        "skipIntroductionRemovals": false,
-        "introducedBy": "",
+        "introducer": d.introducer,
+        "skipIntroductionRemovals": d.skip_introduction_removals,
+        "introducedBy": d.introduced_by.map(|x| x.to_string()).unwrap_or_default(),
         "paused": d.paused,
         "allowedNetworks": [],
-        "autoAcceptFolders": false,
+        "autoAcceptFolders": d.auto_accept_folders,
         "maxSendKbps": 0,
         "maxRecvKbps": 0,
-        "ignoredFolders": [],
+        "ignoredFolders": d.ignored_folders.iter().map(|f| json!({"time": observed_time(&f.time), "id": f.id.as_str(), "label": f.label})).collect::<Vec<_>>(),
         "maxRequestKiB": 0,
         "untrusted": false,
         "remoteGUIPort": 0,
     })
+}
+
+/// A stored observation time, Go's zero time if there is none.
+fn observed_time(t: &str) -> String {
+    if t.is_empty() {
+        ZERO_TIME.to_owned()
+    } else {
+        t.to_owned()
+    }
+}
+
+/// `/rest/cluster/pending/devices`: `{"<ID>": {"time", "name", "address"}}`.
+pub fn pending_devices(list: &[syncd_engine::PendingDevice]) -> Value {
+    let mut o = Map::new();
+    for d in list {
+        o.insert(
+            d.device.to_string(),
+            json!({"time": rfc3339(d.time), "name": d.name, "address": d.address}),
+        );
+    }
+    Value::Object(o)
+}
+
+/// `/rest/cluster/pending/folders`: `{"<folder>": {"offeredBy": {"<ID>": {"time", "label",
+/// "receiveEncrypted", "remoteEncrypted"}}}}`.
+pub fn pending_folders(list: &[syncd_engine::PendingFolder]) -> Value {
+    let mut o = Map::new();
+    for f in list {
+        let entry = o
+            .entry(f.folder.as_str().to_owned())
+            .or_insert_with(|| json!({"offeredBy": {}}));
+        if let Some(by) = entry.get_mut("offeredBy").and_then(Value::as_object_mut) {
+            by.insert(
+                f.device.to_string(),
+                json!({"time": rfc3339(f.time), "label": f.label, "receiveEncrypted": f.receive_encrypted, "remoteEncrypted": f.remote_encrypted}),
+            );
+        }
+    }
+    Value::Object(o)
 }
 
 /// Our own device as Syncthing lists it among the devices.
@@ -418,7 +512,7 @@ pub fn config(config: &Config, my_id: DeviceId) -> Value {
     devices.extend(config.devices.iter().filter(|d| d.id != my_id).map(device));
     let default_folder = FolderEntry::new(
         FolderId::new("default").unwrap_or_else(|_| unreachable_folder()),
-        "~".into(),
+        config.defaults.folder_path.clone(),
     );
     let mut defaults_folder = folder(&default_folder, &my_id);
     if let Some(obj) = defaults_folder.as_object_mut() {
@@ -432,7 +526,7 @@ pub fn config(config: &Config, my_id: DeviceId) -> Value {
         "gui": gui(config),
         "ldap": {"address": "", "bindDN": "", "transport": "plain", "insecureSkipVerify": false, "searchBaseDN": "", "searchFilter": ""},
         "options": options(config),
-        "remoteIgnoredDevices": [],
+        "remoteIgnoredDevices": config.ignored_devices.iter().map(|d| json!({"time": observed_time(&d.time), "deviceID": d.id.to_string(), "name": d.name, "address": d.address})).collect::<Vec<_>>(),
         "defaults": {
             "folder": defaults_folder,
             "device": device(&DeviceEntry::new(DeviceId::default())),
@@ -549,6 +643,7 @@ pub fn apply_folder(
             .as_array()
             .ok_or_else(|| BodyError("devices: expected an array".into()))?;
         let mut out = Vec::new();
+        let mut introduced = std::collections::BTreeMap::new();
         for d in list {
             let raw = d
                 .get("deviceID")
@@ -559,9 +654,19 @@ pub fn apply_folder(
                 .map_err(|e| BodyError(format!("devices: \"{raw}\": {e}")))?;
             if id != *my_id && !out.contains(&id) {
                 out.push(id);
+                match d.get("introducedBy").and_then(Value::as_str) {
+                    Some(by) if !by.is_empty() => {
+                        let by: DeviceId = by.parse().map_err(|e| {
+                            BodyError(format!("devices: introducedBy \"{by}\": {e}"))
+                        })?;
+                        introduced.insert(id.to_string(), by.to_string());
+                    }
+                    _ => {}
+                }
             }
         }
         f.devices = out;
+        f.introduced_by = introduced;
     }
     if f.path.as_os_str().is_empty() {
         return Err(BodyError("path: a folder needs a path".into()));
@@ -608,10 +713,80 @@ pub fn apply_device(base: DeviceEntry, body: &Value) -> Result<DeviceEntry, Body
     if let Some(v) = get_bool(o, "paused")? {
         d.paused = v;
     }
+    if let Some(v) = get_bool(o, "introducer")? {
+        d.introducer = v;
+    }
+    if let Some(v) = get_bool(o, "skipIntroductionRemovals")? {
+        d.skip_introduction_removals = v;
+    }
+    if let Some(v) = get_bool(o, "autoAcceptFolders")? {
+        d.auto_accept_folders = v;
+    }
+    if let Some(raw) = get_str(o, "introducedBy")? {
+        d.introduced_by = if raw.is_empty() {
+            None
+        } else {
+            Some(
+                raw.parse()
+                    .map_err(|e| BodyError(format!("introducedBy: \"{raw}\": {e}")))?,
+            )
+        };
+    }
+    if let Some(list) = o.get("ignoredFolders").filter(|v| !v.is_null()) {
+        let list = list
+            .as_array()
+            .ok_or_else(|| BodyError("ignoredFolders: expected an array".into()))?;
+        let mut out = Vec::new();
+        for f in list {
+            let f = as_object(f)?;
+            let id = get_str(f, "id")?
+                .ok_or_else(|| BodyError("ignoredFolders: each entry needs an id".into()))?;
+            let id = FolderId::new(id)
+                .map_err(|e| BodyError(format!("ignoredFolders: \"{id}\": {e}")))?;
+            if out
+                .iter()
+                .any(|x: &crate::config::ObservedFolder| x.id == id)
+            {
+                continue;
+            }
+            out.push(crate::config::ObservedFolder {
+                id,
+                label: get_str(f, "label")?.unwrap_or_default().to_owned(),
+                time: get_str(f, "time")?.unwrap_or_default().to_owned(),
+            });
+        }
+        d.ignored_folders = out;
+    }
     if d.id.is_empty() {
         return Err(BodyError("deviceID: required".into()));
     }
     Ok(d)
+}
+
+/// Syncthing's `remoteIgnoredDevices` list (`[{"deviceID", "name", "address", "time"}]`).
+pub fn observed_devices(v: &Value) -> Result<Vec<crate::config::ObservedDevice>, BodyError> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| BodyError("remoteIgnoredDevices: expected an array".into()))?;
+    let mut out: Vec<crate::config::ObservedDevice> = Vec::new();
+    for d in list {
+        let o = as_object(d)?;
+        let raw = get_str(o, "deviceID")?
+            .ok_or_else(|| BodyError("remoteIgnoredDevices: each entry needs a deviceID".into()))?;
+        let id: DeviceId = raw
+            .parse()
+            .map_err(|e| BodyError(format!("remoteIgnoredDevices: \"{raw}\": {e}")))?;
+        if out.iter().any(|x| x.id == id) {
+            continue;
+        }
+        out.push(crate::config::ObservedDevice {
+            id,
+            name: get_str(o, "name")?.unwrap_or_default().to_owned(),
+            address: get_str(o, "address")?.unwrap_or_default().to_owned(),
+            time: get_str(o, "time")?.unwrap_or_default().to_owned(),
+        });
+    }
+    Ok(out)
 }
 
 /// Syncthing's name for a kind in listings (`FILE_INFO_TYPE_…`).

@@ -266,7 +266,20 @@ pub fn router(state: Shared) -> Router {
         .route("/rest/db/localchanged", get(db_localchanged))
         .route("/rest/db/file", get(db_file))
         .route("/rest/db/browse", get(db_browse))
-        .route("/rest/config/defaults/folder", get(default_folder))
+        .route(
+            "/rest/config/defaults/folder",
+            get(default_folder)
+                .put(put_default_folder)
+                .patch(put_default_folder),
+        )
+        .route(
+            "/rest/cluster/pending/devices",
+            get(pending_devices).delete(dismiss_pending_device),
+        )
+        .route(
+            "/rest/cluster/pending/folders",
+            get(pending_folders).delete(dismiss_pending_folder),
+        )
         .route("/rest/config/defaults/device", get(default_device))
         .route("/meta.js", get(meta_js))
         .route("/qr/", get(qr))
@@ -633,6 +646,18 @@ async fn put_config(State(s): State<Shared>, body: Bytes) -> ApiResult {
         if config.folder(entry.id.as_str()) != Some(&entry) {
             apply_folder_change(&s, &mut config, entry).await?;
         }
+    }
+    if let Some(list) = body.get("remoteIgnoredDevices").filter(|v| !v.is_null()) {
+        let ignored = crate::json::observed_devices(list).map_err(|e| bad_request(e.0))?;
+        if ignored != config.ignored_devices {
+            config.ignored_devices = ignored;
+            s.engine
+                .set_ignored_devices(config.ignored_devices.iter().map(|d| d.id).collect())
+                .await;
+        }
+    }
+    if let Some(folder) = body.get("defaults").and_then(|d| d.get("folder")) {
+        set_defaults(&s, &mut config, folder).await?;
     }
     save(&s, &config)?;
     ok_empty()
@@ -1465,15 +1490,118 @@ async fn post_ignores(State(s): State<Shared>, RawQuery(q): RawQuery, body: Byte
 
 /// The defaults a new folder starts from (Syncthing's `/rest/config/defaults/folder`).
 async fn default_folder(State(s): State<Shared>) -> ApiResult {
-    let tilde = crate::home::user_home().unwrap_or_default();
+    let path = s.config.lock().await.defaults.folder_path.clone();
     let placeholder = FolderId::new("default").map_err(internal)?;
-    let f = FolderEntry::new(placeholder, tilde);
+    let f = FolderEntry::new(placeholder, path);
     let mut v = crate::json::folder(&f, &s.my_id);
     if let Some(o) = v.as_object_mut() {
         o.insert("id".into(), json!(""));
-        o.insert("path".into(), json!("~"));
+        o.insert("label".into(), json!(""));
     }
     ok_json(v)
+}
+
+/// `PUT`/`PATCH /rest/config/defaults/folder`: of the defaults, syncd keeps the path new
+/// folders are created in (where folders accepted automatically go).
+async fn put_default_folder(State(s): State<Shared>, body: Bytes) -> ApiResult {
+    let body = parse_body(&body)?;
+    let mut config = s.config.lock().await;
+    set_defaults(&s, &mut config, &body).await?;
+    save(&s, &config)?;
+    drop(config);
+    default_folder(State(s)).await
+}
+
+/// Applies a Syncthing default-folder object (its `path`) to the config and the engine.
+async fn set_defaults(s: &RestState, config: &mut Config, folder: &Value) -> Result<(), ApiError> {
+    let Some(path) = folder.get("path").filter(|v| !v.is_null()) else {
+        return Ok(());
+    };
+    let path = path
+        .as_str()
+        .ok_or_else(|| bad_request("path: expected a string"))?;
+    if path.is_empty() {
+        return Err(bad_request("path: the default folder path cannot be empty"));
+    }
+    config.defaults.folder_path = PathBuf::from(path);
+    s.engine.set_folder_defaults(config.folder_defaults()).await;
+    Ok(())
+}
+
+/// `GET /rest/cluster/pending/devices`.
+async fn pending_devices(State(s): State<Shared>) -> ApiResult {
+    ok_json(crate::json::pending_devices(&s.engine.pending_devices()))
+}
+
+/// `DELETE /rest/cluster/pending/devices?device=ID`: forgets the entry (it comes back when
+/// the device connects again; ignoring it is `remoteIgnoredDevices` in the config).
+async fn dismiss_pending_device(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::new(&q);
+    let raw = q
+        .get("device")
+        .ok_or_else(|| bad_request("missing device parameter"))?;
+    let id: DeviceId = raw
+        .parse()
+        .map_err(|e| bad_request(format!("\"{raw}\": device ID invalid: {e}")))?;
+    s.engine.dismiss_pending_device(id);
+    ok_empty()
+}
+
+/// `GET /rest/cluster/pending/folders[?device=ID]`.
+async fn pending_folders(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::new(&q);
+    let device = q.device()?;
+    ok_json(crate::json::pending_folders(
+        &s.engine.pending_folders(device),
+    ))
+}
+
+/// `DELETE /rest/cluster/pending/folders?folder=F[&device=ID]`.
+async fn dismiss_pending_folder(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::new(&q);
+    let raw = q
+        .get("folder")
+        .ok_or_else(|| bad_request("missing folder parameter"))?;
+    let folder = FolderId::new(raw).map_err(|e| bad_request(format!("folder: {e}")))?;
+    let device = match q.get("device") {
+        Some(raw) => Some(
+            raw.parse::<DeviceId>()
+                .map_err(|e| bad_request(format!("\"{raw}\": device ID invalid: {e}")))?,
+        ),
+        None => None,
+    };
+    s.engine.dismiss_pending_folder(&folder, device);
+    ok_empty()
+}
+
+/// Follows the engine's own configuration changes (folders accepted automatically, devices
+/// introduced) into the config file, until the event stream ends.
+pub async fn absorb_engine_changes(s: Shared) {
+    let mut rx = s.engine.subscribe();
+    loop {
+        match rx.recv().await {
+            Ok(syncd_engine::Event::ConfigChanged { why }) => {
+                let mut config = s.config.lock().await;
+                if config.absorb_engine(&s.engine.config()) {
+                    tracing::info!(change = %why, "configuration changed by the engine; saving");
+                    if let Err(e) = save(&s, &config) {
+                        tracing::error!(error = %e.1, "cannot save the configuration");
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                // Something may have been missed: take in whatever the engine has.
+                let mut config = s.config.lock().await;
+                if config.absorb_engine(&s.engine.config())
+                    && let Err(e) = save(&s, &config)
+                {
+                    tracing::error!(error = %e.1, "cannot save the configuration");
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+        }
+    }
 }
 
 /// The defaults a new device starts from (Syncthing's `/rest/config/defaults/device`).

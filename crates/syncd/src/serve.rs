@@ -122,6 +122,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     print_banner(&home, &config, my_id, bound, &listen, created);
     events.push("StartupComplete", json!({"myID": my_id.to_string()}));
 
+    let absorber = tokio::spawn(crate::rest::absorb_engine_changes(state.clone()));
     let app = crate::rest::router(state);
     let stop = async move {
         tokio::select! {
@@ -137,6 +138,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     engine.shutdown().await;
     feeder.abort();
     stats_feeder.abort();
+    absorber.abort();
     progress.abort();
     let _ = std::fs::remove_file(&addr_file);
     served.context("REST server failed")?;
