@@ -802,7 +802,7 @@ impl EngineHandle {
             st.paused = d.paused;
         });
         let (id, paused) = (d.id, d.paused);
-        if old.is_some_and(|old| old.paused != paused) {
+        if old.as_ref().is_some_and(|old| old.paused != paused) {
             if paused && let Some(p) = self.shared.peer(id) {
                 p.sender.close("device paused");
             }
@@ -814,6 +814,14 @@ impl EngineHandle {
         }
         self.shared.sync_endpoint_devices();
         self.shared.clean_pending();
+        if old.as_ref().is_some_and(|old| {
+            old.introducer != d.introducer
+                || old.auto_accept_folders != d.auto_accept_folders
+                || old.ignored_folders != d.ignored_folders
+        }) && let Some(p) = self.shared.peer(id)
+        {
+            crate::peer::reconsider_offers(&self.shared, &p);
+        }
         Ok(())
     }
 

@@ -408,6 +408,15 @@ async fn handle_cluster_config(
     Ok(())
 }
 
+/// Handles the folders of the peer's last ClusterConfig again (its device settings that
+/// decide about offers changed: introducer, auto-accept, ignored folders).
+pub(crate) fn reconsider_offers(shared: &Arc<Shared>, peer: &Arc<Peer>) {
+    let cc = lock(&peer.remote_cc).clone();
+    if let Some(cc) = cc {
+        schedule_offers(shared, peer, &cc);
+    }
+}
+
 /// Handles the folders the peer's ClusterConfig offers (see [`crate::join`]): when it
 /// arrives, and again after each local change (a folder added here may now take an
 /// introduction, one removed here is offered again). They change the configuration, which
@@ -572,6 +581,10 @@ pub(crate) async fn announce_local_change(shared: &Arc<Shared>, peer: &Arc<Peer>
     if send_cluster_config(shared, peer).await.is_err() {
         return;
     }
+    // The peer's latest ClusterConfig: one that arrived while ours was queued was applied
+    // by the receive loop before our folder was announced, so that loop started no sender
+    // for the folder; this starts it (and the older one above would not list the folder).
+    let cc = lock(&peer.remote_cc).clone();
     if let Some(cc) = cc {
         apply_cluster_config(shared, peer, &cc, false).await;
         schedule_offers(shared, peer, &cc);
@@ -699,6 +712,8 @@ async fn index_sender(shared: Arc<Shared>, peer: Arc<Peer>, folder: FolderId, st
     } else {
         (0, true)
     };
+    tracing::debug!(device = %peer.device, %folder, our_index_id, their_view = ?start, full, from = sent,
+        "index sender starts");
     let with_chunks = peer.info.peer_is_syncd();
     let derived_ok = with_chunks
         && lock(&peer.remote_cc)
@@ -731,7 +746,11 @@ async fn index_sender(shared: Arc<Shared>, peer: Arc<Peer>, folder: FolderId, st
         .await;
         let window = match window {
             Ok(Ok(b)) => b,
-            _ => return,
+            other => {
+                tracing::warn!(device = %peer.device, %folder, error = ?other.err(),
+                    "index sender stops: cannot read the index");
+                return;
+            }
         };
         if window.plain.is_empty() && window.groups.is_empty() && !full {
             if seq_rx.changed().await.is_err() {

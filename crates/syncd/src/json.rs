@@ -222,11 +222,13 @@ pub fn event(e: &Event, state_seconds: f64) -> Option<(&'static str, Value)> {
             Value::Object(o)
         }
         Event::PendingFoldersChanged { added, removed } => {
+            // As Syncthing: an offer (from a ClusterConfig) has both lists, a clean-up only
+            // `removed`.
             let mut o = Map::new();
             if !added.is_empty() {
                 o.insert("added".into(), added.iter().map(|f| json!({"folderID": f.folder.as_str(), "folderLabel": f.label, "deviceID": f.device.to_string(), "receiveEncrypted": f.receive_encrypted, "remoteEncrypted": f.remote_encrypted})).collect());
             }
-            if !removed.is_empty() {
+            if !removed.is_empty() || !added.is_empty() {
                 o.insert(
                     "removed".into(),
                     removed
@@ -994,6 +996,84 @@ mod tests {
         let v = folder_summary(&s, false);
         assert_eq!(v["error"], "folder path missing");
         assert_eq!(v["watchError"], "too many watches");
+    }
+
+    #[test]
+    fn pending_lists_and_their_events_have_syncthings_keys_and_types() {
+        let peer: DeviceId = ME.parse().unwrap();
+        let d = syncd_engine::PendingDevice {
+            device: peer,
+            name: "n".into(),
+            address: "127.0.0.1:1".into(),
+            time: UNIX_EPOCH + Duration::from_secs(1_795_816_533),
+        };
+        let f = syncd_engine::PendingFolder {
+            folder: FolderId::new("f").unwrap(),
+            device: peer,
+            label: "L".into(),
+            time: UNIX_EPOCH + Duration::from_secs(1_795_816_533),
+            receive_encrypted: false,
+            remote_encrypted: false,
+        };
+        let first = |v: &Value| v.as_object().unwrap().values().next().unwrap().clone();
+        assert_same_shape(
+            "pending device",
+            &first(&fixture("pending_devices.json")),
+            &first(&pending_devices(std::slice::from_ref(&d))),
+        );
+        assert_same_shape(
+            "pending folder",
+            &first(&first(&fixture("pending_folders.json"))["offeredBy"]),
+            &first(&first(&pending_folders(std::slice::from_ref(&f)))["offeredBy"]),
+        );
+        let events = [
+            Event::PendingDevicesChanged {
+                added: vec![d.clone()],
+                removed: Vec::new(),
+            },
+            Event::DeviceRejected {
+                device: peer,
+                name: "n".into(),
+                address: "127.0.0.1:1".parse().unwrap(),
+            },
+            Event::PendingFoldersChanged {
+                added: vec![f.clone()],
+                removed: Vec::new(),
+            },
+            Event::FolderRejected {
+                folder: f.folder.clone(),
+                label: "L".into(),
+                device: peer,
+            },
+        ];
+        for e in &events {
+            let (kind, data) = event(e, 0.0).unwrap();
+            let reference = fixture(&format!("event_{kind}.json"));
+            assert_eq!(reference["type"], kind);
+            // Arrays: the first element's shape.
+            let norm = |v: &Value| -> Value {
+                match v {
+                    Value::Object(m) => Value::Object(
+                        m.iter()
+                            .map(|(k, x)| match x {
+                                Value::Array(a) => {
+                                    (k.clone(), a.first().cloned().unwrap_or(Value::Null))
+                                }
+                                other => (k.clone(), other.clone()),
+                            })
+                            .collect(),
+                    ),
+                    other => other.clone(),
+                }
+            };
+            let (r, o) = (norm(&reference["data"]), norm(&data));
+            for (k, rv) in r.as_object().unwrap() {
+                let ov = o.get(k).unwrap_or_else(|| panic!("{kind}.{k} missing"));
+                if !rv.is_null() {
+                    assert_same_shape(&format!("{kind}.{k}"), rv, ov);
+                }
+            }
+        }
     }
 
     #[test]

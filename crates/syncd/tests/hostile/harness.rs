@@ -344,13 +344,22 @@ pub struct Peer {
 impl Peer {
     /// TLS + Hello with `ident`. `Err` when the daemon drops us before Hello completes.
     pub async fn connect(addr: SocketAddr, ident: &Identity) -> Result<Peer, String> {
+        Peer::connect_named(addr, ident, "hostile").await
+    }
+
+    /// TLS + Hello with `ident`, announcing `name` in Hello.
+    pub async fn connect_named(
+        addr: SocketAddr,
+        ident: &Identity,
+        name: &str,
+    ) -> Result<Peer, String> {
         let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         let cfg = tls::client_config(ident).map_err(|e| e.to_string())?;
         let mut stream = TlsConnector::from(cfg)
             .connect(tls::dial_server_name(addr.ip()), tcp)
             .await
             .map_err(|e| e.to_string())?;
-        let ours = hello::our_hello("hostile", "v0.0.1");
+        let ours = hello::our_hello(name, "v0.0.1");
         let (_, leftover) =
             tokio::time::timeout(Duration::from_secs(30), hello::exchange(&mut stream, &ours))
                 .await

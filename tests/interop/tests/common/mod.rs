@@ -105,6 +105,47 @@ pub struct Node {
 }
 
 impl Node {
+    /// A node whose home is already set up (config written); nothing is started.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        kind: Kind,
+        home: PathBuf,
+        folder: PathBuf,
+        id: String,
+        listen_port: u16,
+        gui_port: u16,
+        api_key: String,
+        bin: PathBuf,
+    ) -> Node {
+        Node {
+            kind,
+            log: home.join(match kind {
+                Kind::Syncthing => "syncthing.log",
+                Kind::Syncd => "syncd.log",
+            }),
+            home,
+            folder,
+            id,
+            listen_port,
+            gui_port,
+            api_key,
+            bin,
+            child: None,
+            starts: 0,
+        }
+    }
+
+    /// `method path` with a JSON body; panics unless the answer is 2xx. Returns the JSON
+    /// answer (`Null` when empty).
+    pub fn send(&self, method: &str, path: &str, body: &Value) -> Value {
+        let text = Rest::loopback(self.gui_port, &self.api_key)
+            .send_json(method, path, &body.to_string(), Duration::from_secs(60))
+            .unwrap_or_else(|e| {
+                panic!("{} {method} {path}: {e}\n{}", self.name(), self.log_tail())
+            });
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
     pub fn name(&self) -> &'static str {
         match self.kind {
             Kind::Syncthing => "syncthing",
