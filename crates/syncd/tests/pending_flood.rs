@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "hostile/harness.rs"]
+#[allow(dead_code)]
 mod harness;
 
 use std::sync::Arc;
