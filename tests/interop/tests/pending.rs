@@ -422,6 +422,32 @@ fn syncd_asks_syncthing_accepts_then_each_side_auto_accepts_the_others_folder() 
         cfg["remoteIgnoredDevices"][0]["deviceID"],
         other.id.as_str()
     );
+    // Never again, across a restart: the other syncd dials afresh and is refused unlisted.
+    other.stop();
+    sd.stop();
+    let other_id = other.id.clone();
+    let refusals = |n: &Node| {
+        n.log_text()
+            .lines()
+            .filter(|l| {
+                l.contains("refusing connection from unknown device") && l.contains(&other_id)
+            })
+            .count()
+    };
+    let before = refusals(&sd);
+    sd.start();
+    other.start();
+    poll(
+        "the ignored device dials again and is refused",
+        || sd.log_tail(),
+        || (refusals(&sd) > before).then_some(()),
+    );
+    assert!(
+        pending_devices(&sd).get(&other.id).is_none(),
+        "an ignored device is not pending again"
+    );
+    let announced = events_of(&sd, &["PendingDevicesChanged", "DeviceRejected"]);
+    assert!(announced.is_empty(), "nor announced: {announced:?}");
     other.stop();
 
     // Syncthing accepts (adds syncd, auto-accepting its folders under its default path).
