@@ -490,6 +490,34 @@ mod tests {
     }
 
     #[test]
+    fn the_observed_table_keeps_entries_by_prefix_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.redb");
+        {
+            let idx = Index::open(&path, ME).unwrap();
+            assert!(idx.observed("a/").unwrap().is_empty());
+            let put = vec![
+                ("a/1".to_owned(), vec![1]),
+                ("a/2".to_owned(), vec![2]),
+                ("b/1".to_owned(), vec![3]),
+            ];
+            idx.update_observed(&put, &[]).unwrap();
+            idx.update_observed(&[("a/3".to_owned(), vec![4])], &["a/1".to_owned()])
+                .unwrap();
+        }
+        let idx = Index::open(&path, ME).unwrap();
+        assert_eq!(
+            idx.observed("a/").unwrap(),
+            vec![("a/2".to_owned(), vec![2]), ("a/3".to_owned(), vec![4])]
+        );
+        assert_eq!(
+            idx.observed("b/").unwrap(),
+            vec![("b/1".to_owned(), vec![3])]
+        );
+        assert_eq!(idx.observed("").unwrap().len(), 3);
+    }
+
+    #[test]
     fn older_format_indexes_are_upgraded_in_place_on_open() {
         for old in [1, 2] {
             let dir = tempfile::tempdir().unwrap();
