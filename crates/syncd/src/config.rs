@@ -921,6 +921,53 @@ mod tests {
     }
 
     #[test]
+    fn join_settings_are_saved_and_parse_back_equal() {
+        let dir = tempfile::tempdir().unwrap();
+        let peer: DeviceId = PEER.parse().unwrap();
+        let other = DeviceId::from_slice(&[7; 32]).unwrap();
+        let mut c = Config::new_with_key(random_api_key());
+        let mut d = DeviceEntry::new(peer);
+        d.introducer = true;
+        d.skip_introduction_removals = true;
+        d.auto_accept_folders = true;
+        d.introduced_by = Some(other);
+        d.ignored_folders = vec![ObservedFolder {
+            id: FolderId::new("nope").unwrap(),
+            label: "Nope".into(),
+            time: "2026-12-07T08:00:00Z".into(),
+        }];
+        c.upsert_device(d);
+        let mut f = FolderEntry::new(FolderId::new("team").unwrap(), "/t".into());
+        f.devices = vec![peer];
+        f.introduced_by.insert(peer.to_string(), other.to_string());
+        c.upsert_folder(f);
+        c.ignored_devices.push(ObservedDevice {
+            id: other,
+            name: "<b>x</b>".into(),
+            address: "1.2.3.4:5".into(),
+            time: String::new(),
+        });
+        c.defaults.folder_path = "/srv/sync".into();
+        c.save(dir.path()).unwrap();
+        let text = std::fs::read_to_string(Config::path_in(dir.path())).unwrap();
+        for key in [
+            "introducer = true",
+            "auto_accept_folders = true",
+            "[[ignored_device]]",
+            "[[device.ignored_folder]]",
+            "folder_path = \"/srv/sync\"",
+        ] {
+            assert!(text.contains(key), "{key} missing in\n{text}");
+        }
+        assert_eq!(Config::load(dir.path()).unwrap(), Some(c.clone()));
+        let e = c.to_engine(dir.path());
+        assert_eq!(e.ignored_devices, vec![other]);
+        assert_eq!(e.folder_defaults.path, PathBuf::from("/srv/sync"));
+        assert_eq!(e.devices[0].ignored_folders[0].as_str(), "nope");
+        assert_eq!(e.folders[0].introduced_by.get(&peer), Some(&other));
+    }
+
+    #[test]
     fn unknown_field_names_line_and_field() {
         let (line, field, message) =
             invalid("[gui]\naddress = \"127.0.0.1:8384\"\napikey = \"x\"\n");
