@@ -412,10 +412,29 @@ pub fn gui(config: &Config) -> Value {
     })
 }
 
+/// What the usage report needs from the running daemon.
+#[derive(Debug, Default)]
+pub struct UsageFigures {
+    /// Seconds since start.
+    pub uptime_s: u64,
+    /// Resident memory, bytes.
+    pub rss: u64,
+    /// Global file count of each folder.
+    pub folder_files: Vec<u64>,
+    /// Connected devices per transport (`tcp4`, `tcp6`).
+    pub transports: std::collections::BTreeMap<String, u64>,
+}
+
 /// `/rest/svc/report`: the usage report Syncthing 1.19 (report version 3) would send, with
-/// the keys it has, filled from syncd's config and process. Counters Syncthing leaves out
-/// when zero are left out here too.
-pub fn usage_report(config: &Config, uptime_s: u64, rss: u64) -> Value {
+/// the keys it has, filled from syncd's config and process. Counters and keys Syncthing
+/// leaves out when zero or empty (`omitempty`) are left out here too.
+pub fn usage_report(config: &Config, figures: &UsageFigures) -> Value {
+    let UsageFigures {
+        uptime_s,
+        rss,
+        ref folder_files,
+        ref transports,
+    } = *figures;
     fn bump(map: &mut serde_json::Map<String, Value>, key: &str, by: usize) {
         if by == 0 {
             return;
@@ -495,7 +514,7 @@ pub fn usage_report(config: &Config, uptime_s: u64, rss: u64) -> Value {
     );
     gui_stats.insert("theme".into(), json!({"default": 1}));
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    json!({
+    let mut report = json!({
         "version": crate::rest::VERSION,
         "longVersion": format!("syncd {} (rust {os}-{arch})", crate::rest::VERSION),
         "platform": format!("{os}-{arch}"),
@@ -523,7 +542,21 @@ pub fn usage_report(config: &Config, uptime_s: u64, rss: u64) -> Value {
         "guiStats": gui_stats,
         "blockStats": {},
         "ignoreStats": {},
-    })
+    });
+    if let Some(o) = report.as_object_mut() {
+        let total: u64 = folder_files.iter().sum();
+        if total > 0 {
+            o.insert("totFiles".into(), json!(total));
+            o.insert(
+                "folderMaxFiles".into(),
+                json!(folder_files.iter().max().copied().unwrap_or(0)),
+            );
+        }
+        if !transports.is_empty() {
+            o.insert("transportStats".into(), json!(transports));
+        }
+    }
+    report
 }
 
 /// Total memory in MiB (`MemTotal` of `/proc/meminfo`; 0 where unknown).

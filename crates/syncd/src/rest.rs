@@ -736,11 +736,23 @@ async fn debug_post(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult
 /// syncd never sends one (it has no usage reporting); the GUI shows this as a preview.
 async fn svc_report(State(s): State<Shared>) -> ApiResult {
     let config = s.config.lock().await.clone();
-    ok_json(crate::json::usage_report(
-        &config,
-        s.started_at.elapsed().as_secs(),
-        resident_bytes(),
-    ))
+    let mut figures = crate::json::UsageFigures {
+        uptime_s: s.started_at.elapsed().as_secs(),
+        rss: resident_bytes(),
+        ..Default::default()
+    };
+    for f in s.engine.folder_ids() {
+        if let Some(st) = s.engine.folder_status(&f) {
+            figures.folder_files.push(st.global.files);
+        }
+    }
+    for c in s.engine.connections() {
+        if let (true, Some(addr)) = (c.connected, c.address) {
+            let t = if addr.is_ipv6() { "tcp6" } else { "tcp4" };
+            *figures.transports.entry(t.to_owned()).or_insert(0) += 1;
+        }
+    }
+    ok_json(crate::json::usage_report(&config, &figures))
 }
 
 /// Whether a saved change waits for a restart: the GUI's address or HTTPS differ from the
