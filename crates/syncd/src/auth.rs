@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 /// bcrypt cost for new hashes: Go's `bcrypt.DefaultCost`, which Syncthing uses.
 pub const BCRYPT_COST: u32 = 10;
 /// How many sessions are remembered (each login adds one; the oldest is forgotten).
-pub const MAX_SESSIONS: usize = 100;
+pub const MAX_SESSIONS: usize = 1000;
 /// Wrong logins in a row from one address before it has to wait.
 pub const FREE_FAILURES: u32 = 5;
 /// The longest wait between two login attempts of one address.

@@ -9,8 +9,9 @@
 //! [`memory`] (malloc arena cap, freed heap handed back to the kernel after work).
 //!
 //! Invariants: the REST API never answers `/rest/*` (except `/rest/noauth/*`) without the API
-//! key; a config change through REST reaches the running engine before it is saved; nothing in
-//! a config file, a Syncthing `config.xml` or an HTTP request can panic the daemon.
+//! key or a GUI CSRF token (and, with a GUI login set, a login); a GUI password exists only as
+//! a bcrypt hash; a config change through REST reaches the running engine before it is saved;
+//! nothing in a config file, a Syncthing `config.xml` or an HTTP request can panic the daemon.
 //!
 //! It does NOT sync anything itself (the engine does) or do discovery/relays.
 //!

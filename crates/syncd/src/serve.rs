@@ -236,7 +236,7 @@ fn print_banner(
     say!("Device ID: {my_id}");
     say!("REST API: {scheme}://{bound}");
     say!("GUI: {scheme}://{bound}/");
-    if !bound.ip().is_loopback() && !config.gui.auth_enabled() {
+    if exposed_without_password(bound, &config.gui) {
         say!(
             "WARNING: the GUI listens on {bound}, beyond this machine, without a GUI password; \
              set one with `syncd gui set-password --user NAME --home {}`",
@@ -267,6 +267,11 @@ fn print_banner(
     }
 }
 
+/// Whether the GUI is reachable from other machines with no login: worth a warning.
+fn exposed_without_password(bound: std::net::SocketAddr, gui: &crate::config::Gui) -> bool {
+    !bound.ip().is_loopback() && !gui.auth_enabled()
+}
+
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -286,5 +291,28 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_gui_beyond_loopback_without_a_login_is_flagged() {
+        let mut gui = crate::config::Gui::default();
+        let at = |a: &str| a.parse::<std::net::SocketAddr>().unwrap();
+        assert!(!exposed_without_password(at("127.0.0.1:8384"), &gui));
+        assert!(!exposed_without_password(at("[::1]:8384"), &gui));
+        assert!(exposed_without_password(at("0.0.0.0:8384"), &gui));
+        assert!(exposed_without_password(at("192.168.1.5:8384"), &gui));
+        gui.user = "u".into();
+        assert!(
+            exposed_without_password(at("0.0.0.0:8384"), &gui),
+            "a user alone is no login"
+        );
+        gui.password = "$2b$10$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0".into();
+        assert!(!exposed_without_password(at("0.0.0.0:8384"), &gui));
     }
 }
