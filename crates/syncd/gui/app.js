@@ -102,6 +102,8 @@
     const r = await fetch('rest/' + path, opts);
     const text = await r.text();
     if (r.status === 403) needLogin();
+    // A GUI login was set (here or elsewhere) after this page was loaded.
+    if (r.status === 401) banner('A GUI login is now required: reload the page to log in.');
     if (!r.ok) throw new ApiError(r.status, text.trim());
     return text.trim() === '' ? null : JSON.parse(text);
   }
@@ -126,6 +128,23 @@
     const b = $('status-banner');
     b.textContent = text || '';
     b.hidden = !text;
+  }
+
+  // A GUI reachable from other machines with no password is worth a loud warning (as
+  // Syncthing's): the address in use, and the login from the config.
+  function isLoopbackAddress(addr) {
+    let host = String(addr || '');
+    if (host.startsWith('[')) host = host.slice(1, host.indexOf(']'));
+    else if (host.lastIndexOf(':') > 0) host = host.slice(0, host.lastIndexOf(':'));
+    return host === 'localhost' || host === '::1' || /^127\./.test(host);
+  }
+
+  function renderExposure() {
+    const gui = (state.config && state.config.gui) || {};
+    const addr = (state.status && state.status.guiAddressUsed) || gui.address || '';
+    const exposed = addr !== '' && !isLoopbackAddress(addr) && !(gui.user && gui.password);
+    $('exposure-address').textContent = addr;
+    $('exposure-banner').hidden = !exposed;
   }
 
   function deviceName(id) {
@@ -168,6 +187,7 @@
           catch (e) { delete state.completion[d.deviceID]; }
         }));
         banner('');
+        renderExposure();
         render();
       } catch (e) {
         if (!(e instanceof ApiError && e.status === 403)) banner('Cannot reach syncd: ' + e.message);
@@ -326,8 +346,14 @@
         rows.push(['Completion', pct(s) + '%', { 'data-field': 'completion' }]);
         rows.push(['Global state', items(s, 'global') + ', ' + fmtBytes(s.globalBytes)]);
         rows.push(['Local state', items(s, 'local') + ', ' + fmtBytes(s.localBytes)]);
-        rows.push(['Out of sync', needItems(s) + ' items, ' + fmtBytes(s.needBytes), { 'data-field': 'need' }]);
-        if (s.pullErrors > 0) rows.push(['Failed items', String(s.pullErrors), { class: 'error' }]);
+        const needText = needItems(s) + ' items, ' + fmtBytes(s.needBytes);
+        rows.push(['Out of sync', needItems(s) > 0
+          ? el('button', { type: 'button', class: 'count show-need', onclick: () => showNeed(f.id) }, needText)
+          : needText, { 'data-field': 'need' }]);
+        if (s.pullErrors > 0) {
+          rows.push(['Failed items', el('button', { type: 'button', class: 'count show-failed', onclick: () => showFailed(f.id) },
+            String(s.pullErrors)), { class: 'error', 'data-field': 'failed' }]);
+        }
         rows.push(['Ignore patterns', s.ignorePatterns ? 'yes' : 'no']);
       }
       const fst = state.folderStats[f.id];
@@ -411,7 +437,11 @@
         ['Address', c.connected ? c.address : (d.addresses || []).join(', '), { class: 'mono' }],
         ['Connection type', c.connected ? c.type : undefined],
         ['Client version', c.connected ? c.clientVersion : undefined],
-        ['Completion', comp ? Math.floor(comp.completion) + '%' + (comp.needItems ? ' (' + comp.needItems + ' items, ' + fmtBytes(comp.needBytes) + ' missing)' : '') : undefined],
+        ['Completion', comp ? Math.floor(comp.completion) + '%' : undefined, { 'data-field': 'completion' }],
+        ['Out of sync', comp && comp.needItems
+          ? el('button', { type: 'button', class: 'count show-remote-need', onclick: () => showRemoteNeed(d.deviceID) },
+            comp.needItems + ' items, ' + fmtBytes(comp.needBytes))
+          : (comp ? '0 items' : undefined), { 'data-field': 'remote-need' }],
         ['Compression', d.compression],
         ['Identification', shortID(d.deviceID), { class: 'mono' }],
         ['Folders', folders.length ? folders.join(', ') : 'none'],
@@ -843,10 +873,141 @@
     } catch (e) { box.replaceChildren(el('span', { class: 'error' }, 'Cannot read the log: ' + e.message)); }
   }
 
+  // ---------- lists: recent changes, out of sync, failed items ----------
+
+  function folderLabel(id) {
+    const f = (state.config && state.config.folders || []).find((x) => x.id === id);
+    return f ? f.label || f.id : String(id);
+  }
+
+  // Recent changes (/rest/events/disk), newest first. Paths and names are a peer's or a
+  // file's choice: they go in as text only.
+  async function showChanges() {
+    openDialog('dlg-changes');
+    $('changes-error').textContent = '';
+    let evs;
+    try { evs = await get('events/disk?limit=25&timeout=0'); }
+    catch (e) { $('changes-error').textContent = 'Cannot read the changes: ' + e.message; return; }
+    const rows = (Array.isArray(evs) ? evs : []).slice().reverse().map((ev) => {
+      const d = ev.data || {};
+      const who = ev.type === 'RemoteChangeDetected' && d.modifiedBy ? devicesByShort(String(d.modifiedBy)) : 'this device';
+      return el('tr', { class: 'change' },
+        el('td', null, fmtTime(ev.time)), el('td', null, who), el('td', null, String(d.action || '')),
+        el('td', null, String(d.type || '')), el('td', null, folderLabel(d.folder || d.folderID)),
+        el('td', { class: 'mono path' }, String(d.path || '')));
+    });
+    $('changes-list').replaceChildren(...rows);
+    $('changes-empty').hidden = rows.length > 0;
+  }
+
+  function showItems(title, note, columns, fetchRows) {
+    $('dlg-items-title').textContent = title;
+    $('items-note').textContent = note;
+    $('items-error').textContent = '';
+    $('items-head').replaceChildren(el('tr', null, ...columns.map((c) => el('th', null, c))));
+    $('items-list').replaceChildren();
+    $('items-empty').hidden = true;
+    openDialog('dlg-items');
+    fetchRows().then((rows) => {
+      $('items-list').replaceChildren(...rows.map((cells) => el('tr', { class: 'item' },
+        ...cells.map((c, i) => el('td', { class: i === 0 ? 'mono path' : null }, c)))));
+      $('items-empty').hidden = rows.length > 0;
+    }).catch((e) => { $('items-error').textContent = 'Cannot list: ' + e.message; });
+  }
+
+  const PAGE = 500;
+
+  function fileCells(f) {
+    return [String(f.name || ''), f.type === 'FILE_INFO_TYPE_DIRECTORY' ? 'directory' : (f.deleted ? 'deleted' : fmtBytes(f.size)),
+      fmtTime(f.modified)];
+  }
+
+  function showNeed(folder) {
+    showItems('Out of sync items in ' + folderLabel(folder), 'What this device still needs from the others (first ' + PAGE + ').',
+      ['Path', 'Size', 'Modified'], async () => {
+        const r = await get('db/need?folder=' + q(folder) + '&page=1&perpage=' + PAGE);
+        return [].concat(r.progress || [], r.queued || [], r.rest || []).map(fileCells);
+      });
+  }
+
+  function showFailed(folder) {
+    showItems('Failed items in ' + folderLabel(folder), 'Items this device could not sync, with the reason.',
+      ['Path', 'Error'], async () => {
+        const r = await get('folder/errors?folder=' + q(folder) + '&page=1&perpage=' + PAGE);
+        return (r.errors || []).map((e) => [String(e.path || ''), String(e.error || '')]);
+      });
+  }
+
+  function showRemoteNeed(device) {
+    showItems('Out of sync items of ' + deviceName(device), 'What the device still needs from this one, per shared folder (first ' + PAGE + ' of each).',
+      ['Path', 'Size', 'Modified', 'Folder'], async () => {
+        const folders = (state.config.folders || []).filter((f) => (f.devices || []).some((x) => x.deviceID === device));
+        const lists = await Promise.all(folders.map(async (f) => {
+          const r = await get('db/remoteneed?folder=' + q(f.id) + '&device=' + q(device) + '&page=1&perpage=' + PAGE);
+          return (r.files || []).map((x) => fileCells(x).concat([f.label || f.id]));
+        }));
+        return [].concat(...lists);
+      });
+  }
+
+  // ---------- settings ----------
+
+  function openSettings() {
+    if (!state.config) return;
+    const gui = state.config.gui || {};
+    $('gui-address').value = gui.address || '';
+    $('gui-user').value = gui.user || '';
+    $('gui-password').value = '';
+    $('gui-password-hint').textContent = gui.password ? 'A password is set; leave empty to keep it.' : 'No password set.';
+    $('gui-tls').checked = !!gui.useTLS;
+    $('settings-error').textContent = '';
+    $('settings-msg').textContent = '';
+    openDialog('dlg-settings');
+  }
+
+  async function saveGui(change, done) {
+    $('settings-error').textContent = '';
+    try {
+      await api('PUT', 'config/gui', change);
+      // From now on this page's requests need the login it has not made yet.
+      if (change.password) { $('settings-msg').textContent = done; banner(done); return; }
+      const rr = await get('config/restart-required');
+      await load();
+      $('settings-msg').textContent = done + (rr && rr.requiresRestart ? ' Restart syncd to apply the address or HTTPS change.' : '');
+    } catch (e) { $('settings-error').textContent = 'Could not save: ' + e.message; }
+  }
+
+  $('form-settings').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const change = { address: $('gui-address').value.trim(), user: $('gui-user').value.trim(), useTLS: $('gui-tls').checked };
+    const pw = $('gui-password').value;
+    if (pw !== '') {
+      if (!change.user) { $('settings-error').textContent = 'A password needs a user name.'; return; }
+      change.password = pw;
+    }
+    await saveGui(change, pw !== '' ? 'Saved. The GUI now asks for this login; reload the page to log in.' : 'Saved.');
+    $('gui-password').value = '';
+  });
+
+  $('gui-remove-login').addEventListener('click', () => saveGui({ user: '', password: '' }, 'Login removed.'));
+
+  async function restart() {
+    try {
+      await api('POST', 'system/restart');
+      banner('Restarting…');
+      scheduleLoad(2000);
+    } catch (e) { banner('Restart failed: ' + e.message); }
+  }
+
   // ---------- wiring ----------
 
   $('btn-show-id').addEventListener('click', showID);
   $('btn-logs').addEventListener('click', showLogs);
+  $('btn-changes').addEventListener('click', showChanges);
+  $('changes-refresh').addEventListener('click', showChanges);
+  $('btn-settings').addEventListener('click', openSettings);
+  $('exposure-settings').addEventListener('click', openSettings);
+  $('btn-restart').addEventListener('click', restart);
   $('logs-refresh').addEventListener('click', showLogs);
   $('btn-add-device').addEventListener('click', () => { if (state.config) openDevice(null); });
   $('btn-add-folder').addEventListener('click', () => { if (state.config) openFolder(null); });
@@ -863,6 +1024,8 @@
 
   let started = false;
   async function start() {
+    // The daemon records changes on disk from the first request for them on (Recent changes).
+    get('events/disk?limit=1&timeout=0').catch(() => {});
     await load();
     if (state.config && !started) { started = true; eventLoop(); }
   }

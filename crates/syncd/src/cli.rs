@@ -108,6 +108,9 @@ pub enum Command {
     /// Manage shared folders.
     #[command(subcommand)]
     Folder(FolderCommand),
+    /// The web GUI's login and HTTPS.
+    #[command(subcommand)]
+    Gui(GuiCommand),
     /// Move this machine from Syncthing to syncd: adopt its identity and import its config.
     ImportSyncthing {
         /// Syncthing's home (default: the platform's Syncthing location).
@@ -238,6 +241,27 @@ pub enum FolderCommand {
     },
 }
 
+/// `syncd gui ...`.
+#[derive(Debug, Subcommand)]
+pub enum GuiCommand {
+    /// Set the GUI user and password (the password is read from standard input, one line;
+    /// only its bcrypt hash is stored). The GUI then asks for this login; scripts keep using
+    /// the API key.
+    SetPassword {
+        /// The user name to log in with.
+        #[arg(long)]
+        user: String,
+    },
+    /// Remove the GUI password (the GUI then needs no login on loopback).
+    ClearPassword,
+    /// Serve the GUI over HTTPS (on) or plain HTTP (off); applies at the next start.
+    Tls {
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+}
+
 /// A failure with its exit code.
 #[derive(Debug)]
 pub struct Failure {
@@ -320,6 +344,7 @@ pub fn run(cli: Cli) -> CliResult {
         }
         Some(Command::Device(cmd)) => device_cmd(&home, cmd),
         Some(Command::Folder(cmd)) => folder_cmd(&home, cmd),
+        Some(Command::Gui(cmd)) => gui_cmd(&home, cmd),
         Some(Command::ImportSyncthing { dir, force }) => import_syncthing(&home, dir, force),
         Some(Command::Status { folder, json }) => status(&home, folder.as_deref(), json),
         Some(Command::Wait { folder, timeout }) => wait(&home, &folder, timeout),
@@ -500,6 +525,60 @@ fn device_cmd(home: &Path, cmd: DeviceCommand) -> CliResult {
                 }
             }
             out!("Removed device {id}.");
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn gui_cmd(home: &Path, cmd: GuiCommand) -> CliResult {
+    let (mut config, my_id, _) = load_or_init(home, true)?;
+    let daemon = running_daemon(home, &config, &my_id);
+    let (change, done) = match cmd {
+        GuiCommand::SetPassword { user } => {
+            if user.is_empty() || user.contains(':') {
+                return Err(Failure::usage(anyhow!(
+                    "the user name must not be empty or contain `:`"
+                )));
+            }
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                return Err(Failure::usage(anyhow!(
+                    "no password on standard input (e.g. `read -rs P; echo \"$P\" | syncd gui set-password --user {user}`)"
+                )));
+            }
+            let hash = crate::auth::hash_password(password)?;
+            (
+                json!({"user": user, "password": hash}),
+                format!("GUI login set for user `{user}`"),
+            )
+        }
+        GuiCommand::ClearPassword => (json!({"password": ""}), "GUI password removed".to_owned()),
+        GuiCommand::Tls { state } => (
+            json!({"useTLS": state == "on"}),
+            format!("GUI HTTPS {state}"),
+        ),
+    };
+    match daemon {
+        Some(c) => {
+            c.json("PATCH", "/rest/config/gui", Some(&change))?;
+            out!("{done} (applied to the running daemon; HTTPS changes need a restart).");
+        }
+        None => {
+            if let Some(u) = change.get("user").and_then(Value::as_str) {
+                config.gui.user = u.to_owned();
+            }
+            if let Some(p) = change.get("password").and_then(Value::as_str) {
+                config.gui.password = p.to_owned();
+            }
+            if let Some(t) = change.get("useTLS").and_then(Value::as_bool) {
+                config.gui.tls = t;
+            }
+            config.save(home)?;
+            out!("{done}; it takes effect when the daemon starts.");
         }
     }
     Ok(EXIT_OK)
@@ -859,6 +938,11 @@ fn wait(home: &Path, folder: &str, timeout: f64) -> CliResult {
 
 fn serve(home: &Path, args: ServeArgs) -> CliResult {
     let (mut config, my_id, created) = load_or_init(home, !args.no_default_folder)?;
+    // A password typed into the config by hand is stored hashed from now on.
+    if config.hash_plain_password()? {
+        config.save(home)?;
+        tracing::info!("hashed the plain-text GUI password in the config");
+    }
     let gui_overridden = args.gui_address.is_some();
     if let Some(addr) = args.gui_address {
         let addr = addr
@@ -872,6 +956,16 @@ fn serve(home: &Path, args: ServeArgs) -> CliResult {
             )));
         }
         config.gui.address = addr;
+    }
+    // After `POST /rest/system/restart`: a port-0 address comes back on the port it had.
+    if let Some(prev) = std::env::var(crate::serve::RESTART_GUI_ADDRESS_ENV)
+        .ok()
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        && let Ok(now) = config.gui.address.parse::<std::net::SocketAddr>()
+        && now.port() == 0
+        && now.ip() == prev.ip()
+    {
+        config.gui.address = prev.to_string();
     }
     if !args.listen.is_empty() {
         for l in &args.listen {

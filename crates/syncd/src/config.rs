@@ -144,7 +144,7 @@ impl Default for Options {
     }
 }
 
-/// `[gui]`: the REST API's address and key.
+/// `[gui]`: the REST API's address, key, optional GUI login and HTTPS.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Gui {
@@ -152,6 +152,18 @@ pub struct Gui {
     pub address: String,
     /// The API key clients send as `X-API-Key` or `Authorization: Bearer`.
     pub api_key: String,
+    /// The GUI user name; with [`Gui::password`] set, the GUI asks for a login (as
+    /// Syncthing's `gui.user`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    /// The GUI password as a bcrypt hash (Syncthing's `gui.password`). A plain-text password
+    /// written here by hand is hashed, and the file rewritten, when the daemon starts
+    /// ([`Config::hash_plain_password`]).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub password: String,
+    /// Serve the GUI and REST API over HTTPS with a self-signed certificate made at first
+    /// start (`https-cert.pem`/`https-key.pem` in the home; Syncthing's `useTLS`).
+    pub tls: bool,
 }
 
 impl Default for Gui {
@@ -159,7 +171,25 @@ impl Default for Gui {
         Gui {
             address: DEFAULT_GUI_ADDRESS.to_owned(),
             api_key: String::new(),
+            user: String::new(),
+            password: String::new(),
+            tls: false,
         }
+    }
+}
+
+impl Gui {
+    /// Whether the GUI asks for a login: a user and a password are both set (Syncthing's
+    /// rule for static auth).
+    pub fn auth_enabled(&self) -> bool {
+        !self.user.is_empty() && !self.password.is_empty()
+    }
+
+    /// Whether the configured address is a loopback one (then a missing password is fine).
+    pub fn address_is_loopback(&self) -> bool {
+        self.address
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback())
     }
 }
 
@@ -614,6 +644,17 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Replaces a plain-text `gui.password` (written by hand) with its bcrypt hash; whether
+    /// it changed anything (the caller saves the file then). A value that already is a bcrypt
+    /// hash is kept as it is, as Syncthing does.
+    pub fn hash_plain_password(&mut self) -> Result<bool, crate::auth::HashError> {
+        if self.gui.password.is_empty() || crate::auth::is_bcrypt_hash(&self.gui.password) {
+            return Ok(false);
+        }
+        self.gui.password = crate::auth::hash_password(&self.gui.password)?;
+        Ok(true)
     }
 
     /// The folder with this ID.

@@ -418,12 +418,11 @@ pub fn from_syncthing_xml(text: &str, own_id: DeviceId) -> Result<Imported, Impo
             }
         }
         gui.api_key = g.child_text("apikey").unwrap_or("").to_owned();
-        if parse_bool(g.attr("tls"), false) {
-            not_carried.push("gui: tls=\"true\" (syncd's REST API is plain HTTP)".into());
-        }
-        if g.child_text("user").is_some_and(|u| !u.is_empty()) {
-            not_carried.push("gui: user/password (syncd uses the API key only)".into());
-        }
+        gui.tls = parse_bool(g.attr("tls"), false);
+        gui.user = g.child_text("user").unwrap_or("").to_owned();
+        // Syncthing stores a bcrypt hash, which syncd checks the same way; anything else
+        // (a hand-written plain password) is hashed when the daemon starts.
+        gui.password = g.child_text("password").unwrap_or("").to_owned();
     }
     if gui.api_key.is_empty() {
         gui.api_key = crate::config::random_api_key();

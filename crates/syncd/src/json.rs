@@ -495,10 +495,10 @@ pub fn gui(config: &Config) -> Value {
         "enabled": true,
         "address": config.gui.address,
         "unixSocketPermissions": "",
-        "user": "",
-        "password": "",
+        "user": config.gui.user,
+        "password": config.gui.password,
         "authMode": "static",
-        "useTLS": false,
+        "useTLS": config.gui.tls,
         "apiKey": config.gui.api_key,
         "insecureAdminAccess": false,
         "theme": "default",
@@ -506,6 +506,165 @@ pub fn gui(config: &Config) -> Value {
         "insecureSkipHostcheck": false,
         "insecureAllowFrameLoading": false,
     })
+}
+
+/// What the usage report needs from the running daemon.
+#[derive(Debug, Default)]
+pub struct UsageFigures {
+    /// Seconds since start.
+    pub uptime_s: u64,
+    /// Resident memory, bytes.
+    pub rss: u64,
+    /// Global file count of each folder.
+    pub folder_files: Vec<u64>,
+    /// Connected devices per transport (`tcp4`, `tcp6`).
+    pub transports: std::collections::BTreeMap<String, u64>,
+}
+
+/// `/rest/svc/report`: the usage report Syncthing 1.19 (report version 3) would send, with
+/// the keys it has, filled from syncd's config and process. Counters and keys Syncthing
+/// leaves out when zero or empty (`omitempty`) are left out here too.
+pub fn usage_report(config: &Config, figures: &UsageFigures) -> Value {
+    let UsageFigures {
+        uptime_s,
+        rss,
+        ref folder_files,
+        ref transports,
+    } = *figures;
+    fn bump(map: &mut serde_json::Map<String, Value>, key: &str, by: usize) {
+        if by == 0 {
+            return;
+        }
+        let n = map.get(key).and_then(Value::as_u64).unwrap_or(0);
+        map.insert(key.to_owned(), json!(n + by as u64));
+    }
+    let os = std::env::consts::OS;
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let folders = &config.folders;
+    let mut folder_uses = serde_json::Map::new();
+    bump(&mut folder_uses, "sendreceive", folders.len());
+    bump(
+        &mut folder_uses,
+        "ignorePerms",
+        folders.iter().filter(|f| f.ignore_perms).count(),
+    );
+    // Names are always NFC-normalised.
+    bump(&mut folder_uses, "autoNormalize", folders.len());
+    let mut device_uses = serde_json::Map::new();
+    for d in &config.devices {
+        let key = match d.compression {
+            crate::config::Compression::Metadata => "compressMetadata",
+            crate::config::Compression::Always => "compressAlways",
+            crate::config::Compression::Never => "compressNever",
+        };
+        bump(&mut device_uses, key, 1);
+        let dynamic = d.addresses.iter().any(|a| a == "dynamic");
+        bump(
+            &mut device_uses,
+            if dynamic { "dynamicAddr" } else { "staticAddr" },
+            1,
+        );
+    }
+    let mut rescans: Vec<u32> = folders.iter().map(|f| f.rescan_interval_s).collect();
+    rescans.sort_unstable();
+    let mut v3 = serde_json::Map::new();
+    bump(
+        &mut v3,
+        "fsWatcherEnabled",
+        folders.iter().filter(|f| f.watcher_enabled).count(),
+    );
+    let mut delays: Vec<u32> = folders
+        .iter()
+        .filter(|f| f.watcher_enabled)
+        .map(|f| f.watcher_delay_ms.div_ceil(1000))
+        .collect();
+    delays.sort_unstable();
+    v3.insert("fsWatcherDelays".into(), json!(delays));
+    let mut gui_stats = serde_json::Map::new();
+    bump(&mut gui_stats, "enabled", 1);
+    bump(&mut gui_stats, "useTLS", usize::from(config.gui.tls));
+    bump(
+        &mut gui_stats,
+        "useAuth",
+        usize::from(config.gui.auth_enabled()),
+    );
+    bump(
+        &mut gui_stats,
+        "listenLocal",
+        usize::from(config.gui.address_is_loopback()),
+    );
+    bump(
+        &mut gui_stats,
+        "listenUnspecified",
+        usize::from(
+            config
+                .gui
+                .address
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| a.ip().is_unspecified()),
+        ),
+    );
+    gui_stats.insert("theme".into(), json!({"default": 1}));
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut report = json!({
+        "version": crate::rest::VERSION,
+        "longVersion": format!("syncd {} (rust {os}-{arch})", crate::rest::VERSION),
+        "platform": format!("{os}-{arch}"),
+        "numFolders": folders.len(),
+        "numDevices": config.devices.len() + 1,
+        "memoryUsageMiB": rss / (1024 * 1024),
+        // Not measured: syncd runs no hashing benchmark at start.
+        "sha256Perf": 0.0,
+        "hashPerf": 0.0,
+        "memorySize": memory_size_mib(),
+        "urVersion": 3,
+        "numCPU": cpus,
+        "folderUses": folder_uses,
+        "deviceUses": device_uses,
+        "announce": {},
+        "relays": {},
+        "rescanIntvs": rescans,
+        "uptime": uptime_s,
+        "natType": "unknown",
+        "progressEmitterEnabled": true,
+        "customReleaseURL": false,
+        "customStunServers": false,
+        "folderUsesV3": v3,
+        "deviceUsesV3": {},
+        "guiStats": gui_stats,
+        "blockStats": {},
+        "ignoreStats": {},
+    });
+    if let Some(o) = report.as_object_mut() {
+        let total: u64 = folder_files.iter().sum();
+        if total > 0 {
+            o.insert("totFiles".into(), json!(total));
+            o.insert(
+                "folderMaxFiles".into(),
+                json!(folder_files.iter().max().copied().unwrap_or(0)),
+            );
+        }
+        if !transports.is_empty() {
+            o.insert("transportStats".into(), json!(transports));
+        }
+    }
+    report
+}
+
+/// Total memory in MiB (`MemTotal` of `/proc/meminfo`; 0 where unknown).
+fn memory_size_mib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024)
 }
 
 /// `/rest/config` (and the legacy `/rest/system/config`): the whole config.

@@ -1,7 +1,7 @@
 //! The `syncd` daemon: a thin binary over `syncd-engine` that adds a TOML config file, a CLI,
 //! and a Syncthing-compatible REST API, so Syncthing's runbooks and REST clients work unchanged.
 //!
-//! Modules: [`conflicts`] (the GUI's conflicts view), [`config`] (the TOML file: model, errors with file/line/field, defaults, conversion
+//! Modules: [`auth`] (the GUI login: bcrypt, sessions, throttle), [`tls`] (HTTPS for the GUI), [`debug`] (`/rest/system/debug`), [`conflicts`] (the GUI's conflicts view), [`config`] (the TOML file: model, errors with file/line/field, defaults, conversion
 //! to the engine's `EngineConfig`), [`home`] (where things live), [`cli`] (clap commands and
 //! exit codes), [`rest`] (axum routes, auth, host check), [`json`] (Syncthing's JSON shapes), [`logbuf`] (recent log lines),
 //! [`events`] (the `/rest/events` log), [`gui`] (the embedded web GUI, `/qr/`, CSRF tokens), [`client`] (the CLI's tiny HTTP/1.1 client to its own
@@ -9,8 +9,9 @@
 //! [`memory`] (malloc arena cap, freed heap handed back to the kernel after work).
 //!
 //! Invariants: the REST API never answers `/rest/*` (except `/rest/noauth/*`) without the API
-//! key; a config change through REST reaches the running engine before it is saved; nothing in
-//! a config file, a Syncthing `config.xml` or an HTTP request can panic the daemon.
+//! key or a GUI CSRF token (and, with a GUI login set, a login); a GUI password exists only as
+//! a bcrypt hash; a config change through REST reaches the running engine before it is saved;
+//! nothing in a config file, a Syncthing `config.xml` or an HTTP request can panic the daemon.
 //!
 //! It does NOT sync anything itself (the engine does) or do discovery/relays.
 //!
@@ -21,10 +22,12 @@
 //! ```
 #![recursion_limit = "256"]
 
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod conflicts;
+pub mod debug;
 pub mod events;
 pub mod gui;
 pub mod home;
@@ -37,3 +40,4 @@ pub mod rest;
 pub mod serve;
 pub mod stats;
 pub mod timefmt;
+pub mod tls;

@@ -1,11 +1,17 @@
 //! The Syncthing-compatible REST API (axum): routes, auth, host check, handlers.
 //!
 //! Auth as Syncthing: every `/rest/*` path except `/rest/noauth/*` needs the API key in
-//! `X-API-Key` or `Authorization: Bearer`, or (from a loopback client only) a CSRF token that
-//! the GUI page received in its cookie (see [`crate::gui`]); otherwise 403 `CSRF Error`. When the server is bound
+//! `X-API-Key` or `Authorization: Bearer`, or a CSRF token that the GUI page received in its
+//! cookie (see [`crate::gui`]); otherwise 403 `CSRF Error`. Without a GUI password, a CSRF
+//! token is handed out and accepted only on loopback. With a GUI user and password
+//! (`[gui] user`/`password`, see [`crate::auth`]), every path but `/rest/noauth/*` needs the
+//! API key or a login first: a session cookie (`sessionid-<first 5 of the ID>`), or HTTP
+//! Basic credentials, which start a session; otherwise 401 with a Basic challenge, as
+//! Syncthing 1.19 answers. (1.19 also challenges `/rest/noauth/*`; later Syncthing versions
+//! and syncd leave the health check open.) When the server is bound
 //! to loopback, a request whose `Host` is not a loopback name is refused with 403
-//! `Host check error` (DNS-rebinding guard). Errors are plain text. Every response carries
-//! `X-Syncthing-ID` and `X-Syncthing-Version`.
+//! `Host check error` (DNS-rebinding guard). Errors are plain text. Every response that got
+//! past the login carries `X-Syncthing-ID` and `X-Syncthing-Version`.
 //!
 //! Config changes (`/rest/config/folders`, `/rest/config/devices`, pause/resume) are applied to
 //! the running engine first and then saved to the config file.
@@ -60,6 +66,16 @@ pub struct RestState {
     pub csrf: crate::gui::CsrfTokens,
     /// Last seen / last scan / last file, for `/rest/stats/*`.
     pub stats: Arc<crate::stats::Stats>,
+    /// The GUI login: credentials, sessions, throttle.
+    pub auth: crate::auth::Auth,
+    /// Set (before [`RestState::shutdown`] is notified) when the daemon is to start again.
+    pub restart: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether this run serves HTTPS (session cookies are then `Secure`).
+    pub tls: bool,
+    /// The config's GUI address when this run started.
+    pub gui_address: String,
+    /// The debug facilities (`/rest/system/debug`).
+    pub debug: crate::debug::Facilities,
 }
 
 type Shared = Arc<RestState>;
@@ -200,6 +216,10 @@ pub fn router(state: Shared) -> Router {
         .route("/rest/system/pause", post(pause))
         .route("/rest/system/resume", post(resume))
         .route("/rest/system/shutdown", post(shutdown))
+        .route("/rest/system/restart", post(restart))
+        .route("/rest/system/upgrade", get(upgrade_get).post(upgrade_post))
+        .route("/rest/system/debug", get(debug_get).post(debug_post))
+        .route("/rest/svc/report", get(svc_report))
         .route("/rest/system/config", get(get_config))
         .route("/rest/db/status", get(db_status))
         .route("/rest/db/completion", get(db_completion))
@@ -212,12 +232,12 @@ pub fn router(state: Shared) -> Router {
             "/rest/config/insync",
             get(|| async { axum::Json(json!({"configInSync": true})) }),
         )
-        .route(
-            "/rest/config/restart-required",
-            get(|| async { axum::Json(json!({"requiresRestart": false})) }),
-        )
+        .route("/rest/config/restart-required", get(restart_required))
         .route("/rest/config/options", get(get_options))
-        .route("/rest/config/gui", get(get_gui))
+        .route(
+            "/rest/config/gui",
+            get(get_gui).put(put_gui).patch(patch_gui),
+        )
         .route(
             "/rest/config/folders",
             get(list_folders).post(post_folders).put(put_folders),
@@ -292,16 +312,119 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-/// Host check, API-key auth and the identifying headers.
+/// What the login check decided for one request.
+enum Login {
+    /// No login needed (none configured, the API key, or a no-auth path).
+    NotNeeded,
+    /// A live session cookie.
+    Session,
+    /// Right Basic credentials: a new session, whose `Set-Cookie` goes on the response.
+    Started(HeaderValue),
+    /// Refused: this response (401 challenge, or 429 while the address must wait).
+    Refused(Response),
+}
+
+/// The GUI login (see the module doc); only when a user and password are configured.
+async fn login(
+    state: &RestState,
+    headers: &HeaderMap,
+    peer_addr: Option<std::net::SocketAddr>,
+    key: bool,
+    path: &str,
+) -> Login {
+    if key || path.starts_with("/rest/noauth/") || !state.auth.enabled() {
+        return Login::NotNeeded;
+    }
+    let my_id = state.my_id.to_string();
+    let cookie_name = crate::auth::session_cookie_name(&my_id);
+    if crate::auth::cookie_value(headers, &cookie_name)
+        .is_some_and(|v| state.auth.sessions.valid(v))
+    {
+        return Login::Session;
+    }
+    let challenge = || {
+        let mut r = (StatusCode::UNAUTHORIZED, "Not Authorized\n").into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"Authorization Required\""),
+        );
+        Login::Refused(r)
+    };
+    let Some((user, password)) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::auth::basic_credentials)
+    else {
+        return challenge();
+    };
+    let peer = peer_addr.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    if let Err(wait) = state.auth.throttle.check(peer, Instant::now()) {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut r = (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many wrong logins; try again in {secs} s\n"),
+        )
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Login::Refused(r);
+    }
+    let creds = state.auth.credentials();
+    let ok = {
+        let password = password.clone();
+        let hash = creds.hash.clone();
+        tokio::task::spawn_blocking(move || crate::auth::verify_password(&password, &hash))
+            .await
+            .unwrap_or(false)
+    } && crate::rest::ct_eq(&user, &creds.user);
+    state.events.push(
+        "LoginAttempt",
+        json!({"success": ok, "username": user, "remoteAddress": peer_addr.map(|a| a.to_string()).unwrap_or_default()}),
+    );
+    if !ok {
+        let n = state.auth.throttle.failed(peer, Instant::now());
+        tracing::warn!(%peer, user = %user, failures = n, "wrong GUI credentials");
+        return challenge();
+    }
+    state.auth.throttle.succeeded(peer);
+    let secure = if state.tls { "; Secure" } else { "" };
+    let cookie = format!(
+        "{cookie_name}={}; Path=/; HttpOnly; SameSite=Strict{secure}",
+        state.auth.sessions.create()
+    );
+    match HeaderValue::from_str(&cookie) {
+        Ok(v) => Login::Started(v),
+        Err(_) => Login::Session,
+    }
+}
+
+/// Host check, login, API-key or CSRF auth, and the identifying headers.
 async fn guard(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let headers = req.headers().clone();
     let from_loopback = local_page(&req);
-    let mut resp = if state.bound.ip().is_loopback() && !host_is_local(&headers) {
+    let key = key_ok(&headers, &state);
+    let host_ok = !state.bound.ip().is_loopback() || host_is_local(&headers);
+    let mut started = None;
+    if host_ok {
+        match login(&state, &headers, peer_addr(&req), key, &path).await {
+            Login::NotNeeded | Login::Session => {}
+            Login::Started(cookie) => started = Some(cookie),
+            Login::Refused(mut r) => {
+                // As Syncthing: nothing about us (not even the ID) before the login.
+                r.headers_mut().insert(
+                    "X-Content-Type-Options",
+                    HeaderValue::from_static("nosniff"),
+                );
+                return r;
+            }
+        }
+    }
+    let mut resp = if !host_ok {
         (StatusCode::FORBIDDEN, "Host check error\n").into_response()
-    } else if path.starts_with("/rest/")
-        && !path.starts_with("/rest/noauth/")
-        && !authorized(&headers, &state, from_loopback)
+    } else if needs_token(&path, key)
+        && !(csrf_allowed(&state, from_loopback) && csrf_ok(&headers, &state))
     {
         (StatusCode::FORBIDDEN, "CSRF Error\n").into_response()
     } else {
@@ -320,6 +443,9 @@ async fn guard(State(state): State<Shared>, req: Request, next: Next) -> Respons
         r
     };
     let h = resp.headers_mut();
+    if let Some(c) = started {
+        h.append(header::SET_COOKIE, c);
+    }
     if let Ok(v) = HeaderValue::from_str(&state.my_id.to_string()) {
         h.insert("X-Syncthing-ID", v);
     }
@@ -364,14 +490,25 @@ fn local_page(req: &Request) -> bool {
 /// Whether the TCP peer is on this machine. Without connection info (a router served some
 /// other way) the answer is no, which only takes the CSRF-token path away.
 fn peer_is_loopback(req: &Request) -> bool {
-    req.extensions()
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .is_some_and(|ConnectInfo(a)| a.ip().is_loopback())
+    peer_addr(req).is_some_and(|a| a.ip().is_loopback())
 }
 
-/// The API key from anywhere, or a GUI page's CSRF token from a loopback client.
-fn authorized(headers: &HeaderMap, state: &RestState, from_loopback: bool) -> bool {
-    key_ok(headers, state) || (from_loopback && csrf_ok(headers, state))
+fn peer_addr(req: &Request) -> Option<std::net::SocketAddr> {
+    req.extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|ConnectInfo(a)| *a)
+}
+
+/// Whether a request without the API key must carry a GUI CSRF token: every `/rest/*` path
+/// but `/rest/noauth/*`.
+fn needs_token(path: &str, key: bool) -> bool {
+    !key && path.starts_with("/rest/") && !path.starts_with("/rest/noauth/")
+}
+
+/// Whether a GUI CSRF token may be handed out or used: after a login (when one is
+/// configured, the request got past it), else only for a page on this machine.
+fn csrf_allowed(state: &RestState, from_loopback: bool) -> bool {
+    state.auth.enabled() || from_loopback
 }
 
 fn csrf_ok(headers: &HeaderMap, state: &RestState) -> bool {
@@ -414,7 +551,7 @@ async fn gui_file(State(s): State<Shared>, method: Method, uri: Uri, req: Reques
         return ApiError(StatusCode::NOT_FOUND, "404 page not found".into()).into_response();
     };
     let mut r = crate::gui::asset_response(content_type, body);
-    if content_type.starts_with("text/html") && local_page(&req) {
+    if content_type.starts_with("text/html") && csrf_allowed(&s, local_page(&req)) {
         let cookie = format!(
             "{}={}; Path=/; SameSite=Strict",
             crate::gui::csrf_cookie_name(&s.my_id.to_string()),
@@ -560,6 +697,147 @@ async fn shutdown(State(s): State<Shared>) -> ApiResult {
     ok_json(json!({"ok": "shutting down"}))
 }
 
+/// `POST /rest/system/restart`: answers as Syncthing, then the daemon stops and starts again
+/// (see [`crate::serve`]), reading its config anew.
+async fn restart(State(s): State<Shared>) -> ApiResult {
+    s.restart.store(true, std::sync::atomic::Ordering::SeqCst);
+    s.shutdown.notify_one();
+    ok_json(json!({"ok": "restarting"}))
+}
+
+/// syncd has no built-in upgrader; Syncthing built without one (`noupgrade`, as Debian's
+/// 1.19.2) answers 503 to the check and 500 to the upgrade, both `upgrade unsupported`.
+async fn upgrade_get() -> ApiResult {
+    Err(ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "upgrade unsupported".into(),
+    ))
+}
+
+async fn upgrade_post() -> ApiResult {
+    Err(internal("upgrade unsupported"))
+}
+
+/// `GET /rest/system/debug`: `{"enabled": [...], "facilities": {name: description}}`.
+async fn debug_get(State(s): State<Shared>) -> ApiResult {
+    let facilities: serde_json::Map<String, Value> = crate::debug::FACILITIES
+        .iter()
+        .map(|(name, what, _)| ((*name).to_owned(), json!(what)))
+        .collect();
+    ok_json(json!({"enabled": s.debug.enabled(), "facilities": facilities}))
+}
+
+/// `POST /rest/system/debug?enable=a,b&disable=c`: an empty 200, as Syncthing.
+async fn debug_post(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::new(&q);
+    let list = |key: &str| -> Vec<String> {
+        q.all(key)
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .collect()
+    };
+    let (enable, disable) = (list("enable"), list("disable"));
+    let enable: Vec<&str> = enable.iter().map(String::as_str).collect();
+    let disable: Vec<&str> = disable.iter().map(String::as_str).collect();
+    s.debug.change(&enable, &disable).map_err(internal)?;
+    ok_empty()
+}
+
+/// `GET /rest/svc/report`: the usage report Syncthing would send, with syncd's figures.
+/// syncd never sends one (it has no usage reporting); the GUI shows this as a preview.
+async fn svc_report(State(s): State<Shared>) -> ApiResult {
+    let config = s.config.lock().await.clone();
+    let mut figures = crate::json::UsageFigures {
+        uptime_s: s.started_at.elapsed().as_secs(),
+        rss: resident_bytes(),
+        ..Default::default()
+    };
+    for f in s.engine.folder_ids() {
+        if let Some(st) = s.engine.folder_status(&f) {
+            figures.folder_files.push(st.global.files);
+        }
+    }
+    for c in s.engine.connections() {
+        if let (true, Some(addr)) = (c.connected, c.address) {
+            let t = if addr.is_ipv6() { "tcp6" } else { "tcp4" };
+            *figures.transports.entry(t.to_owned()).or_insert(0) += 1;
+        }
+    }
+    ok_json(crate::json::usage_report(&config, &figures))
+}
+
+/// Whether a saved change waits for a restart: the GUI's address or HTTPS differ from the
+/// running ones.
+async fn restart_required(State(s): State<Shared>) -> ApiResult {
+    let config = s.config.lock().await;
+    let required =
+        config.gui.tls != s.tls || (!s.gui_overridden && config.gui.address != s.gui_address);
+    ok_json(json!({"requiresRestart": required}))
+}
+
+/// Applies a `gui` JSON object (Syncthing's keys) to `gui`: `address`, `user`, `password`
+/// (a bcrypt hash is kept, anything else is hashed, empty removes it) and `useTLS`. Keys
+/// it does not carry, and the API key (fixed while the daemon runs), are left as they are.
+async fn apply_gui(mut gui: crate::config::Gui, v: &Value) -> Result<crate::config::Gui, ApiError> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| bad_request("gui: expected an object"))?;
+    let text = |key: &str| -> Result<Option<String>, ApiError> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(t)) => Ok(Some(t.clone())),
+            Some(_) => Err(bad_request(format!("gui.{key}: expected a string"))),
+        }
+    };
+    if let Some(addr) = text("address")? {
+        let addr = addr
+            .strip_prefix("http://")
+            .or_else(|| addr.strip_prefix("https://"))
+            .unwrap_or(&addr);
+        if addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad_request(format!(
+                "gui.address: `{addr}` is not IP:port (e.g. 127.0.0.1:8384)"
+            )));
+        }
+        gui.address = addr.to_owned();
+    }
+    if let Some(user) = text("user")? {
+        gui.user = user;
+    }
+    if let Some(password) = text("password")? {
+        gui.password = if password.is_empty() || crate::auth::is_bcrypt_hash(&password) {
+            password
+        } else {
+            tokio::task::spawn_blocking(move || crate::auth::hash_password(&password))
+                .await
+                .map_err(internal)?
+                .map_err(internal)?
+        };
+    }
+    match obj.get("useTLS") {
+        None | Some(Value::Null) => {}
+        Some(Value::Bool(b)) => gui.tls = *b,
+        Some(_) => return Err(bad_request("gui.useTLS: expected true or false")),
+    }
+    Ok(gui)
+}
+
+/// `PUT`/`PATCH /rest/config/gui`: see [`apply_gui`]. A new user or password ends every
+/// session (the browser logs in again); the address and HTTPS apply at the next restart.
+async fn put_gui(State(s): State<Shared>, body: Bytes) -> ApiResult {
+    let body = parse_body(&body)?;
+    let mut config = s.config.lock().await;
+    config.gui = apply_gui(config.gui.clone(), &body).await?;
+    save(&s, &config)?;
+    ok_empty()
+}
+
+async fn patch_gui(state: State<Shared>, body: Bytes) -> ApiResult {
+    put_gui(state, body).await
+}
+
 async fn get_config(State(s): State<Shared>) -> ApiResult {
     let config = s.config.lock().await;
     ok_json(crate::json::config(&config, s.my_id))
@@ -568,8 +846,9 @@ async fn get_config(State(s): State<Shared>) -> ApiResult {
 /// `PUT /rest/config`: the whole config, as Syncthing 1.19's own GUI saves every edit. Devices
 /// and folders are made to match the body at run time (added, changed, removed; an entry
 /// starts from the current one, so settings the JSON does not carry are kept, and an
-/// unchanged entry is left running as it is); our own device entry sets our name. The other
-/// sections (options, gui, ldap, defaults) are accepted and not applied yet.
+/// unchanged entry is left running as it is); our own device entry sets our name. `gui`
+/// goes through [`apply_gui`] (user, password, address, HTTPS). The other sections
+/// (options, ldap, defaults) are accepted and not applied yet.
 async fn put_config(State(s): State<Shared>, body: Bytes) -> ApiResult {
     let body = parse_body(&body)?;
     let list = |key: &str| {
@@ -580,6 +859,11 @@ async fn put_config(State(s): State<Shared>, body: Bytes) -> ApiResult {
     };
     let (devices, folders) = (list("devices")?, list("folders")?);
     let mut config = s.config.lock().await;
+    // Checked (and a new password hashed) before anything changes.
+    let gui = match body.get("gui") {
+        Some(g) if !g.is_null() => Some(apply_gui(config.gui.clone(), g).await?),
+        _ => None,
+    };
     let mut dev_entries = Vec::new();
     for d in &devices {
         let id = d
@@ -658,6 +942,9 @@ async fn put_config(State(s): State<Shared>, body: Bytes) -> ApiResult {
     }
     if let Some(folder) = body.get("defaults").and_then(|d| d.get("folder")) {
         set_defaults(&s, &mut config, folder).await?;
+    }
+    if let Some(gui) = gui {
+        config.gui = gui;
     }
     save(&s, &config)?;
     ok_empty()
@@ -937,6 +1224,7 @@ async fn events_disk(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResul
 
 fn save(s: &RestState, config: &Config) -> Result<(), ApiError> {
     config.save(&s.home).map_err(internal)?;
+    s.auth.set(&config.gui);
     s.events
         .push("ConfigSaved", crate::json::config(config, s.my_id));
     Ok(())

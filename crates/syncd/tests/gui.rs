@@ -1,6 +1,8 @@
 //! The web GUI in a real headless Chromium, driven over WebDriver (chromedriver) against real
 //! `syncd` daemons: two daemons configured only through their GUIs sync a tree; the Show ID
-//! QR code decodes (zbarimg) to the device ID; a hostile device name stays text.
+//! QR code decodes (zbarimg) to the device ID; a hostile device name stays text; Recent
+//! changes and the out-of-sync / failed-items lists show a hostile file name as text and run
+//! no script; the Settings dialog sets a GUI login that is stored hashed.
 //!
 //! Needs `chromium`, `chromedriver` and `zbarimg` (Debian: `chromium chromium-driver
 //! zbar-tools`). Without them the browser tests are skipped with a message, unless
@@ -1459,4 +1461,307 @@ fn system_log_returns_the_daemons_recent_lines_and_defaults_ignores_is_empty() {
         c.get("/rest/config/defaults/ignores").unwrap(),
         json!({"lines": []})
     );
+}
+
+/// Whether the page ever ran a script planted in data: `alert` is replaced by a recorder
+/// before anything is shown (a real alert would also block WebDriver).
+fn plant_alert_recorder(b: &Browser) {
+    b.js(
+        "window.__alerts = 0; window.alert = function () { window.__alerts += 1; };",
+        json!([]),
+    );
+}
+
+fn no_script_ran(b: &Browser, scope: &str) {
+    assert!(!b.alert_open());
+    assert_eq!(b.js("return window.__alerts;", json!([])), json!(0));
+    assert_eq!(
+        b.js(
+            "return document.querySelectorAll(arguments[0] + ' img').length;",
+            json!([scope])
+        ),
+        json!(0),
+        "no markup from data in {scope}"
+    );
+}
+
+#[test]
+fn recent_changes_list_a_hostile_file_name_as_text() {
+    let Some(tools) = tools() else { return };
+    let m = Machine::new();
+    let d = m.start();
+    let c = rest(&m, &d);
+    let root = m.user().join("h");
+    c.json(
+        "POST",
+        "/rest/config/folders",
+        Some(&json!({"id": "h", "label": HOSTILE, "path": root.to_string_lossy()})),
+    )
+    .unwrap();
+    let b = Browser::start(&tools);
+    // Opening the page turns on the daemon's recording of changes on disk.
+    open_gui(&b, &d);
+    plant_alert_recorder(&b);
+    let name = format!("{HOSTILE}.txt");
+    write(&root, &name, "x");
+    c.json("POST", "/rest/db/scan?folder=h", None).unwrap();
+    b.click("#btn-changes");
+    let row = wait("the change listed", || {
+        let t = b.text("#changes-list tr.change td.path");
+        if t.is_empty() {
+            b.click("#changes-refresh");
+            return None;
+        }
+        Some(t)
+    });
+    assert_eq!(row, name, "the file name, literally");
+    let cells = b.js(
+        "return Array.from(document.querySelectorAll('#changes-list tr.change:first-child td')).map((td) => td.textContent);",
+        json!([]),
+    );
+    assert_eq!(cells[1], "this device");
+    // (Syncthing 1.19 says "modified" for a new file too: its version counters are clocks.)
+    assert!(cells[2] == "added" || cells[2] == "modified", "{cells}");
+    assert_eq!(cells[3], "file");
+    assert_eq!(cells[4], HOSTILE, "the folder label, literally");
+    b.screenshot("recent-changes");
+    no_script_ran(&b, "#dlg-changes");
+}
+
+#[test]
+fn out_of_sync_items_of_a_device_open_as_a_list_with_names_as_text() {
+    let Some(tools) = tools() else { return };
+    let (ma, mb) = (Machine::new(), Machine::new());
+    let (a, d_b) = (ma.start(), mb.start());
+    let (ca, cb) = (rest(&ma, &a), rest(&mb, &d_b));
+    let id = |c: &syncd::client::Client| {
+        c.get("/rest/system/status").unwrap()["myID"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (id_a, id_b) = (id(&ca), id(&cb));
+    let (root_a, root_b) = (ma.user().join("o"), mb.user().join("o"));
+    write(&root_a, "first.txt", "1");
+    let b_addr = format!("tcp://127.0.0.1:{}", d_b.listen.port());
+    for (c, peer, addr, root) in [
+        (&ca, &id_b, b_addr.as_str(), &root_a),
+        (&cb, &id_a, "dynamic", &root_b),
+    ] {
+        c.json(
+            "POST",
+            "/rest/config/devices",
+            Some(&json!({"deviceID": peer, "name": HOSTILE, "addresses": [addr]})),
+        )
+        .unwrap();
+        c.json(
+            "POST",
+            "/rest/config/folders",
+            Some(&json!({"id": "o", "path": root.to_string_lossy(), "devices": [{"deviceID": peer}]})),
+        )
+        .unwrap();
+    }
+    wait("first.txt on B", || {
+        root_b.join("first.txt").exists().then_some(())
+    });
+    // Apart, A gets a file B has not seen: B needs it, as far as A knows.
+    ca.json("POST", &format!("/rest/system/pause?device={id_b}"), None)
+        .unwrap();
+    wait("the peers apart", || {
+        let conns = ca.get("/rest/system/connections").unwrap();
+        (conns["connections"][&id_b]["connected"] == false).then_some(())
+    });
+    let name = format!("{HOSTILE}.txt");
+    write(&root_a, &name, "new on A");
+    ca.json("POST", "/rest/db/scan?folder=o", None).unwrap();
+    wait("B's need on A", || {
+        let c = ca
+            .get(&format!("/rest/db/completion?folder=o&device={id_b}"))
+            .unwrap();
+        (c["needItems"] == 1).then_some(())
+    });
+
+    let b = Browser::start(&tools);
+    open_gui(&b, &a);
+    plant_alert_recorder(&b);
+    let panel = format!("#devices [data-device=\"{id_b}\"]");
+    b.click(&format!("{panel} summary"));
+    b.click(&format!("{panel} .show-remote-need"));
+    let listed = wait("the list", || {
+        let t = b.text("#items-list tr.item td.path");
+        (!t.is_empty()).then_some(t)
+    });
+    assert_eq!(listed, name);
+    assert!(
+        b.text("#dlg-items-title").contains(HOSTILE),
+        "the device name, as text"
+    );
+    b.screenshot("out-of-sync");
+    no_script_ran(&b, "#dlg-items");
+    no_script_ran(&b, "#devices");
+}
+
+#[test]
+fn failed_and_out_of_sync_items_of_a_folder_open_as_lists_with_names_as_text() {
+    let Some(tools) = tools() else { return };
+    let (ma, mb) = (Machine::new(), Machine::new());
+    let (a, d_b) = (ma.start(), mb.start());
+    let (ca, cb) = (rest(&ma, &a), rest(&mb, &d_b));
+    let id = |c: &syncd::client::Client| {
+        c.get("/rest/system/status").unwrap()["myID"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (id_a, id_b) = (id(&ca), id(&cb));
+    let (root_a, root_b) = (ma.user().join("o"), mb.user().join("o"));
+    write(&root_b, &format!("{HOSTILE}/f.txt"), "f");
+    let b_addr = format!("tcp://127.0.0.1:{}", d_b.listen.port());
+    for (c, peer, addr, root) in [
+        (&ca, &id_b, b_addr.as_str(), &root_a),
+        (&cb, &id_a, "dynamic", &root_b),
+    ] {
+        c.json(
+            "POST",
+            "/rest/config/devices",
+            Some(&json!({"deviceID": peer, "addresses": [addr]})),
+        )
+        .unwrap();
+        c.json(
+            "POST",
+            "/rest/config/folders",
+            Some(&json!({"id": "o", "path": root.to_string_lossy(), "devices": [{"deviceID": peer}]})),
+        )
+        .unwrap();
+    }
+    wait("the directory on A", || {
+        root_a.join(HOSTILE).join("f.txt").exists().then_some(())
+    });
+    // A keeps an ignored file in the directory; B deletes the directory: A cannot follow
+    // (as Syncthing: a directory holding ignored files is not deleted).
+    ca.json(
+        "POST",
+        "/rest/db/ignores?folder=o",
+        Some(&json!({"ignore": ["keep"]})),
+    )
+    .unwrap();
+    write(&root_a, &format!("{HOSTILE}/keep"), "mine");
+    ca.json("POST", "/rest/db/scan?folder=o", None).unwrap();
+    std::fs::remove_dir_all(root_b.join(HOSTILE)).unwrap();
+    cb.json("POST", "/rest/db/scan?folder=o", None).unwrap();
+    wait("a failed item on A", || {
+        let s = ca.get("/rest/db/status?folder=o").unwrap();
+        (s["pullErrors"].as_u64().unwrap_or(0) > 0).then_some(())
+    });
+
+    let b = Browser::start(&tools);
+    open_gui(&b, &a);
+    plant_alert_recorder(&b);
+    let panel = "#folders [data-folder=\"o\"]";
+    b.click(&format!("{panel} summary"));
+    b.click(&format!("{panel} .show-failed"));
+    let row = wait("the failed item", || {
+        let cells = b.js(
+            "return Array.from(document.querySelectorAll('#items-list tr.item td')).map((td) => td.textContent);",
+            json!([]),
+        );
+        cells.as_array().filter(|c| !c.is_empty()).map(|c| {
+            c.iter()
+                .map(|v| v.as_str().unwrap_or("").to_owned())
+                .collect::<Vec<_>>()
+        })
+    });
+    assert_eq!(row[0], HOSTILE, "the path, literally: {row:?}");
+    assert!(!row[1].is_empty(), "with its reason: {row:?}");
+    no_script_ran(&b, "#dlg-items");
+    b.click("#dlg-items .close");
+    b.click(&format!("{panel} .show-need"));
+    let need = wait("the out-of-sync list", || {
+        let t = b.text("#items-list tr.item td.path");
+        (!t.is_empty()).then_some(t)
+    });
+    assert_eq!(need, HOSTILE);
+    assert!(b.text("#dlg-items-title").starts_with("Out of sync items"));
+    no_script_ran(&b, "#dlg-items");
+    no_script_ran(&b, "#folders");
+}
+
+#[test]
+fn the_settings_dialog_sets_a_gui_login_that_is_stored_hashed() {
+    let Some(tools) = tools() else { return };
+    let m = Machine::new();
+    let d = m.start();
+    let b = Browser::start(&tools);
+    open_gui(&b, &d);
+    assert!(
+        b.js(
+            "return document.getElementById('exposure-banner').hidden;",
+            json!([])
+        ) == json!(true),
+        "no warning for a GUI on loopback"
+    );
+    b.click("#btn-settings");
+    wait_js(
+        &b,
+        "the dialog filled in",
+        "return document.getElementById('gui-address').value !== '';",
+        json!([]),
+    );
+    b.type_into("#gui-user", "erin");
+    b.type_into("#gui-password", "typed in the gui");
+    b.click("#settings-save");
+    wait_js(
+        &b,
+        "the saved message",
+        "return document.getElementById('settings-msg').textContent.startsWith('Saved');",
+        json!([]),
+    );
+    let gui = rest(&m, &d).get("/rest/config/gui").unwrap();
+    assert_eq!(gui["user"], "erin");
+    let hash = gui["password"].as_str().unwrap();
+    assert!(hash.starts_with("$2b$10$"), "{hash}");
+    let text = std::fs::read_to_string(m.home.join("config.toml")).unwrap();
+    assert!(!text.contains("typed in the gui"), "{text}");
+    // The page's own, unauthenticated, requests are now refused; a login works.
+    assert_eq!(http_status(d.rest, "/", None), 401);
+    let auth = format!("Basic {}", base64_encode(b"erin:typed in the gui"));
+    assert_eq!(http_status(d.rest, "/", Some(&auth)), 200);
+    assert!(!b.alert_open());
+}
+
+fn base64_encode(raw: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in raw.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                char::from(T[((n >> (18 - 6 * i)) & 63) as usize])
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+/// The status of a GET over loopback, with an optional `Authorization` header.
+fn http_status(addr: SocketAddr, path: &str, auth: Option<&str>) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    resp.split_whitespace().nth(1).unwrap().parse().unwrap()
 }

@@ -17,6 +17,8 @@ const KEYED_BY_DATA: &[&str] = &[
     "discoveryStatus",
     "discoveryErrors",
     "remoteSequence",
+    // `/rest/system/debug`: facility name → description (each program has its own).
+    "facilities",
 ];
 
 fn type_name(v: &Value) -> &'static str {
@@ -109,6 +111,7 @@ fn endpoints(c: &Cluster, peer_of: impl Fn(&str) -> String) -> Vec<(String, Stri
         "/rest/svc/random/string?length=10",
         "/rest/svc/lang",
         "/rest/events/disk?since=0&timeout=1",
+        "/rest/system/debug",
     ];
     let mut out: Vec<(String, String)> = fixed
         .iter()
@@ -228,4 +231,51 @@ fn files_received_from_syncthing_are_recent_remote_changes() {
             .iter()
             .all(|e| e["type"] != "RemoteChangeDetected" && e["type"] != "LocalChangeDetected")
     );
+}
+
+/// Upgrades and usage reporting, which syncd does not have, answer as Syncthing built
+/// without them (Debian's 1.19.2): the same status and text for the upgrade check and
+/// upgrade, and a usage-report preview with the same top-level keys and JSON types (with
+/// files in the folder and a connection, so the keys Syncthing omits when empty are there).
+#[test]
+fn upgrade_and_usage_report_answer_as_syncthing_without_those_features() {
+    let Some(c) = started() else { return };
+    let st = c.st.get("/rest/system/upgrade").expect("Syncthing answers");
+    let sd = c.sd.get("/rest/system/upgrade").expect("syncd answers");
+    assert_eq!(
+        (sd.status, sd.text.trim()),
+        (st.status, st.text.trim()),
+        "GET /rest/system/upgrade"
+    );
+    // POST only where the check said there is no upgrader: it must not upgrade anything.
+    if st.text.trim() == "upgrade unsupported" {
+        let st =
+            c.st.post("/rest/system/upgrade")
+                .expect("Syncthing answers");
+        let sd = c.sd.post("/rest/system/upgrade").expect("syncd answers");
+        assert_eq!(
+            (sd.status, sd.text.trim()),
+            (st.status, st.text.trim()),
+            "POST /rest/system/upgrade"
+        );
+    }
+    let st = c.st.get_ok("/rest/svc/report");
+    let sd = c.sd.get_ok("/rest/svc/report");
+    let shape = |v: &Value| -> Vec<(String, &'static str)> {
+        let mut k: Vec<(String, &'static str)> = v
+            .as_object()
+            .expect("an object")
+            .iter()
+            .map(|(k, v)| (k.clone(), type_name(v)))
+            .collect();
+        k.sort();
+        k
+    };
+    // `restartOnWakeup` is there only while it is on (`omitempty`); syncd has no such
+    // option, so it is always off.
+    let st_shape: Vec<_> = shape(&st)
+        .into_iter()
+        .filter(|(k, _)| k != "restartOnWakeup")
+        .collect();
+    assert_eq!(shape(&sd), st_shape);
 }
