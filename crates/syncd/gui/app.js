@@ -164,9 +164,10 @@
     if (loading) { again = true; return loading; }
     loading = (async () => {
       try {
-        const [config, status, version, connections, deviceStats, folderStats] = await Promise.all([
+        const [config, status, version, connections, deviceStats, folderStats, pendingDevices, pendingFolders] = await Promise.all([
           get('config'), get('system/status'), get('system/version'), get('system/connections'),
-          get('stats/device'), get('stats/folder')]);
+          get('stats/device'), get('stats/folder'), get('cluster/pending/devices'), get('cluster/pending/folders')]);
+        state.pendingDevices = pendingDevices || {}; state.pendingFolders = pendingFolders || {};
         renderNotices(await get('system/error'));
         state.config = config; state.status = status; state.version = version;
         state.deviceStats = deviceStats || {}; state.folderStats = folderStats || {};
@@ -476,8 +477,77 @@
 
   function render() {
     if (!state.config) return;
+    renderPending();
     renderFolders();
     renderDevices();
+  }
+
+  // ---------- devices and folders asking to join ----------
+
+  function ask(text, buttons) {
+    return el('div', { class: 'ask', role: 'status' }, el('span', { class: 'text' }, text),
+      ...buttons.map(([label, action, cls]) => el('button', { type: 'button', class: cls, onclick: action }, label)));
+  }
+
+  function renderPending() {
+    const rows = [];
+    for (const [id, d] of Object.entries(state.pendingDevices || {})) {
+      rows.push(ask('Device "' + (d.name || '') + '" (' + id + ' at ' + (d.address || '?') + ') wants to connect. Add it?', [
+        ['Add device', () => openDevice(null, { id, name: d.name || '' }), 'primary'],
+        ['Ignore', () => ignoreDevice(id, d)],
+        ['Dismiss', () => dismiss('cluster/pending/devices?device=' + q(id))],
+      ]));
+    }
+    for (const [folder, f] of Object.entries(state.pendingFolders || {})) {
+      for (const [dev, o] of Object.entries(f.offeredBy || {})) {
+        const exists = (state.config.folders || []).some((x) => x.id === folder);
+        rows.push(ask('"' + deviceName(dev) + '" wants to share folder "' + (o.label || folder) + '" (' + folder + ').' +
+          (exists ? ' You have this folder: share it with the device?' : ' Add it?'), [
+          exists ? ['Share', () => shareFolder(folder, dev), 'primary']
+            : ['Add', () => openFolder(null, { id: folder, label: o.label || folder, device: dev }), 'primary'],
+          ['Ignore', () => ignoreFolder(folder, o, dev)],
+          ['Dismiss', () => dismiss('cluster/pending/folders?folder=' + q(folder) + '&device=' + q(dev))],
+        ]));
+      }
+    }
+    $('pending').replaceChildren(...rows);
+    $('pending').hidden = rows.length === 0;
+  }
+
+  async function dismiss(path) {
+    try { await api('DELETE', path); await load(); }
+    catch (e) { banner('Could not dismiss: ' + e.message); }
+  }
+
+  // As Syncthing's GUI: ignoring a device is remoteIgnoredDevices in the whole config.
+  async function ignoreDevice(id, d) {
+    try {
+      const config = await get('config');
+      config.remoteIgnoredDevices = (config.remoteIgnoredDevices || []).filter((x) => x.deviceID !== id);
+      config.remoteIgnoredDevices.push({ deviceID: id, name: d.name || '', address: d.address || '', time: new Date().toISOString() });
+      await api('PUT', 'config', config);
+      await load();
+    } catch (e) { banner('Could not ignore the device: ' + e.message); }
+  }
+
+  async function ignoreFolder(folder, o, dev) {
+    try {
+      const d = await get('config/devices/' + q(dev));
+      const list = (d.ignoredFolders || []).filter((x) => x.id !== folder);
+      list.push({ id: folder, label: o.label || '', time: new Date().toISOString() });
+      await api('PATCH', 'config/devices/' + q(dev), { ignoredFolders: list });
+      await load();
+    } catch (e) { banner('Could not ignore the folder: ' + e.message); }
+  }
+
+  async function shareFolder(folder, dev) {
+    try {
+      const f = (state.config.folders || []).find((x) => x.id === folder);
+      const devices = (f.devices || []).map((x) => ({ deviceID: x.deviceID }));
+      if (!devices.some((x) => x.deviceID === dev)) devices.push({ deviceID: dev });
+      await api('PATCH', 'config/folders/' + q(folder), { devices });
+      await load();
+    } catch (e) { banner('Could not share the folder: ' + e.message); }
   }
 
   async function pauseFolder(id, paused) {
@@ -554,7 +624,7 @@
     return new Set(Array.from(box.querySelectorAll('input[type=checkbox]')).filter((c) => c.checked).map((c) => c.value));
   }
 
-  function openDevice(id) {
+  function openDevice(id, prefill) {
     editingDevice = id;
     const self = id === myID;
     const d = id ? (state.config.devices || []).find((x) => x.deviceID === id) : null;
@@ -566,6 +636,8 @@
     $('device-name').value = d ? d.name : '';
     $('device-addresses').value = d ? (d.addresses || []).join(', ') : 'dynamic';
     $('device-compression').value = d ? d.compression : 'metadata';
+    $('device-introducer').checked = !!(d && d.introducer);
+    $('device-auto-accept').checked = !!(d && d.autoAcceptFolders);
     $('device-remove').hidden = !d || self;
     $('device-error').textContent = '';
     const sharedNow = new Set((state.config.folders || [])
@@ -576,6 +648,13 @@
     $('device-save').disabled = !deviceIdValid;
     openDialog('dlg-device');
     (id ? $('device-name') : $('device-id')).focus();
+    if (prefill) {
+      // A device asking to join: its ID (checked as if typed) and the name it announced.
+      $('device-id').value = prefill.id;
+      $('device-name').value = prefill.name;
+      $('device-id').dispatchEvent(new Event('input'));
+      $('device-name').focus();
+    }
   }
 
   function setIdMessage(text, kind) {
@@ -619,6 +698,7 @@
     const body = {
       deviceID: id, name: $('device-name').value.trim(),
       addresses: addresses.length ? addresses : ['dynamic'], compression: $('device-compression').value,
+      introducer: $('device-introducer').checked, autoAcceptFolders: $('device-auto-accept').checked,
     };
     $('device-save').disabled = true;
     try {
@@ -659,7 +739,7 @@
   // Folder dialog
   let editingFolder = null, ignoresLoaded = '';
 
-  async function openFolder(id) {
+  async function openFolder(id, prefill) {
     editingFolder = id;
     const f = id ? (state.config.folders || []).find((x) => x.id === id) : null;
     // A new folder starts from the daemon's defaults (watcher delay, rescan interval).
@@ -680,6 +760,13 @@
     $('folder-remove').hidden = !f;
     $('folder-error').textContent = '';
     const sharedNow = new Set(f ? (f.devices || []).map((d) => d.deviceID) : []);
+    if (prefill) {
+      // A folder a device offers: its ID and label, shared with that device.
+      $('folder-id').value = prefill.id;
+      $('folder-label').value = prefill.label;
+      if (def && def.path) $('folder-path').value = def.path.replace(/\/+$/, '') + '/' + prefill.label;
+      sharedNow.add(prefill.device);
+    }
     checks($('folder-devices'), remoteDevices().map((d) => ({ value: d.deviceID, label: (d.name || shortID(d.deviceID)) + ' (' + shortID(d.deviceID) + ')' })), sharedNow);
     openDialog('dlg-folder');
     $('folder-label').focus();

@@ -1765,3 +1765,135 @@ fn http_status(addr: SocketAddr, path: &str, auth: Option<&str>) -> u16 {
     let _ = s.read_to_string(&mut resp);
     resp.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+/// A device that asks to connect and the folder it then offers are accepted from their
+/// banners in the GUI (Add device → the dialog comes prefilled with its ID and the name it
+/// announced; Add → the folder dialog with its ID, label and the device ticked); the
+/// announced name and the offered label, hostile markup, stay text.
+#[test]
+fn a_device_and_a_folder_asking_to_join_are_accepted_from_their_banners() {
+    let Some(tools) = tools() else { return };
+    let (ma, mb) = (Machine::new(), Machine::new());
+    // B is named with markup (the name its Hello announces), set before it starts.
+    let out = Command::new(BIN)
+        .args(["generate", "--no-default-folder", "--home"])
+        .arg(&mb.home)
+        .env("HOME", mb.user())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let cfg = mb.home.join("config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let named: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("device_name = ") {
+                format!("device_name = {}", serde_json::to_string(HOSTILE).unwrap())
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(&cfg, named.join("\n") + "\n").unwrap();
+    let (a, d_b) = (ma.start(), mb.start());
+    let (ra, rb) = (rest(&ma, &a), rest(&mb, &d_b));
+    let id_of = |c: &syncd::client::Client| {
+        c.get("/rest/system/status").unwrap()["myID"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (id_a, id_b) = (id_of(&ra), id_of(&rb));
+    // B knows A at its address and offers a folder to A.
+    let root_b = mb.user().join("offered");
+    write(&root_b, "from-b.txt", "offered by B\n");
+    rb.json(
+        "POST",
+        "/rest/config/devices",
+        Some(&json!({"deviceID": id_a, "name": "a",
+                     "addresses": [format!("tcp://127.0.0.1:{}", a.listen.port())]})),
+    )
+    .unwrap();
+    rb.json(
+        "POST",
+        "/rest/config/folders",
+        Some(&json!({"id": "offer", "label": format!("Label {HOSTILE}"),
+                     "path": root_b.to_string_lossy(), "devices": [{"deviceID": id_a}]})),
+    )
+    .unwrap();
+
+    let b = Browser::start(&tools);
+    open_gui(&b, &a);
+    let row = wait("the pending device's banner", || {
+        let t = b.text("#pending .ask .text");
+        t.contains("wants to connect").then_some(t)
+    });
+    assert!(
+        row.contains(HOSTILE) && row.contains(&id_b),
+        "the announced name, as text: {row}"
+    );
+    b.screenshot("pending");
+    b.click("#pending .ask button.primary");
+    wait("the dialog prefilled and the ID checked", || {
+        b.text("#device-id-msg")
+            .starts_with("Valid device ID")
+            .then_some(())
+    });
+    assert_eq!(
+        b.js(
+            "return document.getElementById('device-name').value;",
+            json!([])
+        ),
+        json!(HOSTILE)
+    );
+    b.click("#device-save");
+    let selector = format!("#devices [data-device=\"{id_b}\"]");
+    wait("B connected in A's dashboard", || {
+        (b.text(&format!("{selector} [data-field=connected]")) == "connected").then_some(())
+    });
+
+    // B's folder is offered now that they are connected.
+    let row = wait("the pending folder's banner", || {
+        let t = b.text("#pending .ask .text");
+        t.contains("wants to share folder").then_some(t)
+    });
+    assert!(row.contains(&format!("Label {HOSTILE}")), "{row}");
+    b.click("#pending .ask button.primary");
+    wait("the folder dialog prefilled", || {
+        (b.js(
+            "return document.getElementById('folder-id').value;",
+            json!([]),
+        ) == json!("offer"))
+        .then_some(())
+    });
+    assert_eq!(
+        b.js(
+            "return document.querySelector('#folder-devices input[value=\"' + arguments[0] + '\"]').checked;",
+            json!([id_b])
+        ),
+        json!(true),
+        "the offering device is ticked"
+    );
+    let root_a = ma.user().join("accepted");
+    b.type_into("#folder-path", &root_a.to_string_lossy());
+    b.click("#folder-save");
+    wait("B's file on A", || {
+        (std::fs::read_to_string(root_a.join("from-b.txt")).ok()? == "offered by B\n").then_some(())
+    });
+    wait("no banner left", || {
+        b.js(
+            "return document.getElementById('pending').hidden;",
+            json!([]),
+        )
+        .as_bool()
+        .filter(|h| *h)
+    });
+    assert_eq!(
+        b.js(
+            "return document.querySelectorAll('img[src=\"x\"]').length;",
+            json!([])
+        ),
+        json!(0)
+    );
+    assert!(!b.alert_open(), "a script from a name or label ran");
+}
