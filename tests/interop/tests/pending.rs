@@ -491,6 +491,27 @@ fn syncd_asks_syncthing_accepts_then_each_side_auto_accepts_the_others_folder() 
         "from syncd",
     );
 
+    // A folder Syncthing offers is ignored through the CLI: gone from the list, kept in the
+    // device's ignoredFolders, and never accepted, not even by auto-accept below.
+    let ignored_dir = env.folder_with("st-ignored", "no.txt", "not for syncd");
+    st.send(
+        "POST",
+        "/rest/config/folders",
+        &json!({"id": "st-ignored", "label": "Not Wanted", "path": ignored_dir.to_str().unwrap(),
+                "devices": [{"deviceID": sd.id}]}),
+    );
+    poll(
+        "syncd lists the folder to ignore",
+        || sd.log_tail(),
+        || pending_folders(&sd).get("st-ignored").map(|_| ()),
+    );
+    let out = cli(&sd, &["folder", "ignore", "st-ignored", "--from", &st.id]);
+    assert!(out.contains("applied to the running daemon"), "{out}");
+    assert!(pending_folders(&sd).get("st-ignored").is_none());
+    let dev = sd.get_ok(&format!("/rest/config/devices/{}", st.id));
+    assert_eq!(dev["ignoredFolders"][0]["id"], "st-ignored", "{dev}");
+    assert_eq!(dev["ignoredFolders"][0]["label"], "Not Wanted", "{dev}");
+
     // syncd auto-accepts Syncthing's folders under its default path.
     let sd_auto = env.path("sd-auto");
     sd.send(
@@ -518,6 +539,11 @@ fn syncd_asks_syncthing_accepts_then_each_side_auto_accepts_the_others_folder() 
         &sd,
         &sd_auto.join("Made On ST/made.txt"),
         "made on syncthing",
+    );
+    assert!(
+        !sd_auto.join("Not Wanted").exists()
+            && sd.get("/rest/config/folders/st-ignored").unwrap().status == 404,
+        "an ignored folder is not auto-accepted"
     );
     let saved = std::fs::read_to_string(sd.home.join("config.toml")).unwrap();
     assert!(
