@@ -3,6 +3,7 @@
 //! testable core.
 
 mod async_fs;
+mod platform;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -107,6 +108,7 @@ pub fn check_workspace(root: &Path) -> Result<Vec<String>, String> {
         }
     }
     problems.extend(engine_invariants(root));
+    problems.extend(platform::check(root));
     Ok(problems)
 }
 

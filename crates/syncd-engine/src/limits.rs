@@ -3,6 +3,8 @@
 
 /// The most open files the daemon asks for, even where the hard limit allows more.
 const WANTED_OPEN_FILES: u64 = 65_536;
+/// macOS's per-process ceiling for the soft limit (`OPEN_MAX` in `<sys/syslimits.h>`).
+const OPEN_MAX: u64 = 10_240;
 
 /// Raises the soft open-file limit (`RLIMIT_NOFILE`) towards the hard limit, up to
 /// 65,536, as Syncthing (the Go runtime) does. A sync daemon holds many
@@ -23,7 +25,22 @@ pub fn raise_open_files() -> Option<u64> {
     // SAFETY: setrlimit reads one rlimit through a valid pointer; a soft limit at most the
     // hard limit needs no privilege.
     #[allow(unsafe_code)]
-    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) };
+    let mut rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) };
+    let mut wanted = wanted;
+    if rc != 0 && wanted > OPEN_MAX && lim.rlim_cur < OPEN_MAX {
+        // macOS refuses a soft limit above OPEN_MAX (10,240) even when the hard limit is
+        // unlimited; ask for that instead, as Go's runtime does there.
+        wanted = OPEN_MAX;
+        let capped = libc::rlimit {
+            rlim_cur: wanted,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: as above.
+        #[allow(unsafe_code)]
+        {
+            rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &capped) };
+        }
+    }
     if rc != 0 {
         tracing::debug!(
             soft = lim.rlim_cur,

@@ -57,4 +57,4 @@ pub use scan::{
     CommitHook, CounterSnapshot, Counters, EntryError, ScanConfig, ScanError, ScanReport, Scanner,
     default_hashers,
 };
-pub use watch::{FolderWatcher, WatchConfig, WatchError, WatchStats};
+pub use watch::{FolderWatcher, WatchBackend, WatchConfig, WatchError, WatchStats};

@@ -1,4 +1,14 @@
-//! The watcher: inotify events → debounced, coalesced rescans of just the touched paths.
+//! The watcher: filesystem events → debounced, coalesced rescans of just the touched paths.
+//!
+//! Two ways to hold the OS watches ([`WatchBackend`]), behind one event path:
+//!
+//! - **per directory** (Linux, the default there): one inotify watch on each non-ignored
+//!   directory, so an ignored `node_modules` or `.git` costs no watch and sends no event, and
+//!   a watch limit is met by falling back to periodic scans of what is left unwatched;
+//! - **recursive** (every other platform, and selectable on Linux so that CI runs it): one
+//!   recursive watch on the folder root through notify's recommended watcher (FSEvents on
+//!   macOS). Events under ignored directories arrive too and are dropped by the scanner's
+//!   ignore check; new directories need no watch of their own.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -9,14 +19,29 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, EventKind, EventKindMask, Flag, ModifyKind, RenameMode};
-use notify::{INotifyWatcher, RecursiveMode, Watcher};
+use notify::{RecursiveMode, Watcher};
 use syncd_types::{RelPath, names};
 
 use crate::scan::{ScanError, Scanner};
 
+/// How the watcher holds the OS watches (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum WatchBackend {
+    /// The platform's best: one inotify watch per non-ignored directory on Linux, one
+    /// recursive watch on the root elsewhere (FSEvents on macOS).
+    #[default]
+    Auto,
+    /// One recursive watch on the root through notify's recommended watcher: what macOS and
+    /// other non-Linux systems run.
+    Recursive,
+}
+
 /// Watcher settings.
 #[derive(Debug, Clone)]
 pub struct WatchConfig {
+    /// How the OS watches are held (default: the platform's best).
+    pub backend: WatchBackend,
     /// How long the folder must be quiet after an event before the touched paths are
     /// rescanned (default 50 ms); a continuous stream of events defers the rescan by at
     /// most 20 such delays after its first event.
@@ -32,6 +57,7 @@ pub struct WatchConfig {
 impl Default for WatchConfig {
     fn default() -> Self {
         WatchConfig {
+            backend: WatchBackend::Auto,
             delay: Duration::from_millis(50),
             max_watches: None,
             rescan_interval: Some(Duration::from_secs(3600)),
@@ -153,14 +179,35 @@ impl FolderWatcher {
                 let _ = t.send(Input::Fs(res));
             }
         };
-        let watcher = INotifyWatcher::new(
-            handler,
-            notify::Config::default().with_event_kinds(WATCHED_KINDS),
-        )?;
+        let notify_config = notify::Config::default().with_event_kinds(WATCHED_KINDS);
+        // The only platform-specific choice: inotify per directory on Linux, the platform's
+        // recommended watcher (FSEvents on macOS) on the root elsewhere.
+        let (mode, watcher): (Mode, Box<dyn Watcher + Send>) = match config.backend {
+            #[cfg(target_os = "linux")]
+            WatchBackend::Auto => (
+                Mode::PerDirectory,
+                Box::new(notify::INotifyWatcher::new(handler, notify_config)?),
+            ),
+            #[cfg(not(target_os = "linux"))]
+            WatchBackend::Auto => (
+                Mode::Recursive,
+                Box::new(notify::RecommendedWatcher::new(handler, notify_config)?),
+            ),
+            WatchBackend::Recursive => (
+                Mode::Recursive,
+                Box::new(notify::RecommendedWatcher::new(handler, notify_config)?),
+            ),
+        };
+        let root = scanner.root().to_path_buf();
+        // Some backends report paths with symlinks in the root resolved (FSEvents: a folder
+        // under /var is reported under /private/var).
+        let real_root = std::fs::canonicalize(&root).ok().filter(|r| *r != root);
         let mut state = State {
-            root: scanner.root().to_path_buf(),
+            root,
+            real_root,
             scanner,
             config,
+            mode,
             watcher,
             watched: BTreeSet::new(),
             unwatched: BTreeSet::new(),
@@ -219,11 +266,23 @@ impl Drop for FolderWatcher {
     }
 }
 
+/// How the watches are laid out (see [`WatchBackend`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// One non-recursive watch per non-ignored directory.
+    PerDirectory,
+    /// One recursive watch on the root.
+    Recursive,
+}
+
 struct State {
     root: PathBuf,
+    /// The root with its symlinks resolved, when that differs from `root`.
+    real_root: Option<PathBuf>,
     scanner: Arc<Scanner>,
     config: WatchConfig,
-    watcher: INotifyWatcher,
+    mode: Mode,
+    watcher: Box<dyn Watcher + Send>,
     watched: BTreeSet<RelPath>,
     /// Directories not watched because of the limit (`None`-like root never lands here).
     unwatched: BTreeSet<RelPath>,
@@ -340,7 +399,10 @@ impl State {
     }
 
     fn rel(&self, p: &Path) -> Option<Option<RelPath>> {
-        let r = p.strip_prefix(&self.root).ok()?;
+        let r = p
+            .strip_prefix(&self.root)
+            .ok()
+            .or_else(|| p.strip_prefix(self.real_root.as_ref()?).ok())?;
         if r.as_os_str().is_empty() {
             return Some(None);
         }
@@ -441,6 +503,9 @@ impl State {
     }
 
     fn forget_tree(&mut self, rel: &RelPath) {
+        if self.mode == Mode::Recursive {
+            return;
+        }
         let gone: Vec<RelPath> = self
             .watched
             .iter()
@@ -457,8 +522,25 @@ impl State {
             .store(self.watched.len() as u64 + 1, Ordering::Relaxed);
     }
 
-    /// Watches `rel` (None = the root) and every non-ignored directory below it.
+    /// Watches `rel` (None = the root) and every non-ignored directory below it; in
+    /// recursive mode, the root's one watch covers everything.
     fn watch_tree(&mut self, rel: Option<&RelPath>) {
+        if self.mode == Mode::Recursive {
+            if rel.is_none() {
+                if let Err(e) = self.watcher.watch(&self.root, RecursiveMode::Recursive) {
+                    if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
+                        // notify's recursive inotify ran out of watches part-way: what it
+                        // could not watch is found by the periodic full rescans.
+                        self.limit_hit();
+                    } else {
+                        tracing::warn!(folder = %self.scanner.folder(), error = %e,
+                            "cannot watch the folder; changes are found by rescans only");
+                    }
+                }
+                self.stats.watches.store(1, Ordering::Relaxed);
+            }
+            return;
+        }
         let ignore = self.scanner.ignores();
         let mut stack: Vec<Option<RelPath>> = vec![rel.cloned()];
         while let Some(dir) = stack.pop() {

@@ -10,7 +10,41 @@ use std::time::{Duration, Instant};
 
 use common::Fixture;
 use notify::event::{EventKind, Flag};
-use syncd_scan::{FolderWatcher, WatchConfig};
+use syncd_scan::{FolderWatcher, WatchBackend, WatchConfig};
+
+/// The defaults with `backend`.
+fn config(backend: WatchBackend) -> WatchConfig {
+    WatchConfig {
+        backend,
+        ..WatchConfig::default()
+    }
+}
+
+/// Runs a test body once per way of holding the watches: per directory (inotify, Linux's
+/// default) and recursive (notify's recommended watcher on the root: the code macOS runs).
+macro_rules! with_each_backend {
+    ($($name:ident),* $(,)?) => {
+        $(mod $name {
+            #[test]
+            fn per_directory() {
+                super::$name(syncd_scan::WatchBackend::Auto)
+            }
+            #[test]
+            fn recursive() {
+                super::$name(syncd_scan::WatchBackend::Recursive)
+            }
+        })*
+    };
+}
+
+with_each_backend!(
+    a_write_becomes_an_index_record,
+    a_burst_of_1000_writes_becomes_at_most_5_batches,
+    renames_and_deletes_of_whole_directories_are_seen,
+    temp_file_events_are_dropped_on_arrival,
+    a_temp_file_renamed_into_place_is_recorded,
+    reads_of_watched_files_cause_no_watcher_events,
+);
 
 fn start(f: &Fixture, config: WatchConfig) -> FolderWatcher {
     FolderWatcher::start(f.scanner.clone(), config).unwrap()
@@ -43,10 +77,9 @@ fn inotify_watches_holding(dir: &std::path::Path) -> usize {
     0
 }
 
-#[test]
-fn a_write_becomes_an_index_record() {
+fn a_write_becomes_an_index_record(backend: WatchBackend) {
     let f = Fixture::new();
-    let _w = start(&f, WatchConfig::default());
+    let _w = start(&f, config(backend));
     f.write("hello.txt", b"hi");
     f.eventually("hello.txt recorded", |f| {
         f.record("hello.txt").is_some_and(|r| r.size == 2)
@@ -59,11 +92,10 @@ fn a_write_becomes_an_index_record() {
 /// continuous writing): the bound adds the pauses and seconds actually observed, so the test
 /// still fails when writes are not coalesced (hundreds of batches) but not because the
 /// machine is busy.
-#[test]
-fn a_burst_of_1000_writes_becomes_at_most_5_batches() {
+fn a_burst_of_1000_writes_becomes_at_most_5_batches(backend: WatchBackend) {
     let f = Fixture::new();
     f.mkdir("burst");
-    let config = WatchConfig::default();
+    let config = config(backend);
     let delay = config.delay;
     let w = start(&f, config);
     let before = f.scanner.counters().batches;
@@ -92,12 +124,11 @@ fn a_burst_of_1000_writes_becomes_at_most_5_batches() {
     drop(w);
 }
 
-#[test]
-fn renames_and_deletes_of_whole_directories_are_seen() {
+fn renames_and_deletes_of_whole_directories_are_seen(backend: WatchBackend) {
     let f = Fixture::new();
     f.write("d/x", b"1");
     f.write("d/sub/y", b"2");
-    let _w = start(&f, WatchConfig::default());
+    let _w = start(&f, config(backend));
     std::fs::rename(f.path("d"), f.path("e")).unwrap();
     f.eventually("rename seen", |f| {
         f.record("d/sub/y").is_some_and(|r| r.deleted)
@@ -203,10 +234,9 @@ fn an_event_queue_overflow_or_a_backend_error_triggers_a_full_rescan() {
 
 /// The puller writes `.syncthing.<name>.tmp` files: their events are dropped as they arrive
 /// (counted), never queued for a rescan, and no temp file is ever recorded.
-#[test]
-fn temp_file_events_are_dropped_on_arrival() {
+fn temp_file_events_are_dropped_on_arrival(backend: WatchBackend) {
     let f = Fixture::new();
-    let w = start(&f, WatchConfig::default());
+    let w = start(&f, config(backend));
     const N: usize = 20;
     for i in 0..N {
         f.write(&syncd_types::names::temp_name(&format!("f{i}")), b"partial");
@@ -225,10 +255,9 @@ fn temp_file_events_are_dropped_on_arrival() {
 
 /// A temp file renamed onto its final name (how the puller installs a file) is recorded
 /// under the final name: only the temp name's half of the rename is dropped.
-#[test]
-fn a_temp_file_renamed_into_place_is_recorded() {
+fn a_temp_file_renamed_into_place_is_recorded(backend: WatchBackend) {
     let f = Fixture::new();
-    let w = start(&f, WatchConfig::default());
+    let w = start(&f, config(backend));
     let temp = syncd_types::names::temp_name("done.txt");
     f.write(&temp, b"complete");
     std::fs::rename(f.path(&temp), f.path("done.txt")).unwrap();
@@ -242,14 +271,13 @@ fn a_temp_file_renamed_into_place_is_recorded() {
 /// Reading files (as hashing and serving blocks do) causes no watcher work at all: the
 /// watches do not ask for opens and read-only closes, so the kernel queues no event for a
 /// read (not for the initial scan's, not for ten more), while a write is still seen.
-#[test]
-fn reads_of_watched_files_cause_no_watcher_events() {
+fn reads_of_watched_files_cause_no_watcher_events(backend: WatchBackend) {
     let f = Fixture::new();
     f.mkdir("sub");
     f.write("sub/read-me", b"data");
     f.write("read-me", b"data");
     // The initial scan, run with the watches in place, reads both files.
-    let w = start(&f, WatchConfig::default());
+    let w = start(&f, config(backend));
     let before = w.stats().events_received.load(Ordering::Relaxed);
     for _ in 0..10 {
         for name in ["read-me", "sub/read-me"] {
@@ -266,4 +294,29 @@ fn reads_of_watched_files_cause_no_watcher_events() {
         "{received} events for 20 reads and one new file (its create, modify, close-write)"
     );
     assert_eq!(w.stats().access_events_dropped.load(Ordering::Relaxed), 0);
+}
+
+/// The recursive watch (what macOS runs): one watch on the root covers new directories
+/// without watches of their own, and changes under ignored directories record nothing.
+#[test]
+fn a_recursive_watch_covers_new_directories_and_ignored_trees_record_nothing() {
+    let f = Fixture::with_ignores("node_modules\n");
+    f.mkdir("node_modules/x");
+    let w = start(&f, config(WatchBackend::Recursive));
+    assert_eq!(w.stats().watches.load(Ordering::Relaxed), 1);
+    f.mkdir("new/deeper");
+    f.write("new/deeper/file", b"x");
+    f.write("node_modules/x/dep.js", b"ignored");
+    f.eventually("a file in a new directory recorded", |f| {
+        f.record("new/deeper/file").is_some()
+    });
+    assert!(f.record("node_modules/x/dep.js").is_none());
+    assert_eq!(
+        f.live_names(),
+        vec![
+            String::from("new"),
+            String::from("new/deeper"),
+            String::from("new/deeper/file")
+        ]
+    );
 }

@@ -620,7 +620,7 @@ pub fn usage_report(config: &Config, figures: &UsageFigures) -> Value {
         // Not measured: syncd runs no hashing benchmark at start.
         "sha256Perf": 0.0,
         "hashPerf": 0.0,
-        "memorySize": memory_size_mib(),
+        "memorySize": crate::memory::total_memory_mib(),
         "urVersion": 3,
         "numCPU": cpus,
         "folderUses": folder_uses,
@@ -653,18 +653,6 @@ pub fn usage_report(config: &Config, figures: &UsageFigures) -> Value {
         }
     }
     report
-}
-
-/// Total memory in MiB (`MemTotal` of `/proc/meminfo`; 0 where unknown).
-fn memory_size_mib() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib / 1024)
 }
 
 /// `/rest/config` (and the legacy `/rest/system/config`): the whole config.

@@ -121,6 +121,32 @@ fn process_cpu() -> Duration {
     )
 }
 
+/// This process's resident memory in bytes (`/proc/self/statm` on Linux); 0 where the
+/// platform offers no such file (macOS: `/rest/system/status` then reports 0).
+pub fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// Total memory in MiB (`MemTotal` of `/proc/meminfo` on Linux; 0 where unknown, macOS
+/// included).
+pub fn total_memory_mib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

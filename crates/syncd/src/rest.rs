@@ -600,17 +600,6 @@ async fn version() -> ApiResult {
     }))
 }
 
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
-}
-
 async fn system_status(State(s): State<Shared>) -> ApiResult {
     let mut services = serde_json::Map::new();
     for addr in s.engine.listen_addrs() {
@@ -623,7 +612,7 @@ async fn system_status(State(s): State<Shared>) -> ApiResult {
     let tasks = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks();
-    let rss = resident_bytes();
+    let rss = crate::memory::resident_bytes();
     let tilde = crate::home::user_home()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -751,7 +740,7 @@ async fn svc_report(State(s): State<Shared>) -> ApiResult {
     let config = s.config.lock().await.clone();
     let mut figures = crate::json::UsageFigures {
         uptime_s: s.started_at.elapsed().as_secs(),
-        rss: resident_bytes(),
+        rss: crate::memory::resident_bytes(),
         ..Default::default()
     };
     for f in s.engine.folder_ids() {
