@@ -50,6 +50,7 @@ fn start(f: &Fixture, config: WatchConfig) -> FolderWatcher {
     FolderWatcher::start(f.scanner.clone(), config).unwrap()
 }
 
+#[cfg(target_os = "linux")]
 /// The number of watches held by the inotify instance of this process that watches `dir`,
 /// read from `/proc/self/fdinfo` (lines `inotify wd:N ino:<hex> sdev:...`).
 fn inotify_watches_holding(dir: &std::path::Path) -> usize {
@@ -147,6 +148,8 @@ fn renames_and_deletes_of_whole_directories_are_seen(backend: WatchBackend) {
     });
 }
 
+// Per-directory watches (inotify) only: Linux.
+#[cfg(target_os = "linux")]
 #[test]
 fn inotify_watches_held_equal_the_non_ignored_directories() {
     let f = Fixture::with_ignores("node_modules\n");
@@ -163,6 +166,8 @@ fn inotify_watches_held_equal_the_non_ignored_directories() {
     });
 }
 
+// Per-directory watches (inotify) only: Linux.
+#[cfg(target_os = "linux")]
 #[test]
 fn past_the_watch_cap_changes_are_still_picked_up_by_fallback_scans() {
     let f = Fixture::new();
@@ -192,6 +197,8 @@ fn past_the_watch_cap_changes_are_still_picked_up_by_fallback_scans() {
 /// fills), so the test delivers the very event notify's inotify backend emits for
 /// `IN_Q_OVERFLOW` (and, second row, a backend error) through the watcher's event channel.
 /// The change it must find was made where no watch sees it, as dropped events are.
+// Per-directory watches (inotify) only: Linux.
+#[cfg(target_os = "linux")]
 #[test]
 fn an_event_queue_overflow_or_a_backend_error_triggers_a_full_rescan() {
     let overflow = || Ok(notify::Event::new(EventKind::Other).set_flag(Flag::Rescan));
