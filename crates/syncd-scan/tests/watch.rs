@@ -4,11 +4,13 @@
 
 mod common;
 
+#[cfg(target_os = "linux")]
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::Fixture;
+#[cfg(target_os = "linux")]
 use notify::event::{EventKind, Flag};
 use syncd_scan::{FolderWatcher, WatchBackend, WatchConfig};
 
