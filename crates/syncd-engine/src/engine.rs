@@ -116,7 +116,6 @@ impl Engine {
             .collect();
         let shared = Arc::new(Shared {
             device_id,
-            device_name: config.device_name.clone(),
             config: Arc::new(ConfigCell::new(config.clone())),
             ops: tokio::sync::Mutex::new(()),
             events: EventBus::new(),
@@ -198,7 +197,6 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) device_id: DeviceId,
-    pub(crate) device_name: String,
     /// The one copy of the configuration (see [`ConfigCell`]).
     pub(crate) config: Arc<ConfigCell>,
     /// Held by each [`EngineHandle`] method that changes the configuration, for its whole
@@ -915,6 +913,14 @@ impl EngineHandle {
             self.shared.clean_pending();
         }
         Ok(())
+    }
+
+    /// Renames this device: the name our Hello (from the next connection on) and our
+    /// ClusterConfig (from the next one sent) announce.
+    pub async fn set_device_name(&self, name: String) {
+        let _one_change = self.shared.ops.lock().await;
+        self.shared.endpoint.set_device_name(name.clone());
+        self.shared.config.update(|c| c.device_name = name);
     }
 
     /// Replaces the devices that are ignored (refused without being recorded as pending);

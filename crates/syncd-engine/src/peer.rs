@@ -356,7 +356,7 @@ pub(crate) async fn our_cluster_config(
                 let (index_id, max_seq) = held.get(i).copied().unwrap_or((0, 0));
                 let dc = config.devices.iter().find(|d| d.id == *id);
                 let name = if *id == me {
-                    shared.device_name.clone()
+                    config.device_name.clone()
                 } else {
                     dc.map(|d| d.name.clone()).unwrap_or_default()
                 };

@@ -111,13 +111,17 @@ async fn an_unknown_device_is_pending_until_added_and_an_ignored_one_never_again
         b.pending_devices()
     );
 
-    // Dismissed: gone, and back when alice tries again.
+    // Dismissed: gone, and back when alice tries again, under the name she has taken since
+    // (a rename applies to the next connection's Hello).
+    a.set_device_name("alice renamed".into()).await;
     assert!(b.dismiss_pending_device(a.device_id()));
     assert!(!has_pending_device(&b, a.device_id()));
     until("alice pending again after her next attempt", || {
         has_pending_device(&b, a.device_id())
     })
     .await;
+    assert_eq!(b.pending_devices()[0].name, "alice renamed");
+    assert_eq!(a.config().device_name, "alice renamed");
 
     // Ignored: gone and never recorded again, even across a restart.
     b.set_ignored_devices(vec![a.device_id()]).await;

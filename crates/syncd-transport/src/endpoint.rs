@@ -247,7 +247,9 @@ pub const REASON_DEVICE_REMOVED: &str = "device removed";
 
 struct Inner {
     identity: Identity,
-    device_name: String,
+    /// The name our Hello announces to configured devices; replaced by
+    /// [`Endpoint::set_device_name`].
+    device_name: Mutex<String>,
     client_version: String,
     /// The devices we accept and dial; replaced by [`Endpoint::set_devices`].
     devices: Mutex<HashMap<DeviceId, DeviceConfig>>,
@@ -305,7 +307,7 @@ impl Endpoint {
             config.devices.into_iter().map(|d| (d.id, d)).collect();
         let inner = Arc::new(Inner {
             identity: config.identity,
-            device_name: config.device_name,
+            device_name: Mutex::new(config.device_name),
             client_version: config.client_version,
             devices: Mutex::new(devices),
             backoff: config.backoff,
@@ -345,6 +347,15 @@ impl Endpoint {
     /// Bytes in and out over all connections since start (TLS overhead included).
     pub fn totals(&self) -> ByteTotals {
         self.inner.totals.totals()
+    }
+
+    /// Replaces the name our Hello announces (from the next connection on).
+    pub fn set_device_name(&self, name: impl Into<String>) {
+        *self
+            .inner
+            .device_name
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = name.into();
     }
 
     /// Replaces the set of devices we accept and dial, at runtime. A device that is new (or
@@ -600,11 +611,14 @@ impl Inner {
         }
         let known = self.lock_devices().get(&device).cloned();
         let name = if known.is_some() {
-            self.device_name.as_str()
+            self.device_name
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
         } else {
-            ""
+            String::new()
         };
-        let ours = hello::our_hello(name, &self.client_version);
+        let ours = hello::our_hello(&name, &self.client_version);
         let (peer_hello, leftover) =
             tokio::time::timeout(self.timeouts.hello, hello::exchange(&mut stream, &ours))
                 .await

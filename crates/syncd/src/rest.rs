@@ -1418,7 +1418,8 @@ async fn apply_device_change(
     entry: DeviceEntry,
 ) -> Result<(), ApiError> {
     if entry.id == s.my_id {
-        if !entry.name.is_empty() {
+        if !entry.name.is_empty() && entry.name != config.options.device_name {
+            s.engine.set_device_name(entry.name.clone()).await;
             config.options.device_name = entry.name;
         }
         return Ok(());
