@@ -6,7 +6,8 @@
 //! exit codes), [`rest`] (axum routes, auth, host check), [`json`] (Syncthing's JSON shapes), [`logbuf`] (recent log lines),
 //! [`events`] (the `/rest/events` log), [`gui`] (the embedded web GUI, `/qr/`, CSRF tokens), [`client`] (the CLI's tiny HTTP/1.1 client to its own
 //! daemon), [`import`] (`import-syncthing`), [`serve`] (wiring), [`stats`] (`/rest/stats/*` from the engine's events), [`progress`] (bars or log lines),
-//! [`memory`] (malloc arena cap, freed heap handed back to the kernel after work).
+//! [`memory`] (malloc arena cap, freed heap handed back to the kernel after work), [`metrics`]
+//! (`/metrics` in Prometheus text format).
 //!
 //! Invariants: the REST API never answers `/rest/*` (except `/rest/noauth/*`) without the API
 //! key or a GUI CSRF token (and, with a GUI login set, a login); a GUI password exists only as
@@ -35,6 +36,7 @@ pub mod import;
 pub mod json;
 pub mod logbuf;
 pub mod memory;
+pub mod metrics;
 pub mod progress;
 pub mod rest;
 pub mod serve;

@@ -66,6 +66,8 @@ pub struct RestState {
     pub csrf: crate::gui::CsrfTokens,
     /// Last seen / last scan / last file, for `/rest/stats/*`.
     pub stats: Arc<crate::stats::Stats>,
+    /// Scan and pull durations, for `/metrics`.
+    pub durations: Arc<crate::metrics::Durations>,
     /// The GUI login: credentials, sessions, throttle.
     pub auth: crate::auth::Auth,
     /// Set (before [`RestState::shutdown`] is notified) when the daemon is to start again.
@@ -210,6 +212,7 @@ pub fn router(state: Shared) -> Router {
             get(|| async { axum::Json(json!({"status": "OK"})) }),
         )
         .route("/rest/system/ping", get(ping).post(ping))
+        .route("/metrics", get(metrics))
         .route("/rest/system/version", get(version))
         .route("/rest/system/status", get(system_status))
         .route("/rest/system/connections", get(system_connections))
@@ -502,7 +505,8 @@ fn peer_addr(req: &Request) -> Option<std::net::SocketAddr> {
 /// Whether a request without the API key must carry a GUI CSRF token: every `/rest/*` path
 /// but `/rest/noauth/*`.
 fn needs_token(path: &str, key: bool) -> bool {
-    !key && path.starts_with("/rest/") && !path.starts_with("/rest/noauth/")
+    !key && ((path.starts_with("/rest/") && !path.starts_with("/rest/noauth/"))
+        || path == "/metrics")
 }
 
 /// Whether a GUI CSRF token may be handed out or used: after a login (when one is
@@ -1804,6 +1808,12 @@ async fn set_defaults(s: &RestState, config: &mut Config, folder: &Value) -> Res
     config.defaults.folder_path = PathBuf::from(path);
     s.engine.set_folder_defaults(config.folder_defaults()).await;
     Ok(())
+}
+
+/// `GET /metrics`: Prometheus text format (see [`crate::metrics`]).
+async fn metrics(State(s): State<Shared>) -> Response {
+    let body = crate::metrics::render(&s.engine, &s.durations);
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
 }
 
 /// `GET /rest/cluster/pending/devices`.

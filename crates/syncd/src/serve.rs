@@ -109,6 +109,13 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         tokio::spawn(async move { stats.feed(rx).await })
     };
 
+    let durations = Arc::new(crate::metrics::Durations::default());
+    let durations_feeder = {
+        let durations = durations.clone();
+        let rx = engine.subscribe();
+        tokio::spawn(async move { durations.feed(rx).await })
+    };
+
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let restart = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let state = Arc::new(RestState {
@@ -125,6 +132,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
         csrf: crate::gui::CsrfTokens::default(),
         stats,
+        durations,
         auth: crate::auth::Auth::new(&config.gui),
         restart: restart.clone(),
         tls: tls.is_some(),
@@ -187,6 +195,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     engine.shutdown().await;
     feeder.abort();
     stats_feeder.abort();
+    durations_feeder.abort();
     absorber.abort();
     progress.abort();
     let _ = std::fs::remove_file(&addr_file);

@@ -1375,3 +1375,94 @@ fn every_setting_changed_on_a_running_daemon_keeps_the_folder_syncing() {
     still_syncs(&p, &a_dir, "device resumed");
     assert_eq!(p.da.get(&dev)["name"], "vps");
 }
+
+/// `/metrics` is Prometheus text that a real parser (`prometheus-parse`) reads: folder
+/// states and counts, scan durations, devices, pending lists; label values with quotes and
+/// backslashes survive; the API key is needed as for the REST API.
+#[test]
+fn metrics_are_prometheus_text_behind_the_api_key() {
+    let m = Machine::new();
+    let d = m.start();
+    let odd = r#"we"ird\id"#;
+    // prometheus-parse keeps label values as written (escaped), so the odd ID is looked up
+    // in its escaped form: it parses as one sample, its quote and backslash escaped.
+    let odd_escaped = r#"we\"ird\\id"#;
+    let odd_dir = m.user.join("odd");
+    m.ok(&["folder", "add", odd, odd_dir.to_str().unwrap()]);
+    assert_eq!(d.raw("GET", "/metrics", &[]).0, 403, "needs the key");
+    let key = d.key.clone();
+    let scrape = |d: &Daemon| {
+        let (status, body) = d.raw("GET", "/metrics", &[("X-API-Key", &key)]);
+        assert_eq!(status, 200, "{body}");
+        prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap()
+    };
+    let value = |s: &prometheus_parse::Scrape,
+                 name: &str,
+                 labels: &[(&str, &str)]|
+     -> Option<f64> {
+        s.samples
+            .iter()
+            .find(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+            .map(|x| match x.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+    };
+    // A scan the metrics see from its start (the first one may run before they listen).
+    d.client()
+        .json("POST", "/rest/db/scan?folder=default", None)
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let s = loop {
+        let s = scrape(&d);
+        let idle = |f| {
+            value(
+                &s,
+                "syncd_folder_state",
+                &[("folder", f), ("state", "idle")],
+            )
+        };
+        let scans = value(&s, "syncd_folder_scans_total", &[("folder", "default")]);
+        if idle("default") == Some(1.0)
+            && idle(odd_escaped) == Some(1.0)
+            && scans.is_some_and(|n| n >= 1.0)
+        {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "folders never idle");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        value(
+            &s,
+            "syncd_folder_state",
+            &[("folder", odd_escaped), ("state", "scanning")]
+        ),
+        Some(0.0)
+    );
+    assert!(value(&s, "syncd_folder_scans_total", &[("folder", "default")]).unwrap() >= 1.0);
+    assert!(
+        value(
+            &s,
+            "syncd_folder_scan_seconds_total",
+            &[("folder", "default")]
+        )
+        .unwrap()
+            >= 0.0
+    );
+    assert_eq!(
+        value(&s, "syncd_folder_need_items", &[("folder", odd_escaped)]),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&s, "syncd_devices", &[("state", "connected")]),
+        Some(0.0)
+    );
+    assert_eq!(value(&s, "syncd_pending_devices", &[]), Some(0.0));
+    assert!(
+        s.docs.contains_key("syncd_folder_need_bytes"),
+        "every family has its HELP line"
+    );
+}
