@@ -6,6 +6,7 @@
 mod bench;
 mod fuzz;
 mod index_crash;
+mod protogen;
 mod tidy;
 mod torture;
 
@@ -19,7 +20,7 @@ fn workspace_root() -> PathBuf {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cargo xtask <task>\n\ntasks:\n  tidy    check the architecture rules (docs/ARCHITECTURE.md)"
+        "usage: cargo xtask <task>\n\ntasks:\n  tidy    check the architecture rules (docs/ARCHITECTURE.md)\n  protogen [--check]  regenerate syncd-proto's BEP structs from bep.proto"
     );
     ExitCode::from(2)
 }
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         "fuzz" => fuzz::run(&root, args.get(1..).unwrap_or_default()),
         "bench" => bench::run(&root, args.get(1..).unwrap_or_default()),
         "index-crash" => index_crash::run(&root),
+        "protogen" => protogen::run(&root, args.get(1..).unwrap_or_default()),
         // Prints its own one-line summary last, so it sets the exit status itself.
         "torture" => return torture::run(&root, args.get(1..).unwrap_or_default()),
         _ => return usage(),
