@@ -420,7 +420,7 @@ async fn introduce(handle: &EngineHandle, intro: &DeviceConfig, offers: &[Offer]
 }
 
 impl EngineHandle {
-    /// Devices that connected, are not configured and were refused (see [`crate::pending`]).
+    /// Devices that connected, are not configured and were refused (bounded: see [`MAX_PENDING_DEVICES`](crate::MAX_PENDING_DEVICES)).
     pub fn pending_devices(&self) -> Vec<PendingDevice> {
         self.shared.state(|r| r.pending.devices())
     }

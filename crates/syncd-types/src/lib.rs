@@ -1,7 +1,7 @@
 //! The leaf types every syncd crate shares, each defined exactly once.
 //!
 //! - [`DeviceId`]: 32 bytes, the SHA-256 of a device's certificate DER, with Syncthing's
-//!   63-character luhn32 string form ([`DeviceId::from_str`] accepts every spelling Syncthing
+//!   63-character luhn32 string form ([`DeviceId`]'s `FromStr` accepts every spelling Syncthing
 //!   accepts); [`ShortId`], its first 8 bytes read big-endian, used in version vectors.
 //! - [`FolderId`]: a folder's cluster-wide identifier.
 //! - [`RelPath`]: a validated, normalised path relative to a folder root. Constructing one from

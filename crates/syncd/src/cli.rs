@@ -217,7 +217,7 @@ pub enum FolderCommand {
         /// The device that offers it.
         #[arg(long, value_name = "ID")]
         from: String,
-        /// Where it goes on this machine (default: `[defaults] folder_path`/<label>).
+        /// Where it goes on this machine (default: `[defaults] folder_path`/LABEL).
         #[arg(long)]
         path: Option<PathBuf>,
         /// A human label (default: the label it was offered with).

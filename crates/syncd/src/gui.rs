@@ -242,7 +242,7 @@ pub struct CsrfTokens {
 }
 
 impl CsrfTokens {
-    /// A new token, remembered (the oldest is forgotten beyond [`MAX_TOKENS`]).
+    /// A new token, remembered (only the newest 25 are kept).
     pub fn issue(&self) -> String {
         let token = crate::config::random_api_key();
         if let Ok(mut t) = self.tokens.lock() {
