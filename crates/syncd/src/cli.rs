@@ -185,7 +185,11 @@ pub enum DeviceCommand {
         id: String,
     },
     /// List peer devices.
-    List,
+    List {
+        /// Print JSON (the entries in the shape of Syncthing's `/rest/config`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a peer device (and unshare every folder with it).
     Remove {
         /// The device ID.
@@ -233,7 +237,11 @@ pub enum FolderCommand {
         from: String,
     },
     /// List shared folders.
-    List,
+    List {
+        /// Print JSON (the entries in the shape of Syncthing's `/rest/config`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a shared folder from the config (its files stay on disk).
     Remove {
         /// The folder ID.
@@ -504,7 +512,11 @@ fn device_cmd(home: &Path, cmd: DeviceCommand) -> CliResult {
             addresses,
         } => return pending::device_accept(home, id, name, addresses),
         DeviceCommand::Ignore { id } => return pending::device_ignore(home, &id),
-        DeviceCommand::List => {
+        DeviceCommand::List { json } if json => {
+            let list: Vec<Value> = config.devices.iter().map(crate::json::device).collect();
+            out!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        DeviceCommand::List { .. } => {
             for d in &config.devices {
                 let paused = if d.paused { " (paused)" } else { "" };
                 out!("{}  {}  {}{paused}", d.id, d.name, d.addresses.join(","));
@@ -664,7 +676,15 @@ fn folder_cmd(home: &Path, cmd: FolderCommand) -> CliResult {
             label,
         } => return pending::folder_accept(home, id, &from, path, label),
         FolderCommand::Ignore { id, from } => return pending::folder_ignore(home, &id, &from),
-        FolderCommand::List => {
+        FolderCommand::List { json } if json => {
+            let list: Vec<Value> = config
+                .folders
+                .iter()
+                .map(|f| crate::json::folder(f, &my_id))
+                .collect();
+            out!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        FolderCommand::List { .. } => {
             for f in &config.folders {
                 let devs: Vec<String> = f.devices.iter().map(|d| d.short().to_string()).collect();
                 let paused = if f.paused { " (paused)" } else { "" };

@@ -489,6 +489,13 @@ fn cli_device_and_folder_add_apply_to_a_running_daemon() {
         2
     );
     assert!(m.ok(&["folder", "list"]).contains("docs"));
+    let listed: Value = serde_json::from_str(&m.ok(&["folder", "list", "--json"])).unwrap();
+    assert!(
+        listed.as_array().unwrap().iter().any(|f| f["id"] == "docs"),
+        "{listed}"
+    );
+    let devices: Value = serde_json::from_str(&m.ok(&["device", "list", "--json"])).unwrap();
+    assert!(devices[0]["deviceID"].is_string(), "{devices}");
     m.ok(&["folder", "remove", "docs"]);
     assert_eq!(
         d.client()
