@@ -7,6 +7,7 @@ mod bench;
 mod fuzz;
 mod index_crash;
 mod protogen;
+mod test;
 mod tidy;
 mod torture;
 
@@ -20,7 +21,7 @@ fn workspace_root() -> PathBuf {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cargo xtask <task>\n\ntasks:\n  tidy    check the architecture rules (docs/ARCHITECTURE.md)\n  protogen [--check]  regenerate syncd-proto's BEP structs from bep.proto"
+        "usage: cargo xtask <task>\n\ntasks:\n  tidy    check the architecture rules (docs/ARCHITECTURE.md)\n  test [ARGS]  run the test suite (cargo nextest if installed, else cargo test)\n  protogen [--check]  regenerate syncd-proto's BEP structs from bep.proto"
     );
     ExitCode::from(2)
 }
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         "fuzz" => fuzz::run(&root, args.get(1..).unwrap_or_default()),
         "bench" => bench::run(&root, args.get(1..).unwrap_or_default()),
         "index-crash" => index_crash::run(&root),
+        "test" => test::run(&root, args.get(1..).unwrap_or_default()),
         "protogen" => protogen::run(&root, args.get(1..).unwrap_or_default()),
         // Prints its own one-line summary last, so it sets the exit status itself.
         "torture" => return torture::run(&root, args.get(1..).unwrap_or_default()),
