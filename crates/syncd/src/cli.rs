@@ -55,9 +55,9 @@ pub const EXIT_TIMEOUT: u8 = 3;
 #[derive(Debug, Parser)]
 #[command(name = "syncd", version, about, long_about = None)]
 pub struct Cli {
-    /// The syncd home directory (config, identity, index). Default: $XDG_CONFIG_HOME/syncd or
-    /// ~/.config/syncd (macOS: ~/Library/Application Support/syncd).
-    #[arg(long, global = true, value_name = "DIR")]
+    /// The syncd home directory (config, identity, index). Default: $SYNCD_HOME, else
+    /// $XDG_CONFIG_HOME/syncd or ~/.config/syncd (macOS: ~/Library/Application Support/syncd).
+    #[arg(long, global = true, value_name = "DIR", env = "SYNCD_HOME")]
     pub home: Option<PathBuf>,
     /// Print this device's ID and exit (same as `syncd device-id`).
     #[arg(long)]
