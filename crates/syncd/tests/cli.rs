@@ -67,3 +67,56 @@ fn without_either_the_home_is_under_xdg_config_home() {
     ok(c);
     assert!(tmp.path().join("xdg/syncd/config.toml").is_file());
 }
+
+/// `syncd <args>` run without any home set up; asserts success; returns stdout.
+fn generated(args: &[&str]) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ok(syncd(tmp.path(), args));
+    // Printing generated text creates nothing.
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    out
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish_name_the_subcommands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = generated(&["completions", shell]);
+        for sub in ["device", "folder", "pending", "serve"] {
+            assert!(script.contains(sub), "{shell} completions lack `{sub}`");
+        }
+    }
+}
+
+#[test]
+fn bash_completions_are_valid_bash() {
+    let script = generated(&["completions", "bash"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("syncd.bash");
+    std::fs::write(&file, script).unwrap();
+    match Command::new("bash").arg("-n").arg(&file).output() {
+        Ok(out) => assert!(
+            out.status.success(),
+            "bash -n: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => eprintln!("skipped: no bash ({e})"),
+    }
+}
+
+#[test]
+fn an_unknown_shell_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = syncd(tmp.path(), &["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_man_page_is_roff_and_names_the_subcommands() {
+    let page = generated(&["man"]);
+    assert!(page.contains(".TH"), "{page}");
+    for sub in ["device", "folder", "pending", "completions"] {
+        assert!(page.contains(sub), "the man page lacks `{sub}`");
+    }
+}
