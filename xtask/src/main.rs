@@ -1,11 +1,13 @@
 //! `cargo xtask <task>`: the workspace's automation, in Rust so it runs wherever cargo does.
 //!
-//! Tasks: `tidy` (architecture checks). Each task prints what it checks and exits non-zero
+//! Tasks: `tidy` (architecture checks), `package` (README and license texts in every
+//! publishable crate's package). Each task prints what it checks and exits non-zero
 //! with a message naming the file and the rule when a check fails.
 
 mod bench;
 mod fuzz;
 mod index_crash;
+mod package;
 mod protogen;
 mod test;
 mod tidy;
@@ -21,7 +23,7 @@ fn workspace_root() -> PathBuf {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cargo xtask <task>\n\ntasks:\n  tidy    check the architecture rules (docs/ARCHITECTURE.md)\n  test [ARGS]  run the test suite (cargo nextest if installed, else cargo test)\n  protogen [--check]  regenerate syncd-proto's BEP structs from bep.proto"
+        "usage: cargo xtask <task>\n\ntasks:\n  tidy    check the architecture rules (docs/ARCHITECTURE.md)\n  test [ARGS]  run the test suite (cargo nextest if installed, else cargo test)\n  package check that every publishable crate ships its README and license texts\n  protogen [--check]  regenerate syncd-proto's BEP structs from bep.proto"
     );
     ExitCode::from(2)
 }
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         "index-crash" => index_crash::run(&root),
         "test" => test::run(&root, args.get(1..).unwrap_or_default()),
         "protogen" => protogen::run(&root, args.get(1..).unwrap_or_default()),
+        "package" => package::run(&root),
         // Prints its own one-line summary last, so it sets the exit status itself.
         "torture" => return torture::run(&root, args.get(1..).unwrap_or_default()),
         _ => return usage(),

@@ -57,6 +57,11 @@
 //!            Some("notes.sync-conflict-20260102-150405-AEAQCAI.txt"));
 //! ```
 
+// The README's example runs as a doctest, so the published front page stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod names;
 mod order;
 mod resolve;

@@ -26,7 +26,11 @@ pub struct EngineConfig {
     pub home: PathBuf,
     /// The name we announce to peers in Hello and ClusterConfig.
     pub device_name: String,
-    /// Listen addresses such as `tcp://0.0.0.0:22000`; port 0 picks a free port.
+    /// Listen addresses such as `tcp://0.0.0.0:22000`; port 0 picks a free port
+    /// ([`crate::EngineHandle::listen_addrs`] tells which). Empty: no listener, peers are only
+    /// dialled. Default: [`DEFAULT_LISTEN`], loopback on a free port, so an embedding is not
+    /// reachable from the network until it asks to be; Syncthing's `tcp://0.0.0.0:22000` is
+    /// what the `syncd` daemon's config sets.
     pub listen: Vec<String>,
     /// Peers. Our own device may be listed; the engine skips it.
     pub devices: Vec<DeviceConfig>,
@@ -43,12 +47,17 @@ pub struct EngineConfig {
     pub folder_defaults: FolderConfig,
 }
 
+/// [`EngineConfig::listen`]'s default: loopback only, a free port.
+pub const DEFAULT_LISTEN: &str = "tcp://127.0.0.1:0";
+
+/// Home `.`, device name `syncd`, listening on [`DEFAULT_LISTEN`] (loopback, a free port),
+/// no devices, no folders.
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             home: PathBuf::from("."),
             device_name: String::from("syncd"),
-            listen: vec![String::from("tcp://0.0.0.0:22000")],
+            listen: vec![String::from(DEFAULT_LISTEN)],
             devices: Vec::new(),
             folders: Vec::new(),
             index_cache_bytes: DEFAULT_INDEX_CACHE_BYTES,
@@ -228,6 +237,11 @@ impl ConfigCell {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_library_default_listens_on_loopback_on_a_free_port() {
+        assert_eq!(EngineConfig::default().listen, ["tcp://127.0.0.1:0"]);
+    }
 
     #[test]
     fn folder_defaults_match_the_agreed_values() {

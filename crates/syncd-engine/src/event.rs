@@ -17,6 +17,8 @@ pub const DISK_EVENTS_PER_UPDATE: usize = 256;
 
 /// What the puller did to an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Later engines may add states/actions; matches outside this crate need a wildcard arm.
+#[non_exhaustive]
 pub enum ItemAction {
     /// Content (or a new item) written.
     Update,

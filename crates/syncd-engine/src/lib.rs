@@ -25,7 +25,12 @@
 //! use syncd_engine::{DeviceConfig, DeviceId, Engine, EngineConfig, FolderConfig, FolderId};
 //! # async fn run(peer: DeviceId) -> Result<(), Box<dyn std::error::Error>> {
 //! let folder = FolderId::new("work")?;
-//! let mut f = FolderConfig::new(folder.clone(), "/srv/work");
+//! // A folder root must exist and hold the `.stfolder` marker, or the folder stays in
+//! // `FolderState::Error` (the marker tells an empty folder from an unmounted disk).
+//! let root = std::path::Path::new("/srv/work");
+//! std::fs::create_dir_all(root)?;
+//! syncd_engine::health::create_marker(root)?;
+//! let mut f = FolderConfig::new(folder.clone(), root);
 //! f.devices.push(peer);
 //! let mut peer_cfg = DeviceConfig::new(peer);
 //! peer_cfg.addresses = vec!["tcp://127.0.0.1:22000".into()];
@@ -61,7 +66,7 @@ mod serve;
 mod status;
 
 pub use config::{
-    DEFAULT_INDEX_CACHE_BYTES, DEFAULT_MAX_CONFLICTS, DEFAULT_RESCAN_INTERVAL_S,
+    DEFAULT_INDEX_CACHE_BYTES, DEFAULT_LISTEN, DEFAULT_MAX_CONFLICTS, DEFAULT_RESCAN_INTERVAL_S,
     DEFAULT_SCAN_PROGRESS_INTERVAL_MS, DEFAULT_WATCHER_DELAY_MS, DeviceConfig, EngineConfig,
     FolderConfig,
 };

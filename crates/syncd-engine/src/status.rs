@@ -8,6 +8,8 @@ use syncd_types::{DeviceId, ShortId};
 
 /// A folder's state, as Syncthing reports it in `/rest/db/status` and `StateChanged` events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+// Later engines may add states/actions; matches outside this crate need a wildcard arm.
+#[non_exhaustive]
 pub enum FolderState {
     /// Nothing to do.
     Idle,

@@ -51,10 +51,10 @@ struct Strangers {
 async fn strangers() -> Strangers {
     common::init_test_log();
     let tmp = tempfile::tempdir().unwrap();
+    // The default listen address (loopback, a free port) is all two local engines need.
     let start = |name: &str| EngineConfig {
         home: tmp.path().join(format!("{name}-home")),
         device_name: name.into(),
-        listen: vec!["tcp://127.0.0.1:0".into()],
         ..EngineConfig::default()
     };
     let a = Engine::start(start("a")).await.unwrap();
@@ -78,6 +78,21 @@ fn shared_folder(id: &FolderId, dir: &Dir, peer: DeviceId) -> FolderConfig {
     let mut f = FolderConfig::new(id.clone(), &dir.root);
     f.devices = vec![peer];
     f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_config_listens_on_loopback_only_on_a_free_port() {
+    let s = strangers().await;
+    for e in [&s.a, &s.b] {
+        let addrs = e.listen_addrs();
+        assert_eq!(addrs.len(), 1, "{addrs:?}");
+        assert!(addrs[0].ip().is_loopback(), "{addrs:?}");
+        assert_ne!(addrs[0].port(), 0);
+        assert_ne!(addrs[0].port(), 22000);
+    }
+    assert_ne!(s.a.listen_addrs(), s.b.listen_addrs());
+    s.a.shutdown().await;
+    s.b.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

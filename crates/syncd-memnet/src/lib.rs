@@ -60,6 +60,11 @@
 //! dependencies. Here, `syncd-engine` names this crate by path only, so packaging drops the
 //! edge (and leaves `tests/memnet.rs` out of the engine's package).
 
+// The README's example runs as a doctest, so the published front page stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::os::unix::fs::PermissionsExt;

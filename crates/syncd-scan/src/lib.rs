@@ -46,6 +46,11 @@
 //! # Ok(()) }
 //! ```
 
+// The README's example runs as a doctest, so the published front page stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod adopt;
 pub mod hash;
 mod params;

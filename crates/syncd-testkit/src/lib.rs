@@ -40,6 +40,11 @@
 //! # drop((st, status)); Ok(()) }
 //! ```
 
+// The README's example runs as a doctest, so the published front page stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod config;
 mod process;
 mod rest;

@@ -22,6 +22,11 @@
 //! assert_eq!(RelPath::new("src/main.rs").unwrap().file_name(), "main.rs");
 //! ```
 
+// The README's example runs as a doctest, so the published front page stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod device;
 mod folder;
 mod kind;

@@ -55,9 +55,9 @@ pub const EXIT_TIMEOUT: u8 = 3;
 #[derive(Debug, Parser)]
 #[command(name = "syncd", version, about, long_about = None)]
 pub struct Cli {
-    /// The syncd home directory (config, identity, index). Default: $XDG_CONFIG_HOME/syncd or
-    /// ~/.config/syncd (macOS: ~/Library/Application Support/syncd).
-    #[arg(long, global = true, value_name = "DIR")]
+    /// The syncd home directory (config, identity, index). Default: $SYNCD_HOME, else
+    /// $XDG_CONFIG_HOME/syncd or ~/.config/syncd (macOS: ~/Library/Application Support/syncd).
+    #[arg(long, global = true, value_name = "DIR", env = "SYNCD_HOME")]
     pub home: Option<PathBuf>,
     /// Print this device's ID and exit (same as `syncd device-id`).
     #[arg(long)]
@@ -135,6 +135,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script, e.g. `syncd completions bash >
+    /// ~/.local/share/bash-completion/completions/syncd`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `syncd man | man -l -`.
+    Man,
     /// Wait until a folder is in sync with every peer sharing it. Exit 0 in sync, 1 error,
     /// 2 usage/config error or unknown folder, 3 timeout.
     ///
@@ -316,6 +324,23 @@ pub fn main() -> ExitCode {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> CliResult {
+    // Generated from the CLI definition alone: no home needed.
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            let mut script = Vec::new();
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "syncd", &mut script);
+            return write_stdout(&script);
+        }
+        Some(Command::Man) => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut page)
+                .context("rendering the man page")?;
+            return write_stdout(&page);
+        }
+        _ => {}
+    }
     let home = match cli.home.clone().or_else(home::default_home) {
         Some(h) => h,
         None => {
@@ -357,7 +382,18 @@ pub fn run(cli: Cli) -> CliResult {
         Some(Command::Status { folder, json }) => status(&home, folder.as_deref(), json),
         Some(Command::Wait { folder, timeout }) => wait(&home, &folder, timeout),
         Some(Command::Pending { json }) => pending::pending(&home, json),
+        Some(Command::Completions { .. } | Command::Man) => Ok(EXIT_OK),
     }
+}
+
+/// Writes generated text to stdout, with `out!`'s handling of a closed or failing stdout.
+fn write_stdout(bytes: &[u8]) -> CliResult {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        stdout_failed(&e);
+    }
+    Ok(EXIT_OK)
 }
 
 fn merge(top: ServeArgs, sub: ServeArgs) -> ServeArgs {

@@ -17,7 +17,12 @@ pub const FACILITIES: &[(&str, &str, &[&str])] = &[
         "Configuration loading and saving",
         &["syncd::config"],
     ),
-    ("connections", "Connection handling", &["syncd_transport"]),
+    (
+        "connections",
+        "Connection handling",
+        // rustls logs the TLS handshake through the `log` crate (bridged into tracing).
+        &["syncd_transport", "rustls"],
+    ),
     ("db", "The database layer", &["syncd_index"]),
     ("events", "Event generation and logging", &["syncd::events"]),
     ("main", "Main package", &["syncd::serve", "syncd::cli"]),

@@ -3,7 +3,7 @@
 //!
 //! Modules: [`auth`] (the GUI login: bcrypt, sessions, throttle), [`tls`] (HTTPS for the GUI), [`debug`] (`/rest/system/debug`), [`conflicts`] (the GUI's conflicts view), [`config`] (the TOML file: model, errors with file/line/field, defaults, conversion
 //! to the engine's `EngineConfig`), [`home`] (where things live), [`cli`] (clap commands and
-//! exit codes), [`rest`] (axum routes, auth, host check), [`json`] (Syncthing's JSON shapes), [`logbuf`] (recent log lines),
+//! exit codes), [`rest`] (axum routes, auth, host check), [`json`] (Syncthing's JSON shapes), [`logbuf`] (logging set-up, recent log lines),
 //! [`events`] (the `/rest/events` log), [`gui`] (the embedded web GUI, `/qr/`, CSRF tokens), [`client`] (the CLI's tiny HTTP/1.1 client to its own
 //! daemon), [`import`] (`import-syncthing`), [`serve`] (wiring), [`stats`] (`/rest/stats/*` from the engine's events), [`progress`] (bars or log lines),
 //! [`memory`] (malloc arena cap, freed heap handed back to the kernel after work), [`metrics`]

@@ -1,6 +1,10 @@
-//! The daemon's recent log lines, for `/rest/system/log` (as Syncthing's GUI shows them). The
-//! binary's log writer ([`Tee`]) writes every line to stderr as before and keeps a copy here,
-//! at most [`MAX_LINES`] of them (the oldest go first).
+//! The daemon's logging: [`init`] sets up the process's subscriber, and this module keeps the
+//! recent log lines for `/rest/system/log` (as Syncthing's GUI shows them). The log writer
+//! ([`Tee`]) writes every line to stderr and keeps a copy here, at most [`MAX_LINES`] of them
+//! (the oldest go first).
+//!
+//! Records of the `log` crate (rustls, notify, mio use it, not `tracing`) go through the same
+//! subscriber, filter and writer: [`init`] installs the `log` → `tracing` bridge.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -8,6 +12,58 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
+
+/// Sets the process's `tracing` subscriber: the `RUST_LOG` filter (`info` when unset or
+/// invalid), ANSI colours only on a terminal, [`Tee`] as the writer, a filter that
+/// `/rest/system/debug` can change at run time ([`crate::debug::install`]), and the `log`
+/// bridge, so records of crates that log through `log` are filtered and written like ours.
+/// A second call in the same process does nothing.
+pub fn init() {
+    let base = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| tracing_subscriber::EnvFilter::try_new(v).is_ok())
+        .unwrap_or_else(|| "info".to_owned());
+    let filter = tracing_subscriber::EnvFilter::new(&base);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        // stderr, and a copy of the recent lines for /rest/system/log.
+        .with_writer(Tee)
+        // When stderr is a closed pipe, tracing reports the failed write with eprintln!, which
+        // panics on the broken pipe and would take the daemon down: drop the lines instead.
+        .log_internal_errors(false)
+        // `/rest/system/debug` turns log targets to debug at run time.
+        .with_filter_reloading();
+    let handle = builder.reload_handle();
+    // With tracing-subscriber's `tracing-log` feature this also installs the `log` bridge
+    // (`LogTracer`), its max level set from this filter.
+    if builder.try_init().is_err() {
+        return;
+    }
+    crate::debug::install(base, move |directives| {
+        let filter =
+            tracing_subscriber::EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())?;
+        // `log` checks its own max level before a record reaches the bridge: follow the
+        // filter, or a debug facility turned on here would never see rustls' debug records.
+        log::set_max_level(log_level(tracing::level_filters::LevelFilter::current()));
+        Ok(())
+    });
+}
+
+/// `tracing`'s most verbose enabled level as `log`'s.
+fn log_level(level: tracing::level_filters::LevelFilter) -> log::LevelFilter {
+    use tracing::Level;
+    match level.into_level() {
+        None => log::LevelFilter::Off,
+        Some(Level::ERROR) => log::LevelFilter::Error,
+        Some(Level::WARN) => log::LevelFilter::Warn,
+        Some(Level::INFO) => log::LevelFilter::Info,
+        Some(Level::DEBUG) => log::LevelFilter::Debug,
+        Some(Level::TRACE) => log::LevelFilter::Trace,
+    }
+}
 
 /// How many lines are kept.
 pub const MAX_LINES: usize = 250;
