@@ -234,9 +234,12 @@ async fn an_offered_folder_is_pending_until_shared_and_expires_when_withdrawn() 
         .await
         .unwrap();
     assert!(offered(&b, a.device_id()).is_empty());
-    let id = FolderId::new("proj").unwrap();
-    b.wait_until_synced(&id, WAIT).await.unwrap();
-    assert_eq!(db.read("hello.txt"), b"from a");
+    // In sync "with what the peers announced" can hold before `a`'s first scan is
+    // announced: wait for the file itself.
+    until("hello.txt on b", || {
+        std::fs::read(db.path("hello.txt")).is_ok_and(|c| c == b"from a")
+    })
+    .await;
     b.shutdown().await;
     a.shutdown().await;
 }
@@ -274,11 +277,10 @@ async fn auto_accept_creates_the_folder_under_the_default_path_and_syncs() {
     assert_eq!(accepted.devices, vec![a.device_id()]);
     assert_eq!(accepted.rescan_interval_s, 77, "from the folder defaults");
     assert!(root.join("proj-y/.stfolder").is_dir());
-    b.wait_until_synced(&id, WAIT).await.unwrap();
-    assert_eq!(
-        std::fs::read(root.join("proj-y/src/main.rs")).unwrap(),
-        b"fn main() {}"
-    );
+    until("a's file in the accepted folder", || {
+        std::fs::read(root.join("proj-y/src/main.rs")).is_ok_and(|c| c == b"fn main() {}")
+    })
+    .await;
     assert!(b.pending_folders(None).is_empty(), "accepted, not pending");
     let mut said = false;
     while let Ok(ev) = events.try_recv() {
@@ -358,8 +360,10 @@ async fn introducer_case(skip_removals: bool) {
         connected(&x, y.device_id())
     })
     .await;
-    y.wait_until_synced(&team, WAIT).await.unwrap();
-    assert_eq!(dy.read("from-x.txt"), b"x");
+    until("x's file on y", || {
+        std::fs::read(dy.path("from-x.txt")).is_ok_and(|c| c == b"x")
+    })
+    .await;
 
     // The introducer stops sharing `team` with y.
     hub.add_folder(folder("team", &dh, &[x.device_id()]))
