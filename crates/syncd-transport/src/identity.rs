@@ -3,7 +3,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
@@ -123,9 +122,10 @@ impl Identity {
         // A positive 63-bit serial (DER integers are signed; keep the top bit clear).
         let serial = rand::random::<u64>() >> 1;
         params.serial_number = Some(SerialNumber::from(serial.to_be_bytes().to_vec()));
-        let (y, m, d) = today_utc();
-        params.not_before = rcgen::date_time_ymd(y, m, d);
-        params.not_after = rcgen::date_time_ymd(y + 20, m, d.min(28));
+        // Valid from midnight UTC today for twenty years.
+        let today = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+        params.not_before = today;
+        params.not_after = today + time::Duration::days(20 * 365 + 5);
         let cert = params.self_signed(&key).map_err(gen_err)?;
         Self::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes())
     }
@@ -264,38 +264,4 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, bytes)
-}
-
-/// Today's UTC civil date (Howard Hinnant's days-to-civil algorithm).
-fn today_utc() -> (i32, u8, u8) {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        i32::try_from(y).unwrap_or(2026),
-        u8::try_from(m).unwrap_or(1),
-        u8::try_from(d).unwrap_or(1),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn today_is_a_plausible_date() {
-        let (y, m, d) = today_utc();
-        assert!(y >= 2024 && (1..=12).contains(&m) && (1..=31).contains(&d));
-    }
 }

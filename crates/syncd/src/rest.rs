@@ -119,41 +119,11 @@ fn ok_empty() -> ApiResult {
     Ok(StatusCode::OK.into_response())
 }
 
-/// Decoded `key=value` pairs of a query string (repeated keys kept in order).
+/// Decoded `key=value` pairs of a query string (repeated keys kept in order), by the same
+/// `application/x-www-form-urlencoded` decoder axum's `Query` uses. Decoding is lossy, never
+/// an error: a bad escape stays as written.
 fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    let decode = |s: &str| -> String {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while let Some(&b) = bytes.get(i) {
-            match b {
-                b'+' => out.push(b' '),
-                b'%' => {
-                    let hex = bytes
-                        .get(i + 1..i + 3)
-                        .and_then(|h| std::str::from_utf8(h).ok());
-                    match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                        Some(v) => {
-                            out.push(v);
-                            i += 2;
-                        }
-                        None => out.push(b'%'),
-                    }
-                }
-                _ => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    raw.unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(p), String::new()),
-        })
-        .collect()
+    serde_urlencoded::from_str(raw.unwrap_or("")).unwrap_or_default()
 }
 
 struct Query(Vec<(String, String)>);
@@ -540,11 +510,8 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 
 /// Constant-time string equality (the key is a secret).
 pub(crate) fn ct_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    use subtle::ConstantTimeEq;
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 /// The GUI's files; a page load from loopback also gets a CSRF token cookie.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use syncd_testkit::{Rest, SyncthingConfig, Versioning, Watcher, find_device_id};
 
-use super::json::Json;
+use super::json::{self, Json, Members};
 use super::procfs::{self, Sample};
 use super::rng::Rng;
 
@@ -274,7 +274,7 @@ impl Node {
 
     /// `GET /rest/db/status?folder=bench`.
     pub fn db_status(&self) -> Result<Json, String> {
-        Json::parse(&self.get(
+        json::parse(&self.get(
             &format!("/rest/db/status?folder={FOLDER_ID}"),
             Duration::from_secs(10),
         )?)
@@ -282,7 +282,7 @@ impl Node {
 
     /// `GET /rest/system/connections`.
     pub fn connections(&self) -> Result<Json, String> {
-        Json::parse(&self.get("/rest/system/connections", Duration::from_secs(10))?)
+        json::parse(&self.get("/rest/system/connections", Duration::from_secs(10))?)
     }
 
     /// Whether the peer is connected.

@@ -2,6 +2,7 @@
 //! real run: wall clock, `/proc` of each daemon, the daemons' REST counters, and the files on
 //! the receiving side (checked against what was generated before a sync counts as done).
 
+use crate::bench::json::Members;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

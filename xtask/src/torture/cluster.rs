@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::oracle::{self, Side, Tree};
 use super::proxy::Proxy;
 use crate::bench::daemon::{FOLDER_ID, Kind, Node};
-use crate::bench::json::Json;
+use crate::bench::json::{self, Json, Members};
 
 /// A scratch directory removed on drop (unless kept).
 #[derive(Debug)]
@@ -302,7 +302,7 @@ impl Pair {
         // (Syncthing 1.19's `/rest/db/status`, which syncd matches, has no `remoteSequence`).
         let remote = |node: &Node, peer: &str| -> Result<f64, String> {
             let path = format!("/rest/db/completion?folder={FOLDER_ID}&device={peer}");
-            let c = Json::parse(&node.get(&path, Duration::from_secs(10))?)?;
+            let c = json::parse(&node.get(&path, Duration::from_secs(10))?)?;
             Ok(c.num("sequence").unwrap_or(-1.0))
         };
         let (qa, qb) = (n(&sa, "sequence"), n(&sb, "sequence"));

@@ -2,6 +2,7 @@
 //! drives the daemons, then verifies through [`verify`]: convergence, the oracle, temp files,
 //! and agreement with a fresh rescan.
 
+use crate::bench::json::Members;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
