@@ -132,6 +132,14 @@ pub struct Options {
     /// The index's page cache, MiB (default [`DEFAULT_INDEX_CACHE_MIB`]); more can help a
     /// very large folder whose random lookups (block map) miss the cache.
     pub index_cache_mib: u64,
+    /// `text` (the default) or `json`: one JSON object a log line, for journald and log
+    /// shippers. `SYNCD_LOG_FORMAT` overrides it.
+    #[serde(skip_serializing_if = "is_default")]
+    pub log_format: crate::logbuf::LogFormat,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 impl Default for Options {
@@ -140,6 +148,7 @@ impl Default for Options {
             device_name: crate::home::hostname(),
             listen: vec![DEFAULT_LISTEN.to_owned()],
             index_cache_mib: DEFAULT_INDEX_CACHE_MIB,
+            log_format: crate::logbuf::LogFormat::Text,
         }
     }
 }

@@ -8,10 +8,91 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
+use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Lines as JSON objects (`log_format = "json"`) instead of text.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// The progress bars on the terminal, when shown: log lines are written with the bars
+/// cleared and drawn again after, so a line and a bar never share a row.
+static BARS: OnceLock<indicatif::MultiProgress> = OnceLock::new();
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `2026-12-07T18:00:00.123Z  INFO syncd::serve: message key=value` (the default).
+    #[default]
+    Text,
+    /// One JSON object a line: `timestamp`, `level`, `target`, `fields` (with `message`), for
+    /// journald's JSON mode and log shippers.
+    Json,
+}
+
+impl LogFormat {
+    /// `SYNCD_LOG_FORMAT` (`text` or `json`), if set to one of them.
+    pub fn from_env() -> Option<Self> {
+        match std::env::var("SYNCD_LOG_FORMAT").ok()?.trim() {
+            "json" => Some(LogFormat::Json),
+            "text" => Some(LogFormat::Text),
+            _ => None,
+        }
+    }
+}
+
+/// Switches the format of the lines written from now on (the config's `log_format`; the
+/// `SYNCD_LOG_FORMAT` environment variable wins over it).
+pub fn set_format(format: LogFormat) {
+    let format = LogFormat::from_env().unwrap_or(format);
+    JSON.store(format == LogFormat::Json, Ordering::Relaxed);
+}
+
+/// Registers the progress bars drawn on the terminal (see [`BARS`]).
+pub fn set_bars(bars: indicatif::MultiProgress) {
+    let _ = BARS.set(bars);
+}
+
+/// Runs `f` (which writes to the terminal) with the progress bars cleared, and draws them
+/// again after; just runs it when no bars are shown.
+pub fn without_bars<R>(f: impl FnOnce() -> R) -> R {
+    match BARS.get() {
+        Some(bars) => bars.suspend(f),
+        None => f(),
+    }
+}
+
+/// Formats each event as text or JSON, whichever [`set_format`] chose last.
+struct Switch {
+    text: format::Format<format::Full>,
+    json: format::Format<format::Json>,
+}
+
+impl<S, N> FormatEvent<S, N> for Switch
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    FormattedFields<N>: 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        if JSON.load(Ordering::Relaxed) {
+            self.json.format_event(ctx, writer, event)
+        } else {
+            self.text.format_event(ctx, writer, event)
+        }
+    }
+}
 
 /// Sets the process's `tracing` subscriber: the `RUST_LOG` filter (`info` when unset or
 /// invalid), ANSI colours only on a terminal, [`Tee`] as the writer, a filter that
@@ -25,14 +106,24 @@ pub fn init() {
         .unwrap_or_else(|| "info".to_owned());
     let filter = tracing_subscriber::EnvFilter::new(&base);
     use std::io::IsTerminal;
+    set_format(LogFormat::Text);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        // stderr, and a copy of the recent lines for /rest/system/log.
-        .with_writer(Tee)
         // When stderr is a closed pipe, tracing reports the failed write with eprintln!, which
         // panics on the broken pipe and would take the daemon down: drop the lines instead.
         .log_internal_errors(false)
+        .event_format(Switch {
+            text: format::format(),
+            // Spans carry no fields worth a JSON key here; the event's own fields and target
+            // are the line.
+            json: format::format()
+                .json()
+                .with_current_span(false)
+                .with_span_list(false),
+        })
+        // stderr, and a copy of the recent lines for /rest/system/log.
+        .with_writer(Tee)
         // `/rest/system/debug` turns log targets to debug at run time.
         .with_filter_reloading();
     let handle = builder.reload_handle();
@@ -102,7 +193,9 @@ impl Write for TeeWriter {
 impl Drop for TeeWriter {
     fn drop(&mut self) {
         // A closed stderr must not take the daemon down: the error is dropped.
-        let _ = std::io::stderr().write_all(&self.0);
+        without_bars(|| {
+            let _ = std::io::stderr().write_all(&self.0);
+        });
         record(SystemTime::now(), &String::from_utf8_lossy(&self.0));
     }
 }
@@ -113,7 +206,11 @@ pub fn record(when: SystemTime, raw: &str) {
     if line.is_empty() {
         return;
     }
-    let level = if line.contains(" WARN ") || line.contains(" ERROR ") {
+    let level = if line.contains(" WARN ")
+        || line.contains(" ERROR ")
+        || line.contains("\"level\":\"WARN\"")
+        || line.contains("\"level\":\"ERROR\"")
+    {
         LEVEL_WARN
     } else {
         LEVEL_INFO

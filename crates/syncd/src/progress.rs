@@ -102,6 +102,9 @@ impl Progress {
         } else {
             ProgressDrawTarget::hidden()
         });
+        if terminal {
+            crate::logbuf::set_bars(multi.clone());
+        }
         Progress {
             engine,
             terminal,

@@ -25,7 +25,8 @@ use crate::rest::RestState;
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+        // With progress bars on the terminal, the line is written with the bars cleared.
+        if let Err(e) = crate::logbuf::without_bars(|| writeln!(std::io::stdout(), $($arg)*)) {
             stdout_failed(&e);
         }
     }};
@@ -66,6 +67,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         created,
         gui_overridden,
     } = opts;
+    crate::logbuf::set_format(config.options.log_format);
     let gui_addr: std::net::SocketAddr = config
         .gui
         .address

@@ -1135,6 +1135,215 @@ fn on_a_terminal_the_first_scan_shows_a_progress_spinner() {
     );
 }
 
+/// What a terminal shows after `bytes` were written to it: the rows of a screen that never
+/// scrolls away, with the cursor moves, line clears and colours indicatif and tracing emit
+/// (`\r`, `\n`, CSI `A`, `K`, `J`, `G`, `m`) applied.
+fn screen_rows(bytes: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut rows: Vec<Vec<char>> = vec![Vec::new()];
+    let (mut r, mut c) = (0usize, 0usize);
+    let mut chars = text.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '\n' => {
+                r += 1;
+                if rows.len() <= r {
+                    rows.push(Vec::new());
+                }
+            }
+            '\r' => c = 0,
+            '\x1b' if chars.peek() == Some(&'[') => {
+                chars.next();
+                let mut param = String::new();
+                let mut fin = ' ';
+                for x in chars.by_ref() {
+                    if x.is_ascii_alphabetic() {
+                        fin = x;
+                        break;
+                    }
+                    param.push(x);
+                }
+                let n: usize = param.parse().unwrap_or(1);
+                match fin {
+                    'A' => r = r.saturating_sub(n),
+                    'G' => c = n.saturating_sub(1),
+                    'K' if param == "2" => rows[r].clear(),
+                    'K' => rows[r].truncate(c),
+                    'J' => {
+                        rows[r].truncate(c);
+                        rows.truncate(r + 1);
+                    }
+                    _ => {}
+                }
+            }
+            ch if !ch.is_control() => {
+                let row = &mut rows[r];
+                while row.len() < c {
+                    row.push(' ');
+                }
+                match row.get_mut(c) {
+                    Some(cell) => *cell = ch,
+                    None => row.push(ch),
+                }
+                c += 1;
+            }
+            _ => {}
+        }
+    }
+    rows.into_iter()
+        .map(|row| row.into_iter().collect::<String>().trim_end().to_owned())
+        .collect()
+}
+
+/// Where a tracing line's level sits after its timestamp (`…Z  INFO target: …`).
+const LEVELS: [&str; 5] = ["Z TRACE ", "Z DEBUG ", "Z  INFO ", "Z  WARN ", "Z ERROR "];
+
+#[test]
+fn on_a_terminal_log_lines_and_progress_bars_never_share_a_row() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: `script` (util-linux) is not installed");
+        return;
+    }
+    let m = Machine::new();
+    // A first scan long enough that the banner and the state-change log lines are written
+    // while its progress bar is on the screen.
+    let dir = m.user.join("Sync");
+    for d in 0..40 {
+        std::fs::create_dir_all(dir.join(format!("d{d}"))).unwrap();
+        for f in 0..300 {
+            std::fs::write(dir.join(format!("d{d}/f{f}.txt")), b"x").unwrap();
+        }
+    }
+    let serve = format!(
+        "exec {BIN} serve --no-browser --gui-address 127.0.0.1:0 --listen tcp://127.0.0.1:0 --home {}",
+        m.home.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &serve, "/dev/null"])
+        .env("HOME", &m.user)
+        .env_remove("XDG_CONFIG_HOME")
+        .env("RUST_LOG", "info")
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut raw = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    // Until the scan is over and its bar gone (the folder's state goes back to idle).
+    while !screen_rows(&raw).join("\n").contains("to=\"idle\"")
+        && std::time::Instant::now() < deadline
+    {
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(200)) {
+            raw.extend(chunk);
+        }
+    }
+    // Whatever follows right after (the bar's last redraw).
+    let settle = std::time::Instant::now() + Duration::from_secs(1);
+    while let Some(left) = settle.checked_duration_since(std::time::Instant::now()) {
+        if let Ok(chunk) = rx.recv_timeout(left) {
+            raw.extend(chunk);
+        }
+    }
+    for pid in children_of(child.id()) {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    }
+    let _ = child.wait();
+
+    let rows = screen_rows(&raw);
+    let shown = rows.join("\n");
+    assert!(
+        raw.windows(16).any(|w| w == b"scanning default"),
+        "no progress bar was drawn: {shown}"
+    );
+    // Every log line written is on the screen, on a row of its own, from its first column.
+    // Every `\r` made a new row: nothing overwritten, so every line written can be counted.
+    let unfolded: Vec<u8> = raw
+        .iter()
+        .map(|&b| if b == b'\r' { b'\n' } else { b })
+        .collect();
+    let plain = screen_rows(&unfolded).join("\n");
+    let written: usize = LEVELS.iter().map(|l| plain.matches(l).count()).sum();
+    let log_rows: Vec<&String> = rows
+        .iter()
+        .filter(|row| LEVELS.iter().any(|l| row.contains(l)))
+        .collect();
+    assert!(written >= 2, "too few log lines to check: {shown}");
+    assert_eq!(
+        log_rows.len(),
+        written,
+        "a log line was overwritten: {shown}"
+    );
+    for row in &log_rows {
+        assert!(
+            row.starts_with("20") && LEVELS.iter().filter(|l| row.contains(*l)).count() == 1,
+            "a log line shares its row: {row:?}\n{shown}"
+        );
+    }
+    // The banner (stdout) too.
+    let banner = rows
+        .iter()
+        .find(|row| row.contains("Device ID: "))
+        .unwrap_or_else(|| panic!("no banner: {shown}"));
+    assert!(banner.starts_with("Device ID: "), "{banner:?}\n{shown}");
+    assert!(
+        rows.iter()
+            .any(|row| row.starts_with("syncd ") && row.ends_with(" started")),
+        "the banner's first line shares its row: {shown}"
+    );
+}
+
+#[test]
+fn with_log_format_json_every_stderr_line_is_a_json_object() {
+    let m = Machine::new();
+    m.ok(&["generate"]);
+    let path = m.home.join("config.toml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    let config = config.replacen("[options]\n", "[options]\nlog_format = \"json\"\n", 1);
+    assert!(config.contains("log_format"), "{config}");
+    std::fs::write(&path, config).unwrap();
+    let _d = m.start_logged();
+    // The first scan's progress lines are logged at info for `syncd::progress`.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let log = loop {
+        let log = m.log_text();
+        if log.contains("scan finished") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.iter().any(|l| l.contains("scan finished")), "{log}");
+    for line in &lines {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}\n{log}"));
+        assert!(v["timestamp"].is_string(), "{line}");
+        assert!(v["level"].is_string(), "{line}");
+        assert!(v["target"].is_string(), "{line}");
+        assert!(v["fields"]["message"].is_string(), "{line}");
+    }
+    let finished = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "scan finished")
+        .unwrap();
+    assert_eq!(finished["level"], "INFO");
+    assert_eq!(finished["target"], "syncd::progress");
+    assert_eq!(finished["fields"]["folder"], "default");
+}
+
 #[test]
 fn without_a_terminal_a_pull_logs_plain_lines_with_counts() {
     let p = cli_pair(small_tree, true);

@@ -51,3 +51,29 @@ fn log_crate_records_below_the_filter_are_dropped_until_a_debug_facility_raises_
         "{lines:#?}"
     );
 }
+
+#[test]
+fn the_json_format_writes_one_object_a_line_and_keeps_the_level_for_the_gui() {
+    syncd::logbuf::init();
+    syncd::logbuf::set_format(syncd::logbuf::LogFormat::Json);
+    tracing::warn!(target: "syncd::test", peer = "mac", "a JSON line");
+    let kept = syncd::logbuf::json(None);
+    let messages = kept["messages"].as_array().cloned().unwrap_or_default();
+    let last = messages
+        .iter()
+        .rev()
+        .find(|m| {
+            m["message"]
+                .as_str()
+                .is_some_and(|l| l.contains("a JSON line"))
+        })
+        .unwrap_or_else(|| panic!("{kept:#}"));
+    let line: serde_json::Value = serde_json::from_str(last["message"].as_str().unwrap()).unwrap();
+    assert_eq!(line["level"], "WARN");
+    assert_eq!(line["target"], "syncd::test");
+    assert_eq!(line["fields"]["message"], "a JSON line");
+    assert_eq!(line["fields"]["peer"], "mac");
+    // /rest/system/log's level for the GUI: a warning.
+    assert_eq!(last["level"], 3);
+    syncd::logbuf::set_format(syncd::logbuf::LogFormat::Text);
+}
