@@ -1,5 +1,5 @@
 //! `cargo xtask fuzz [--smoke]`: runs every cargo-fuzz target in `fuzz/fuzz_targets` for a
-//! bounded time (20 s each with `--smoke`, 300 s otherwise) on the nightly toolchain.
+//! bounded time (10 s each with `--smoke`, 300 s otherwise) on the nightly toolchain.
 
 use std::path::Path;
 use std::process::Command;
@@ -7,7 +7,7 @@ use std::process::Command;
 /// Runs each target; skips with a message when cargo-fuzz is not installed.
 pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let smoke = args.iter().any(|a| a == "--smoke");
-    let seconds = if smoke { 20 } else { 300 };
+    let seconds = if smoke { 10 } else { 300 };
     let installed = Command::new("cargo")
         .args(["+nightly", "fuzz", "--version"])
         .output()

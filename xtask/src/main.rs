@@ -5,6 +5,7 @@
 //! with a message naming the file and the rule when a check fails.
 
 mod bench;
+mod downstream;
 mod fuzz;
 mod index_crash;
 mod package;
@@ -23,7 +24,7 @@ fn workspace_root() -> PathBuf {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cargo xtask <task>\n\ntasks:\n  tidy    check the architecture rules (docs/ARCHITECTURE.md)\n  test [ARGS]  run the test suite (cargo nextest if installed, else cargo test)\n  package check that every publishable crate ships its README and license texts\n  protogen [--check]  regenerate syncd-proto's BEP structs from bep.proto"
+        "usage: cargo xtask <task>\n\ntasks:\n  tidy    check the architecture rules (docs/ARCHITECTURE.md)\n  test [ARGS]  run the test suite (cargo nextest if installed, else cargo test)\n  package check that every publishable crate ships its README and license texts\n  downstream  build and run the engine's embedding example from the packaged crates\n  protogen [--check]  regenerate syncd-proto's BEP structs from bep.proto"
     );
     ExitCode::from(2)
 }
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         "test" => test::run(&root, args.get(1..).unwrap_or_default()),
         "protogen" => protogen::run(&root, args.get(1..).unwrap_or_default()),
         "package" => package::run(&root),
+        "downstream" => downstream::run(&root),
         // Prints its own one-line summary last, so it sets the exit status itself.
         "torture" => return torture::run(&root, args.get(1..).unwrap_or_default()),
         _ => return usage(),

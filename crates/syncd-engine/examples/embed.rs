@@ -50,10 +50,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         a.wait_until_synced(id, Duration::from_secs(30)).await?;
         b.wait_until_synced(id, Duration::from_secs(30)).await?;
     }
-    println!(
-        "b/docs/hello.txt: {}",
-        std::fs::read_to_string(tmp.path().join("b/docs/hello.txt"))?
-    );
+    // In sync with what `a` has announced so far: its first scan may not be announced yet,
+    // so wait for the file itself too.
+    let arrived = tmp.path().join("b/docs/hello.txt");
+    for _ in 0..300 {
+        if arrived.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("b/docs/hello.txt: {}", std::fs::read_to_string(&arrived)?);
     a.shutdown().await;
     b.shutdown().await;
     Ok(())
