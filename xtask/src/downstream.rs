@@ -44,6 +44,8 @@ pub fn run(root: &Path) -> Result<(), String> {
     }
     let version = workspace_version(root)?;
     let mut patches = String::new();
+    // Our crates compile as the workspace compiles them (opt-level 0), not as dependencies.
+    let mut ours = String::new();
     for name in &crates {
         let file = target.join("package").join(format!("{name}-{version}.crate"));
         run_ok(
@@ -57,6 +59,7 @@ pub fn run(root: &Path) -> Result<(), String> {
         patches.push_str(&format!(
             "{name} = {{ path = \"../crates/{name}-{version}\" }}\n"
         ));
+        ours.push_str(&format!("\n[profile.dev.package.{name}]\nopt-level = 0\n"));
     }
     let engine = unpacked.join(format!("syncd-engine-{version}"));
     let example = engine.join("examples/embed.rs");
@@ -86,7 +89,7 @@ opt-level = 2
 
 [profile.dev]
 debug = "line-tables-only"
-"#
+{ours}"#
     );
     write(&app.join("Cargo.toml"), &manifest)?;
     std::fs::copy(root.join("Cargo.lock"), app.join("Cargo.lock"))
