@@ -1,5 +1,8 @@
 //! A small blocking HTTP/1.1 client over `std::net::TcpStream`, for the CLI talking to its own
-//! daemon's REST API (one request per connection, `Connection: close`).
+//! daemon's REST API (one request per connection, `Connection: close`). Blocking on purpose:
+//! the CLI has no runtime, and tests call it from inside theirs, where hyper's client would need
+//! a runtime of its own on another thread. The response is parsed by httparse (hyper's parser,
+//! already in the tree).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -180,40 +183,35 @@ impl Client {
     }
 }
 
-/// Percent-encodes a query parameter value.
+/// Percent-encodes a query parameter value (`application/x-www-form-urlencoded`, as axum's
+/// `Query` decodes it).
 pub fn encode_query(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    serde_urlencoded::to_string([("", value)])
+        .map(|s| s.trim_start_matches('=').to_owned())
+        .unwrap_or_default()
 }
 
 fn parse_response(raw: &[u8]) -> Result<Response, ClientError> {
     let bad = |m: &str| ClientError::BadResponse(m.to_owned());
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no header end"))?;
-    let (head, rest) = raw.split_at(split);
-    let body = rest.get(4..).unwrap_or_default();
-    let head = std::str::from_utf8(head).map_err(|_| bad("header is not UTF-8"))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .filter(|_| status_line.starts_with("HTTP/1."))
-        .ok_or_else(|| bad("no HTTP status line"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut head = httparse::Response::new(&mut headers);
+    let body_at = match head.parse(raw) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Err(bad("the response ended inside its head")),
+        Err(e) => return Err(bad(&format!("not an HTTP response: {e}"))),
+    };
+    let status = head.code.ok_or_else(|| bad("no HTTP status"))?;
+    let headers: Vec<(String, String)> = head
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).trim().to_owned(),
+            )
+        })
         .collect();
+    let body = raw.get(body_at..).unwrap_or_default();
     let chunked = headers
         .iter()
         .any(|(k, v)| k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
@@ -229,14 +227,16 @@ fn parse_response(raw: &[u8]) -> Result<Response, ClientError> {
     })
 }
 
+/// The body of a `Transfer-Encoding: chunked` response (chunk sizes read by httparse).
 fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(data.get(..line_end)?).ok()?;
-        let size_text = size_text.split(';').next()?.trim();
-        let size = usize::from_str_radix(size_text, 16).ok()?;
-        data = data.get(line_end + 2..)?;
+        let (start, size) = match httparse::parse_chunk_size(data).ok()? {
+            httparse::Status::Complete(c) => c,
+            httparse::Status::Partial => return None,
+        };
+        let size = usize::try_from(size).ok()?;
+        data = data.get(start..)?;
         if size == 0 {
             return Some(out);
         }
@@ -279,7 +279,15 @@ mod tests {
 
     #[test]
     fn query_values_are_percent_encoded() {
-        assert_eq!(encode_query("a b/ü&x"), "a%20b%2F%C3%BC%26x");
+        assert_eq!(encode_query("a b/ü&x"), "a+b%2F%C3%BC%26x");
+        assert_eq!(
+            serde_urlencoded::from_str::<Vec<(String, String)>>(&format!(
+                "k={}",
+                encode_query("a b/ü&x=+")
+            ))
+            .unwrap(),
+            [("k".to_owned(), "a b/ü&x=+".to_owned())]
+        );
     }
 
     #[test]
