@@ -194,6 +194,7 @@ impl LoginThrottle {
     }
 
     /// Wrong logins in a row from `addr` so far.
+    #[cfg(test)]
     pub fn failures(&self, addr: IpAddr) -> u32 {
         self.by_addr
             .lock()

@@ -114,11 +114,6 @@ impl EventLog {
         id
     }
 
-    /// The ID of the newest event (0 if none).
-    pub fn last_id(&self) -> u64 {
-        *self.last_id.borrow()
-    }
-
     fn collect(&self, since: u64, mask: Option<&[String]>, limit: Option<usize>) -> Vec<Value> {
         let qs = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let wanted = |kind: &str| match mask {

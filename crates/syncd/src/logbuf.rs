@@ -54,7 +54,8 @@ pub fn set_format(format: LogFormat) {
     JSON.store(format == LogFormat::Json, Ordering::Relaxed);
 }
 
-/// Registers the progress bars drawn on the terminal (see [`BARS`]).
+/// Registers the progress bars drawn on the terminal: from now on log lines are written with
+/// them cleared ([`without_bars`]).
 pub fn set_bars(bars: indicatif::MultiProgress) {
     let _ = BARS.set(bars);
 }
