@@ -47,7 +47,9 @@ pub fn run(root: &Path) -> Result<(), String> {
     // Our crates compile as the workspace compiles them (opt-level 0), not as dependencies.
     let mut ours = String::new();
     for name in &crates {
-        let file = target.join("package").join(format!("{name}-{version}.crate"));
+        let file = target
+            .join("package")
+            .join(format!("{name}-{version}.crate"));
         run_ok(
             Command::new("tar")
                 .arg("-xzf")

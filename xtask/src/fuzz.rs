@@ -84,7 +84,9 @@ fn feature_gated(manifest: &str) -> Vec<String> {
             Some(v.trim().trim_matches('"').to_owned())
         });
         if let Some(name) = name
-            && section.lines().any(|l| l.trim().starts_with("required-features"))
+            && section
+                .lines()
+                .any(|l| l.trim().starts_with("required-features"))
         {
             out.push(name);
         }

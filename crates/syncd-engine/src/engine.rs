@@ -87,14 +87,7 @@ impl Engine {
                 message: e.to_string(),
             })?;
         let device_id = identity.device_id();
-        let index = Index::open_with(
-            config.home.join(INDEX_FILE),
-            device_id,
-            IndexOptions {
-                cache_size: config.index_cache_bytes,
-            },
-        )
-        .map_err(|e| EngineError::Index(e.to_string()))?;
+        let index = open_index(&config.home, device_id, config.index_cache_bytes)?;
         let mut ep = EndpointConfig::new(identity, config.device_name.clone());
         ep.listen = match config.listen.first() {
             Some(l) => Some(parse_listen(l)?),
@@ -1169,5 +1162,65 @@ pub(crate) fn disconnected_status(d: &DeviceConfig) -> ConnectionStatus {
         out_bytes_total: 0,
         derived_records_in: 0,
         derived_records_out: 0,
+    }
+}
+
+/// Opens the index in `home`. A damaged one (truncated, pages overwritten, not a database, or
+/// redb failing on it) is moved aside as `index-v1.redb.damaged-<unix time>` and a new one is
+/// made: the folders' first scans and the peers' indexes rebuild it. A file changed on disk
+/// meanwhile then carries a new local version, concurrent with the peers' ones, so it is never
+/// silently replaced by an older remote version (the conflict rules keep both).
+fn open_index(
+    home: &std::path::Path,
+    device_id: DeviceId,
+    cache_size: usize,
+) -> Result<Index, EngineError> {
+    let path = home.join(INDEX_FILE);
+    let open = || {
+        // redb asserts on some inconsistencies in debug builds: a damaged file must not take
+        // the process down, so a panic while opening counts as damage too.
+        std::panic::catch_unwind(|| Index::open_with(&path, device_id, IndexOptions { cache_size }))
+    };
+    let damage = match open() {
+        Ok(Ok(index)) => return Ok(index),
+        Ok(Err(e)) if e.is_damage() => e.to_string(),
+        Ok(Err(e)) => return Err(EngineError::Index(e.to_string())),
+        Err(panic) => format!(
+            "the database library failed on it: {}",
+            panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("panic")
+        ),
+    };
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let aside = home.join(format!("{INDEX_FILE}.damaged-{stamp}"));
+    std::fs::rename(&path, &aside).map_err(|source| EngineError::Io {
+        context: format!(
+            "moving the damaged index {} aside to {}",
+            path.display(),
+            aside.display()
+        ),
+        source,
+    })?;
+    tracing::error!(
+        index = %path.display(),
+        kept_as = %aside.display(),
+        damage = %damage,
+        "the index is damaged: it was moved aside and a new one is built from the files on disk \
+         and from the peers; files changed here meanwhile are kept (they win over the peers' \
+         older versions, or both are kept as a conflict copy)"
+    );
+    match open() {
+        Ok(Ok(index)) => Ok(index),
+        Ok(Err(e)) => Err(EngineError::Index(e.to_string())),
+        Err(_) => Err(EngineError::Index(format!(
+            "a new index at {} could not be created",
+            path.display()
+        ))),
     }
 }

@@ -9,27 +9,10 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Dir, WAIT};
+use common::{Dir, connected, until};
 use syncd_engine::{
     DeviceConfig, DeviceId, Engine, EngineConfig, EngineHandle, Event, FolderConfig, FolderId,
 };
-
-async fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn connected(e: &EngineHandle, peer: DeviceId) -> bool {
-    e.connections()
-        .iter()
-        .any(|c| c.device == peer && c.connected)
-}
 
 fn config(tmp: &Path, name: &str) -> EngineConfig {
     EngineConfig {

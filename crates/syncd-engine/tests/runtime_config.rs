@@ -6,29 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Dir, WAIT, assert_same, pair_with};
+use common::{Dir, WAIT, assert_same, connected, pair_with, until};
 use syncd_engine::{
     DeviceConfig, DeviceId, Engine, EngineConfig, EngineHandle, Event, FolderConfig, FolderId,
     FolderState, WaitError, device_id_for_home,
 };
-
-/// Polls `cond` every 50 ms until it holds; panics with `what` after `WAIT`.
-async fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn connected(e: &EngineHandle, peer: DeviceId) -> bool {
-    e.connections()
-        .iter()
-        .any(|c| c.device == peer && c.connected)
-}
 
 async fn synced(e: &EngineHandle, folder: &FolderId, name: &str) {
     if let Err(err) = e.wait_until_synced(folder, WAIT).await {

@@ -79,6 +79,41 @@ pub enum OpenError {
     Index(#[from] IndexError),
 }
 
+impl OpenError {
+    /// Whether the file itself is damaged (truncated, overwritten, not a database, values that
+    /// do not decode): the index cannot be used and must be rebuilt. Not damage: a lock held by
+    /// another process, a newer format, another device's index, or an I/O failure of the disk.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            OpenError::Database(redb::DatabaseError::Storage(s)) => storage_is_damage(s),
+            OpenError::Database(_)
+            | OpenError::UnsupportedFormat { .. }
+            | OpenError::WrongDevice { .. } => false,
+            OpenError::Index(e) => e.is_damage(),
+        }
+    }
+}
+
+impl IndexError {
+    /// Whether this error means the stored bytes are damaged (see [`OpenError::is_damage`]).
+    pub fn is_damage(&self) -> bool {
+        match self {
+            IndexError::Corrupt(_) | IndexError::CountUnderflow { .. } => true,
+            IndexError::Storage(redb::Error::Corrupted(_)) => true,
+            IndexError::Storage(redb::Error::Io(e)) => e.kind() == std::io::ErrorKind::InvalidData,
+            _ => false,
+        }
+    }
+}
+
+fn storage_is_damage(s: &redb::StorageError) -> bool {
+    match s {
+        redb::StorageError::Corrupted(_) => true,
+        redb::StorageError::Io(e) => e.kind() == std::io::ErrorKind::InvalidData,
+        _ => false,
+    }
+}
+
 /// A read or write on an open index failed. These are local faults (disk, corruption), never a
 /// peer's: a peer's bad data is rejected before it reaches the index (paths are already
 /// [`syncd_types::RelPath`]s).

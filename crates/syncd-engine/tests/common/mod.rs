@@ -179,3 +179,22 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// Polls `cond` every 50 ms until it holds; panics with `what` after [`WAIT`].
+pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether `e` has a live connection to `peer`.
+pub fn connected(e: &EngineHandle, peer: DeviceId) -> bool {
+    e.connections()
+        .iter()
+        .any(|c| c.device == peer && c.connected)
+}
