@@ -2,6 +2,7 @@
 //! found when the engine starts: it is moved aside, a fresh one is built from the files on disk
 //! and the peer, and nothing is lost — a change made on disk while the index was damaged wins
 //! over the peer's older version (the loser is kept as a conflict copy, as on migration day).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
