@@ -134,6 +134,9 @@ pub struct FolderConfig {
     pub watcher_enabled: bool,
     /// Do not sync permission bits.
     pub ignore_perms: bool,
+    /// Rename names not spelt in Unicode NFC on disk to NFC (Syncthing's `autoNormalize`,
+    /// default true); off, such names are reported and not synced.
+    pub auto_normalize: bool,
     /// Conflict copies kept per file: `-1` unlimited, `0` none (the losing file is deleted).
     pub max_conflicts: i32,
     /// A paused folder neither scans, pulls nor exchanges indexes.
@@ -155,6 +158,7 @@ impl FolderConfig {
             watcher_delay_ms: DEFAULT_WATCHER_DELAY_MS,
             watcher_enabled: true,
             ignore_perms: false,
+            auto_normalize: true,
             max_conflicts: DEFAULT_MAX_CONFLICTS,
             paused: false,
             scan_progress_interval_ms: DEFAULT_SCAN_PROGRESS_INTERVAL_MS,

@@ -490,6 +490,7 @@ async fn check_health(ctx: &FolderCtx) -> Result<(), String> {
 pub(crate) fn needs_restart(old: &FolderConfig, new: &FolderConfig) -> bool {
     old.path != new.path
         || old.ignore_perms != new.ignore_perms
+        || old.auto_normalize != new.auto_normalize
         || old.watcher_enabled != new.watcher_enabled
         || old.watcher_delay_ms != new.watcher_delay_ms
         || old.rescan_interval_s != new.rescan_interval_s
@@ -532,6 +533,7 @@ async fn start(shared: &Arc<Shared>, ctx: &Arc<FolderCtx>) {
     let index = shared.index.clone();
     let scan_cfg = ScanConfig {
         ignore_perms: cfg.ignore_perms,
+        auto_normalize: cfg.auto_normalize,
         ..ScanConfig::default()
     };
     let watch_cfg = WatchConfig {

@@ -27,12 +27,27 @@ use crate::hash::{self, HashError, Hashed};
 use crate::stat::Stat;
 
 /// Scanner settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ScanConfig {
     /// Hashing threads (0 = [`default_hashers`]).
     pub hashers: usize,
     /// Ignore permission changes (`ignorePerms`): records carry `no_permissions`.
     pub ignore_perms: bool,
+    /// Rename a name not spelt in NFC on disk to its NFC spelling (Syncthing's
+    /// `autoNormalize`, default true). Names are recorded and sent in NFC; outside macOS the
+    /// filesystem only finds a file under the spelling it was created with. Off, such a name is
+    /// reported ([`EntryError::NotNormalized`]) and not synced.
+    pub auto_normalize: bool,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            hashers: 0,
+            ignore_perms: false,
+            auto_normalize: true,
+        }
+    }
 }
 
 /// Hashing threads when [`ScanConfig::hashers`] is 0: twice the CPUs. The hashing threads
@@ -114,6 +129,22 @@ pub enum EntryError {
         path: String,
         /// Why.
         reason: PathError,
+    },
+    /// The name on disk is not spelt in NFC and `auto_normalize` is off: not synced (the
+    /// name is shown in NFC).
+    #[error("{path}: the name on disk is not in Unicode NFC; turn autoNormalize on or rename it")]
+    NotNormalized {
+        /// The folder-relative path (NFC).
+        path: String,
+    },
+    /// The name on disk is not spelt in NFC and another file has the NFC spelling: the two
+    /// are one name on the wire, so this one is not synced until one of them is renamed.
+    #[error(
+        "{path}: two files on disk have this name in different Unicode normalisations; rename one"
+    )]
+    NormalizationConflict {
+        /// The folder-relative path (NFC).
+        path: String,
     },
     /// Listing, stat-ing or reading failed.
     #[error("{path}: {message}")]
@@ -866,6 +897,45 @@ impl Scanner {
         Some(kind)
     }
 
+    /// Renames `abs`, whose name is not spelt in NFC, to the NFC spelling `path` has (see
+    /// [`ScanConfig::auto_normalize`]); the new absolute path, or why the entry is skipped.
+    fn normalize_on_disk(&self, abs: &Path, path: &RelPath) -> Result<PathBuf, EntryError> {
+        if !self.config.auto_normalize {
+            return Err(EntryError::NotNormalized {
+                path: path.to_string(),
+            });
+        }
+        let to = path.to_path_under(&self.root);
+        if std::fs::symlink_metadata(&to).is_ok() {
+            return Err(EntryError::NormalizationConflict {
+                path: path.to_string(),
+            });
+        }
+        let is_dir = std::fs::symlink_metadata(abs).is_ok_and(|m| m.is_dir());
+        if is_dir {
+            // A directory cannot be hard-linked; rename refuses a non-empty target.
+            std::fs::rename(abs, &to).map_err(|e| io_error(path.as_str(), &e))?;
+        } else {
+            // A link fails if the NFC name appeared meanwhile, where a rename would replace it.
+            match std::fs::hard_link(abs, &to) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(EntryError::NormalizationConflict {
+                        path: path.to_string(),
+                    });
+                }
+                Err(e) => return Err(io_error(path.as_str(), &e)),
+            }
+            std::fs::remove_file(abs).map_err(|e| io_error(path.as_str(), &e))?;
+        }
+        tracing::info!(
+            folder = %self.folder,
+            path = %path,
+            "renamed a name not spelt in Unicode NFC on disk to its NFC spelling (autoNormalize)"
+        );
+        Ok(to)
+    }
+
     /// Lists one directory and descends. Returns whether anything below was recorded.
     fn walk_dir(
         &self,
@@ -919,7 +989,26 @@ impl Scanner {
             if names::is_internal(&path) {
                 continue;
             }
-            let stat = match entry.metadata() {
+            let mut child_abs = entry.path();
+            let mut renamed = false;
+            if cfg!(not(target_os = "macos")) && path.as_str().as_bytes() != bytes.as_slice() {
+                match self.normalize_on_disk(&child_abs, &path) {
+                    Ok(to) => {
+                        child_abs = to;
+                        renamed = true;
+                    }
+                    Err(e) => {
+                        walk.errors.push(e);
+                        continue;
+                    }
+                }
+            }
+            let meta = if renamed {
+                std::fs::symlink_metadata(&child_abs)
+            } else {
+                entry.metadata()
+            };
+            let stat = match meta {
                 Ok(m) => Stat::from_metadata(&m),
                 Err(e) => {
                     walk.errors.push(io_error(path.as_str(), &e));
@@ -928,7 +1017,6 @@ impl Scanner {
                 }
             };
             let Some(kind) = stat.kind else { continue };
-            let child_abs = entry.path();
             let m = ignore.matched(path.as_str(), kind.is_dir());
             if m.is_ignored() {
                 if kind.is_dir() && !m.can_skip_dir() {

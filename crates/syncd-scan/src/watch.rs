@@ -407,7 +407,14 @@ impl State {
             return Some(None);
         }
         let s = r.to_str()?;
-        RelPath::new(s).ok().map(Some)
+        let rel = RelPath::new(s).ok()?;
+        // A name not spelt in NFC on disk is recorded under its NFC spelling, which a Linux
+        // filesystem does not find: rescan its directory instead, where the scanner sees the
+        // name as it is (and normalises it on disk). macOS filesystems find either spelling.
+        if cfg!(not(target_os = "macos")) && rel.as_str() != s {
+            return Some(rel.parent());
+        }
+        Some(Some(rel))
     }
 
     /// Returns true when the event asks for a rescan.

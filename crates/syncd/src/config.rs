@@ -358,6 +358,9 @@ pub struct FolderEntry {
     /// Ignore permission bits.
     #[serde(default)]
     pub ignore_perms: bool,
+    /// Rename names not spelt in Unicode NFC on disk to NFC (Syncthing's `autoNormalize`).
+    #[serde(default = "yes")]
+    pub auto_normalize: bool,
     /// Conflict copies kept per file (-1 = unlimited, 0 = none).
     #[serde(default = "default_max_conflicts")]
     pub max_conflicts: i32,
@@ -397,6 +400,7 @@ impl FolderEntry {
             watcher_enabled: true,
             watcher_delay_ms: DEFAULT_WATCHER_DELAY_MS,
             ignore_perms: false,
+            auto_normalize: true,
             max_conflicts: DEFAULT_MAX_CONFLICTS,
             paused: false,
             devices: Vec::new(),
@@ -817,6 +821,7 @@ impl FolderEntry {
             watcher_delay_ms: self.watcher_delay_ms,
             watcher_enabled: self.watcher_enabled,
             ignore_perms: self.ignore_perms,
+            auto_normalize: self.auto_normalize,
             max_conflicts: self.max_conflicts,
             paused: self.paused,
             scan_progress_interval_ms: syncd_engine::DEFAULT_SCAN_PROGRESS_INTERVAL_MS,
@@ -831,6 +836,7 @@ impl FolderEntry {
             watcher_enabled: f.watcher_enabled,
             watcher_delay_ms: f.watcher_delay_ms,
             ignore_perms: f.ignore_perms,
+            auto_normalize: f.auto_normalize,
             max_conflicts: f.max_conflicts,
             paused: f.paused,
             devices: f.devices.clone(),

@@ -192,6 +192,7 @@ const FOLDER_CARRIED: &[&str] = &[
     "@fsWatcherEnabled",
     "@fsWatcherDelayS",
     "@ignorePerms",
+    "autoNormalize",
     "device",
     "maxConflicts",
     "paused",
@@ -383,6 +384,7 @@ pub fn from_syncthing_xml(text: &str, own_id: DeviceId) -> Result<Imported, Impo
         let delay_s = if delay_s > 0.0 { delay_s } else { 10.0 };
         entry.watcher_delay_ms = (delay_s * 1000.0).round().min(f64::from(u32::MAX)) as u32;
         entry.ignore_perms = parse_bool(f.attr("ignorePerms"), false);
+        entry.auto_normalize = parse_bool(f.child_text("autoNormalize"), true);
         entry.max_conflicts = parse_num(f.child_text("maxConflicts"), 10);
         entry.paused = entry.paused || parse_bool(f.child_text("paused"), false);
         for d in f.children("device") {

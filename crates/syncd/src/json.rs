@@ -336,7 +336,7 @@ pub fn folder(f: &FolderEntry, my_id: &DeviceId) -> Value {
         "fsWatcherEnabled": f.watcher_enabled,
         "fsWatcherDelayS": delay_seconds(f.watcher_delay_ms),
         "ignorePerms": f.ignore_perms,
-        "autoNormalize": true,
+        "autoNormalize": f.auto_normalize,
         "minDiskFree": {"value": 1, "unit": "%"},
         "versioning": {"type": "", "params": {}, "cleanupIntervalS": 3600, "fsPath": "", "fsType": "basic"},
         "copiers": 0,
@@ -780,6 +780,9 @@ pub fn apply_folder(
     }
     if let Some(v) = get_bool(o, "ignorePerms")? {
         f.ignore_perms = v;
+    }
+    if let Some(v) = get_bool(o, "autoNormalize")? {
+        f.auto_normalize = v;
     }
     if let Some(v) = get_int(o, "maxConflicts")? {
         f.max_conflicts = v;

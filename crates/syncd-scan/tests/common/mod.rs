@@ -25,6 +25,10 @@ impl Fixture {
     }
 
     pub fn with_ignores(stignore: &str) -> Fixture {
+        Self::with_config(stignore, ScanConfig::default())
+    }
+
+    pub fn with_config(stignore: &str, config: ScanConfig) -> Fixture {
         let root = tempfile::tempdir().unwrap();
         if !stignore.is_empty() {
             std::fs::write(root.path().join(".stignore"), stignore).unwrap();
@@ -32,15 +36,8 @@ impl Fixture {
         let db = tempfile::tempdir().unwrap();
         let index = Arc::new(Index::open(db.path().join("index.redb"), LOCAL).unwrap());
         let folder: FolderId = "f".parse().unwrap();
-        let scanner = Arc::new(
-            Scanner::new(
-                root.path(),
-                folder.clone(),
-                index.clone(),
-                ScanConfig::default(),
-            )
-            .unwrap(),
-        );
+        let scanner =
+            Arc::new(Scanner::new(root.path(), folder.clone(), index.clone(), config).unwrap());
         Fixture {
             root,
             _db: db,
