@@ -48,6 +48,8 @@ pub struct SyncthingConfig {
     max_conflicts: Option<u32>,
     versioning: Versioning,
     stock_defaults: bool,
+    discovery_server: Option<String>,
+    listen_host: String,
 }
 
 impl SyncthingConfig {
@@ -77,6 +79,8 @@ impl SyncthingConfig {
             max_conflicts: None,
             versioning: Versioning::Absent,
             stock_defaults: false,
+            discovery_server: None,
+            listen_host: "127.0.0.1".to_owned(),
         }
     }
 
@@ -137,6 +141,16 @@ impl SyncthingConfig {
     /// is left to a default that might differ between versions.
     pub fn stock_defaults(mut self) -> Self {
         self.stock_defaults = true;
+        self
+    }
+
+    /// Global discovery on, against this one server only (a test's own `stdiscosrv`, pinned
+    /// with `?id=`), and BEP listening on `tcp://localhost:PORT`: a discovery server drops
+    /// loopback literals but keeps host names, so this is what Syncthing announces.
+    /// Local discovery stays off.
+    pub fn global_discovery(mut self, server_url: &str) -> Self {
+        self.discovery_server = Some(server_url.to_owned());
+        self.listen_host = "localhost".to_owned();
         self
     }
 
@@ -234,14 +248,17 @@ impl SyncthingConfig {
         <theme>default</theme>
     </gui>
     <options>
-        <listenAddress>tcp://127.0.0.1:{}</listenAddress>
-        <globalAnnounceServer>default</globalAnnounceServer>
-        <globalAnnounceEnabled>false</globalAnnounceEnabled>
+        <listenAddress>tcp://{}:{}</listenAddress>
+        <globalAnnounceServer>{}</globalAnnounceServer>
+        <globalAnnounceEnabled>{}</globalAnnounceEnabled>
         <localAnnounceEnabled>false</localAnnounceEnabled>
 "#,
             self.gui_port,
             xml_escape(&self.api_key),
-            self.listen_port
+            self.listen_host,
+            self.listen_port,
+            xml_escape(self.discovery_server.as_deref().unwrap_or("default")),
+            self.discovery_server.is_some(),
         );
         stock_only(
             &mut x,
@@ -293,7 +310,11 @@ impl SyncthingConfig {
 "#,
         );
         stock_only(&mut x, "        <databaseTuning>auto</databaseTuning>\n");
-        x.push_str("        <announceLANAddresses>false</announceLANAddresses>\n");
+        let _ = writeln!(
+            x,
+            "        <announceLANAddresses>{}</announceLANAddresses>",
+            self.discovery_server.is_some()
+        );
         stock_only(
             &mut x,
             "        <unackedNotificationID>authenticationUserAndPassword</unackedNotificationID>\n",
