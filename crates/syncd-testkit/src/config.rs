@@ -50,6 +50,7 @@ pub struct SyncthingConfig {
     stock_defaults: bool,
     discovery_server: Option<String>,
     listen_host: String,
+    local_discovery: bool,
 }
 
 impl SyncthingConfig {
@@ -81,6 +82,7 @@ impl SyncthingConfig {
             stock_defaults: false,
             discovery_server: None,
             listen_host: "127.0.0.1".to_owned(),
+            local_discovery: false,
         }
     }
 
@@ -151,6 +153,15 @@ impl SyncthingConfig {
     pub fn global_discovery(mut self, server_url: &str) -> Self {
         self.discovery_server = Some(server_url.to_owned());
         self.listen_host = "localhost".to_owned();
+        self
+    }
+
+    /// Local discovery on and BEP listening on `tcp://0.0.0.0:PORT`: **only** for a Syncthing
+    /// started inside a network namespace the test created (its interfaces are the test's
+    /// veth pair), never on the host.
+    pub fn local_discovery_in_private_netns(mut self) -> Self {
+        self.local_discovery = true;
+        self.listen_host = "0.0.0.0".to_owned();
         self
     }
 
@@ -251,7 +262,7 @@ impl SyncthingConfig {
         <listenAddress>tcp://{}:{}</listenAddress>
         <globalAnnounceServer>{}</globalAnnounceServer>
         <globalAnnounceEnabled>{}</globalAnnounceEnabled>
-        <localAnnounceEnabled>false</localAnnounceEnabled>
+        <localAnnounceEnabled>{}</localAnnounceEnabled>
 "#,
             self.gui_port,
             xml_escape(&self.api_key),
@@ -259,6 +270,7 @@ impl SyncthingConfig {
             self.listen_port,
             xml_escape(self.discovery_server.as_deref().unwrap_or("default")),
             self.discovery_server.is_some(),
+            self.local_discovery,
         );
         stock_only(
             &mut x,
