@@ -263,3 +263,64 @@ fn syncd_finds_syncthing_through_the_discovery_server() {
     st.scan();
     wait_file(&d, "from-st.txt", b"syncthing was found");
 }
+
+#[test]
+fn imported_syncthing_config_with_dynamic_devices_finds_them_through_the_server() {
+    let Some(st_bin) = syncd_testkit::syncthing_or_skip() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let Some(srv) = discosrv(&root.path().join("disco")) else {
+        return;
+    };
+    let mut peer = syncd_node(root.path(), "peer", &srv.url());
+    // A Syncthing home (never started): the peer as `dynamic`, discovery on with the test's
+    // server, as a user's config names its servers.
+    let st_home = root.path().join("st-home");
+    let folder = root.path().join("imported").join(FOLDER);
+    std::fs::create_dir_all(folder.join(syncd_types::names::MARKER)).unwrap();
+    std::fs::create_dir_all(&st_home).unwrap();
+    let st_id = syncd_testkit::generate(&st_bin, &st_home).unwrap();
+    let port = || syncd_testkit::free_port().unwrap();
+    let (listen, gui) = (port(), port());
+    SyncthingConfig::new(&st_id, &peer.id, FOLDER, &folder)
+        .ports(listen, gui)
+        .api_key(ST_API_KEY)
+        .global_discovery(&srv.url())
+        .write(&st_home)
+        .unwrap();
+    let home = root.path().join("imported-home");
+    sd_ok(&home, &["import-syncthing", st_home.to_str().unwrap()]);
+    let cfg = std::fs::read_to_string(home.join("config.toml")).unwrap();
+    assert!(
+        cfg.contains(&format!("global_announce_servers = [\"{}\"]", srv.url()))
+            && cfg.contains("global_announce_enabled = true")
+            && cfg.contains("addresses = [\"dynamic\"]"),
+        "{cfg}"
+    );
+    let key = sd_ok(&home, &["api-key"]);
+    let mut imported = Node::new(
+        Kind::Syncd,
+        home,
+        folder,
+        st_id,
+        listen,
+        gui,
+        key,
+        syncd_binary(),
+    );
+    imported.discovery = true;
+    share(&peer, &imported.id);
+    peer.start();
+    wait_announced(&peer.home, &peer.id, &srv);
+    imported.start();
+    poll(
+        "the imported daemon finds its dynamic peer",
+        || format!("{}\n{}", imported.log_tail(), peer.log_tail()),
+        || (imported.sees_connected(&peer.id) && peer.sees_connected(&imported.id)).then_some(()),
+    );
+    assert_eq!(
+        discovered(&imported, &peer.id),
+        [format!("tcp://localhost:{}", peer.listen_port)]
+    );
+}
