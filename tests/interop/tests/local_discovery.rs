@@ -47,7 +47,11 @@ impl Netns {
             names: [format!("sdld{n}{tag}a"), format!("sdld{n}{tag}b")],
         };
         // The subnet differs per test so that two tests' pairs never mix.
-        let net = if tag == "s" { 232 } else { 231 };
+        let net = match tag {
+            "s" => 232,
+            "u" => 233,
+            _ => 231,
+        };
         let setup = || -> Result<(), String> {
             let [a, b] = &ns.names;
             ip(&["netns", "add", a])?;
@@ -173,6 +177,10 @@ fn share(home: &Path, folder: &Path, peer: &str) {
 }
 
 fn serve_in(ns: &Netns, i: usize, home: &Path) -> Proc {
+    serve_on(ns, i, home, 22000)
+}
+
+fn serve_on(ns: &Netns, i: usize, home: &Path, port: u16) -> Proc {
     let mut cmd = ns.exec(i);
     cmd.arg(syncd_binary())
         .arg("--home")
@@ -183,7 +191,7 @@ fn serve_in(ns: &Netns, i: usize, home: &Path) -> Proc {
             "--gui-address",
             "127.0.0.1:0",
             "--listen",
-            "tcp://0.0.0.0:22000",
+            &format!("tcp://0.0.0.0:{port}"),
         ])
         .env("RUST_LOG", "info");
     Proc::start(cmd, home.join("syncd.log"))
@@ -296,4 +304,80 @@ fn syncd_and_syncthing_find_each_other_on_the_lan() {
     wait_file(&st_folder.join("to-st.txt"), b"syncd on the LAN", context);
     std::fs::write(st_folder.join("to-sd.txt"), b"syncthing on the LAN").unwrap();
     wait_file(&fd.join("to-sd.txt"), b"syncthing on the LAN", context);
+}
+
+/// Sends `bytes` (given as a printf format) by UDP from namespace `i` with bash's /dev/udp.
+fn send_udp(ns: &Netns, i: usize, to: &str, printf: &str) {
+    let status = ns
+        .exec(i)
+        .args(["bash", "-c", &format!("{printf} > /dev/udp/{to}/21027")])
+        .status()
+        .unwrap();
+    assert!(status.success(), "sending {printf}");
+}
+
+#[test]
+fn bad_packets_are_ignored_once_per_cause_and_a_taken_port_is_reported_once() {
+    let Some(ns) = Netns::create("u") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let (hb, fb, idb) = syncd_home(root.path(), "b");
+    let (h1, _, _) = syncd_home(root.path(), "a1");
+    let (h2, f2, id2) = syncd_home(root.path(), "a2");
+    share(&hb, &fb, &id2);
+    share(&h2, &f2, &idb);
+    let b = serve_in(&ns, 1, &hb);
+    // A1 holds 10.233.0.1:21027; A2, on the same "machine", cannot bind it.
+    let a1 = serve_on(&ns, 0, &h1, 22001);
+    poll(
+        "a1 runs",
+        || a1.log(),
+        || a1.log().contains("discovery started").then_some(()),
+    );
+    let bad = [
+        "printf 'GET / HTTP/1.1\\r\\n'",
+        "printf '\\x2e\\xa7\\xd9\\x0b\\xff\\xff\\xff'",
+        "printf '\\x7d\\x79\\xbc\\x40hello'",
+        "printf '\\x2e\\xa7\\xd9\\x0b\\x0a\\x02\\x01\\x02'",
+        "{ printf '\\x2e\\xa7\\xd9\\x0b'; head -c 60000 /dev/zero; }",
+    ];
+    for _ in 0..2 {
+        for p in bad {
+            send_udp(&ns, 1, "10.233.0.1", p);
+        }
+    }
+    let a2 = serve_on(&ns, 0, &h2, 22002);
+    let context = || {
+        format!(
+            "--- a1:\n{}\n--- a2:\n{}\n--- b:\n{}",
+            a1.log(),
+            a2.log(),
+            b.log()
+        )
+    };
+    poll("b finds a2 and they connect", context, || {
+        (syncd_connected(&ns, 0, &h2, &idb) && syncd_connected(&ns, 1, &hb, &id2)).then_some(())
+    });
+    let log1 = std::fs::read_to_string(&a1.log).unwrap();
+    let ignored = log1.matches("ignoring bad discovery input").count();
+    // Five kinds of packet, each sent twice: one line per cause (bash's printf may turn two
+    // kinds into the same cause, never one into two lines).
+    assert!((4..=5).contains(&ignored), "{log1}");
+    let log2 = std::fs::read_to_string(&a2.log).unwrap();
+    assert_eq!(
+        log2.matches("local discovery cannot receive").count(),
+        1,
+        "{log2}"
+    );
+    // A1 still answers after all that.
+    let status = ns
+        .exec(0)
+        .arg(syncd_binary())
+        .arg("--home")
+        .arg(&h1)
+        .arg("status")
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}\n{log1}");
 }
