@@ -230,6 +230,36 @@ fn syncthing_finds_syncd_through_the_discovery_server() {
         discovered(&st, &d.id),
         [format!("tcp://localhost:{}", d.listen_port)]
     );
+    // The discovery* keys of /rest/system/status have Syncthing's names and JSON types.
+    let shape = |n: &Node| -> Vec<(String, String)> {
+        let v = n.get_ok("/rest/system/status");
+        let mut keys: Vec<(String, String)> = v
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with("discovery"))
+            .map(|(k, v)| {
+                let t = match v {
+                    serde_json::Value::Bool(_) => "bool",
+                    serde_json::Value::Number(_) => "number",
+                    serde_json::Value::Object(_) => "object",
+                    _ => "other",
+                };
+                (k.clone(), t.to_owned())
+            })
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(shape(&d), shape(&st));
+    let key = format!("global@https://127.0.0.1:{}/v2/", srv.port);
+    let st_status = st.get_ok("/rest/system/status");
+    assert!(
+        st_status["discoveryStatus"][&key]
+            .as_object()
+            .is_some_and(|o| o.contains_key("error")),
+        "{st_status}"
+    );
     d.write("from-syncd.txt", b"syncd was found");
     d.scan();
     wait_file(&st, "from-syncd.txt", b"syncd was found");
