@@ -151,6 +151,9 @@ pub(crate) struct Inner {
     instance_id: i64,
     servers: Vec<Arc<global::Client>>,
     status: Mutex<BTreeMap<String, Option<String>>>,
+    /// Errors that last (a local port that could not be bound): shown in the status even
+    /// while announcing works.
+    sticky: Mutex<BTreeMap<String, String>>,
     local: Mutex<HashMap<DeviceId, LocalEntry>>,
     global: Mutex<HashMap<(usize, DeviceId), GlobalEntry>>,
     logged: Mutex<HashSet<(String, String)>>,
@@ -167,11 +170,19 @@ impl Inner {
     fn set_status(&self, finder: &str, error: Option<String>) {
         let mut s = lock(&self.status);
         let old = s.insert(finder.to_owned(), error.clone());
+        // Logged when the cause changes, not on every retry.
         match (old.flatten(), &error) {
-            (None, Some(e)) => tracing::warn!(finder, error = %e, "discovery failed"),
+            (old, Some(e)) if old.as_ref() != Some(e) => {
+                tracing::warn!(finder, error = %e, "discovery failed");
+            }
             (Some(_), None) => tracing::info!(finder, "discovery works again"),
             _ => {}
         }
+    }
+
+    /// An error that stays in the status (see `sticky`).
+    fn set_sticky(&self, finder: &str, error: String) {
+        lock(&self.sticky).insert(finder.to_owned(), error);
     }
 
     /// Logs `message` the first time `cause` is seen from `finder` (bounded).
@@ -298,6 +309,7 @@ impl Discovery {
             instance_id: rand::random::<i64>() & i64::MAX,
             servers,
             status: Mutex::new(status),
+            sticky: Mutex::new(BTreeMap::new()),
             local: Mutex::new(HashMap::new()),
             global: Mutex::new(HashMap::new()),
             logged: Mutex::new(HashSet::new()),
@@ -375,7 +387,11 @@ impl Discovery {
 
     /// `finder → error` (None = working): `global@<url>`, `IPv4 local`, `IPv6 local`.
     pub fn status(&self) -> BTreeMap<String, Option<String>> {
-        lock(&self.inner.status).clone()
+        let mut s = lock(&self.inner.status).clone();
+        for (k, e) in lock(&self.inner.sticky).iter() {
+            s.insert(k.clone(), Some(e.clone()));
+        }
+        s
     }
 
     /// What the caches hold now (fresh entries only), per device.

@@ -241,6 +241,30 @@ fn two_syncd_daemons_find_each_other_on_the_lan() {
         log.contains("discovered device") && log.contains("10.231.0.2:22000"),
         "{log}"
     );
+    // The DeviceDiscovered event, as Syncthing's: {"device": ID, "addrs": [...]}.
+    let key = sd(&ha, &["api-key"]);
+    let rest = std::fs::read_to_string(ha.join("rest-address")).unwrap();
+    let out = ns
+        .exec(0)
+        .args([
+            "curl",
+            "-s",
+            "-H",
+            &format!("X-API-Key: {key}"),
+            &format!(
+                "http://{}/rest/events?events=DeviceDiscovered&since=0&timeout=5",
+                rest.trim()
+            ),
+        ])
+        .output()
+        .unwrap();
+    let events: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let found = events.as_array().into_iter().flatten().any(|e| {
+        e["type"] == "DeviceDiscovered"
+            && e["data"]["device"] == idb.as_str()
+            && e["data"]["addrs"][0] == "tcp://10.231.0.2:22000"
+    });
+    assert!(found, "{events}");
     std::fs::write(fa.join("lan.txt"), b"found on the LAN").unwrap();
     wait_file(&fb.join("lan.txt"), b"found on the LAN", context);
 }

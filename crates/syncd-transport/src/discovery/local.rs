@@ -171,7 +171,7 @@ pub(crate) async fn receiver(
             let msg = format!("cannot listen on UDP port {port}: {e}");
             tracing::warn!(finder = family.name(), error = %msg,
                 "local discovery cannot receive (is another Syncthing or syncd running on this machine?); continuing without it");
-            inner.set_status(family.name(), Some(msg));
+            inner.set_sticky(family.name(), msg);
             return;
         }
     };
