@@ -573,18 +573,44 @@ fn parse_group(mc: &str) -> Ipv6Addr {
 
 /// The addresses we announce for a listener bound to `bound`, configured with host
 /// `configured_host`: a host name is kept as configured (a server drops loopback literals,
-/// so a loopback test announces `localhost`); an IP literal is announced as bound.
+/// so a loopback test announces `localhost`); an IP literal is announced as bound. A
+/// listener on an unspecified address also announces each of `lan_ips` (this machine's
+/// addresses, Syncthing's `announceLANAddresses`) with its port.
 pub fn announce_addresses(
     configured_host: Option<&str>,
     bound: std::net::SocketAddr,
+    lan_ips: &[std::net::IpAddr],
 ) -> Vec<String> {
     let port = bound.port();
-    match configured_host {
+    let mut out = match configured_host {
         Some(h) if h.parse::<std::net::IpAddr>().is_err() && !h.is_empty() => {
             vec![format!("tcp://{h}:{port}")]
         }
         _ => vec![format!("tcp://{bound}")],
+    };
+    if bound.ip().is_unspecified() {
+        for ip in lan_ips {
+            // A `0.0.0.0` listener takes IPv4 only; `[::]` takes both.
+            if ip.is_ipv4() || bound.is_ipv6() {
+                out.push(format!("tcp://{}", std::net::SocketAddr::new(*ip, port)));
+            }
+        }
     }
+    out
+}
+
+/// [`announce_addresses`] with this machine's addresses when `lan` is set.
+pub(crate) fn our_addresses(
+    configured_host: Option<&str>,
+    bound: std::net::SocketAddr,
+    lan: bool,
+) -> Vec<String> {
+    let ips = if lan {
+        netif::host_addresses()
+    } else {
+        Vec::new()
+    };
+    announce_addresses(configured_host, bound, &ips)
 }
 
 #[cfg(test)]
@@ -594,16 +620,22 @@ mod tests {
     #[test]
     fn announced_addresses_keep_host_names() {
         let bound: std::net::SocketAddr = ([127, 0, 0, 1], 4000).into();
+        let v6: std::net::IpAddr = std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2).into();
+        let lan: Vec<std::net::IpAddr> = vec![[10, 0, 0, 5].into(), v6];
         assert_eq!(
-            announce_addresses(Some("localhost"), bound),
+            announce_addresses(Some("localhost"), bound, &lan),
             ["tcp://localhost:4000"]
         );
         assert_eq!(
-            announce_addresses(Some("127.0.0.1"), bound),
+            announce_addresses(Some("127.0.0.1"), bound, &lan),
             ["tcp://127.0.0.1:4000"]
         );
         let any: std::net::SocketAddr = ([0, 0, 0, 0], 22000).into();
-        assert_eq!(announce_addresses(None, any), ["tcp://0.0.0.0:22000"]);
+        assert_eq!(announce_addresses(None, any, &[]), ["tcp://0.0.0.0:22000"]);
+        assert_eq!(
+            announce_addresses(None, any, &lan),
+            ["tcp://0.0.0.0:22000", "tcp://10.0.0.5:22000"]
+        );
     }
 
     #[test]

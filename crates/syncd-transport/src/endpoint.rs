@@ -346,9 +346,11 @@ impl Endpoint {
         });
         if config.discovery.any_enabled() {
             let announce = match local_addr {
-                Some(bound) => {
-                    crate::discovery::announce_addresses(config.listen_host.as_deref(), bound)
-                }
+                Some(bound) => crate::discovery::our_addresses(
+                    config.listen_host.as_deref(),
+                    bound,
+                    config.discovery.announce_lan_addresses,
+                ),
                 None => Vec::new(),
             };
             let weak: Weak<Inner> = Arc::downgrade(&inner);

@@ -236,7 +236,9 @@ pub(crate) fn fix_addresses(addresses: &[String], source: IpAddr) -> Vec<String>
                 .map(|ip| ip.is_unspecified())
                 .unwrap_or(false);
         if !unspecified {
-            out.push(a.clone());
+            if !out.contains(a) {
+                out.push(a.clone());
+            }
             continue;
         }
         match (scheme.strip_suffix('4'), scheme.strip_suffix('6'), source) {
@@ -248,7 +250,10 @@ pub(crate) fn fix_addresses(addresses: &[String], source: IpAddr) -> Vec<String>
             IpAddr::V4(v4) => v4.to_string(),
             IpAddr::V6(v6) => format!("[{v6}]"),
         };
-        out.push(format!("{scheme}://{host}:{port}{tail}"));
+        let fixed = format!("{scheme}://{host}:{port}{tail}");
+        if !out.contains(&fixed) {
+            out.push(fixed);
+        }
     }
     out
 }

@@ -40,6 +40,46 @@ pub(crate) fn ipv4_broadcasts() -> Vec<Ipv4Addr> {
     out
 }
 
+/// This machine's unicast addresses, loopback and link-local left out: IPv4 from the
+/// `/32 host LOCAL` entries of `/proc/net/fib_trie`, IPv6 of global scope from
+/// `/proc/net/if_inet6`. What `announceLANAddresses` adds for a listener on `0.0.0.0`.
+pub(crate) fn host_addresses() -> Vec<std::net::IpAddr> {
+    let mut out: Vec<std::net::IpAddr> = Vec::new();
+    if let Ok(text) = std::fs::read_to_string("/proc/net/fib_trie") {
+        let mut last: Option<Ipv4Addr> = None;
+        for line in text.lines() {
+            let t = line.trim();
+            if let Some(ip) = t.strip_prefix("|-- ") {
+                last = ip.trim().parse().ok();
+            } else if t.starts_with("/32 host LOCAL")
+                && let Some(ip) = last
+                && !ip.is_loopback()
+                && !ip.is_link_local()
+                && !out.contains(&ip.into())
+            {
+                out.push(ip.into());
+            }
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string("/proc/net/if_inet6") {
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // address, ifindex, prefix length, scope (00 = global), flags, name.
+            let (Some(hex), Some(&"00")) = (f.first(), f.get(3)) else {
+                continue;
+            };
+            let Ok(v) = u128::from_str_radix(hex, 16) else {
+                continue;
+            };
+            let ip = std::net::Ipv6Addr::from(v);
+            if !ip.is_loopback() && !out.contains(&ip.into()) {
+                out.push(ip.into());
+            }
+        }
+    }
+    out
+}
+
 /// Indexes of the interfaces that are up and multicast-capable, loopback excluded.
 pub(crate) fn multicast_interfaces() -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/sys/class/net") else {
