@@ -109,6 +109,7 @@ pub fn check_workspace(root: &Path) -> Result<Vec<String>, String> {
     }
     problems.extend(engine_invariants(root));
     problems.extend(platform::check(root));
+    problems.extend(check_tests_run_without_discovery(root));
     Ok(problems)
 }
 
@@ -156,6 +157,51 @@ fn engine_invariants(root: &Path) -> Vec<String> {
                         file.display()
                     ));
                 }
+            }
+        }
+    }
+    problems
+}
+
+/// Test files that start `syncd serve` without `--no-discovery`, and why that is safe.
+const DISCOVERY_ALLOWED: &[(&str, &str)] = &[
+    (
+        "tests/interop/tests/local_discovery.rs",
+        "runs the daemons inside network namespaces it creates; broadcasts stay there",
+    ),
+    (
+        "crates/syncd/tests/cli.rs",
+        "names `serve` only to read its --help",
+    ),
+];
+
+/// Every test, bench or torture file that starts the daemon (`"serve"`) passes
+/// `--no-discovery`, so no test announces anything beyond loopback (the daemon's own default
+/// is discovery on, as Syncthing's). Files in [`DISCOVERY_ALLOWED`] say why they need not.
+fn check_tests_run_without_discovery(root: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut dirs = vec![root.join("tests"), root.join("xtask/src")];
+    if let Ok(rd) = std::fs::read_dir(root.join("crates")) {
+        dirs.extend(rd.filter_map(Result::ok).map(|e| e.path().join("tests")));
+    }
+    for dir in dirs {
+        for file in rust_files(&dir) {
+            let rel = file
+                .strip_prefix(root)
+                .unwrap_or(&file)
+                .to_string_lossy()
+                .replace('\\', "/");
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            let starts_daemon = text.contains("\"serve\"") && !rel.starts_with("xtask/src/tidy");
+            if starts_daemon
+                && !text.contains("--no-discovery")
+                && !DISCOVERY_ALLOWED.iter().any(|(f, _)| *f == rel)
+            {
+                problems.push(format!(
+                    "{rel}: starts `syncd serve` without `--no-discovery` (tests must not announce beyond loopback; or list the file in DISCOVERY_ALLOWED with the reason)"
+                ));
             }
         }
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use syncd_types::{DeviceId, FolderId};
 
 use crate::CompressionPolicy;
+pub use syncd_transport::discovery::DiscoveryConfig;
 
 /// Default redb page cache: 16 MiB (redb's own default, 1 GiB, is half the reference VPS).
 pub const DEFAULT_INDEX_CACHE_BYTES: usize = 16 * 1024 * 1024;
@@ -45,6 +46,10 @@ pub struct EngineConfig {
     /// its settings, and its `path` as the directory the new folder is created in (named
     /// after the folder's label, or its ID when that exists already).
     pub folder_defaults: FolderConfig,
+    /// Global and local discovery, which resolve `dynamic` device addresses. Default: all
+    /// off (an embedding sends nothing anywhere until it asks to); the `syncd` daemon's
+    /// config turns both on, as Syncthing does.
+    pub discovery: DiscoveryConfig,
 }
 
 /// [`EngineConfig::listen`]'s default: loopback only, a free port.
@@ -63,6 +68,7 @@ impl Default for EngineConfig {
             index_cache_bytes: DEFAULT_INDEX_CACHE_BYTES,
             ignored_devices: Vec::new(),
             folder_defaults: FolderConfig::new(default_folder_id(), "."),
+            discovery: DiscoveryConfig::disabled(),
         }
     }
 }
@@ -74,7 +80,8 @@ pub struct DeviceConfig {
     pub id: DeviceId,
     /// A human name for logs and status.
     pub name: String,
-    /// `tcp://host:port` addresses to dial, or `dynamic` (only accepted, never dialled here).
+    /// `tcp://host:port` addresses to dial, or `dynamic` (resolved by discovery when
+    /// [`EngineConfig::discovery`] enables a finder; otherwise only accepted).
     pub addresses: Vec<String>,
     /// When to compress messages sent to this peer.
     pub compression: CompressionPolicy,

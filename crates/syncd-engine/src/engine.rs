@@ -60,7 +60,9 @@ pub fn device_id_for_home(home: &Path) -> Result<DeviceId, EngineError> {
         })
 }
 
-fn parse_listen(s: &str) -> Result<SocketAddr, EngineError> {
+/// A listen address: `tcp://<ip>:<port>`, or `tcp://<host name>:<port>` (resolved; the
+/// name is what discovery announces). Returns the socket address and the host as written.
+fn parse_listen(s: &str) -> Result<(SocketAddr, String), EngineError> {
     let bad = |m: &str| EngineError::Listen {
         address: s.to_owned(),
         message: m.to_owned(),
@@ -70,7 +72,19 @@ fn parse_listen(s: &str) -> Result<SocketAddr, EngineError> {
         .or_else(|| s.strip_prefix("tcp4://"))
         .or_else(|| s.strip_prefix("tcp6://"))
         .unwrap_or(s);
-    rest.parse().map_err(|_| bad("expected tcp://<ip>:<port>"))
+    if let Ok(addr) = rest.parse::<SocketAddr>() {
+        return Ok((addr, addr.ip().to_string()));
+    }
+    let (host, port) = rest
+        .rsplit_once(':')
+        .filter(|(h, _)| !h.is_empty() && !h.contains(':'))
+        .ok_or_else(|| bad("expected tcp://<host>:<port>"))?;
+    let port: u16 = port.parse().map_err(|_| bad("bad port"))?;
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| bad("host name does not resolve"))?;
+    Ok((addr, host.to_owned()))
 }
 
 impl Engine {
@@ -89,10 +103,14 @@ impl Engine {
         let device_id = identity.device_id();
         let index = open_index(&config.home, device_id, config.index_cache_bytes)?;
         let mut ep = EndpointConfig::new(identity, config.device_name.clone());
-        ep.listen = match config.listen.first() {
-            Some(l) => Some(parse_listen(l)?),
-            None => None,
-        };
+        if let Some(l) = config.listen.first() {
+            let (addr, host) = parse_listen(l)?;
+            ep.listen = Some(addr);
+            ep.listen_host = Some(host);
+        } else {
+            ep.listen = None;
+        }
+        ep.discovery = config.discovery.clone();
         ep.devices = endpoint_devices(device_id, config.devices.iter());
         let (endpoint, mut ep_events) =
             Endpoint::start(ep).await.map_err(|e| EngineError::Listen {
@@ -143,6 +161,12 @@ impl Engine {
                     // A configured but paused device is refused by the endpoint too; it is
                     // not a new device to offer the user.
                     syncd_transport::Event::UnknownDevice(u) => s2.unknown_device(u),
+                    syncd_transport::Event::DeviceDiscovered { device, addresses } => {
+                        s2.events.emit(Event::DeviceDiscovered {
+                            device,
+                            addrs: addresses,
+                        });
+                    }
                     _ => {}
                 }
             }
@@ -432,6 +456,12 @@ impl EngineHandle {
     /// The bound listen addresses (port 0 resolved).
     pub fn listen_addrs(&self) -> Vec<SocketAddr> {
         self.shared.listen_addrs.clone()
+    }
+
+    /// The running discovery (`None` when every finder is off): its status per finder,
+    /// its cache, what we announce, and lookups.
+    pub fn discovery(&self) -> Option<syncd_transport::Discovery> {
+        self.shared.endpoint.discovery().cloned()
     }
 
     /// Connects a configured device over a byte stream the embedder brings (a relay, a tunnel,

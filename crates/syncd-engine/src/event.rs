@@ -136,6 +136,14 @@ pub enum Event {
         /// Why.
         error: String,
     },
+    /// Local discovery heard from a device for the first time (or again after its entry
+    /// expired or it restarted). Syncthing's `DeviceDiscovered`.
+    DeviceDiscovered {
+        /// The device.
+        device: DeviceId,
+        /// Its announced addresses, unspecified hosts replaced by the sender's address.
+        addrs: Vec<String>,
+    },
     /// An unknown device tried to connect.
     DeviceRejected {
         /// The device.

@@ -85,5 +85,6 @@ pub use status::{
     FolderState, FolderStatus,
 };
 pub use syncd_proto::CompressionPolicy;
+pub use syncd_transport::discovery::{self, Discovery, DiscoveryConfig};
 pub use syncd_transport::{ConnectError, Direction};
 pub use syncd_types::{DeviceId, FolderId, ShortId};

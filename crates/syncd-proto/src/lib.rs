@@ -15,6 +15,8 @@
 //! - [`derived`]: the byte format of syncd's derived records (moves and deletions as a few
 //!   bytes per name): [`derived::Group`] to and from the wire, the digest over the rebuilt
 //!   records, [`DerivedError`] for malformed groups.
+//! - [`discovery`]: local discovery v4 packets (magic + protobuf `Announce`), decoded
+//!   with typed [`discovery::AnnounceError`]s and bounded address lists.
 //! - [`DeviceId`] / [`ShortId`]: re-exported from `syncd-types`.
 //!
 //! Invariants: nothing a peer sends can make this crate panic; every fault is a typed error.
@@ -47,6 +49,7 @@ pub mod bep;
 mod blocks;
 pub mod cdc;
 pub mod derived;
+pub mod discovery;
 mod error;
 mod frame;
 mod hello;

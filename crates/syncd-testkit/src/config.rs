@@ -48,6 +48,9 @@ pub struct SyncthingConfig {
     max_conflicts: Option<u32>,
     versioning: Versioning,
     stock_defaults: bool,
+    discovery_server: Option<String>,
+    listen_host: String,
+    local_discovery: bool,
 }
 
 impl SyncthingConfig {
@@ -77,6 +80,9 @@ impl SyncthingConfig {
             max_conflicts: None,
             versioning: Versioning::Absent,
             stock_defaults: false,
+            discovery_server: None,
+            listen_host: "127.0.0.1".to_owned(),
+            local_discovery: false,
         }
     }
 
@@ -137,6 +143,25 @@ impl SyncthingConfig {
     /// is left to a default that might differ between versions.
     pub fn stock_defaults(mut self) -> Self {
         self.stock_defaults = true;
+        self
+    }
+
+    /// Global discovery on, against this one server only (a test's own `stdiscosrv`, pinned
+    /// with `?id=`), and BEP listening on `tcp://localhost:PORT`: a discovery server drops
+    /// loopback literals but keeps host names, so this is what Syncthing announces.
+    /// Local discovery stays off.
+    pub fn global_discovery(mut self, server_url: &str) -> Self {
+        self.discovery_server = Some(server_url.to_owned());
+        self.listen_host = "localhost".to_owned();
+        self
+    }
+
+    /// Local discovery on and BEP listening on `tcp://0.0.0.0:PORT`: **only** for a Syncthing
+    /// started inside a network namespace the test created (its interfaces are the test's
+    /// veth pair), never on the host.
+    pub fn local_discovery_in_private_netns(mut self) -> Self {
+        self.local_discovery = true;
+        self.listen_host = "0.0.0.0".to_owned();
         self
     }
 
@@ -234,14 +259,18 @@ impl SyncthingConfig {
         <theme>default</theme>
     </gui>
     <options>
-        <listenAddress>tcp://127.0.0.1:{}</listenAddress>
-        <globalAnnounceServer>default</globalAnnounceServer>
-        <globalAnnounceEnabled>false</globalAnnounceEnabled>
-        <localAnnounceEnabled>false</localAnnounceEnabled>
+        <listenAddress>tcp://{}:{}</listenAddress>
+        <globalAnnounceServer>{}</globalAnnounceServer>
+        <globalAnnounceEnabled>{}</globalAnnounceEnabled>
+        <localAnnounceEnabled>{}</localAnnounceEnabled>
 "#,
             self.gui_port,
             xml_escape(&self.api_key),
-            self.listen_port
+            self.listen_host,
+            self.listen_port,
+            xml_escape(self.discovery_server.as_deref().unwrap_or("default")),
+            self.discovery_server.is_some(),
+            self.local_discovery,
         );
         stock_only(
             &mut x,
@@ -293,7 +322,11 @@ impl SyncthingConfig {
 "#,
         );
         stock_only(&mut x, "        <databaseTuning>auto</databaseTuning>\n");
-        x.push_str("        <announceLANAddresses>false</announceLANAddresses>\n");
+        let _ = writeln!(
+            x,
+            "        <announceLANAddresses>{}</announceLANAddresses>",
+            self.discovery_server.is_some()
+        );
         stock_only(
             &mut x,
             "        <unackedNotificationID>authenticationUserAndPassword</unackedNotificationID>\n",

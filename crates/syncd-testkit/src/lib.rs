@@ -10,6 +10,7 @@
 //!   and a running process (`STMONITORED=1`, so the PID is the worker itself).
 //! - [`stop_by_pid`]: SIGTERM, then SIGKILL after a grace period, both by PID.
 //! - [`Rest`]: a minimal HTTP/1.1 client that sends `X-API-Key` on every request.
+//! - [`Discosrv`]: Debian's `stdiscosrv` on 127.0.0.1 (global discovery tests), stopped by PID.
 //! - [`free_port`], [`find_device_id`], [`syncthing_or_skip`].
 //!
 //! Invariants: nothing listens beyond 127.0.0.1; a
@@ -51,7 +52,7 @@ mod rest;
 
 pub use config::{SyncthingConfig, Versioning, Watcher};
 pub use process::{
-    ProcessError, Syncthing, find_device_id, free_port, generate, serve_command, stop_by_pid,
-    syncthing_on_path, syncthing_or_skip,
+    Discosrv, ProcessError, Syncthing, discosrv_on_path, find_device_id, free_port, generate,
+    serve_command, stop_by_pid, syncthing_on_path, syncthing_or_skip,
 };
 pub use rest::{Rest, RestError, parse_response};

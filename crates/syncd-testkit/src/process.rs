@@ -278,6 +278,109 @@ impl Drop for Syncthing {
     }
 }
 
+/// A running Debian `stdiscosrv` (global discovery server) on `127.0.0.1:<free port>`, with
+/// its database and generated key pair in a directory of the caller's. Stopped by PID on drop.
+#[derive(Debug)]
+pub struct Discosrv {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Its certificate's device ID (what clients pin with `?id=`).
+    pub id: String,
+    log: PathBuf,
+}
+
+/// `stdiscosrv` on the PATH (`/usr/bin/stdiscosrv` from Debian's `syncthing-discosrv`).
+pub fn discosrv_on_path() -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("stdiscosrv"))
+            .find(|p| p.is_file())
+    })
+}
+
+impl Discosrv {
+    /// Starts it in `dir` and waits (up to 60 s) until it has logged its device ID and
+    /// accepts connections.
+    pub fn start(bin: &Path, dir: &Path) -> Result<Self, ProcessError> {
+        let log = dir.join("stdiscosrv.log");
+        let port = free_port().map_err(|source| ProcessError::File {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let file = |p: &Path| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|source| ProcessError::File {
+                    path: p.to_path_buf(),
+                    source,
+                })
+        };
+        let child = Command::new(bin)
+            .arg("-listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-db-dir")
+            .arg(dir.join("db"))
+            .arg("-cert")
+            .arg(dir.join("cert.pem"))
+            .arg("-key")
+            .arg(dir.join("key.pem"))
+            .arg("-debug")
+            .stdin(Stdio::null())
+            .stdout(file(&log)?)
+            .stderr(file(&log)?)
+            .spawn()
+            .map_err(|source| ProcessError::Spawn {
+                program: bin.to_path_buf(),
+                source,
+            })?;
+        let mut srv = Discosrv {
+            child,
+            port,
+            id: String::new(),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if srv.id.is_empty() {
+                let text = srv.log_text();
+                if let Some(line) = text.lines().find(|l| l.contains("Server device ID is")) {
+                    srv.id = find_device_id(line).unwrap_or_default();
+                }
+            }
+            if !srv.id.is_empty() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(srv);
+            }
+            if let Ok(Some(_)) = srv.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(ProcessError::NoDeviceId {
+            command: format!("{} -listen 127.0.0.1:{port}", bin.display()),
+            output: srv.log_text(),
+        })
+    }
+
+    /// `https://127.0.0.1:PORT/v2/?id=ID`: the server, pinned.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}/v2/?id={}", self.port, self.id)
+    }
+
+    /// The log's text so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Discosrv {
+    fn drop(&mut self) {
+        stop_by_pid(&mut self.child, Duration::from_secs(5));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

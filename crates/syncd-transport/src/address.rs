@@ -37,7 +37,7 @@ pub enum PeerAddress {
         /// TCP port.
         port: u16,
     },
-    /// `dynamic`: found by discovery. Until discovery exists this means "accept incoming only".
+    /// `dynamic`: found by discovery (with discovery off: "accept incoming only").
     Dynamic,
 }
 
@@ -76,6 +76,36 @@ impl PeerAddress {
             host: host.to_string(),
             port,
         })
+    }
+}
+
+impl PeerAddress {
+    /// A LAN address (private, link-local, unique-local or loopback IP literal): dialled
+    /// before others, as Syncthing gives LAN addresses priority.
+    pub fn is_lan(&self) -> bool {
+        let Self::Tcp { host, .. } = self else {
+            return false;
+        };
+        match host
+            .split('%')
+            .next()
+            .unwrap_or("")
+            .parse::<std::net::IpAddr>()
+        {
+            Ok(std::net::IpAddr::V4(v4)) => {
+                v4.is_private() || v4.is_link_local() || v4.is_loopback()
+            }
+            Ok(std::net::IpAddr::V6(v6)) => {
+                v6.is_loopback() || v6.is_unique_local() || v6.is_unicast_link_local()
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// An address with an unspecified IP (`0.0.0.0`, `::`): announced, never dialled.
+    pub fn is_unspecified(&self) -> bool {
+        matches!(self, Self::Tcp { host, .. }
+            if host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_unspecified()))
     }
 }
 

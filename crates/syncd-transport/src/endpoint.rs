@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
 use syncd_proto::{CompressionPolicy, bep};
@@ -23,6 +23,7 @@ use crate::connection::{
     Keepalive, REASON_REPLACING, REASON_SHUTDOWN, Shared,
 };
 use crate::counters::{ByteCounters, ByteTotals, Counted};
+use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::hello::{self, HelloExchangeError};
 use crate::identity::Identity;
 use crate::policy::{self, Decision, Side};
@@ -98,6 +99,11 @@ pub struct EndpointConfig {
     pub timeouts: Timeouts,
     /// Messages buffered per direction per connection before senders/readers wait.
     pub queue_depth: usize,
+    /// The listen host as configured (`localhost`, `0.0.0.0`): a host name is announced as
+    /// written, an IP literal as bound.
+    pub listen_host: Option<String>,
+    /// Global and local discovery (all off by default); they resolve `dynamic` addresses.
+    pub discovery: DiscoveryConfig,
 }
 
 impl EndpointConfig {
@@ -113,6 +119,8 @@ impl EndpointConfig {
             keepalive: Keepalive::default(),
             timeouts: Timeouts::default(),
             queue_depth: 64,
+            listen_host: None,
+            discovery: DiscoveryConfig::disabled(),
         }
     }
 }
@@ -147,6 +155,14 @@ pub enum Event {
     },
     /// An unconfigured device connected and was refused after Hello.
     UnknownDevice(UnknownDevice),
+    /// Local discovery heard from a device for the first time (or again after its entry
+    /// expired or it restarted).
+    DeviceDiscovered {
+        /// Its ID.
+        device: DeviceId,
+        /// Its addresses, fixed up with the sender's address.
+        addresses: Vec<String>,
+    },
 }
 
 /// Errors starting an endpoint.
@@ -267,6 +283,8 @@ struct Inner {
     next_id: AtomicU64,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Set at start when a finder is enabled.
+    discovery: OnceLock<Discovery>,
 }
 
 /// A BEP endpoint. Cheap to clone; all clones share the same listener and connections.
@@ -324,7 +342,36 @@ impl Endpoint {
             next_id: AtomicU64::new(1),
             shutdown,
             tasks: Mutex::new(Vec::new()),
+            discovery: OnceLock::new(),
         });
+        if config.discovery.any_enabled() {
+            let announce = match local_addr {
+                Some(bound) => crate::discovery::our_addresses(
+                    config.listen_host.as_deref(),
+                    bound,
+                    config.discovery.announce_lan_addresses,
+                ),
+                None => Vec::new(),
+            };
+            let weak: Weak<Inner> = Arc::downgrade(&inner);
+            let on_discovered = Arc::new(move |device: DeviceId, addresses: Vec<String>| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.discovered(device, addresses);
+                }
+            });
+            let (discovery, tasks) = Discovery::start(
+                config.discovery,
+                &inner.identity,
+                announce,
+                on_discovered,
+                &inner.shutdown,
+            );
+            tracing::info!(announce = ?discovery.announced(), "discovery started");
+            for t in tasks {
+                inner.track(t);
+            }
+            let _ = inner.discovery.set(discovery);
+        }
         if let Some(listener) = listener {
             let task = tokio::spawn(accept_loop(Arc::clone(&inner), listener));
             inner.track(task);
@@ -332,6 +379,11 @@ impl Endpoint {
         inner.sync_dialers();
         tracing::info!(device = %inner.identity.device_id(), listen = ?local_addr, "endpoint started");
         Ok((Endpoint { inner }, events_rx))
+    }
+
+    /// The running discovery, when a finder is enabled.
+    pub fn discovery(&self) -> Option<&Discovery> {
+        self.inner.discovery.get()
     }
 
     /// Our device ID.
@@ -496,8 +548,18 @@ impl Inner {
         self.dialers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Local discovery found `device`: report it and wake its dialer.
+    fn discovered(&self, device: DeviceId, addresses: Vec<String>) {
+        let _ = self
+            .events
+            .try_send(Event::DeviceDiscovered { device, addresses });
+        if let Some(d) = self.lock_dialers().get(&device) {
+            d.wake.notify_one();
+        }
+    }
+
     /// Makes the running dial loops match the device set: one per device with a static
-    /// address; a loop whose device is gone or whose addresses changed is stopped (and a new
+    /// address (or a `dynamic` one while discovery runs); a loop whose device is gone or whose addresses changed is stopped (and a new
     /// one started for the new addresses).
     fn sync_dialers(self: &Arc<Self>) {
         if self.is_shutting_down() {
@@ -506,7 +568,11 @@ impl Inner {
         let wanted: HashMap<DeviceId, Vec<PeerAddress>> = self
             .lock_devices()
             .values()
-            .filter(|d| d.addresses.iter().any(|a| *a != PeerAddress::Dynamic))
+            .filter(|d| {
+                d.addresses
+                    .iter()
+                    .any(|a| *a != PeerAddress::Dynamic || self.discovery.get().is_some())
+            })
             .map(|d| (d.id, d.addresses.clone()))
             .collect();
         let mut dialers = self.lock_dialers();
@@ -866,7 +932,7 @@ async fn dial_loop(
             continue;
         }
         let mut connected = false;
-        for address in addresses.iter().filter(|a| **a != PeerAddress::Dynamic) {
+        for address in dial_targets(&inner, device, &addresses).await.iter() {
             if *stop.borrow() {
                 return;
             }
@@ -896,6 +962,40 @@ async fn dial_loop(
             _ = shutdown.wait_for(|s| *s) => return,
             _ = stop.wait_for(|s| *s) => return,
             _ = tokio::time::sleep(delay) => {}
+            // Discovery found the device (or its connection ended): try again now.
+            _ = wake.notified() => {}
         }
     }
+}
+
+/// What to dial this round: the static addresses, then (for `dynamic`) what discovery
+/// knows, LAN addresses first; duplicates and addresses we cannot dial left out.
+async fn dial_targets(
+    inner: &Arc<Inner>,
+    device: DeviceId,
+    configured: &[PeerAddress],
+) -> Vec<PeerAddress> {
+    let mut out: Vec<PeerAddress> = configured
+        .iter()
+        .filter(|a| **a != PeerAddress::Dynamic)
+        .cloned()
+        .collect();
+    if configured.contains(&PeerAddress::Dynamic)
+        && let Some(discovery) = inner.discovery.get()
+    {
+        let mut found: Vec<PeerAddress> = discovery
+            .lookup(device)
+            .await
+            .iter()
+            .filter_map(|a| PeerAddress::parse(a).ok())
+            .filter(|a| *a != PeerAddress::Dynamic && !a.is_unspecified())
+            .collect();
+        found.sort_by_key(|a| !a.is_lan());
+        for a in found {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    }
+    out
 }

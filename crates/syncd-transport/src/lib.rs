@@ -37,7 +37,8 @@
 //!
 //! # What it does not do
 //!
-//! No discovery, relays or QUIC (`dynamic` addresses mean "accept incoming only"); no folder or
+//! No relays or QUIC; discovery ([`discovery`]) only when the config enables it (without it,
+//! `dynamic` addresses mean "accept incoming only"); no folder or
 //! index logic (the engine sends ClusterConfig first and interprets every message); no checking
 //! of FileInfo/Request contents beyond response lengths (the engine validates those); no CN check
 //! of peer certificates (device IDs are what we trust).
@@ -67,6 +68,7 @@ pub mod address;
 pub mod backoff;
 mod connection;
 pub mod counters;
+pub mod discovery;
 mod endpoint;
 pub mod hello;
 pub mod identity;
@@ -80,6 +82,7 @@ pub use connection::{
     MessageReceiver, MessageSender, ProtocolError, REASON_REPLACING, REASON_SHUTDOWN,
 };
 pub use counters::{ByteCounters, ByteTotals};
+pub use discovery::{Discovery, DiscoveryConfig};
 pub use endpoint::{
     ConnectError, DeviceConfig, Endpoint, EndpointConfig, EndpointError, Event,
     REASON_DEVICE_REMOVED, Timeouts, UnknownDevice,

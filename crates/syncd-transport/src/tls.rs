@@ -196,7 +196,7 @@ impl ClientCertVerifier for SelfSignedPeer {
 
 /// Always presents the one certified key.
 #[derive(Debug)]
-struct OneCert(Arc<CertifiedKey>);
+pub(crate) struct OneCert(pub(crate) Arc<CertifiedKey>);
 
 impl ResolvesClientCert for OneCert {
     fn resolve(

@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// On first start, do not create the `default` folder at ~/Sync.
     #[arg(long)]
     pub no_default_folder: bool,
+    /// Run without global and local discovery (nothing is announced; `dynamic` devices
+    /// must dial us); the config is unchanged. Tests use it.
+    #[arg(long)]
+    pub no_discovery: bool,
 }
 
 /// The subcommands.
@@ -111,6 +115,12 @@ pub enum Command {
     /// The web GUI's login and HTTPS.
     #[command(subcommand)]
     Gui(GuiCommand),
+    /// Ask the configured global discovery servers, now and uncached, where a device is
+    /// (exit 0 when some server knows it, 1 when none does).
+    Lookup {
+        /// The device ID.
+        id: String,
+    },
     /// Move this machine from Syncthing to syncd: adopt its identity and import its config.
     ImportSyncthing {
         /// Syncthing's home (default: the platform's Syncthing location).
@@ -168,7 +178,8 @@ pub enum DeviceCommand {
         /// A name for it.
         #[arg(long, default_value = "")]
         name: String,
-        /// Where to dial it, tcp://host:port (repeatable). Without one, it must dial us.
+        /// Where to dial it, tcp://host:port or `dynamic` (repeatable). Without one: `dynamic`,
+        /// found by discovery (with discovery off, it must dial us).
         #[arg(long = "address", value_name = "ADDR")]
         addresses: Vec<String>,
         /// Compression: metadata (default), always or never.
@@ -183,7 +194,8 @@ pub enum DeviceCommand {
         /// A name for it (default: the name it announced).
         #[arg(long)]
         name: Option<String>,
-        /// Where to dial it, tcp://host:port (repeatable). Without one, it must dial us.
+        /// Where to dial it, tcp://host:port or `dynamic` (repeatable). Without one: `dynamic`,
+        /// found by discovery (with discovery off, it must dial us).
         #[arg(long = "address", value_name = "ADDR")]
         addresses: Vec<String>,
     },
@@ -378,6 +390,7 @@ pub fn run(cli: Cli) -> CliResult {
         Some(Command::Device(cmd)) => device_cmd(&home, cmd),
         Some(Command::Folder(cmd)) => folder_cmd(&home, cmd),
         Some(Command::Gui(cmd)) => gui_cmd(&home, cmd),
+        Some(Command::Lookup { id }) => lookup(&home, &id),
         Some(Command::ImportSyncthing { dir, force }) => import_syncthing(&home, dir, force),
         Some(Command::Status { folder, json }) => status(&home, folder.as_deref(), json),
         Some(Command::Wait { folder, timeout }) => wait(&home, &folder, timeout),
@@ -406,6 +419,7 @@ fn merge(top: ServeArgs, sub: ServeArgs) -> ServeArgs {
             sub.listen
         },
         no_default_folder: top.no_default_folder || sub.no_default_folder,
+        no_discovery: top.no_discovery || sub.no_discovery,
     }
 }
 
@@ -576,6 +590,29 @@ fn device_cmd(home: &Path, cmd: DeviceCommand) -> CliResult {
         }
     }
     Ok(EXIT_OK)
+}
+
+fn lookup(home: &Path, id: &str) -> CliResult {
+    let device = parse_device(id)?;
+    let (config, _, _) = load_or_init(home, false)?;
+    let servers = config.options.global_announce_servers.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let results = runtime.block_on(syncd_engine::discovery::lookup_uncached(&servers, device));
+    let mut found = false;
+    for (server, result) in results {
+        match result {
+            Ok(Some(addresses)) => {
+                found = true;
+                out!("{server}: {}", addresses.join(" "));
+            }
+            Ok(None) => out!("{server}: not found"),
+            Err(e) => out!("{server}: error: {e}"),
+        }
+    }
+    Ok(if found { EXIT_OK } else { EXIT_ERROR })
 }
 
 fn gui_cmd(home: &Path, cmd: GuiCommand) -> CliResult {
@@ -877,8 +914,10 @@ fn status(home: &Path, only: Option<&str>, as_json: bool) -> CliResult {
     }
     let pending_devices = c.get("/rest/cluster/pending/devices")?;
     let pending_folders = c.get("/rest/cluster/pending/folders")?;
+    // An older daemon has no such endpoint: then nothing was discovered.
+    let discovered = c.get("/rest/syncd/discovery").unwrap_or(Value::Null);
     if as_json {
-        let out = json!({"myID": my_id.to_string(), "connections": conns["connections"], "folders": folders, "pendingDevices": pending_devices, "pendingFolders": pending_folders});
+        let out = json!({"myID": my_id.to_string(), "connections": conns["connections"], "folders": folders, "pendingDevices": pending_devices, "pendingFolders": pending_folders, "discovered": discovered});
         out!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(EXIT_OK);
     }
@@ -919,6 +958,23 @@ fn status(home: &Path, only: Option<&str>, as_json: bool) -> CliResult {
                 "not connected".to_owned()
             };
             out!("  {short} {name}: {state}");
+            if let Some(d) = discovered.get(id.as_str()) {
+                let list = |v: &Value| -> String {
+                    v.as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .unwrap_or_default()
+                };
+                out!(
+                    "    found by {}: {}",
+                    list(&d["sources"]),
+                    list(&d["addresses"])
+                );
+            }
         }
     }
     out!("Folders:");
@@ -1025,13 +1081,17 @@ fn serve(home: &Path, args: ServeArgs) -> CliResult {
     }
     if !args.listen.is_empty() {
         for l in &args.listen {
-            if crate::config::parse_listen(l).is_none() {
+            if !crate::config::is_listen_address(l) {
                 return Err(Failure::usage(anyhow!(
                     "--listen `{l}` is not tcp://IP:port (e.g. tcp://0.0.0.0:22000)"
                 )));
             }
         }
         config.options.listen = args.listen;
+    }
+    if args.no_discovery {
+        config.options.global_announce_enabled = false;
+        config.options.local_announce_enabled = false;
     }
     // Before the runtime's threads exist: they pick their malloc arenas when they first allocate.
     crate::memory::tune_allocator();

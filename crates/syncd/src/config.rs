@@ -10,7 +10,7 @@ use std::fmt::Display;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use syncd_engine::{CompressionPolicy, DeviceConfig, EngineConfig, FolderConfig};
+use syncd_engine::{CompressionPolicy, DeviceConfig, DiscoveryConfig, EngineConfig, FolderConfig};
 use syncd_types::{DeviceId, FolderId};
 
 /// The config file's name inside the home directory.
@@ -132,6 +132,22 @@ pub struct Options {
     /// The index's page cache, MiB (default [`DEFAULT_INDEX_CACHE_MIB`]); more can help a
     /// very large folder whose random lookups (block map) miss the cache.
     pub index_cache_mib: u64,
+    /// Announce to and look up at the global discovery servers (Syncthing's
+    /// `globalAnnounceEnabled`, default on).
+    pub global_announce_enabled: bool,
+    /// Global discovery servers (`globalAnnounceServers`): `default` (Syncthing's public
+    /// servers), `default-v4`, `default-v6`, or `https://host:port/path?id=…` URLs with the
+    /// options `id`, `insecure`, `noannounce`, `nolookup`.
+    pub global_announce_servers: Vec<String>,
+    /// Local discovery by broadcast and multicast on the LAN (`localAnnounceEnabled`,
+    /// default on).
+    pub local_announce_enabled: bool,
+    /// Local discovery's UDP port (`localAnnouncePort`, 21027).
+    pub local_announce_port: u16,
+    /// Local discovery's IPv6 multicast group (`localAnnounceMCAddr`, `[ff12::8384]:21027`).
+    pub local_announce_mc_addr: String,
+    /// Also announce LAN addresses to global servers (`announceLANAddresses`, default on).
+    pub announce_lan_addresses: bool,
     /// `text` (the default) or `json`: one JSON object a log line, for journald and log
     /// shippers. `SYNCD_LOG_FORMAT` overrides it.
     #[serde(skip_serializing_if = "is_default")]
@@ -148,6 +164,12 @@ impl Default for Options {
             device_name: crate::home::hostname(),
             listen: vec![DEFAULT_LISTEN.to_owned()],
             index_cache_mib: DEFAULT_INDEX_CACHE_MIB,
+            global_announce_enabled: true,
+            global_announce_servers: vec!["default".to_owned()],
+            local_announce_enabled: true,
+            local_announce_port: syncd_engine::discovery::DEFAULT_LOCAL_PORT,
+            local_announce_mc_addr: syncd_engine::discovery::DEFAULT_LOCAL_MC_ADDR.to_owned(),
+            announce_lan_addresses: true,
             log_format: crate::logbuf::LogFormat::Text,
         }
     }
@@ -262,7 +284,7 @@ pub struct DeviceEntry {
     /// A human name for it.
     #[serde(default)]
     pub name: String,
-    /// Where to dial it: `tcp://host:port`, or `dynamic` (discovery; not dialled yet).
+    /// Where to dial it: `tcp://host:port`, or `dynamic` (found by discovery).
     #[serde(default = "dynamic")]
     pub addresses: Vec<String>,
     /// Compression policy towards it.
@@ -612,12 +634,12 @@ impl Config {
             ));
         }
         for addr in &self.options.listen {
-            if parse_listen(addr).is_none() {
+            if !is_listen_address(addr) {
                 return Err(invalid(
                     addr,
                     0,
                     "options.listen",
-                    format!("`{addr}` is not a tcp://IP:port address"),
+                    format!("`{addr}` is not a tcp://IP:port or tcp://host:port address"),
                     "write listen addresses as \"tcp://0.0.0.0:22000\" (port 0 picks a free port)",
                 ));
             }
@@ -727,6 +749,21 @@ impl Config {
             .unwrap_or(usize::MAX),
             ignored_devices: self.ignored_devices.iter().map(|d| d.id).collect(),
             folder_defaults: self.folder_defaults(),
+            discovery: self.discovery(),
+        }
+    }
+
+    /// The engine's discovery settings from `[options]`.
+    pub fn discovery(&self) -> DiscoveryConfig {
+        let o = &self.options;
+        DiscoveryConfig {
+            global_enabled: o.global_announce_enabled,
+            global_servers: o.global_announce_servers.clone(),
+            local_enabled: o.local_announce_enabled,
+            local_port: o.local_announce_port,
+            local_mc_addr: o.local_announce_mc_addr.clone(),
+            announce_lan_addresses: o.announce_lan_addresses,
+            ..DiscoveryConfig::disabled()
         }
     }
 
@@ -847,6 +884,30 @@ impl FolderEntry {
 }
 
 /// Parses a BEP listen address (`tcp://IP:port`, `tcp4://`, `tcp6://`).
+/// Whether `addr` is a listen address we accept: `tcp://IP:port`, or `tcp://name:port` with
+/// a host name (resolved at start; discovery announces the name, so a test on loopback can
+/// announce `tcp://localhost:PORT`, which a discovery server keeps).
+pub fn is_listen_address(addr: &str) -> bool {
+    if parse_listen(addr).is_some() {
+        return true;
+    }
+    let Some(rest) = addr
+        .strip_prefix("tcp://")
+        .or_else(|| addr.strip_prefix("tcp4://"))
+        .or_else(|| addr.strip_prefix("tcp6://"))
+    else {
+        return false;
+    };
+    rest.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            && port.parse::<u16>().is_ok()
+    })
+}
+
+/// `tcp://IP:port` as a socket address.
 pub fn parse_listen(addr: &str) -> Option<std::net::SocketAddr> {
     let rest = addr
         .strip_prefix("tcp://")

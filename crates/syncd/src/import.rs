@@ -217,11 +217,19 @@ const DEVICE_CARRIED: &[&str] = &[
     "autoAcceptFolders",
     "ignoredFolder",
 ];
+/// The discovery options, carried into `[options]`.
+const DISCOVERY_OPTIONS: &[&str] = &[
+    "globalAnnounceServer",
+    "globalAnnounceEnabled",
+    "localAnnounceEnabled",
+    "localAnnouncePort",
+    "localAnnounceMCAddr",
+    "announceLANAddresses",
+];
+
 /// Options that matter to a user moving over; the rest of `<options>` is Syncthing-internal
 /// tuning (usage reporting, upgrade URLs, ...) and is summarised in one line.
 const OPTION_NOTES: &[(&str, &str)] = &[
-    ("globalAnnounceEnabled", "false"),
-    ("localAnnounceEnabled", "false"),
     ("relaysEnabled", "false"),
     ("natEnabled", "false"),
     ("maxSendKbps", "0"),
@@ -445,7 +453,7 @@ pub fn from_syncthing_xml(text: &str, own_id: DeviceId) -> Result<Imported, Impo
                         "options: listenAddress default's quic:// and relay parts (syncd listens on tcp only)"
                             .into(),
                     );
-                } else if crate::config::parse_listen(addr).is_some() {
+                } else if crate::config::is_listen_address(addr) {
                     listen.push(addr.to_owned());
                 } else {
                     not_carried.push(format!(
@@ -456,6 +464,51 @@ pub fn from_syncthing_xml(text: &str, own_id: DeviceId) -> Result<Imported, Impo
         }
         if !listen.is_empty() {
             options.listen = listen;
+        }
+        let servers: Vec<String> = o
+            .children("globalAnnounceServer")
+            .flat_map(|s| {
+                s.text
+                    .split(',')
+                    .map(|a| a.trim().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|a| !a.is_empty())
+            .collect();
+        if !servers.is_empty() {
+            options.global_announce_servers = servers;
+        }
+        let flag = |name: &str, not_carried: &mut Vec<String>| -> Option<bool> {
+            let v = o.child_text(name)?;
+            match v.trim() {
+                "true" => Some(true),
+                "false" => Some(false),
+                other => {
+                    not_carried.push(format!("options: {name} = {other} (not true or false)"));
+                    None
+                }
+            }
+        };
+        if let Some(b) = flag("globalAnnounceEnabled", &mut not_carried) {
+            options.global_announce_enabled = b;
+        }
+        if let Some(b) = flag("localAnnounceEnabled", &mut not_carried) {
+            options.local_announce_enabled = b;
+        }
+        if let Some(b) = flag("announceLANAddresses", &mut not_carried) {
+            options.announce_lan_addresses = b;
+        }
+        if let Some(p) = o.child_text("localAnnouncePort") {
+            match p.trim().parse::<u16>() {
+                Ok(p) if p != 0 => options.local_announce_port = p,
+                _ => not_carried.push(format!("options: localAnnouncePort = {p} (not a port)")),
+            }
+        }
+        if let Some(mc) = o
+            .child_text("localAnnounceMCAddr")
+            .filter(|m| !m.trim().is_empty())
+        {
+            options.local_announce_mc_addr = mc.trim().to_owned();
         }
         for (name, quiet) in OPTION_NOTES {
             if let Some(v) = o.child_text(name)
@@ -470,13 +523,15 @@ pub fn from_syncthing_xml(text: &str, own_id: DeviceId) -> Result<Imported, Impo
             .children
             .iter()
             .filter(|c| {
-                c.name != "listenAddress" && !OPTION_NOTES.iter().any(|(n, _)| *n == c.name)
+                c.name != "listenAddress"
+                    && !DISCOVERY_OPTIONS.contains(&c.name.as_str())
+                    && !OPTION_NOTES.iter().any(|(n, _)| *n == c.name)
             })
             .count();
         if others > 0 {
             not_carried.push(format!(
-                "options: {others} other Syncthing-internal settings (announce servers, usage \
-                 reporting, upgrades, tuning)"
+                "options: {others} other Syncthing-internal settings (usage reporting, \
+                 upgrades, tuning)"
             ));
         }
     }

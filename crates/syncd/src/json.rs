@@ -120,6 +120,7 @@ pub fn event_kind(e: &Event) -> Option<&'static str> {
         Event::DeviceConnected { .. } => "DeviceConnected",
         Event::DeviceDisconnected { .. } => "DeviceDisconnected",
         Event::DeviceRejected { .. } => "DeviceRejected",
+        Event::DeviceDiscovered { .. } => "DeviceDiscovered",
         Event::PendingDevicesChanged { .. } => "PendingDevicesChanged",
         Event::PendingFoldersChanged { .. } => "PendingFoldersChanged",
         Event::FolderRejected { .. } => "FolderRejected",
@@ -199,6 +200,9 @@ pub fn event(e: &Event, state_seconds: f64) -> Option<(&'static str, Value)> {
         }
         Event::DeviceDisconnected { device, error } => {
             json!({"id": device.to_string(), "error": error})
+        }
+        Event::DeviceDiscovered { device, addrs } => {
+            json!({"device": device.to_string(), "addrs": addrs})
         }
         Event::DeviceRejected {
             device,
@@ -436,11 +440,11 @@ pub fn own_device(config: &Config, my_id: DeviceId) -> Value {
 pub fn options(config: &Config) -> Value {
     json!({
         "listenAddresses": config.options.listen,
-        "globalAnnounceServers": [],
-        "globalAnnounceEnabled": false,
-        "localAnnounceEnabled": false,
-        "localAnnouncePort": 21027,
-        "localAnnounceMCAddr": "[ff12::8384]:21027",
+        "globalAnnounceServers": config.options.global_announce_servers,
+        "globalAnnounceEnabled": config.options.global_announce_enabled,
+        "localAnnounceEnabled": config.options.local_announce_enabled,
+        "localAnnouncePort": config.options.local_announce_port,
+        "localAnnounceMCAddr": config.options.local_announce_mc_addr,
         "maxSendKbps": 0,
         "maxRecvKbps": 0,
         "reconnectionIntervalS": 60,
@@ -480,7 +484,7 @@ pub fn options(config: &Config) -> Value {
         "stunServers": [],
         "databaseTuning": "auto",
         "maxConcurrentIncomingRequestKiB": 0,
-        "announceLANAddresses": false,
+        "announceLANAddresses": config.options.announce_lan_addresses,
         "sendFullIndexOnUpgrade": false,
         "featureFlags": [],
         "connectionLimitEnough": 0,

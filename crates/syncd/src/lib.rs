@@ -20,7 +20,8 @@
 //! a bcrypt hash; a config change through REST reaches the running engine before it is saved;
 //! nothing in a config file, a Syncthing `config.xml` or an HTTP request can panic the daemon.
 //!
-//! It does NOT sync anything itself (the engine does) or do discovery/relays.
+//! It does NOT sync anything itself (the engine does), find devices (the transport's
+//! discovery does; the daemon only configures it) or use relays.
 //!
 //! ```no_run
 //! // The binary is `syncd::cli::main()`; embedders use `syncd-engine` directly.

@@ -242,10 +242,8 @@ pub fn router(state: Shared) -> Router {
             get(system_error).post(post_system_error),
         )
         .route("/rest/system/error/clear", post(clear_system_error))
-        .route(
-            "/rest/system/discovery",
-            get(|| async { axum::Json(json!({})) }),
-        )
+        .route("/rest/system/discovery", get(system_discovery))
+        .route("/rest/syncd/discovery", get(syncd_discovery))
         .route("/rest/svc/lang", get(svc_lang))
         .route("/rest/system/log", get(system_log))
         .route(
@@ -587,7 +585,7 @@ async fn system_status(State(s): State<Shared>) -> ApiResult {
     let tilde = crate::home::user_home()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
-    ok_json(json!({
+    let mut status = json!({
         "myID": s.my_id.to_string(),
         "alloc": rss,
         "sys": rss,
@@ -598,12 +596,54 @@ async fn system_status(State(s): State<Shared>) -> ApiResult {
         "urVersionMax": 3,
         "uptime": s.started_at.elapsed().as_secs(),
         "startTime": rfc3339(s.started),
-        // Syncthing 1.19 omits the discovery* keys when discovery is off; syncd has none.
         "connectionServiceStatus": services,
         "lastDialStatus": {},
         "guiAddressOverridden": s.gui_overridden,
         "guiAddressUsed": s.bound.to_string(),
-    }))
+    });
+    // As Syncthing 1.19: the discovery* keys only while a finder is enabled.
+    if let (Some(d), Some(o)) = (s.engine.discovery(), status.as_object_mut()) {
+        let finders = d.status();
+        let errors: serde_json::Map<String, Value> = finders
+            .iter()
+            .filter_map(|(k, e)| e.as_ref().map(|e| (k.clone(), json!(e))))
+            .collect();
+        let each: serde_json::Map<String, Value> = finders
+            .iter()
+            .map(|(k, e)| (k.clone(), json!({ "error": e })))
+            .collect();
+        o.insert("discoveryEnabled".into(), json!(true));
+        o.insert("discoveryMethods".into(), json!(finders.len()));
+        o.insert("discoveryErrors".into(), Value::Object(errors));
+        o.insert("discoveryStatus".into(), Value::Object(each));
+    }
+    ok_json(status)
+}
+
+/// `/rest/syncd/discovery`: the same with the finders that know each device and when it
+/// was last heard of, `{"<ID>":{"addresses":[…],"sources":["IPv4 local",…],"when":…}}`.
+async fn syncd_discovery(State(s): State<Shared>) -> ApiResult {
+    let mut out = serde_json::Map::new();
+    if let Some(d) = s.engine.discovery() {
+        for (device, entry) in d.cache() {
+            out.insert(
+                device.to_string(),
+                json!({ "addresses": entry.addresses, "sources": entry.sources, "when": rfc3339(entry.when) }),
+            );
+        }
+    }
+    ok_json(Value::Object(out))
+}
+
+/// `/rest/system/discovery`: what discovery knows, `{"<ID>":{"addresses":[…]}}`.
+async fn system_discovery(State(s): State<Shared>) -> ApiResult {
+    let mut out = serde_json::Map::new();
+    if let Some(d) = s.engine.discovery() {
+        for (device, entry) in d.cache() {
+            out.insert(device.to_string(), json!({ "addresses": entry.addresses }));
+        }
+    }
+    ok_json(Value::Object(out))
 }
 
 async fn system_connections(State(s): State<Shared>) -> ApiResult {

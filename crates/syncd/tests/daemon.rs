@@ -100,6 +100,7 @@ impl Machine {
         let mut args = vec![
             "serve",
             "--no-browser",
+            "--no-discovery",
             "--gui-address",
             "127.0.0.1:0",
             "--listen",
@@ -615,7 +616,7 @@ fn broken_config_names_file_line_field_and_what_to_do() {
         .position(|l| l.starts_with("rescan_interval_s"))
         .unwrap()
         + 1;
-    let out = m.run(&["serve", "--gui-address", "127.0.0.1:0"]);
+    let out = m.run(&["serve", "--no-discovery", "--gui-address", "127.0.0.1:0"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:{line}", path.display())), "{err}");
@@ -1087,7 +1088,7 @@ fn on_a_terminal_the_first_scan_shows_a_progress_spinner() {
         }
     }
     let serve = format!(
-        "exec {BIN} serve --no-browser --gui-address 127.0.0.1:0 --listen tcp://127.0.0.1:0 --home {}",
+        "exec {BIN} serve --no-browser --no-discovery --gui-address 127.0.0.1:0 --listen tcp://127.0.0.1:0 --home {}",
         m.home.display()
     );
     let mut child = Command::new("script")
@@ -1215,7 +1216,7 @@ fn on_a_terminal_log_lines_and_progress_bars_never_share_a_row() {
         }
     }
     let serve = format!(
-        "exec {BIN} serve --no-browser --gui-address 127.0.0.1:0 --listen tcp://127.0.0.1:0 --home {}",
+        "exec {BIN} serve --no-browser --no-discovery --gui-address 127.0.0.1:0 --listen tcp://127.0.0.1:0 --home {}",
         m.home.display()
     );
     let mut child = Command::new("script")

@@ -53,6 +53,7 @@ impl Machine {
             .args([
                 "serve",
                 "--no-browser",
+                "--no-discovery",
                 "--no-default-folder",
                 "--gui-address",
                 "127.0.0.1:0",

@@ -85,6 +85,7 @@ impl Machine {
             .cmd(&[
                 "serve",
                 "--no-browser",
+                "--no-discovery",
                 "--gui-address",
                 "127.0.0.1:0",
                 "--listen",

@@ -200,6 +200,7 @@ impl Node {
                     &home_arg,
                     "serve",
                     "--no-browser",
+                    "--no-discovery",
                     "--gui-address",
                     &gui,
                     "--listen",

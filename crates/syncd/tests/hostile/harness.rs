@@ -113,6 +113,7 @@ pub fn start_daemon(extra_devices: &[(DeviceId, &str)]) -> Daemon {
         .args([
             "serve",
             "--no-browser",
+            "--no-discovery",
             "--gui-address",
             "127.0.0.1:0",
             "--listen",

@@ -102,6 +102,9 @@ pub struct Node {
     bin: PathBuf,
     child: Option<Child>,
     starts: u32,
+    /// syncd only: run with the discovery its config sets, listening on
+    /// `tcp://localhost:PORT` (what a discovery server keeps); otherwise `--no-discovery`.
+    pub discovery: bool,
 }
 
 impl Node {
@@ -132,6 +135,7 @@ impl Node {
             bin,
             child: None,
             starts: 0,
+            discovery: false,
         }
     }
 
@@ -222,13 +226,21 @@ impl Node {
                     .arg("--no-browser")
                     .arg("--no-default-folder")
                     .arg("--gui-address")
-                    .arg(format!("127.0.0.1:{}", self.gui_port))
-                    .arg("--listen")
-                    .arg(format!("tcp://127.0.0.1:{}", self.listen_port))
-                    .env(
-                        "RUST_LOG",
-                        std::env::var("SYNCD_LOG").unwrap_or_else(|_| "info".into()),
-                    );
+                    .arg(format!("127.0.0.1:{}", self.gui_port));
+                if self.discovery {
+                    // Only the test's own discovery server, which the config names.
+                    cmd.arg("--listen")
+                        .arg(format!("tcp://localhost:{}", self.listen_port));
+                } else {
+                    // Tests talk only to loopback: no announcements anywhere.
+                    cmd.arg("--no-discovery")
+                        .arg("--listen")
+                        .arg(format!("tcp://127.0.0.1:{}", self.listen_port));
+                }
+                cmd.env(
+                    "RUST_LOG",
+                    std::env::var("SYNCD_LOG").unwrap_or_else(|_| "info".into()),
+                );
                 cmd
             }
         };
@@ -617,6 +629,7 @@ pub fn cluster() -> Option<Cluster> {
         bin: st_bin,
         child: None,
         starts: 0,
+        discovery: false,
     };
     let sd = Node {
         kind: Kind::Syncd,
@@ -630,6 +643,7 @@ pub fn cluster() -> Option<Cluster> {
         bin: sd_bin,
         child: None,
         starts: 0,
+        discovery: false,
     };
     Some(Cluster {
         st,
