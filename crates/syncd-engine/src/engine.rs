@@ -164,7 +164,55 @@ impl Engine {
             }
         });
         shared.state(|r| r.tasks.push(flusher));
+        let cleaner = tokio::spawn(clean_versions(shared.clone()));
+        shared.state(|r| r.tasks.push(cleaner));
         Ok(EngineHandle { shared })
+    }
+}
+
+/// How often the versions cleaner looks whether a folder's `cleanupIntervalS` has passed.
+const VERSIONS_CLEAN_TICK: Duration = Duration::from_secs(10);
+
+/// Runs each versioned folder's cleanup (cleanout by days, staggered thinning) every
+/// `cleanupIntervalS` (0: never), the first one an interval after the folder was seen, as
+/// Syncthing does. Reads the configuration on every tick, so runtime changes apply.
+async fn clean_versions(shared: Arc<Shared>) {
+    let mut last: std::collections::HashMap<FolderId, tokio::time::Instant> =
+        std::collections::HashMap::new();
+    loop {
+        tokio::time::sleep(VERSIONS_CLEAN_TICK).await;
+        let now = tokio::time::Instant::now();
+        let cfg = shared.config.snapshot();
+        last.retain(|id, _| cfg.folders.iter().any(|f| &f.id == id));
+        for f in cfg
+            .folders
+            .iter()
+            .filter(|f| f.versioning.enabled() && !f.paused)
+        {
+            let every = Duration::from_secs(u64::from(f.versioning.cleanup_interval_s));
+            let since = *last.entry(f.id.clone()).or_insert(now);
+            if every.is_zero() || now.duration_since(since) < every {
+                continue;
+            }
+            last.insert(f.id.clone(), now);
+            let (root, v, id) = (f.path.clone(), f.versioning.clone(), f.id.clone());
+            let res = tokio::task::spawn_blocking(move || {
+                match crate::versioner::Versioner::new(&root, &v) {
+                    Ok(Some(v)) => v
+                        .clean(std::time::SystemTime::now())
+                        .map_err(|e| e.to_string()),
+                    Ok(None) => Ok(0),
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+            .await;
+            match res {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(folder = %id, removed = n, "cleaned up old versions"),
+                Ok(Err(e)) => tracing::warn!(folder = %id, error = %e, "cleaning up versions"),
+                Err(e) => tracing::warn!(folder = %id, error = %e, "cleaning up versions"),
+            }
+        }
     }
 }
 

@@ -1912,13 +1912,21 @@ fn conflict_error(e: crate::conflicts::ConflictError) -> ApiError {
 
 /// The root of the folder named by `folder`, 404 if unknown.
 async fn known_folder_root(s: &RestState, q: &Query) -> Result<(FolderId, PathBuf), ApiError> {
+    known_folder(s, q).await.map(|(id, f)| (id, f.path))
+}
+
+/// The engine configuration of the folder named by `folder`, 404 if unknown.
+async fn known_folder(
+    s: &RestState,
+    q: &Query,
+) -> Result<(FolderId, syncd_engine::FolderConfig), ApiError> {
     let id = q.folder(s)?;
     let config = s.config.lock().await;
-    let root = config
+    let folder = config
         .folder(id.as_str())
-        .map(|f| f.to_engine().path)
+        .map(|f| f.to_engine())
         .ok_or_else(|| not_found("no such folder"))?;
-    Ok((id, root))
+    Ok((id, folder))
 }
 
 /// `GET /rest/syncd/conflicts?folder=`: `{"folder", "conflicts": [...]}` (see
@@ -1953,7 +1961,8 @@ async fn conflicts_resolve(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> ApiResult {
-    let (id, root) = known_folder_root(&s, &Query::new(&q)).await?;
+    let (id, folder) = known_folder(&s, &Query::new(&q)).await?;
+    let (root, versioning) = (folder.path, folder.versioning);
     let body = parse_body(&body)?;
     let copy = body
         .get("conflict")
@@ -1965,11 +1974,12 @@ async fn conflicts_resolve(
         Some("original") => crate::conflicts::Keep::Original,
         _ => return Err(bad_request("keep: \"conflict\" or \"original\"")),
     };
-    let original =
-        tokio::task::spawn_blocking(move || crate::conflicts::resolve(&root, &copy, keep))
-            .await
-            .map_err(internal)?
-            .map_err(conflict_error)?;
+    let original = tokio::task::spawn_blocking(move || {
+        crate::conflicts::resolve(&root, &copy, keep, &versioning)
+    })
+    .await
+    .map_err(internal)?
+    .map_err(conflict_error)?;
     match s.engine.scan(&id, None).await {
         Ok(()) | Err(EngineError::FolderPaused(_)) => {}
         Err(e) => return Err(engine_error(e)),
