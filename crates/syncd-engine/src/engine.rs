@@ -1110,6 +1110,88 @@ impl EngineHandle {
         Ok(missing)
     }
 
+    /// Every stored version of `folder`'s files (`GET /rest/folder/versions`): path → its
+    /// versions, newest first. Empty when versioning is off; an error for `external`, which
+    /// keeps none of its own.
+    pub async fn versions(
+        &self,
+        folder: &FolderId,
+    ) -> Result<BTreeMap<String, Vec<crate::versioner::FileVersion>>, EngineError> {
+        let cfg = self
+            .shared
+            .config
+            .folder(folder)
+            .ok_or_else(|| EngineError::UnknownFolder(folder.clone()))?;
+        tokio::task::spawn_blocking(move || {
+            match crate::versioner::Versioner::new(&cfg.path, &cfg.versioning) {
+                Ok(None) => Ok(BTreeMap::new()),
+                Ok(Some(v)) => v.list(),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+        .map_err(|e| EngineError::Config(e.to_string()))?
+        .map_err(|e| EngineError::Config(e.to_string()))
+    }
+
+    /// Restores versions of `folder`'s files (`POST /rest/folder/versions`): each path gets
+    /// its version of that version time back (a file in its way is versioned first), and is
+    /// rescanned so peers learn of it. Returns the paths that failed, with why (Syncthing's
+    /// reply shape).
+    pub async fn restore_versions(
+        &self,
+        folder: &FolderId,
+        items: Vec<(String, std::time::SystemTime)>,
+    ) -> Result<BTreeMap<String, String>, EngineError> {
+        let cfg = self
+            .shared
+            .config
+            .folder(folder)
+            .ok_or_else(|| EngineError::UnknownFolder(folder.clone()))?;
+        let (errors, restored) = tokio::task::spawn_blocking(move || {
+            let mut errors = BTreeMap::new();
+            let mut restored = Vec::new();
+            let v = match crate::versioner::Versioner::new(&cfg.path, &cfg.versioning) {
+                Ok(Some(v)) => v,
+                Ok(None) => {
+                    for (path, _) in items {
+                        errors.insert(path, "versioning is off for this folder".to_owned());
+                    }
+                    return (errors, restored);
+                }
+                Err(e) => {
+                    for (path, _) in items {
+                        errors.insert(path, e.to_string());
+                    }
+                    return (errors, restored);
+                }
+            };
+            let now = std::time::SystemTime::now();
+            for (path, time) in items {
+                let res = RelPath::new(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|rel| {
+                        v.restore(&rel, time, now)
+                            .map(|()| rel)
+                            .map_err(|e| e.to_string())
+                    });
+                match res {
+                    Ok(rel) => restored.push(rel),
+                    Err(e) => {
+                        errors.insert(path, e);
+                    }
+                }
+            }
+            (errors, restored)
+        })
+        .await
+        .map_err(|e| EngineError::Config(e.to_string()))?;
+        if !restored.is_empty() {
+            self.shared.request_rescan(folder, restored);
+        }
+        Ok(errors)
+    }
+
     /// Stops the engine: folders finish the pull in progress (in-flight writes), connections
     /// close, the listener stops. The index file is released when the last handle clone is
     /// dropped (then the same home can be started again in this process).

@@ -228,6 +228,10 @@ pub fn router(state: Shared) -> Router {
         .route("/rest/db/completion", get(db_completion))
         .route("/rest/db/scan", post(db_scan))
         .route("/rest/folder/errors", get(folder_errors))
+        .route(
+            "/rest/folder/versions",
+            get(folder_versions).post(restore_versions),
+        )
         .route("/rest/events", get(events))
         .route("/rest/events/disk", get(events_disk))
         .route("/rest/config", get(get_config).put(put_config))
@@ -1056,6 +1060,61 @@ async fn folder_errors(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiRes
         .collect();
     let n = errors.len();
     ok_json(json!({"folder": folder.as_str(), "errors": errors, "page": 1, "perpage": n.max(1)}))
+}
+
+/// `GET /rest/folder/versions?folder=`: `{"path": [{"versionTime", "modTime", "size"}]}`,
+/// newest first, as Syncthing answers (an empty object when versioning is off).
+async fn folder_versions(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let folder = Query::new(&q).folder(&s)?;
+    let versions = s.engine.versions(&folder).await.map_err(engine_error)?;
+    let out: serde_json::Map<String, Value> = versions
+        .into_iter()
+        .map(|(path, list)| {
+            let list: Vec<Value> = list
+                .iter()
+                .map(|v| {
+                    json!({
+                        "versionTime": crate::timefmt::rfc3339(v.version_time),
+                        "modTime": crate::timefmt::rfc3339(v.mod_time),
+                        "size": v.size,
+                    })
+                })
+                .collect();
+            (path, Value::Array(list))
+        })
+        .collect();
+    ok_json(Value::Object(out))
+}
+
+/// `POST /rest/folder/versions?folder=` with `{"path": "<versionTime>"}`: restores each
+/// (a file in the way is versioned first); answers `{"path": "error"}` for the failures only.
+async fn restore_versions(
+    State(s): State<Shared>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult {
+    let folder = Query::new(&q).folder(&s)?;
+    let body = parse_body(&body)?;
+    let o = body
+        .as_object()
+        .ok_or_else(|| bad_request("expected an object of path: versionTime"))?;
+    let mut items = Vec::new();
+    let mut errors = serde_json::Map::new();
+    for (path, t) in o {
+        match t.as_str().and_then(crate::timefmt::parse_rfc3339) {
+            Some(t) => items.push((path.clone(), t)),
+            None => {
+                errors.insert(path.clone(), json!("versionTime is not an RFC 3339 time"));
+            }
+        }
+    }
+    let failed = s
+        .engine
+        .restore_versions(&folder, items)
+        .await
+        .map_err(engine_error)?;
+    errors.extend(failed.into_iter().map(|(p, e)| (p, Value::String(e))));
+    ok_json(Value::Object(errors))
 }
 
 /// `page` and `perpage` of a listing, Syncthing's defaults 1 and 65536.
