@@ -295,7 +295,8 @@ impl Versioner {
 
     /// Like [`Versioner::archive`], for a file the caller replaces at once by renaming a new
     /// file over it: on one filesystem the version is a hard link, so the name never goes
-    /// missing in between (a scan racing the puller sees the old or the new file).
+    /// missing in between (a scan racing the puller sees the old or the new file). The
+    /// trash can moves the file (its version's mtime is the deletion time).
     pub fn archive_before_replace(
         &self,
         rel: &RelPath,
@@ -326,7 +327,9 @@ impl Versioner {
             _ => tagged_rel(of, &self.tag(now))?,
         };
         let dest = self.dest_path(&dest_rel)?;
-        let how = if link {
+        // The trash can stamps its copy with the deletion time: a hard link would stamp the
+        // live file too (one inode), so it always moves.
+        let how = if link && !matches!(self.kind, Kind::Trashcan { .. }) {
             link_or_copy(&src, &dest)?
         } else {
             move_file(&src, &dest)?

@@ -1030,6 +1030,33 @@ mod tests {
     }
 
     #[test]
+    fn folder_versioning_is_read_written_back_and_checked() {
+        let text = "[[folder]]\nid = \"w\"\npath = \"/w\"\n[folder.versioning]\n\
+                    type = \"simple\"\nparams = { keep = \"3\" }\n";
+        let c = parse(text).unwrap();
+        let v = &c.folders[0].versioning;
+        assert_eq!(
+            (v.kind.as_str(), v.params["keep"].as_str()),
+            ("simple", "3")
+        );
+        assert_eq!(v.cleanup_interval_s, 3600);
+        let e = c.folders[0].to_engine().versioning;
+        assert_eq!(e.kind, syncd_engine::versioner::VersioningType::Simple);
+        let dir = tempfile::tempdir().unwrap();
+        c.save(dir.path()).unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap(), Some(c));
+        // Off by default, and then not written at all.
+        let off = parse("[[folder]]\nid = \"w\"\npath = \"/w\"\n").unwrap();
+        assert!(off.folders[0].versioning.is_off());
+        let bad = text.replace("simple", "weekly");
+        let (_, field, message) = invalid(&bad);
+        assert_eq!(field, "folder.versioning");
+        assert!(message.contains("weekly"), "{message}");
+        let (_, _, message) = invalid(&text.replace("simple", "external"));
+        assert!(message.contains("command"), "{message}");
+    }
+
+    #[test]
     fn saved_config_parses_back_equal() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Config::new_with_key(random_api_key());
