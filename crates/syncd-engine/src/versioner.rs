@@ -843,7 +843,7 @@ fn remove_empty_dirs(dir: &Path, keep_top: bool) -> bool {
 }
 
 fn is_exdev(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(libc::EXDEV)
+    e.kind() == io::ErrorKind::CrossesDevices
 }
 
 /// Renames `src` to `dst`; across filesystems copies (fsynced, via a temp name) and removes
@@ -861,7 +861,7 @@ fn move_file(src: &Path, dst: &Path) -> io::Result<Archived> {
 }
 
 /// Hard-links `src` as `dst` (replacing an old `dst`), leaving `src` in place; across
-/// filesystems copies instead; where links are not supported, renames.
+/// filesystems copies instead; where a link cannot be made, renames.
 fn link_or_copy(src: &Path, dst: &Path) -> io::Result<Archived> {
     match std::fs::hard_link(src, dst) {
         Ok(()) => Ok(Archived::Renamed),
@@ -873,15 +873,8 @@ fn link_or_copy(src: &Path, dst: &Path) -> io::Result<Archived> {
             copy_durably(src, dst)?;
             Ok(Archived::Copied)
         }
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::EPERM | libc::EOPNOTSUPP | libc::EMLINK)
-            ) =>
-        {
-            move_file(src, dst)
-        }
-        Err(e) => Err(e),
+        // No hard links here (a filesystem without them, too many links): a rename does it.
+        Err(_) => move_file(src, dst),
     }
 }
 
