@@ -647,10 +647,16 @@ fn write_syncthing_config(dir: &Path, own: &str, folder_path: &Path) {
 fn check_imported(m: &Machine, st_id: &str, out: &str) {
     assert_eq!(m.device_id(), st_id, "the device ID is kept");
     assert!(
-        out.contains("versioning"),
+        !out.contains("versioning"),
+        "versioning is carried, not listed: {out}"
+    );
+    assert!(
+        out.contains("relaysEnabled"),
         "lists what was not carried: {out}"
     );
-    assert!(out.contains("relaysEnabled"), "{out}");
+    let folders: Value = serde_json::from_str(&m.ok(&["folder", "list", "--json"])).unwrap();
+    assert_eq!(folders[0]["versioning"]["type"], "simple", "{folders}");
+    assert_eq!(folders[0]["versioning"]["params"]["keep"], "5", "{folders}");
     let text = m.ok(&["folder", "list"]);
     assert!(text.contains("work") && text.contains("P56IOI7"), "{text}");
     let devices = m.ok(&["device", "list"]);
