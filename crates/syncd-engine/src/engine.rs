@@ -170,8 +170,9 @@ impl Engine {
     }
 }
 
-/// How often the versions cleaner looks whether a folder's `cleanupIntervalS` has passed.
-const VERSIONS_CLEAN_TICK: Duration = Duration::from_secs(10);
+/// How often the versions cleaner looks whether a folder's `cleanupIntervalS` has passed
+/// (a look is a read of the configuration snapshot: nothing touches the disk until then).
+const VERSIONS_CLEAN_TICK: Duration = Duration::from_secs(1);
 
 /// Runs each versioned folder's cleanup (cleanout by days, staggered thinning) every
 /// `cleanupIntervalS` (0: never), the first one an interval after the folder was seen, as

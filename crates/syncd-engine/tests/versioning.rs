@@ -310,3 +310,36 @@ fn unknown_types_and_external_without_a_command_are_config_errors() {
     let cfg = versioning(VersioningType::External, &[]);
     assert!(Versioner::new(Path::new("/r"), &cfg).is_err());
 }
+
+/// The engine cleans each versioned folder every `cleanupIntervalS`: a trash can version
+/// older than `cleanoutDays` goes, a recent one stays (a 1 s interval keeps this short).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_cleans_out_old_versions_every_cleanup_interval() {
+    let p = pair_with(|_, b| {
+        b.write(".stversions/old.txt", "old");
+        b.write(".stversions/new.txt", "new");
+    })
+    .await;
+    let old = SystemTime::now() - Duration::from_secs(3 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(p.db.path(".stversions/old.txt"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let mut cfg: FolderConfig = p.b.config().folders[0].clone();
+    cfg.versioning = versioning(VersioningType::Trashcan, &[("cleanoutDays", "2")]);
+    cfg.versioning.cleanup_interval_s = 1;
+    p.b.add_folder(cfg).await.unwrap();
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while p.db.exists(".stversions/old.txt") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "old version never cleaned out"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(p.db.exists(".stversions/new.txt"));
+    p.a.shutdown().await;
+    p.b.shutdown().await;
+}
