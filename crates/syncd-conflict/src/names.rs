@@ -59,6 +59,71 @@ impl LocalTime {
     }
 }
 
+impl LocalTime {
+    /// The inverse of [`LocalTime::from_unix`] with offset 0: the seconds since 1970-01-01
+    /// 00:00:00 of this wall-clock time read as UTC. Total for every field value (an
+    /// out-of-range month or day is counted on, as from the month's first day).
+    ///
+    /// ```
+    /// use syncd_conflict::LocalTime;
+    /// let t = LocalTime { year: 2026, month: 1, day: 2, hour: 15, minute: 4, second: 5 };
+    /// assert_eq!(t.to_unix_as_utc(), 1_767_366_245);
+    /// assert_eq!(LocalTime::from_unix(t.to_unix_as_utc(), 0), t);
+    /// ```
+    pub fn to_unix_as_utc(&self) -> i64 {
+        let month = i128::from(self.month.clamp(1, 12));
+        let year = i128::from(self.year) - i128::from(month <= 2);
+        let era = year.div_euclid(400);
+        let yoe = year.rem_euclid(400); // year of era, 0..=399
+        let mp = (month + 9) % 12; // March-based month, 0..=11
+        let doy = (153 * mp + 2) / 5 + i128::from(self.day) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        let secs = days * 86_400
+            + i128::from(self.hour) * 3600
+            + i128::from(self.minute) * 60
+            + i128::from(self.second);
+        i64::try_from(secs).unwrap_or(if secs < 0 { i64::MIN } else { i64::MAX })
+    }
+
+    /// Reads the `YYYYMMDD-HHMMSS` form [`Display`](fmt::Display) writes; `None` for
+    /// anything else (including a month, day or time out of range).
+    ///
+    /// ```
+    /// use syncd_conflict::LocalTime;
+    /// let t = LocalTime::parse_tag("20260102-150405").unwrap();
+    /// assert_eq!(t.to_string(), "20260102-150405");
+    /// assert_eq!(LocalTime::parse_tag("20261302-150405"), None);
+    /// ```
+    pub fn parse_tag(tag: &str) -> Option<LocalTime> {
+        let b = tag.as_bytes();
+        if b.len() != 15 || b.get(8) != Some(&b'-') {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<u16> {
+            let s = tag.get(r)?;
+            if !s.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            s.parse().ok()
+        };
+        let t = LocalTime {
+            year: i64::from(num(0..4)?),
+            month: u8::try_from(num(4..6)?).ok()?,
+            day: u8::try_from(num(6..8)?).ok()?,
+            hour: u8::try_from(num(9..11)?).ok()?,
+            minute: u8::try_from(num(11..13)?).ok()?,
+            second: u8::try_from(num(13..15)?).ok()?,
+        };
+        let valid = (1..=12).contains(&t.month)
+            && (1..=31).contains(&t.day)
+            && t.hour <= 23
+            && t.minute <= 59
+            && t.second <= 60;
+        valid.then_some(t)
+    }
+}
+
 /// Days since 1970-01-01 → (year, month, day), counting in 400-year eras of 146 097 days
 /// with years starting on March 1st so the leap day is the last day of a year.
 fn civil_from_days(days: i128) -> (i128, u8, u8) {

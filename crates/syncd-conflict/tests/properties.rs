@@ -277,6 +277,13 @@ proptest! {
         prop_assert!((1..=12).contains(&t.month) && (1..=31).contains(&t.day));
         prop_assert!(t.hour < 24 && t.minute < 60 && t.second < 60);
         prop_assert_eq!(unix_from_civil(&t), secs + i64::from(off));
+        prop_assert_eq!(t.to_unix_as_utc(), secs + i64::from(off));
+    }
+
+    #[test]
+    fn a_tag_reads_back_as_written(secs in 0i64..253_402_300_799) {
+        let t = LocalTime::from_unix(secs, 0);
+        prop_assert_eq!(LocalTime::parse_tag(&t.to_string()), Some(t));
     }
 
     #[test]

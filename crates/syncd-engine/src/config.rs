@@ -150,6 +150,9 @@ pub struct FolderConfig {
     pub paused: bool,
     /// While a scan hashes, a `FolderScanProgress` event this often (milliseconds); 0 never.
     pub scan_progress_interval_ms: u32,
+    /// What happens to a file the puller deletes or replaces (off by default); see
+    /// [`crate::versioner`].
+    pub versioning: crate::versioner::VersioningConfig,
 }
 
 impl FolderConfig {
@@ -169,6 +172,7 @@ impl FolderConfig {
             max_conflicts: DEFAULT_MAX_CONFLICTS,
             paused: false,
             scan_progress_interval_ms: DEFAULT_SCAN_PROGRESS_INTERVAL_MS,
+            versioning: crate::versioner::VersioningConfig::default(),
         }
     }
 }

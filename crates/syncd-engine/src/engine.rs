@@ -181,7 +181,56 @@ impl Engine {
             }
         });
         shared.state(|r| r.tasks.push(flusher));
+        let cleaner = tokio::spawn(clean_versions(shared.clone()));
+        shared.state(|r| r.tasks.push(cleaner));
         Ok(EngineHandle { shared })
+    }
+}
+
+/// How often the versions cleaner looks whether a folder's `cleanupIntervalS` has passed
+/// (a look is a read of the configuration snapshot: nothing touches the disk until then).
+const VERSIONS_CLEAN_TICK: Duration = Duration::from_secs(1);
+
+/// Runs each versioned folder's cleanup (cleanout by days, staggered thinning) every
+/// `cleanupIntervalS` (0: never), the first one an interval after the folder was seen, as
+/// Syncthing does. Reads the configuration on every tick, so runtime changes apply.
+async fn clean_versions(shared: Arc<Shared>) {
+    let mut last: std::collections::HashMap<FolderId, tokio::time::Instant> =
+        std::collections::HashMap::new();
+    loop {
+        tokio::time::sleep(VERSIONS_CLEAN_TICK).await;
+        let now = tokio::time::Instant::now();
+        let cfg = shared.config.snapshot();
+        last.retain(|id, _| cfg.folders.iter().any(|f| &f.id == id));
+        for f in cfg
+            .folders
+            .iter()
+            .filter(|f| f.versioning.enabled() && !f.paused)
+        {
+            let every = Duration::from_secs(u64::from(f.versioning.cleanup_interval_s));
+            let since = *last.entry(f.id.clone()).or_insert(now);
+            if every.is_zero() || now.duration_since(since) < every {
+                continue;
+            }
+            last.insert(f.id.clone(), now);
+            let (root, v, id) = (f.path.clone(), f.versioning.clone(), f.id.clone());
+            let res = tokio::task::spawn_blocking(move || {
+                match crate::versioner::Versioner::new(&root, &v) {
+                    Ok(Some(v)) => v
+                        .clean(std::time::SystemTime::now())
+                        .map_err(|e| e.to_string()),
+                    Ok(None) => Ok(0),
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+            .await;
+            match res {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(folder = %id, removed = n, "cleaned up old versions"),
+                Ok(Err(e)) => tracing::warn!(folder = %id, error = %e, "cleaning up versions"),
+                Err(e) => tracing::warn!(folder = %id, error = %e, "cleaning up versions"),
+            }
+        }
     }
 }
 
@@ -1083,6 +1132,88 @@ impl EngineHandle {
             }
         }
         Ok(missing)
+    }
+
+    /// Every stored version of `folder`'s files (`GET /rest/folder/versions`): path → its
+    /// versions, newest first. Empty when versioning is off; an error for `external`, which
+    /// keeps none of its own.
+    pub async fn versions(
+        &self,
+        folder: &FolderId,
+    ) -> Result<BTreeMap<String, Vec<crate::versioner::FileVersion>>, EngineError> {
+        let cfg = self
+            .shared
+            .config
+            .folder(folder)
+            .ok_or_else(|| EngineError::UnknownFolder(folder.clone()))?;
+        tokio::task::spawn_blocking(move || {
+            match crate::versioner::Versioner::new(&cfg.path, &cfg.versioning) {
+                Ok(None) => Ok(BTreeMap::new()),
+                Ok(Some(v)) => v.list(),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+        .map_err(|e| EngineError::Config(e.to_string()))?
+        .map_err(|e| EngineError::Config(e.to_string()))
+    }
+
+    /// Restores versions of `folder`'s files (`POST /rest/folder/versions`): each path gets
+    /// its version of that version time back (a file in its way is versioned first), and is
+    /// rescanned so peers learn of it. Returns the paths that failed, with why (Syncthing's
+    /// reply shape).
+    pub async fn restore_versions(
+        &self,
+        folder: &FolderId,
+        items: Vec<(String, std::time::SystemTime)>,
+    ) -> Result<BTreeMap<String, String>, EngineError> {
+        let cfg = self
+            .shared
+            .config
+            .folder(folder)
+            .ok_or_else(|| EngineError::UnknownFolder(folder.clone()))?;
+        let (errors, restored) = tokio::task::spawn_blocking(move || {
+            let mut errors = BTreeMap::new();
+            let mut restored = Vec::new();
+            let v = match crate::versioner::Versioner::new(&cfg.path, &cfg.versioning) {
+                Ok(Some(v)) => v,
+                Ok(None) => {
+                    for (path, _) in items {
+                        errors.insert(path, "versioning is off for this folder".to_owned());
+                    }
+                    return (errors, restored);
+                }
+                Err(e) => {
+                    for (path, _) in items {
+                        errors.insert(path, e.to_string());
+                    }
+                    return (errors, restored);
+                }
+            };
+            let now = std::time::SystemTime::now();
+            for (path, time) in items {
+                let res = RelPath::new(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|rel| {
+                        v.restore(&rel, time, now)
+                            .map(|()| rel)
+                            .map_err(|e| e.to_string())
+                    });
+                match res {
+                    Ok(rel) => restored.push(rel),
+                    Err(e) => {
+                        errors.insert(path, e);
+                    }
+                }
+            }
+            (errors, restored)
+        })
+        .await
+        .map_err(|e| EngineError::Config(e.to_string()))?;
+        if !restored.is_empty() {
+            self.shared.request_rescan(folder, restored);
+        }
+        Ok(errors)
     }
 
     /// Stops the engine: folders finish the pull in progress (in-flight writes), connections

@@ -64,6 +64,7 @@ mod puller;
 mod registry;
 mod serve;
 mod status;
+pub mod versioner;
 
 pub use config::{
     DEFAULT_INDEX_CACHE_BYTES, DEFAULT_LISTEN, DEFAULT_MAX_CONFLICTS, DEFAULT_RESCAN_INTERVAL_S,
@@ -87,4 +88,4 @@ pub use status::{
 pub use syncd_proto::CompressionPolicy;
 pub use syncd_transport::discovery::{self, Discovery, DiscoveryConfig};
 pub use syncd_transport::{ConnectError, Direction};
-pub use syncd_types::{DeviceId, FolderId, ShortId};
+pub use syncd_types::{DeviceId, FolderId, RelPath, ShortId};

@@ -26,7 +26,7 @@
 //! [`batch`] makes finished files durable, puts them in place and commits them.
 
 mod batch;
-mod conflicts;
+pub(crate) mod conflicts;
 mod direct;
 mod fetch;
 mod install;
@@ -131,6 +131,9 @@ pub(crate) enum PullError {
     BlockUnavailable { offset: u64 },
     #[error("directory is not empty")]
     DirNotEmpty,
+    /// The file could not be versioned before it was deleted or replaced (it stays).
+    #[error("versioning: {0}")]
+    Versioning(String),
     /// The conflict rules keep the local version: nothing to do, not an error.
     #[error("local version kept")]
     NotNeeded,
@@ -148,6 +151,9 @@ struct Ctx {
     peers: Box<dyn source::Remote>,
     /// Parent directories checked during the files phase (see [`fsutil::VerifiedDirs`]).
     dirs: fsutil::VerifiedDirs,
+    /// The folder's versioner for this pass (its settings as the pass started); an error
+    /// (a bad setting) fails every delete or replace, so nothing is lost unversioned.
+    versioner: Result<Option<crate::versioner::Versioner>, String>,
 }
 
 /// [`install::safe_target`] for the files phase, with the directories checked so far in the pass
@@ -175,6 +181,8 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
         max_conflicts: MaxConflicts::from_config(i64::from(cfg.max_conflicts)),
         dirs: fsutil::VerifiedDirs::default(),
         peers: Box::new(crate::peer_blocks::ConnectedPeers::new(shared.clone())),
+        versioner: crate::versioner::Versioner::new(&cfg.path, &cfg.versioning)
+            .map_err(|e| e.to_string()),
     });
     let mut out = PullOutcome::default();
     // Large files announced from here on are started by this pass (see [`Refill`]).

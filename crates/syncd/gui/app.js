@@ -366,6 +366,7 @@
       rows.push(['Folder type', 'Send & receive']);
       rows.push(['Rescans', (f.rescanIntervalS ? fmtDuration(f.rescanIntervalS) : 'never') +
         (f.fsWatcherEnabled ? ', watcher on (' + f.fsWatcherDelayS + ' s delay)' : ', watcher off')]);
+      rows.push(['File versioning', versioningText(f.versioning), { 'data-field': 'versioning' }]);
       rows.push(['Shared with', shared.length ? shared.join(', ') : 'nobody', { 'data-field': 'shared' }]);
       const body = [props(rows)];
       const errs = state.folderErrors[f.id] || [];
@@ -376,6 +377,7 @@
         el('button', { type: 'button', class: 'pause-folder', onclick: () => pauseFolder(f.id, !f.paused) }, f.paused ? 'Resume' : 'Pause'),
         el('button', { type: 'button', onclick: () => rescan(f.id), disabled: !!f.paused }, 'Rescan'),
         el('button', { type: 'button', class: 'show-conflicts', onclick: () => openConflicts(f.id) }, 'Conflicts'),
+        el('button', { type: 'button', class: 'show-versions', hidden: !(f.versioning && f.versioning.type && f.versioning.type !== 'external'), onclick: () => openVersions(f.id) }, 'Versions'),
         el('button', { type: 'button', class: 'edit-folder', 'data-folder': f.id, onclick: () => openFolder(f.id) }, 'Edit')));
       const p = panel('folder:' + f.id, f.label || f.id, folderBadge(f, s), body);
       p.setAttribute('data-folder', f.id);
@@ -754,6 +756,14 @@
     $('folder-watch').checked = base.fsWatcherEnabled;
     $('folder-watch-delay').value = base.fsWatcherDelayS;
     $('folder-rescan').value = base.rescanIntervalS;
+    const v = base.versioning || {};
+    const params = v.params || {};
+    $('folder-versioning').value = v.type || '';
+    $('folder-v-keep').value = params.keep || 5;
+    $('folder-v-cleanout').value = params.cleanoutDays || 0;
+    $('folder-v-maxage').value = params.maxAge ? Math.round(Number(params.maxAge) / 86400) : 365;
+    $('folder-v-command').value = params.command || '';
+    showVersioningFields();
     $('folder-ignores').value = '';
     $('folder-ignores-msg').textContent = '';
     ignoresLoaded = '';
@@ -818,7 +828,11 @@
       fsWatcherEnabled: $('folder-watch').checked,
       fsWatcherDelayS: Number($('folder-watch-delay').value) || 0.1,
       rescanIntervalS: Math.max(0, Math.floor(Number($('folder-rescan').value) || 0)),
+      versioning: versioningBody(),
     };
+    if (body.versioning.type === 'external' && !body.versioning.params.command) {
+      $('folder-error').textContent = 'External versioning needs a command.'; return;
+    }
     const ignores = $('folder-ignores').value.replace(/\r\n/g, '\n').replace(/\n+$/, '');
     const ignoresChanged = ignores !== ignoresLoaded;
     $('folder-save').disabled = true;
@@ -851,6 +865,74 @@
       await load();
     } catch (e) { $('folder-error').textContent = 'Could not remove: ' + e.message; }
   });
+
+  // File versioning in the folder dialog, with Syncthing's GUI mapping of the params
+  // (all strings; staggered's maximum age is edited in days and kept in seconds).
+  function versioningText(v) {
+    const t = v && v.type;
+    if (!t) return 'off';
+    const p = v.params || {};
+    const names = { trashcan: 'Trash can', simple: 'Simple', staggered: 'Staggered', external: 'External' };
+    let extra = '';
+    if (t === 'simple') extra = ', keep ' + (p.keep || 5);
+    if ((t === 'simple' || t === 'trashcan') && Number(p.cleanoutDays) > 0) extra += ', clean out after ' + p.cleanoutDays + ' days';
+    if (t === 'staggered') extra = ', maximum age ' + (p.maxAge ? Math.round(Number(p.maxAge) / 86400) + ' days' : '365 days');
+    return (names[t] || t) + extra;
+  }
+  function showVersioningFields() {
+    const t = $('folder-versioning').value;
+    $('folder-v-keep-row').hidden = t !== 'simple';
+    $('folder-v-cleanout-row').hidden = !(t === 'simple' || t === 'trashcan');
+    $('folder-v-maxage-row').hidden = t !== 'staggered';
+    $('folder-v-command-row').hidden = t !== 'external';
+  }
+  $('folder-versioning').addEventListener('change', showVersioningFields);
+  function versioningBody() {
+    const type = $('folder-versioning').value;
+    const params = {};
+    const n = (id) => String(Math.max(0, Math.floor(Number($(id).value) || 0)));
+    if (type === 'simple') { params.keep = String(Math.max(1, Number(n('folder-v-keep')))); params.cleanoutDays = n('folder-v-cleanout'); }
+    if (type === 'trashcan') params.cleanoutDays = n('folder-v-cleanout');
+    if (type === 'staggered') params.maxAge = String(Number(n('folder-v-maxage')) * 86400);
+    if (type === 'external') params.command = $('folder-v-command').value.trim();
+    const f = editingFolder ? (state.config.folders || []).find((x) => x.id === editingFolder) : null;
+    const old = (f && f.versioning) || {};
+    return { type, params, cleanupIntervalS: old.cleanupIntervalS === undefined ? 3600 : old.cleanupIntervalS,
+      fsPath: old.fsPath || '', fsType: old.fsType || 'basic' };
+  }
+
+  // Versions browser (/rest/folder/versions): every kept version, newest first, with Restore.
+  let versionsFolder = null;
+  async function openVersions(folder) {
+    versionsFolder = folder;
+    const f = (state.config.folders || []).find((x) => x.id === folder);
+    $('dlg-versions-title').textContent = 'Versions in ' + (f ? f.label || f.id : folder);
+    $('versions-error').textContent = '';
+    openDialog('dlg-versions');
+    await renderVersions();
+  }
+  async function renderVersions() {
+    const folder = versionsFolder, box = $('versions-list');
+    let map;
+    try { map = await get('folder/versions?folder=' + q(folder)); }
+    catch (e) { $('versions-error').textContent = 'Cannot list versions: ' + e.message; return; }
+    const items = Object.keys(map || {}).sort().map((path) => el('div', { class: 'version', 'data-path': path },
+      el('h4', null, path),
+      el('ul', null, ...(map[path] || []).map((v) => el('li', null,
+        fmtTime(v.versionTime) + ' · ' + fmtBytes(v.size) + ' · modified ' + fmtTime(v.modTime) + ' ',
+        el('button', { type: 'button', class: 'restore-version', onclick: () => restoreVersion(path, v.versionTime) }, 'Restore'))))));
+    if (versionsFolder !== folder) return;
+    box.replaceChildren(...(items.length ? items : [el('p', { class: 'muted', id: 'no-versions' }, 'No versions kept in this folder.')]));
+  }
+  async function restoreVersion(path, versionTime) {
+    $('versions-error').textContent = '';
+    try {
+      const errs = await api('POST', 'folder/versions?folder=' + q(versionsFolder), { [path]: versionTime });
+      const e = errs && errs[path];
+      if (e) { $('versions-error').textContent = 'Could not restore ' + path + ': ' + e; return; }
+      await renderVersions();
+    } catch (e) { $('versions-error').textContent = 'Could not restore: ' + e.message; }
+  }
 
   // Conflicts view: every .sync-conflict-* copy with the file it belongs to, side by side.
   let conflictsFolder = null;

@@ -29,6 +29,9 @@ macro_rules! out {
 }
 
 mod pending;
+mod versions;
+
+pub use versions::{VersioningArgs, VersionsCommand};
 
 pub(crate) fn stdout_failed(e: &std::io::Error) -> ! {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -112,6 +115,9 @@ pub enum Command {
     /// Manage shared folders.
     #[command(subcommand)]
     Folder(FolderCommand),
+    /// List and restore the versions file versioning kept (needs a running daemon).
+    #[command(subcommand)]
+    Versions(VersionsCommand),
     /// The web GUI's login and HTTPS.
     #[command(subcommand)]
     Gui(GuiCommand),
@@ -232,6 +238,20 @@ pub enum FolderCommand {
         /// A device to share it with (repeatable; add the device first).
         #[arg(long = "device", value_name = "ID")]
         devices: Vec<String>,
+        /// File versioning.
+        #[command(flatten)]
+        versioning: VersioningArgs,
+    },
+    /// Change a configured folder's settings (only those given).
+    Set {
+        /// The folder ID.
+        id: String,
+        /// A human label.
+        #[arg(long)]
+        label: Option<String>,
+        /// File versioning.
+        #[command(flatten)]
+        versioning: VersioningArgs,
     },
     /// Accept a folder a device offers (see `syncd pending`): shares it with the device,
     /// creating it (at --path, or under the default folder path) if it is new here.
@@ -389,6 +409,7 @@ pub fn run(cli: Cli) -> CliResult {
         }
         Some(Command::Device(cmd)) => device_cmd(&home, cmd),
         Some(Command::Folder(cmd)) => folder_cmd(&home, cmd),
+        Some(Command::Versions(cmd)) => versions::versions_cmd(&home, cmd),
         Some(Command::Gui(cmd)) => gui_cmd(&home, cmd),
         Some(Command::Lookup { id }) => lookup(&home, &id),
         Some(Command::ImportSyncthing { dir, force }) => import_syncthing(&home, dir, force),
@@ -684,6 +705,7 @@ fn folder_cmd(home: &Path, cmd: FolderCommand) -> CliResult {
             path,
             label,
             devices,
+            versioning,
         } => {
             let fid = FolderId::new(id.as_str())
                 .map_err(|e| Failure::usage(anyhow!("folder ID `{id}`: {e}")))?;
@@ -719,6 +741,7 @@ fn folder_cmd(home: &Path, cmd: FolderCommand) -> CliResult {
             if !devices.is_empty() {
                 entry.devices = devs;
             }
+            versioning.apply(&mut entry.versioning, &path)?;
             match daemon {
                 Some(c) => {
                     let body = crate::json::folder(&entry, &my_id);
@@ -739,6 +762,38 @@ fn folder_cmd(home: &Path, cmd: FolderCommand) -> CliResult {
                         "Added folder `{id}` at {}; it takes effect when the daemon starts.",
                         path.display()
                     );
+                }
+            }
+        }
+        FolderCommand::Set {
+            id,
+            label,
+            versioning,
+        } => {
+            let Some(mut entry) = config.folder(&id).cloned() else {
+                return Err(Failure::usage(anyhow!(
+                    "no folder `{id}` in the config (add it with `syncd folder add`)"
+                )));
+            };
+            if let Some(l) = label {
+                entry.label = l;
+            }
+            let root = home::expand_tilde(&entry.path);
+            versioning.apply(&mut entry.versioning, &root)?;
+            match daemon {
+                Some(c) => {
+                    let body = crate::json::folder(&entry, &my_id);
+                    c.json(
+                        "PUT",
+                        &format!("/rest/config/folders/{}", encode_query(&id)),
+                        Some(&body),
+                    )?;
+                    out!("Changed folder `{id}` (applied to the running daemon).");
+                }
+                None => {
+                    config.upsert_folder(entry);
+                    config.save(home)?;
+                    out!("Changed folder `{id}`; it takes effect when the daemon starts.");
                 }
             }
         }

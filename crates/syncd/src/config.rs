@@ -395,6 +395,77 @@ pub struct FolderEntry {
     /// Of those, the ones an introducer added: device ID → introducer ID.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub introduced_by: BTreeMap<String, String>,
+    /// File versioning (`[folder.versioning]`; absent = off).
+    #[serde(default, skip_serializing_if = "Versioning::is_off")]
+    pub versioning: Versioning,
+}
+
+/// A folder's `[folder.versioning]` table, Syncthing's `versioning` object:
+///
+/// ```toml
+/// [folder.versioning]
+/// type = "simple"            # "", "trashcan", "simple", "staggered" or "external"
+/// params = { keep = "5", cleanoutDays = "30" }   # strings, as Syncthing keeps them
+/// cleanup_interval_s = 3600  # 0: no periodic cleanup
+/// fs_path = ""               # "": <folder>/.stversions; relative: under the folder
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Versioning {
+    /// `""` (off), `trashcan`, `simple`, `staggered` or `external`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The type's parameters: `keep`, `cleanoutDays`, `maxAge` (seconds), `command`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+    /// Seconds between cleanups (0 = none).
+    pub cleanup_interval_s: u32,
+    /// Where versions go (empty: `.stversions` in the folder).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub fs_path: String,
+    /// The filesystem type of `fs_path` (only `basic`).
+    pub fs_type: String,
+}
+
+impl Default for Versioning {
+    fn default() -> Self {
+        Versioning::from_engine(&syncd_engine::versioner::VersioningConfig::default())
+    }
+}
+
+impl Versioning {
+    /// Whether this is the default "off" setting (left out of the file).
+    pub fn is_off(&self) -> bool {
+        *self == Versioning::default()
+    }
+
+    /// The engine's value, or why it is not a valid setting for a folder at `root`.
+    pub fn to_engine(
+        &self,
+        root: &Path,
+    ) -> Result<syncd_engine::versioner::VersioningConfig, String> {
+        let kind = self.kind.parse().map_err(|e| format!("{e}"))?;
+        let cfg = syncd_engine::versioner::VersioningConfig {
+            kind,
+            params: self.params.clone(),
+            cleanup_interval_s: self.cleanup_interval_s,
+            fs_path: self.fs_path.clone(),
+            fs_type: self.fs_type.clone(),
+        };
+        syncd_engine::versioner::Versioner::new(root, &cfg).map_err(|e| e.to_string())?;
+        Ok(cfg)
+    }
+
+    /// The table for the engine's value.
+    pub fn from_engine(v: &syncd_engine::versioner::VersioningConfig) -> Versioning {
+        Versioning {
+            kind: v.kind.as_str().to_owned(),
+            params: v.params.clone(),
+            cleanup_interval_s: v.cleanup_interval_s,
+            fs_path: v.fs_path.clone(),
+            fs_type: v.fs_type.clone(),
+        }
+    }
 }
 
 fn default_rescan() -> u32 {
@@ -427,6 +498,7 @@ impl FolderEntry {
             paused: false,
             devices: Vec::new(),
             introduced_by: BTreeMap::new(),
+            versioning: Versioning::default(),
         }
     }
 }
@@ -677,6 +749,15 @@ impl Config {
                     "set path to the folder's directory, e.g. path = \"~/Sync\"",
                 ));
             }
+            if let Err(e) = f.versioning.to_engine(&f.path) {
+                return Err(invalid(
+                    &format!("\"{}\"", f.id),
+                    0,
+                    "folder.versioning",
+                    format!("folder `{}`: {e}", f.id),
+                    "type is one of trashcan, simple, staggered, external (with params.command)",
+                ));
+            }
         }
         Ok(())
     }
@@ -862,6 +943,8 @@ impl FolderEntry {
             max_conflicts: self.max_conflicts,
             paused: self.paused,
             scan_progress_interval_ms: syncd_engine::DEFAULT_SCAN_PROGRESS_INTERVAL_MS,
+            // Checked when the file is loaded and when REST or the CLI changes it.
+            versioning: self.versioning.to_engine(&self.path).unwrap_or_default(),
         }
     }
 
@@ -878,6 +961,7 @@ impl FolderEntry {
             paused: f.paused,
             devices: f.devices.clone(),
             introduced_by: introduced_map(f),
+            versioning: Versioning::from_engine(&f.versioning),
             ..FolderEntry::new(f.id.clone(), f.path.clone())
         }
     }
@@ -1019,6 +1103,33 @@ mod tests {
         assert_eq!(c.gui.address, DEFAULT_GUI_ADDRESS);
         assert_eq!(c.options.listen, vec![DEFAULT_LISTEN.to_owned()]);
         assert!(c.devices.is_empty() && c.folders.is_empty());
+    }
+
+    #[test]
+    fn folder_versioning_is_read_written_back_and_checked() {
+        let text = "[[folder]]\nid = \"w\"\npath = \"/w\"\n[folder.versioning]\n\
+                    type = \"simple\"\nparams = { keep = \"3\" }\n";
+        let c = parse(text).unwrap();
+        let v = &c.folders[0].versioning;
+        assert_eq!(
+            (v.kind.as_str(), v.params["keep"].as_str()),
+            ("simple", "3")
+        );
+        assert_eq!(v.cleanup_interval_s, 3600);
+        let e = c.folders[0].to_engine().versioning;
+        assert_eq!(e.kind, syncd_engine::versioner::VersioningType::Simple);
+        let dir = tempfile::tempdir().unwrap();
+        c.save(dir.path()).unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap(), Some(c));
+        // Off by default, and then not written at all.
+        let off = parse("[[folder]]\nid = \"w\"\npath = \"/w\"\n").unwrap();
+        assert!(off.folders[0].versioning.is_off());
+        let bad = text.replace("simple", "weekly");
+        let (_, field, message) = invalid(&bad);
+        assert_eq!(field, "folder.versioning");
+        assert!(message.contains("weekly"), "{message}");
+        let (_, _, message) = invalid(&text.replace("simple", "external"));
+        assert!(message.contains("command"), "{message}");
     }
 
     #[test]

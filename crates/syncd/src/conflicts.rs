@@ -4,7 +4,9 @@
 //!
 //! Resolving is an ordinary local change that the watcher (or the rescan the REST handler asks
 //! for) announces to every device: keeping the copy renames it over the original; keeping the
-//! original deletes the copy. Nothing happens without a request naming a real conflict copy.
+//! original deletes the copy. With versioning on, the losing version goes to the folder's
+//! versions instead of being overwritten or deleted (as a file the puller replaces would).
+//! Nothing happens without a request naming a real conflict copy.
 //! Blocking file system work: call from a blocking thread.
 
 use std::path::Path;
@@ -31,6 +33,9 @@ pub enum ConflictError {
     /// The copy is not there (already resolved?).
     #[error("{0:?} does not exist")]
     Missing(String),
+    /// The losing version could not be versioned (nothing was changed).
+    #[error("versioning the losing version: {0}")]
+    Versioning(#[from] syncd_engine::versioner::VersionError),
     /// Renaming or deleting failed.
     #[error("{path}: {source}")]
     Io {
@@ -168,8 +173,15 @@ fn has_copy(root: &Path, original: &str) -> bool {
     })
 }
 
-/// Resolves the conflict of copy `raw`: returns the original's path.
-pub fn resolve(root: &Path, raw: &str, keep: Keep) -> Result<String, ConflictError> {
+/// Resolves the conflict of copy `raw`: returns the original's path. With `versioning` on,
+/// the version not kept goes to the versions first.
+pub fn resolve(
+    root: &Path,
+    raw: &str,
+    keep: Keep,
+    versioning: &syncd_engine::versioner::VersioningConfig,
+) -> Result<String, ConflictError> {
+    let versioner = syncd_engine::versioner::Versioner::new(root, versioning)?;
     let rel = checked(raw)?;
     let parsed = syncd_conflict::parse_conflict_copy(rel.as_str())
         .ok_or_else(|| ConflictError::NotAConflictCopy(raw.to_owned()))?;
@@ -186,9 +198,17 @@ pub fn resolve(root: &Path, raw: &str, keep: Keep) -> Result<String, ConflictErr
         Ok(m) if m.is_file() => {}
         _ => return Err(ConflictError::Missing(raw.to_owned())),
     }
-    match keep {
-        Keep::Copy => std::fs::rename(&copy_path, original_path).map_err(io)?,
-        Keep::Original => std::fs::remove_file(&copy_path).map_err(io)?,
+    let now = std::time::SystemTime::now();
+    match (keep, &versioner) {
+        (Keep::Copy, Some(v)) => {
+            v.archive_before_replace(&original, now)?;
+            std::fs::rename(&copy_path, original_path).map_err(io)?;
+        }
+        (Keep::Copy, None) => std::fs::rename(&copy_path, original_path).map_err(io)?,
+        (Keep::Original, Some(v)) => {
+            v.archive_as_version_of(&rel, &original, now)?;
+        }
+        (Keep::Original, None) => std::fs::remove_file(&copy_path).map_err(io)?,
     }
     Ok(original.as_str().to_owned())
 }
@@ -198,6 +218,37 @@ mod tests {
     use super::*;
 
     const COPY: &str = "d/a.sync-conflict-20260102-150405-ABCDEFG.txt";
+
+    fn off() -> syncd_engine::versioner::VersioningConfig {
+        syncd_engine::versioner::VersioningConfig::default()
+    }
+
+    /// With versioning on, the version not kept is a version of the original, whichever
+    /// side is kept.
+    #[test]
+    fn with_versioning_the_losing_version_goes_to_the_versions() {
+        use syncd_engine::versioner::{Versioner, VersioningConfig, VersioningType};
+        let on = VersioningConfig {
+            kind: VersioningType::Simple,
+            ..VersioningConfig::default()
+        };
+        for (keep, kept, lost) in [
+            (Keep::Copy, "theirs\n", "mine\n"),
+            (Keep::Original, "mine\n", "theirs\n"),
+        ] {
+            let dir = tree();
+            resolve(dir.path(), COPY, keep, &on).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join("d/a.txt")).unwrap(),
+                kept
+            );
+            assert!(!dir.path().join(COPY).exists());
+            let v = Versioner::new(dir.path(), &on).unwrap().unwrap();
+            let listed = v.list().unwrap();
+            assert_eq!(listed.len(), 1, "{listed:?}");
+            assert_eq!(listed["d/a.txt"][0].size, lost.len() as u64);
+        }
+    }
 
     fn tree() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
@@ -239,26 +290,29 @@ mod tests {
     #[test]
     fn keeping_the_copy_replaces_the_original_and_keeping_the_original_drops_the_copy() {
         let dir = tree();
-        assert_eq!(resolve(dir.path(), COPY, Keep::Copy).unwrap(), "d/a.txt");
+        assert_eq!(
+            resolve(dir.path(), COPY, Keep::Copy, &off()).unwrap(),
+            "d/a.txt"
+        );
         assert_eq!(
             std::fs::read_to_string(dir.path().join("d/a.txt")).unwrap(),
             "theirs\n"
         );
         assert!(!dir.path().join(COPY).exists());
         assert!(matches!(
-            resolve(dir.path(), COPY, Keep::Copy),
+            resolve(dir.path(), COPY, Keep::Copy, &off()),
             Err(ConflictError::Missing(_))
         ));
 
         let dir = tree();
-        resolve(dir.path(), COPY, Keep::Original).unwrap();
+        resolve(dir.path(), COPY, Keep::Original, &off()).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.path().join("d/a.txt")).unwrap(),
             "mine\n"
         );
         assert!(!dir.path().join(COPY).exists());
         assert!(matches!(
-            resolve(dir.path(), "d/a.txt", Keep::Original),
+            resolve(dir.path(), "d/a.txt", Keep::Original, &off()),
             Err(ConflictError::NotAConflictCopy(_))
         ));
     }
@@ -274,7 +328,7 @@ mod tests {
         ));
         for keep in [Keep::Copy, Keep::Original] {
             assert!(matches!(
-                resolve(dir.path(), COPY, keep),
+                resolve(dir.path(), COPY, keep, &off()),
                 Err(ConflictError::Io { .. })
             ));
         }

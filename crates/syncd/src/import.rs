@@ -196,6 +196,7 @@ const FOLDER_CARRIED: &[&str] = &[
     "device",
     "maxConflicts",
     "paused",
+    "versioning",
 ];
 const DEVICE_DEFAULTS: &[(&str, &str)] = &[
     ("maxSendKbps", "0"),
@@ -257,14 +258,6 @@ fn report_rest(
     }
     for c in &el.children {
         if carried.contains(&c.name.as_str()) {
-            continue;
-        }
-        if c.name == "versioning" {
-            if let Some(t) = c.attr("type").filter(|t| !t.is_empty()) {
-                out.push(format!(
-                    "{what}: versioning type \"{t}\" (syncd keeps no versions yet)"
-                ));
-            }
             continue;
         }
         if c.name == "encryptionPassword" && c.text.trim().is_empty() {
@@ -409,6 +402,30 @@ pub fn from_syncthing_xml(text: &str, own_id: DeviceId) -> Result<Imported, Impo
                     }
                 }
                 Err(e) => not_carried.push(format!("{what}: device \"{raw}\" ({e})")),
+            }
+        }
+        if let Some(v) = f.child("versioning") {
+            let versioning = crate::config::Versioning {
+                kind: v.attr("type").unwrap_or("").trim().to_owned(),
+                params: v
+                    .children("param")
+                    .filter_map(|p| Some((p.attr("key")?.to_owned(), p.attr("val")?.to_owned())))
+                    .collect(),
+                cleanup_interval_s: parse_num(
+                    v.child_text("cleanupIntervalS"),
+                    syncd_engine::versioner::DEFAULT_CLEANUP_INTERVAL_S,
+                ),
+                fs_path: v.child_text("fsPath").unwrap_or("").trim().to_owned(),
+                fs_type: v
+                    .child_text("fsType")
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or("basic")
+                    .to_owned(),
+            };
+            match versioning.to_engine(&entry.path) {
+                Ok(_) => entry.versioning = versioning,
+                Err(e) => not_carried.push(format!("{what}: versioning ({e})")),
             }
         }
         report_rest(&what, f, FOLDER_CARRIED, FOLDER_DEFAULTS, &mut not_carried);
@@ -666,13 +683,36 @@ mod tests {
     fn non_default_unsupported_settings_are_listed() {
         let i = import(
             "<folder id=\"a\" path=\"/a\"><order>alphabetic</order><copiers>0</copiers>\
-             <versioning type=\"simple\"></versioning><ignoreDelete>true</ignoreDelete></folder>",
+             <versioning type=\"bogus\"></versioning><ignoreDelete>true</ignoreDelete></folder>",
         );
         let all = i.not_carried.join("\n");
         assert!(all.contains("order = alphabetic"), "{all}");
-        assert!(all.contains("versioning type \"simple\""), "{all}");
+        assert!(
+            all.contains("versioning (unknown versioning type \"bogus\")"),
+            "{all}"
+        );
         assert!(all.contains("ignoreDelete = true"), "{all}");
         assert!(!all.contains("copiers"), "{all}");
+    }
+
+    #[test]
+    fn versioning_is_carried_with_its_params() {
+        let i = import(
+            "<folder id=\"a\" path=\"/a\"><versioning type=\"staggered\">\
+             <param key=\"maxAge\" val=\"86400\"></param><param key=\"cleanInterval\" val=\"60\"></param>\
+             <cleanupIntervalS>60</cleanupIntervalS><fsPath>old</fsPath><fsType>basic</fsType>\
+             </versioning></folder>",
+        );
+        let v = &i.config.folders[0].versioning;
+        assert_eq!(v.kind, "staggered");
+        assert_eq!(v.params["maxAge"], "86400");
+        assert_eq!((v.cleanup_interval_s, v.fs_path.as_str()), (60, "old"));
+        assert!(i.not_carried.is_empty(), "{:?}", i.not_carried);
+        let e = i.config.folders[0].to_engine();
+        assert_eq!(
+            e.versioning.kind,
+            syncd_engine::versioner::VersioningType::Staggered
+        );
     }
 
     #[test]

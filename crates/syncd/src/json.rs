@@ -319,6 +319,62 @@ fn folder_device(id: &DeviceId, f: &FolderEntry) -> Value {
     json!({"deviceID": id.to_string(), "introducedBy": by, "encryptionPassword": ""})
 }
 
+/// Syncthing's `versioning` object of a folder.
+fn versioning(v: &crate::config::Versioning) -> Value {
+    json!({
+        "type": v.kind,
+        "params": v.params,
+        "cleanupIntervalS": v.cleanup_interval_s,
+        "fsPath": v.fs_path,
+        "fsType": if v.fs_type.is_empty() { "basic" } else { v.fs_type.as_str() },
+    })
+}
+
+/// Applies a Syncthing `versioning` object to `v`: the keys it has replace those of `v`
+/// (the GUI sends all of them). Param values may be strings or numbers.
+fn apply_versioning(v: &mut crate::config::Versioning, body: &Value) -> Result<(), BodyError> {
+    let o = body
+        .as_object()
+        .ok_or_else(|| BodyError("versioning: expected an object".into()))?;
+    if let Some(t) = get_str(o, "type")? {
+        v.kind = t.to_owned();
+    }
+    match o.get("params") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(p)) => {
+            v.params.clear();
+            for (k, val) in p {
+                let text = match val {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    other => {
+                        return Err(BodyError(format!(
+                            "versioning.params.{k}: expected a string, got {other}"
+                        )));
+                    }
+                };
+                v.params.insert(k.clone(), text);
+            }
+        }
+        Some(other) => {
+            return Err(BodyError(format!(
+                "versioning.params: expected an object, got {other}"
+            )));
+        }
+    }
+    if let Some(n) = get_int(o, "cleanupIntervalS")? {
+        v.cleanup_interval_s = n;
+    }
+    if let Some(p) = get_str(o, "fsPath")? {
+        v.fs_path = p.to_owned();
+    }
+    if let Some(t) = get_str(o, "fsType")? {
+        v.fs_type = t.to_owned();
+    }
+    Ok(())
+}
+
 /// A folder in `/rest/config/folders` shape. `my_id` is listed among its devices, as
 /// Syncthing always does.
 pub fn folder(f: &FolderEntry, my_id: &DeviceId) -> Value {
@@ -342,7 +398,7 @@ pub fn folder(f: &FolderEntry, my_id: &DeviceId) -> Value {
         "ignorePerms": f.ignore_perms,
         "autoNormalize": f.auto_normalize,
         "minDiskFree": {"value": 1, "unit": "%"},
-        "versioning": {"type": "", "params": {}, "cleanupIntervalS": 3600, "fsPath": "", "fsType": "basic"},
+        "versioning": versioning(&f.versioning),
         "copiers": 0,
         "pullerMaxPendingKiB": 0,
         "hashers": 0,
@@ -793,6 +849,12 @@ pub fn apply_folder(
     }
     if let Some(v) = get_bool(o, "paused")? {
         f.paused = v;
+    }
+    if let Some(v) = o.get("versioning").filter(|v| !v.is_null()) {
+        apply_versioning(&mut f.versioning, v)?;
+        f.versioning
+            .to_engine(&f.path)
+            .map_err(|e| BodyError(format!("versioning: {e}")))?;
     }
     if let Some(devs) = o.get("devices") {
         let list = devs

@@ -198,6 +198,10 @@ pub fn router(state: Shared) -> Router {
         .route("/rest/db/completion", get(db_completion))
         .route("/rest/db/scan", post(db_scan))
         .route("/rest/folder/errors", get(folder_errors))
+        .route(
+            "/rest/folder/versions",
+            get(folder_versions).post(restore_versions),
+        )
         .route("/rest/events", get(events))
         .route("/rest/events/disk", get(events_disk))
         .route("/rest/config", get(get_config).put(put_config))
@@ -1065,6 +1069,61 @@ async fn folder_errors(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiRes
     ok_json(json!({"folder": folder.as_str(), "errors": errors, "page": 1, "perpage": n.max(1)}))
 }
 
+/// `GET /rest/folder/versions?folder=`: `{"path": [{"versionTime", "modTime", "size"}]}`,
+/// newest first, as Syncthing answers (an empty object when versioning is off).
+async fn folder_versions(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let folder = Query::new(&q).folder(&s)?;
+    let versions = s.engine.versions(&folder).await.map_err(engine_error)?;
+    let out: serde_json::Map<String, Value> = versions
+        .into_iter()
+        .map(|(path, list)| {
+            let list: Vec<Value> = list
+                .iter()
+                .map(|v| {
+                    json!({
+                        "versionTime": crate::timefmt::rfc3339(v.version_time),
+                        "modTime": crate::timefmt::rfc3339(v.mod_time),
+                        "size": v.size,
+                    })
+                })
+                .collect();
+            (path, Value::Array(list))
+        })
+        .collect();
+    ok_json(Value::Object(out))
+}
+
+/// `POST /rest/folder/versions?folder=` with `{"path": "<versionTime>"}`: restores each
+/// (a file in the way is versioned first); answers `{"path": "error"}` for the failures only.
+async fn restore_versions(
+    State(s): State<Shared>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult {
+    let folder = Query::new(&q).folder(&s)?;
+    let body = parse_body(&body)?;
+    let o = body
+        .as_object()
+        .ok_or_else(|| bad_request("expected an object of path: versionTime"))?;
+    let mut items = Vec::new();
+    let mut errors = serde_json::Map::new();
+    for (path, t) in o {
+        match t.as_str().and_then(crate::timefmt::parse_rfc3339) {
+            Some(t) => items.push((path.clone(), t)),
+            None => {
+                errors.insert(path.clone(), json!("versionTime is not an RFC 3339 time"));
+            }
+        }
+    }
+    let failed = s
+        .engine
+        .restore_versions(&folder, items)
+        .await
+        .map_err(engine_error)?;
+    errors.extend(failed.into_iter().map(|(p, e)| (p, Value::String(e))));
+    ok_json(Value::Object(errors))
+}
+
 /// `page` and `perpage` of a listing, Syncthing's defaults 1 and 65536.
 fn paging(q: &Query) -> Result<(usize, usize), ApiError> {
     let page: usize = q.number("page")?.unwrap_or(1).max(1);
@@ -1919,13 +1978,21 @@ fn conflict_error(e: crate::conflicts::ConflictError) -> ApiError {
 
 /// The root of the folder named by `folder`, 404 if unknown.
 async fn known_folder_root(s: &RestState, q: &Query) -> Result<(FolderId, PathBuf), ApiError> {
+    known_folder(s, q).await.map(|(id, f)| (id, f.path))
+}
+
+/// The engine configuration of the folder named by `folder`, 404 if unknown.
+async fn known_folder(
+    s: &RestState,
+    q: &Query,
+) -> Result<(FolderId, syncd_engine::FolderConfig), ApiError> {
     let id = q.folder(s)?;
     let config = s.config.lock().await;
-    let root = config
+    let folder = config
         .folder(id.as_str())
-        .map(|f| f.to_engine().path)
+        .map(|f| f.to_engine())
         .ok_or_else(|| not_found("no such folder"))?;
-    Ok((id, root))
+    Ok((id, folder))
 }
 
 /// `GET /rest/syncd/conflicts?folder=`: `{"folder", "conflicts": [...]}` (see
@@ -1960,7 +2027,8 @@ async fn conflicts_resolve(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> ApiResult {
-    let (id, root) = known_folder_root(&s, &Query::new(&q)).await?;
+    let (id, folder) = known_folder(&s, &Query::new(&q)).await?;
+    let (root, versioning) = (folder.path, folder.versioning);
     let body = parse_body(&body)?;
     let copy = body
         .get("conflict")
@@ -1972,11 +2040,12 @@ async fn conflicts_resolve(
         Some("original") => crate::conflicts::Keep::Original,
         _ => return Err(bad_request("keep: \"conflict\" or \"original\"")),
     };
-    let original =
-        tokio::task::spawn_blocking(move || crate::conflicts::resolve(&root, &copy, keep))
-            .await
-            .map_err(internal)?
-            .map_err(conflict_error)?;
+    let original = tokio::task::spawn_blocking(move || {
+        crate::conflicts::resolve(&root, &copy, keep, &versioning)
+    })
+    .await
+    .map_err(internal)?
+    .map_err(conflict_error)?;
     match s.engine.scan(&id, None).await {
         Ok(()) | Err(EngineError::FolderPaused(_)) => {}
         Err(e) => return Err(engine_error(e)),

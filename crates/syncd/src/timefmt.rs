@@ -40,9 +40,36 @@ fn format(t: SystemTime, nanos: bool) -> String {
     }
 }
 
+/// Parses an RFC 3339 timestamp (`2026-01-02T16:04:05+01:00`, `…Z`, with or without a
+/// fraction, which is dropped); `None` when it is not one or lies before 1970.
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let t = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .ok()?;
+    let secs = u64::try_from(t.unix_timestamp()).ok()?;
+    // Version times are whole seconds: a fraction is dropped.
+    UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_parses_back_what_it_prints_and_other_offsets() {
+        let t = UNIX_EPOCH + std::time::Duration::from_secs(1_767_366_245);
+        assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        assert_eq!(parse_rfc3339("2026-01-02T16:04:05+01:00"), Some(t));
+        assert_eq!(parse_rfc3339("2026-01-02T15:04:05.5Z"), Some(t));
+        for bad in [
+            "",
+            "2026-01-02",
+            "2026-13-02T15:04:05Z",
+            "2026-01-02T15:04:05+1",
+            "x",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
     use std::time::Duration;
 
     #[test]

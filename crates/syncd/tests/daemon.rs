@@ -648,10 +648,16 @@ fn write_syncthing_config(dir: &Path, own: &str, folder_path: &Path) {
 fn check_imported(m: &Machine, st_id: &str, out: &str) {
     assert_eq!(m.device_id(), st_id, "the device ID is kept");
     assert!(
-        out.contains("versioning"),
+        !out.contains("versioning"),
+        "versioning is carried, not listed: {out}"
+    );
+    assert!(
+        out.contains("relaysEnabled"),
         "lists what was not carried: {out}"
     );
-    assert!(out.contains("relaysEnabled"), "{out}");
+    let folders: Value = serde_json::from_str(&m.ok(&["folder", "list", "--json"])).unwrap();
+    assert_eq!(folders[0]["versioning"]["type"], "simple", "{folders}");
+    assert_eq!(folders[0]["versioning"]["params"]["keep"], "5", "{folders}");
     let text = m.ok(&["folder", "list"]);
     assert!(text.contains("work") && text.contains("P56IOI7"), "{text}");
     let devices = m.ok(&["device", "list"]);
@@ -1682,4 +1688,98 @@ fn metrics_are_prometheus_text_behind_the_api_key() {
         s.docs.contains_key("syncd_folder_need_bytes"),
         "every family has its HELP line"
     );
+}
+
+/// Polls `cond` every 50 ms for up to 60 s; panics with `what` after that.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Versioning switched on on a running daemon through the CLI: what the peer replaces is
+/// kept in B's `.stversions` (never on A, never announced), listed by REST in Syncthing's
+/// shape and restored through REST and the CLI; a restore over a file versions that file.
+#[test]
+fn versioning_set_at_runtime_keeps_what_the_peer_replaces_and_restores_it() {
+    let p = cli_pair(small_tree, false);
+    let a_dir = p.a.user.join("shared");
+    wait_in_sync(&p.b);
+    p.b.ok(&[
+        "folder",
+        "set",
+        "shared",
+        "--versioning",
+        "simple",
+        "--keep",
+        "2",
+    ]);
+    let cfg = p.db.get("/rest/config/folders/shared");
+    assert_eq!(cfg["versioning"]["type"], "simple", "{cfg}");
+    assert_eq!(cfg["versioning"]["params"]["keep"], "2", "{cfg}");
+    let b_file = p.b_dir.join("hello.txt");
+    let b_has = |want: &[u8]| std::fs::read(&b_file).ok().as_deref() == Some(want);
+
+    std::fs::write(a_dir.join("hello.txt"), b"second\n").unwrap();
+    p.da.client()
+        .json("POST", "/rest/db/scan?folder=shared", None)
+        .unwrap();
+    eventually("B has A's second version", || b_has(b"second\n"));
+    let v = p.db.get("/rest/folder/versions?folder=shared");
+    let list = v["hello.txt"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{v}");
+    assert_eq!(list[0]["size"], 13, "{v}");
+    assert!(
+        list[0]["versionTime"].as_str().unwrap().ends_with('Z'),
+        "{v}"
+    );
+    assert!(list[0]["modTime"].is_string(), "{v}");
+    assert!(!a_dir.join(".stversions").exists());
+    wait_in_sync(&p.b);
+    assert_eq!(p.db.get("/rest/db/status?folder=shared")["globalFiles"], 2);
+
+    // Restore through REST: the current file is versioned first; A gets the restored file.
+    let t = list[0]["versionTime"].clone();
+    let errors =
+        p.db.client()
+            .json(
+                "POST",
+                "/rest/folder/versions?folder=shared",
+                Some(&json!({"hello.txt": t})),
+            )
+            .unwrap();
+    assert_eq!(errors, json!({}));
+    assert!(b_has(b"hello from a\n"));
+    eventually("A gets the restored version", || {
+        std::fs::read(a_dir.join("hello.txt")).ok().as_deref() == Some(&b"hello from a\n"[..])
+    });
+    let v = p.db.get("/rest/folder/versions?folder=shared");
+    assert_eq!(
+        v["hello.txt"][0]["size"], 7,
+        "the replaced file is a version: {v}"
+    );
+    let bad =
+        p.db.client()
+            .json(
+                "POST",
+                "/rest/folder/versions?folder=shared",
+                Some(&json!({"hello.txt": "2001-01-01T00:00:00Z", "../x": "2001-01-01T00:00:00Z"})),
+            )
+            .unwrap();
+    assert!(
+        bad["hello.txt"].is_string() && bad["../x"].is_string(),
+        "{bad}"
+    );
+
+    // Restore through the CLI: the newest version (the "second" file) comes back.
+    let listed =
+        p.b.ok(&["versions", "list", "shared", "hello.txt", "--json"]);
+    assert!(listed.contains("hello.txt"), "{listed}");
+    let out = p.b.ok(&["versions", "restore", "shared", "hello.txt"]);
+    assert!(out.contains("Restored"), "{out}");
+    assert!(b_has(b"second\n"));
+    let missing = p.b.run(&["versions", "restore", "shared", "nothing.txt"]);
+    assert_eq!(missing.status.code(), Some(2));
 }

@@ -1898,3 +1898,62 @@ fn a_device_and_a_folder_asking_to_join_are_accepted_from_their_banners() {
     );
     assert!(!b.alert_open(), "a script from a name or label ran");
 }
+
+/// Folder dialog → File versioning saves Syncthing's `versioning` object; the folder's
+/// Versions browser lists a kept version and restores it (the file it replaces is kept).
+#[test]
+fn versioning_is_set_in_the_folder_dialog_and_a_version_is_restored_from_the_browser() {
+    let Some(tools) = tools() else { return };
+    let m = Machine::new();
+    let d = m.start();
+    let c = rest(&m, &d);
+    let root = m.user().join("v");
+    c.json(
+        "POST",
+        "/rest/config/folders",
+        Some(&json!({"id": "v", "path": root.to_string_lossy()})),
+    )
+    .unwrap();
+    write(&root, "a.txt", "current");
+    write(&root, ".stversions/a~20260102-150405.txt", "kept");
+    let b = Browser::start(&tools);
+    open_gui(&b, &d);
+    plant_alert_recorder(&b);
+    let panel = "#folders [data-folder=\"v\"]";
+    b.click(&format!("{panel} summary"));
+    b.click(&format!("{panel} .edit-folder"));
+    b.js(
+        "const s = document.getElementById('folder-versioning'); s.value = 'simple'; \
+         s.dispatchEvent(new Event('change'));",
+        json!([]),
+    );
+    b.js(
+        "document.getElementById('folder-v-keep').value = '3';",
+        json!([]),
+    );
+    b.click("#folder-save");
+    wait("versioning saved", || {
+        let v = c.get("/rest/config/folders/v").unwrap();
+        (v["versioning"]["type"] == "simple" && v["versioning"]["params"]["keep"] == "3")
+            .then_some(())
+    });
+    wait("the Versions button", || {
+        b.js(
+            "const x = document.querySelector(arguments[0]); return !!x && !x.hidden;",
+            json!([format!("{panel} .show-versions")]),
+        )
+        .as_bool()
+        .filter(|ok| *ok)
+    });
+    b.click(&format!("{panel} .show-versions"));
+    let item = "#versions-list [data-path=\"a.txt\"] .restore-version";
+    wait("the version listed", || b.find(item).ok().map(|_| ()));
+    b.click(item);
+    wait("the version restored", || {
+        (std::fs::read_to_string(root.join("a.txt")).ok().as_deref() == Some("kept")).then_some(())
+    });
+    let v = c.get("/rest/folder/versions?folder=v").unwrap();
+    assert_eq!(v["a.txt"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["a.txt"][0]["size"], 7, "the replaced file is kept: {v}");
+    no_script_ran(&b, "#dlg-versions");
+}

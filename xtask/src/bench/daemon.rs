@@ -49,6 +49,8 @@ pub struct Node {
     /// Syncthing's fsWatcherDelayS.
     watch_delay_s: u32,
     child: Option<Child>,
+    /// syncd's file versioning type for the folder (`None`: off; Syncthing nodes ignore it).
+    pub versioning: Option<String>,
 }
 
 fn run(cmd: &mut Command) -> Result<String, String> {
@@ -117,6 +119,7 @@ impl Node {
             peer: None,
             watch_delay_s: 10,
             child: None,
+            versioning: None,
         })
     }
 
@@ -143,9 +146,14 @@ impl Node {
                 }
                 run(&mut add)?;
                 let folder = self.folder.to_string_lossy().into_owned();
-                run(Command::new(&self.bin).args([
+                let mut add = Command::new(&self.bin);
+                add.args([
                     &home_arg, "folder", "add", FOLDER_ID, &folder, "--device", peer_id,
-                ]))?;
+                ]);
+                if let Some(v) = &self.versioning {
+                    add.args(["--versioning", v]);
+                }
+                run(&mut add)?;
                 Ok(())
             }
         }

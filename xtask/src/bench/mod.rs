@@ -38,6 +38,8 @@ const USAGE: &str = "usage: cargo xtask bench [options]
   --no-build          do not build syncd; use the binary in the target dir if it is there
   --data-dir DIR      scratch data (default target/bench/data; removed when done)
   --keep              keep the scratch data
+  --versioning TYPE   syncd folders keep file versions (trashcan, simple, staggered);
+                      default off. Run once with and once without to see its cost
 ";
 
 /// The pairings run without `--pairs`: the three of issue 12 (Syncthing→syncd on request).
@@ -101,6 +103,7 @@ fn parse_args(root: &Path, args: &[String]) -> Result<Options, String> {
         data_dir: root.join("target/bench/data"),
         syncthing: PathBuf::from("syncthing"),
         syncd: Err("not resolved".into()),
+        versioning: None,
     };
     let mut pairs = DEFAULT_PAIRS.to_vec();
     let mut keep = false;
@@ -152,6 +155,7 @@ fn parse_args(root: &Path, args: &[String]) -> Result<Options, String> {
             "--no-build" => build = false,
             "--data-dir" => settings.data_dir = PathBuf::from(val()?),
             "--keep" => keep = true,
+            "--versioning" => settings.versioning = Some(val()?),
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown option {other:?}\n\n{USAGE}")),
         }

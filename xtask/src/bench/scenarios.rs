@@ -39,6 +39,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// The Syncthing binary.
     pub syncthing: PathBuf,
+    /// File versioning of syncd's folders (`--versioning`; `None`: off).
+    pub versioning: Option<String>,
     /// The syncd binary, or why there is none.
     pub syncd: Result<PathBuf, String>,
 }
@@ -121,6 +123,8 @@ impl Pair {
             &dir.join("b/folder"),
             seed ^ 1,
         )?;
+        a.versioning = s.versioning.clone();
+        b.versioning = s.versioning.clone();
         // Only B dials: two Syncthings dialling each other at once can stall for 20 s.
         a.introduce(&b.id.clone(), b.listen_port, false, 10)?;
         b.introduce(&a.id.clone(), a.listen_port, true, 10)?;

@@ -244,12 +244,13 @@ fn run_phases(root: &Path, o: &Options, report: Report) -> Report {
             Err(e) => ctx.report.fail(format!("setting up the pair: {e}")),
             Ok(mut pair) => {
                 type Phase = fn(&mut Ctx, &mut Pair) -> Result<(), String>;
-                let list: [(&str, Phase); 5] = [
+                let list: [(&str, Phase); 6] = [
                     ("crash-initial", phases::crash_initial),
                     ("crash-edits", phases::crash_edits),
                     ("network", phases::network),
                     ("partition", phases::partitions),
                     ("churn", phases::churn),
+                    ("versioning", phases::versioning),
                 ];
                 for (name, phase) in list {
                     progress(&format!("=== {name}"));

@@ -500,6 +500,126 @@ pub(crate) fn churn(ctx: &mut Ctx, pair: &mut Pair) -> Result<(), String> {
     verify(ctx, pair, "churn")
 }
 
+/// Every regular file's hash under `dir`, recursively (a missing `dir` holds none).
+fn hashes_under(dir: &Path) -> std::collections::HashSet<oracle::Hash> {
+    let mut out = std::collections::HashSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => {
+                    if let Ok(h) = oracle::hash_file(&e.path()) {
+                        out.insert(h);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// File versioning on both sides (issue 30). In rounds, one side overwrites and deletes
+/// files that both sides hold while the other side is SIGKILLed once; after each
+/// convergence (the oracle's checks), every version that was live on both sides and is now
+/// replaced or deleted must be in `.stversions` on the side that lost it (the receiving
+/// side): nothing vanishes. `.stversions` is never part of the compared trees, so a version
+/// that was synced or scanned would show up as a difference or a foreign file.
+pub(crate) fn versioning(ctx: &mut Ctx, pair: &mut Pair) -> Result<(), String> {
+    const NS: &str = "ver";
+    let folder = format!("/rest/config/folders/{}", crate::bench::daemon::FOLDER_ID);
+    let on = r#"{"versioning": {"type": "simple", "params": {"keep": "1000"}, "cleanupIntervalS": 0, "fsPath": "", "fsType": "basic"}}"#;
+    let t = Duration::from_secs(30);
+    for side in [Side::A, Side::B] {
+        pair.node(side)
+            .rest
+            .send_json("PATCH", &folder, on, t)
+            .map_err(|e| format!("turning versioning on on {side:?}: {e}"))?;
+        ctx.report.config_changes += 1;
+    }
+    let (files, rounds) = if ctx.plan.name == "short" {
+        (40, 3)
+    } else {
+        (120, 10)
+    };
+    let a = target(pair, Side::A);
+    let mut w = ctx.workload(0x5E75);
+    w.dirs = 3;
+    for _ in 0..files {
+        let size = ctx.rng.range(100, 64 * 1024) as usize;
+        w.create(&a, NS, size, &ctx.oracle)?;
+    }
+    verify(ctx, pair, "versioning: setup")?;
+    let (mut kept, mut lost) = (0u64, 0u64);
+    for round in 1..=rounds {
+        let live = oracle::scan_tree(&a.folder)?.files;
+        let side = ctx.side();
+        let other = match side {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        };
+        let t = target(pair, side);
+        let mut changed = Vec::new();
+        let own = workload::own_files(&t.folder, NS);
+        for (i, rel) in own.iter().cloned().enumerate() {
+            // About a third of the files, and at least one.
+            let last_chance = i + 1 == own.len() && changed.is_empty();
+            if ctx.rng.range(0, 2) != 0 && !last_chance {
+                continue;
+            }
+            if ctx.rng.range(0, 3) == 0 {
+                fs::remove_file(t.folder.join(&rel)).map_err(|e| format!("delete {rel}: {e}"))?;
+                workload::lock(&ctx.oracle).deleted(side, &rel);
+            } else {
+                let seq = ctx.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let size = ctx.rng.range(100, 64 * 1024) as usize;
+                let data = workload::content(&mut ctx.rng, side, seq, size);
+                workload::write(&t, &rel, &data, seq, &ctx.oracle)?;
+            }
+            changed.push(rel);
+        }
+        let phase = format!("versioning {round}/{rounds}");
+        std::thread::sleep(ctx.ms(20, 400));
+        let down = ctx.ms(0, 300);
+        if pair.kill_and_restart(other, down)? {
+            ctx.report.kills += 1;
+        }
+        progress(&format!(
+            "{phase}: {} files replaced or deleted on {}, {} SIGKILLed",
+            changed.len(),
+            side.tag(),
+            other.tag()
+        ));
+        verify(ctx, pair, &phase)?;
+        let versions = hashes_under(&pair.dirs(other).0.join(".stversions"));
+        for rel in &changed {
+            let Some(old) = live.get(rel) else { continue };
+            if versions.contains(old) {
+                kept += 1;
+            } else {
+                lost += 1;
+                progress(&format!(
+                    "{phase}: LOST {rel} ({}): not in {}'s .stversions",
+                    oracle::short(old),
+                    other.tag()
+                ));
+            }
+        }
+    }
+    progress(&format!(
+        "versioning: {kept} replaced or deleted versions kept in .stversions on the side that lost them, {lost} missing"
+    ));
+    ctx.report.files_lost += lost;
+    if lost > 0 {
+        ctx.report.fail(format!(
+            "versioning: {lost} replaced or deleted versions were not kept"
+        ));
+    }
+    Ok(())
+}
+
 /// Disk full on the receiving side: a tmpfs holds B's folder.
 pub(crate) fn disk_full(ctx: &mut Ctx, bin: &Path, scratch: &Path) -> Result<(), String> {
     let mnt = scratch.join("tmpfs");

@@ -23,7 +23,7 @@ use syncd_conflict::LocalFate;
 use syncd_index::FileRecord;
 use syncd_types::RelPath;
 
-use super::install::conflict_move;
+use super::install::{conflict_move, version};
 use super::{Ctx, PullError};
 use crate::fsutil;
 
@@ -164,6 +164,8 @@ fn install(ctx: &Ctx, record: &FileRecord, s: Staged) -> Result<(), PullError> {
         Ok(m) if m.is_file() => {
             if let LocalFate::ConflictCopy { winner_modified_by } = s.fate {
                 conflict_move(ctx, &record.name, &s.target, winner_modified_by)?;
+            } else {
+                version(ctx, &record.name, true)?;
             }
         }
         Ok(_) => std::fs::remove_file(&s.target)?,

@@ -229,7 +229,7 @@ fn delete_item(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), P
         Ok(m) if m.is_file() => {
             if let LocalFate::ConflictCopy { winner_modified_by } = fate {
                 conflict_move(ctx, &n.global.name, &path, winner_modified_by)?;
-            } else {
+            } else if !version(ctx, &n.global.name, false)? {
                 std::fs::remove_file(&path)?;
             }
         }
@@ -263,6 +263,26 @@ fn remove_temps_in(dir: &Path) {
             let _ = std::fs::remove_file(e.path());
         }
     }
+}
+
+/// The versioning hook: with versioning on, the regular file at `name` (which the caller
+/// is about to delete, or to replace when `replace`) goes to the versions first. Returns
+/// whether versioning is on (then a delete needs no `remove_file`: the file was moved).
+/// A versioning failure fails the item, so the file is never deleted unversioned.
+pub(super) fn version(ctx: &Ctx, name: &RelPath, replace: bool) -> Result<bool, PullError> {
+    let v = match &ctx.versioner {
+        Ok(Some(v)) => v,
+        Ok(None) => return Ok(false),
+        Err(e) => return Err(PullError::Versioning(e.clone())),
+    };
+    let now = SystemTime::now();
+    let res = if replace {
+        v.archive_before_replace(name, now)
+    } else {
+        v.archive(name, now)
+    };
+    res.map_err(|e| PullError::Versioning(e.to_string()))?;
+    Ok(true)
 }
 
 /// Moves the losing local file aside under its conflict-copy name (stamped with the local

@@ -250,6 +250,7 @@ pub(super) fn folder_accept(
             path,
             label,
             devices,
+            versioning: super::VersioningArgs::default(),
         },
     )
 }
