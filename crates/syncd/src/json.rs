@@ -4,6 +4,7 @@
 //! Key names, nesting and JSON types follow Syncthing 1.19 (captured responses live in
 //! `tests/fixtures/syncthing-1.19.2/`), so existing Syncthing REST clients can read them.
 
+use serde::Deserialize as _;
 use serde_json::{Map, Value, json};
 use syncd_engine::{Completion, ConnectionStatus, Counts, Event, FolderStatus};
 use syncd_types::{DeviceId, FileKind, FolderId};
@@ -336,41 +337,23 @@ fn apply_versioning(v: &mut crate::config::Versioning, body: &Value) -> Result<(
     let o = body
         .as_object()
         .ok_or_else(|| BodyError("versioning: expected an object".into()))?;
-    if let Some(t) = get_str(o, "type")? {
-        v.kind = t.to_owned();
+    let scoped = |e: BodyError| BodyError(format!("versioning.{}", e.0));
+    if let Some(t) = field::<String>(o, "type").map_err(scoped)? {
+        v.kind = t;
     }
-    match o.get("params") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(p)) => {
-            v.params.clear();
-            for (k, val) in p {
-                let text = match val {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    Value::Bool(b) => b.to_string(),
-                    other => {
-                        return Err(BodyError(format!(
-                            "versioning.params.{k}: expected a string, got {other}"
-                        )));
-                    }
-                };
-                v.params.insert(k.clone(), text);
-            }
-        }
-        Some(other) => {
-            return Err(BodyError(format!(
-                "versioning.params: expected an object, got {other}"
-            )));
-        }
+    if let Some(params) =
+        field::<std::collections::BTreeMap<String, ParamBody>>(o, "params").map_err(scoped)?
+    {
+        v.params = params.into_iter().map(|(k, p)| (k, p.into_text())).collect();
     }
-    if let Some(n) = get_int(o, "cleanupIntervalS")? {
+    if let Some(n) = field(o, "cleanupIntervalS").map_err(scoped)? {
         v.cleanup_interval_s = n;
     }
-    if let Some(p) = get_str(o, "fsPath")? {
-        v.fs_path = p.to_owned();
+    if let Some(p) = field(o, "fsPath").map_err(scoped)? {
+        v.fs_path = p;
     }
-    if let Some(t) = get_str(o, "fsType")? {
-        v.fs_type = t.to_owned();
+    if let Some(t) = field(o, "fsType").map_err(scoped)? {
+        v.fs_type = t;
     }
     Ok(())
 }
@@ -754,43 +737,69 @@ fn unreachable_folder() -> FolderId {
 #[error("{0}")]
 pub struct BodyError(pub String);
 
-fn get_str<'a>(o: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, BodyError> {
+/// The value at `key` decoded by serde as a `T`; absent or `null` is `None`. An error names
+/// the key (`paused: invalid type: string "yes", expected a boolean`), which serde's own errors
+/// on a [`Value`] do not.
+fn field<T: serde::de::DeserializeOwned>(
+    o: &Map<String, Value>,
+    key: &str,
+) -> Result<Option<T>, BodyError> {
     match o.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(BodyError(format!("{key}: expected a string, got {other}"))),
-    }
-}
-
-fn get_bool(o: &Map<String, Value>, key: &str) -> Result<Option<bool>, BodyError> {
-    match o.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(other) => Err(BodyError(format!(
-            "{key}: expected true or false, got {other}"
-        ))),
-    }
-}
-
-fn get_f64(o: &Map<String, Value>, key: &str) -> Result<Option<f64>, BodyError> {
-    match o.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_f64()
+        Some(v) => T::deserialize(v)
             .map(Some)
-            .ok_or_else(|| BodyError(format!("{key}: not a number"))),
-        Some(other) => Err(BodyError(format!("{key}: expected a number, got {other}"))),
+            .map_err(|e| BodyError(format!("{key}: {e}"))),
     }
 }
 
-fn get_int<T: TryFrom<i64>>(o: &Map<String, Value>, key: &str) -> Result<Option<T>, BodyError> {
-    match o.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_i64()
-            .and_then(|n| T::try_from(n).ok())
-            .map(Some)
-            .ok_or_else(|| BodyError(format!("{key}: expected an integer in range, got {v}"))),
+/// An entry of a folder's `devices`.
+#[derive(serde::Deserialize)]
+struct FolderDeviceBody {
+    #[serde(rename = "deviceID")]
+    device_id: String,
+    #[serde(default, rename = "introducedBy")]
+    introduced_by: Option<String>,
+}
+
+/// An entry of a device's `ignoredFolders`.
+#[derive(serde::Deserialize)]
+struct IgnoredFolderBody {
+    id: String,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    time: Option<String>,
+}
+
+/// An entry of `remoteIgnoredDevices`.
+#[derive(serde::Deserialize)]
+struct ObservedDeviceBody {
+    #[serde(rename = "deviceID")]
+    device_id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    address: Option<String>,
+    #[serde(default)]
+    time: Option<String>,
+}
+
+/// A versioning parameter: Syncthing's are strings, GUIs also send numbers and booleans.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum ParamBody {
+    Text(String),
+    Number(serde_json::Number),
+    Flag(bool),
+}
+
+impl ParamBody {
+    fn into_text(self) -> String {
+        match self {
+            ParamBody::Text(s) => s,
+            ParamBody::Number(n) => n.to_string(),
+            ParamBody::Flag(b) => b.to_string(),
+        }
     }
 }
 
@@ -809,45 +818,45 @@ pub fn apply_folder(
 ) -> Result<FolderEntry, BodyError> {
     let o = as_object(body)?;
     let mut f = base;
-    if let Some(id) = get_str(o, "id")? {
-        f.id = FolderId::new(id).map_err(|e| BodyError(format!("id: {e}")))?;
+    if let Some(id) = field::<String>(o, "id")? {
+        f.id = FolderId::new(&id).map_err(|e| BodyError(format!("id: {e}")))?;
     }
-    if let Some(v) = get_str(o, "label")? {
-        f.label = v.to_owned();
+    if let Some(v) = field(o, "label")? {
+        f.label = v;
     }
-    if let Some(v) = get_str(o, "path")? {
+    if let Some(v) = field::<String>(o, "path")? {
         f.path = v.into();
     }
-    if let Some(t) = get_str(o, "type")?
-        && !matches!(t, "sendreceive" | "readwrite" | "")
+    if let Some(t) = field::<String>(o, "type")?
+        && !matches!(t.as_str(), "sendreceive" | "readwrite" | "")
     {
         return Err(BodyError(format!(
             "type: \"{t}\" is not supported (only sendreceive)"
         )));
     }
-    if let Some(v) = get_int(o, "rescanIntervalS")? {
+    if let Some(v) = field(o, "rescanIntervalS")? {
         f.rescan_interval_s = v;
     }
-    if let Some(v) = get_bool(o, "fsWatcherEnabled")? {
+    if let Some(v) = field(o, "fsWatcherEnabled")? {
         f.watcher_enabled = v;
     }
-    if let Some(s) = get_f64(o, "fsWatcherDelayS")? {
+    if let Some(s) = field::<f64>(o, "fsWatcherDelayS")? {
         f.watcher_delay_ms = if s > 0.0 {
             (s * 1000.0).round().min(f64::from(u32::MAX)) as u32
         } else {
             10_000
         };
     }
-    if let Some(v) = get_bool(o, "ignorePerms")? {
+    if let Some(v) = field(o, "ignorePerms")? {
         f.ignore_perms = v;
     }
-    if let Some(v) = get_bool(o, "autoNormalize")? {
+    if let Some(v) = field(o, "autoNormalize")? {
         f.auto_normalize = v;
     }
-    if let Some(v) = get_int(o, "maxConflicts")? {
+    if let Some(v) = field(o, "maxConflicts")? {
         f.max_conflicts = v;
     }
-    if let Some(v) = get_bool(o, "paused")? {
+    if let Some(v) = field(o, "paused")? {
         f.paused = v;
     }
     if let Some(v) = o.get("versioning").filter(|v| !v.is_null()) {
@@ -856,23 +865,17 @@ pub fn apply_folder(
             .to_engine(&f.path)
             .map_err(|e| BodyError(format!("versioning: {e}")))?;
     }
-    if let Some(devs) = o.get("devices") {
-        let list = devs
-            .as_array()
-            .ok_or_else(|| BodyError("devices: expected an array".into()))?;
+    if let Some(list) = field::<Vec<FolderDeviceBody>>(o, "devices")? {
         let mut out = Vec::new();
         let mut introduced = std::collections::BTreeMap::new();
         for d in list {
-            let raw = d
-                .get("deviceID")
-                .and_then(Value::as_str)
-                .ok_or_else(|| BodyError("devices: each entry needs a deviceID string".into()))?;
+            let raw = d.device_id;
             let id: DeviceId = raw
                 .parse()
                 .map_err(|e| BodyError(format!("devices: \"{raw}\": {e}")))?;
             if id != *my_id && !out.contains(&id) {
                 out.push(id);
-                match d.get("introducedBy").and_then(Value::as_str) {
+                match d.introduced_by.as_deref() {
                     Some(by) if !by.is_empty() => {
                         let by: DeviceId = by.parse().map_err(|e| {
                             BodyError(format!("devices: introducedBy \"{by}\": {e}"))
@@ -896,51 +899,41 @@ pub fn apply_folder(
 pub fn apply_device(base: DeviceEntry, body: &Value) -> Result<DeviceEntry, BodyError> {
     let o = as_object(body)?;
     let mut d = base;
-    if let Some(raw) = get_str(o, "deviceID")? {
+    if let Some(raw) = field::<String>(o, "deviceID")? {
         d.id = raw
             .parse()
             .map_err(|e| BodyError(format!("deviceID: \"{raw}\": {e}")))?;
     }
-    if let Some(v) = get_str(o, "name")? {
-        d.name = v.to_owned();
+    if let Some(v) = field(o, "name")? {
+        d.name = v;
     }
-    if let Some(addrs) = o.get("addresses") {
-        let list = addrs
-            .as_array()
-            .ok_or_else(|| BodyError("addresses: expected an array".into()))?;
-        let mut out = Vec::new();
-        for a in list {
-            let a = a
-                .as_str()
-                .ok_or_else(|| BodyError("addresses: expected strings".into()))?;
-            out.push(a.to_owned());
-        }
+    if let Some(out) = field::<Vec<String>>(o, "addresses")? {
         d.addresses = if out.is_empty() {
             vec!["dynamic".to_owned()]
         } else {
             out
         };
     }
-    if let Some(c) = get_str(o, "compression")? {
-        d.compression = Compression::parse(c).ok_or_else(|| {
+    if let Some(c) = field::<String>(o, "compression")? {
+        d.compression = Compression::parse(&c).ok_or_else(|| {
             BodyError(format!(
                 "compression: \"{c}\" is not metadata, always or never"
             ))
         })?;
     }
-    if let Some(v) = get_bool(o, "paused")? {
+    if let Some(v) = field(o, "paused")? {
         d.paused = v;
     }
-    if let Some(v) = get_bool(o, "introducer")? {
+    if let Some(v) = field(o, "introducer")? {
         d.introducer = v;
     }
-    if let Some(v) = get_bool(o, "skipIntroductionRemovals")? {
+    if let Some(v) = field(o, "skipIntroductionRemovals")? {
         d.skip_introduction_removals = v;
     }
-    if let Some(v) = get_bool(o, "autoAcceptFolders")? {
+    if let Some(v) = field(o, "autoAcceptFolders")? {
         d.auto_accept_folders = v;
     }
-    if let Some(raw) = get_str(o, "introducedBy")? {
+    if let Some(raw) = field::<String>(o, "introducedBy")? {
         d.introduced_by = if raw.is_empty() {
             None
         } else {
@@ -950,17 +943,11 @@ pub fn apply_device(base: DeviceEntry, body: &Value) -> Result<DeviceEntry, Body
             )
         };
     }
-    if let Some(list) = o.get("ignoredFolders").filter(|v| !v.is_null()) {
-        let list = list
-            .as_array()
-            .ok_or_else(|| BodyError("ignoredFolders: expected an array".into()))?;
+    if let Some(list) = field::<Vec<IgnoredFolderBody>>(o, "ignoredFolders")? {
         let mut out = Vec::new();
         for f in list {
-            let f = as_object(f)?;
-            let id = get_str(f, "id")?
-                .ok_or_else(|| BodyError("ignoredFolders: each entry needs an id".into()))?;
-            let id = FolderId::new(id)
-                .map_err(|e| BodyError(format!("ignoredFolders: \"{id}\": {e}")))?;
+            let id = FolderId::new(&f.id)
+                .map_err(|e| BodyError(format!("ignoredFolders: \"{}\": {e}", f.id)))?;
             if out
                 .iter()
                 .any(|x: &crate::config::ObservedFolder| x.id == id)
@@ -969,8 +956,8 @@ pub fn apply_device(base: DeviceEntry, body: &Value) -> Result<DeviceEntry, Body
             }
             out.push(crate::config::ObservedFolder {
                 id,
-                label: get_str(f, "label")?.unwrap_or_default().to_owned(),
-                time: get_str(f, "time")?.unwrap_or_default().to_owned(),
+                label: f.label.unwrap_or_default(),
+                time: f.time.unwrap_or_default(),
             });
         }
         d.ignored_folders = out;
@@ -983,14 +970,11 @@ pub fn apply_device(base: DeviceEntry, body: &Value) -> Result<DeviceEntry, Body
 
 /// Syncthing's `remoteIgnoredDevices` list (`[{"deviceID", "name", "address", "time"}]`).
 pub fn observed_devices(v: &Value) -> Result<Vec<crate::config::ObservedDevice>, BodyError> {
-    let list = v
-        .as_array()
-        .ok_or_else(|| BodyError("remoteIgnoredDevices: expected an array".into()))?;
+    let list = Vec::<ObservedDeviceBody>::deserialize(v)
+        .map_err(|e| BodyError(format!("remoteIgnoredDevices: {e}")))?;
     let mut out: Vec<crate::config::ObservedDevice> = Vec::new();
     for d in list {
-        let o = as_object(d)?;
-        let raw = get_str(o, "deviceID")?
-            .ok_or_else(|| BodyError("remoteIgnoredDevices: each entry needs a deviceID".into()))?;
+        let raw = d.device_id;
         let id: DeviceId = raw
             .parse()
             .map_err(|e| BodyError(format!("remoteIgnoredDevices: \"{raw}\": {e}")))?;
@@ -999,9 +983,9 @@ pub fn observed_devices(v: &Value) -> Result<Vec<crate::config::ObservedDevice>,
         }
         out.push(crate::config::ObservedDevice {
             id,
-            name: get_str(o, "name")?.unwrap_or_default().to_owned(),
-            address: get_str(o, "address")?.unwrap_or_default().to_owned(),
-            time: get_str(o, "time")?.unwrap_or_default().to_owned(),
+            name: d.name.unwrap_or_default(),
+            address: d.address.unwrap_or_default(),
+            time: d.time.unwrap_or_default(),
         });
     }
     Ok(out)
