@@ -344,7 +344,10 @@ fn apply_versioning(v: &mut crate::config::Versioning, body: &Value) -> Result<(
     if let Some(params) =
         field::<std::collections::BTreeMap<String, ParamBody>>(o, "params").map_err(scoped)?
     {
-        v.params = params.into_iter().map(|(k, p)| (k, p.into_text())).collect();
+        v.params = params
+            .into_iter()
+            .map(|(k, p)| (k, p.into_text()))
+            .collect();
     }
     if let Some(n) = field(o, "cleanupIntervalS").map_err(scoped)? {
         v.cleanup_interval_s = n;
