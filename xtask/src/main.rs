@@ -24,7 +24,7 @@ fn workspace_root() -> PathBuf {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cargo xtask <task>\n\ntasks:\n  tidy    check the architecture rules (docs/ARCHITECTURE.md)\n  test [ARGS]  run the test suite (cargo nextest if installed, else cargo test)\n  package check that every publishable crate ships its README and license texts\n  downstream  build and run the engine's embedding example from the packaged crates\n  protogen [--check]  regenerate syncd-proto's BEP structs from bep.proto"
+        "usage: cargo xtask <task>\n\ntasks:\n  tidy    check the architecture rules (docs/ARCHITECTURE.md)\n  test [ARGS]  run the test suite (cargo nextest if installed, else cargo test)\n  package check that every publishable crate ships its README and license texts\n  downstream  build and run the engine's embedding example from the packaged crates\n  protogen [--check]  regenerate syncd-proto's BEP structs from bep.proto\n  bench [--help]  the benchmarks (docs/benchmarks.md)\n  torture [--short]  the reliability suite (docs/reliability.md)\n  soak --minutes N  two daemons under a realistic edit pattern; resource growth report"
     );
     ExitCode::from(2)
 }
@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         "downstream" => downstream::run(&root),
         // Prints its own one-line summary last, so it sets the exit status itself.
         "torture" => return torture::run(&root, args.get(1..).unwrap_or_default()),
+        "soak" => return torture::soak::run(&root, args.get(1..).unwrap_or_default()),
         _ => return usage(),
     };
     match result {

@@ -9,7 +9,7 @@
 
 pub(crate) mod daemon;
 pub(crate) mod json;
-mod procfs;
+pub(crate) mod procfs;
 mod report;
 pub(crate) mod rng;
 mod scenarios;

@@ -287,7 +287,7 @@ impl Pair {
     }
 
     /// Both sequences when the REST status says both sides are done, else `None`.
-    fn settled(&mut self) -> Result<Option<(f64, f64)>, String> {
+    pub(crate) fn settled(&mut self) -> Result<Option<(f64, f64)>, String> {
         if !self.b.connected_to(&self.a.id)? {
             return Ok(None);
         }

@@ -5,14 +5,16 @@
 //! peer suite (`crates/syncd/tests/hostile.rs`) runs last. See `docs/reliability.md`.
 //!
 //! The last line printed is always the summary:
-//! `torture: kills=<n> faults=<n> hostile_inputs=<n> files_lost=<n> -> PASS|FAIL`; the exit
-//! status is non-zero on any loss, any unverified phase, or when fewer kills or faults than
-//! the plan's minimum were actually injected.
+//! `torture: kills=<n> faults=<n> config_changes=<n> index_damages=<n> hostile_inputs=<n>
+//! files_lost=<n> -> PASS|FAIL`; the exit status is non-zero on any loss, any unverified phase,
+//! or when fewer kills, faults, settings changes or damaged-index restarts than the plan's
+//! minimum actually happened.
 
 mod cluster;
 mod oracle;
 mod phases;
 mod proxy;
+pub(crate) mod soak;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -68,6 +70,8 @@ pub(crate) struct Plan {
     pub hostile_timeout: Duration,
     /// Settings changes made through the REST API during the churn phase.
     pub churn_changes: u64,
+    /// Restarts over a damaged index (truncated, garbage pages, deleted, in turn).
+    pub index_damages: u64,
 }
 
 impl Plan {
@@ -87,6 +91,7 @@ impl Plan {
         min_faults: 8,
         hostile_timeout: Duration::from_secs(15 * 60),
         churn_changes: 24,
+        index_damages: 1,
     };
 
     /// The long form.
@@ -105,6 +110,7 @@ impl Plan {
         min_faults: 40,
         hostile_timeout: Duration::from_secs(30 * 60),
         churn_changes: 200,
+        index_damages: 6,
     };
 }
 
@@ -119,6 +125,8 @@ pub(crate) struct Report {
     pub hostile_inputs: u64,
     /// Settings changes applied through the REST API while the daemons synced.
     pub config_changes: u64,
+    /// Restarts over a damaged index.
+    pub index_damages: u64,
     /// Versions lost or torn.
     pub files_lost: u64,
     /// Conflict copies in the last converged tree.
@@ -244,13 +252,14 @@ fn run_phases(root: &Path, o: &Options, report: Report) -> Report {
             Err(e) => ctx.report.fail(format!("setting up the pair: {e}")),
             Ok(mut pair) => {
                 type Phase = fn(&mut Ctx, &mut Pair) -> Result<(), String>;
-                let list: [(&str, Phase); 6] = [
+                let list: [(&str, Phase); 7] = [
                     ("crash-initial", phases::crash_initial),
                     ("crash-edits", phases::crash_edits),
                     ("network", phases::network),
                     ("partition", phases::partitions),
                     ("churn", phases::churn),
                     ("versioning", phases::versioning),
+                    ("index-damage", phases::index_damage),
                 ];
                 for (name, phase) in list {
                     progress(&format!("=== {name}"));
@@ -306,6 +315,18 @@ pub(crate) fn run(root: &Path, args: &[String]) -> ExitCode {
             o.plan.name, o.plan.min_faults
         ));
     }
+    if report.config_changes < o.plan.churn_changes {
+        report.fail(format!(
+            "only {} settings changes were applied (the {} form needs {})",
+            report.config_changes, o.plan.name, o.plan.churn_changes
+        ));
+    }
+    if report.index_damages < o.plan.index_damages {
+        report.fail(format!(
+            "only {} restarts over a damaged index (the {} form needs {})",
+            report.index_damages, o.plan.name, o.plan.index_damages
+        ));
+    }
     if report.files_lost > 0 {
         report.fail(format!("{} versions lost or torn", report.files_lost));
     }
@@ -330,16 +351,11 @@ pub(crate) fn run(root: &Path, args: &[String]) -> ExitCode {
         }
     }
     let pass = report.failures.is_empty();
-    if report.config_changes < o.plan.churn_changes {
-        report.fail(format!(
-            "only {} settings changes were applied (the {} form needs {})",
-            report.config_changes, o.plan.name, o.plan.churn_changes
-        ));
-    }
     println!(
-        "torture: kills={} faults={faults} config_changes={} hostile_inputs={} files_lost={} -> {}",
+        "torture: kills={} faults={faults} config_changes={} index_damages={} hostile_inputs={} files_lost={} -> {}",
         report.kills,
         report.config_changes,
+        report.index_damages,
         report.hostile_inputs,
         report.files_lost,
         if pass { "PASS" } else { "FAIL" }

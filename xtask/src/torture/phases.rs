@@ -361,6 +361,7 @@ pub(crate) fn churn(ctx: &mut Ctx, pair: &mut Pair) -> Result<(), String> {
     let t = Duration::from_secs(30);
     let mut applied = 0u64;
     let mut result = Ok(());
+    let mut partitioned = false;
     for _ in 0..ctx.plan.churn_changes {
         let side = ctx.side();
         let peer = match side {
@@ -368,7 +369,18 @@ pub(crate) fn churn(ctx: &mut Ctx, pair: &mut Pair) -> Result<(), String> {
             Side::B => pair.a.id.clone(),
         };
         let device = format!("/rest/config/devices/{peer}");
-        let pick = ctx.rng.range(0, 9);
+        // A partition/heal cycle runs under the churn: every few changes the link flips.
+        if ctx.rng.range(0, 4) == 0 {
+            let proxy = pair.proxy.as_ref().ok_or("no proxy")?;
+            if partitioned {
+                proxy.heal();
+            } else {
+                proxy.partition();
+                ctx.report.fault("partition");
+            }
+            partitioned = !partitioned;
+        }
+        let pick = ctx.rng.range(0, 12);
         let value = ctx.rng.range(0, 2);
         let (what, method, path, body) = match pick {
             0 => {
@@ -421,6 +433,46 @@ pub(crate) fn churn(ctx: &mut Ctx, pair: &mut Pair) -> Result<(), String> {
                 let whole = node.get(&folder, t)?;
                 ("whole folder", "PUT", folder.clone(), whole)
             }
+            9 => {
+                // Patterns that match nothing the workload writes (the rescan they cause is
+                // the point); cleared when the churn stops.
+                let p =
+                    ["", "\"*.churn\"", "\"(?d)*.churn-tmp\", \"/nothing-here\""][value as usize];
+                let path = format!(
+                    "/rest/db/ignores?folder={}",
+                    crate::bench::daemon::FOLDER_ID
+                );
+                (
+                    "ignore patterns",
+                    "POST",
+                    path,
+                    format!("{{\"ignore\": [{p}]}}"),
+                )
+            }
+            10 => {
+                // The peer's addresses: the one that works, plus an unreachable one or
+                // `dynamic` (discovery is off, so it resolves to nothing).
+                let node = pair.node(side);
+                let now = node.get(&device, t)?;
+                let working = first_address(&now).unwrap_or_else(|| "dynamic".to_string());
+                let list = match value {
+                    0 => format!("[\"{working}\"]"),
+                    1 => format!("[\"{working}\", \"tcp://127.0.0.1:9\"]"),
+                    _ => format!("[\"dynamic\", \"{working}\"]"),
+                };
+                (
+                    "addresses",
+                    "PATCH",
+                    device.clone(),
+                    format!("{{\"addresses\": {list}}}"),
+                )
+            }
+            11 => {
+                // The whole configuration read and written back, as GUIs save it.
+                let node = pair.node(side);
+                let whole = node.get("/rest/config", t)?;
+                ("whole config", "PUT", "/rest/config".to_string(), whole)
+            }
             7 => {
                 let c = ["metadata", "always", "never"][value as usize];
                 (
@@ -455,7 +507,24 @@ pub(crate) fn churn(ctx: &mut Ctx, pair: &mut Pair) -> Result<(), String> {
         }
         std::thread::sleep(ctx.ms(100, 800));
     }
-    // The churn stops: everything resumed and shared, as a user leaves it.
+    // The churn stops: the link healed, everything resumed and shared, no ignore patterns,
+    // as a user leaves it.
+    if partitioned {
+        pair.proxy.as_ref().ok_or("no proxy")?.heal();
+    }
+    for side in [Side::A, Side::B] {
+        let path = format!(
+            "/rest/db/ignores?folder={}",
+            crate::bench::daemon::FOLDER_ID
+        );
+        if let Err(e) = pair
+            .node(side)
+            .rest
+            .send_json("POST", &path, "{\"ignore\": []}", t)
+        {
+            result = result.and(Err(format!("churn: clearing ignores on {side:?}: {e}")));
+        }
+    }
     for side in [Side::A, Side::B] {
         let peer = match side {
             Side::A => pair.b.id.clone(),
@@ -498,6 +567,17 @@ pub(crate) fn churn(ctx: &mut Ctx, pair: &mut Pair) -> Result<(), String> {
     ));
     result?;
     verify(ctx, pair, "churn")
+}
+
+/// The first entry of a device object's `addresses` (the JSON the REST API returns).
+fn first_address(device_json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(device_json).ok()?;
+    v.get("addresses")?
+        .as_array()?
+        .iter()
+        .filter_map(|a| a.as_str())
+        .find(|a| *a != "dynamic")
+        .map(str::to_string)
 }
 
 /// Every regular file's hash under `dir`, recursively (a missing `dir` holds none).
@@ -911,4 +991,144 @@ mod tests {
         );
         assert_eq!(hostile_summary("nothing here"), None);
     }
+}
+
+/// How [`index_damage`] damages an index while its daemon is down.
+#[derive(Debug, Clone, Copy)]
+enum Damage {
+    /// Cut to half its length.
+    Truncate,
+    /// Eight 4 KiB pages in the middle overwritten with random bytes.
+    Garbage,
+    /// Deleted.
+    Delete,
+}
+
+/// Damages `index` as `how` says.
+fn damage(index: &Path, how: Damage, rng: &mut Rng) -> Result<(), String> {
+    let err = |e: std::io::Error| format!("damaging {}: {e}", index.display());
+    match how {
+        Damage::Truncate => {
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .open(index)
+                .map_err(err)?;
+            let len = f.metadata().map_err(err)?.len();
+            f.set_len(len / 2).map_err(err)?;
+            f.sync_all().map_err(err)
+        }
+        Damage::Garbage => {
+            use std::io::{Seek, SeekFrom};
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .open(index)
+                .map_err(err)?;
+            let len = f.metadata().map_err(err)?.len();
+            let start = (len / 2) & !4095;
+            f.seek(SeekFrom::Start(start)).map_err(err)?;
+            let garbage: Vec<u8> = (0..8 * 4096).map(|_| rng.range(0, 255) as u8).collect();
+            f.write_all(&garbage).map_err(err)?;
+            f.sync_all().map_err(err)
+        }
+        Damage::Delete => fs::remove_file(index).map_err(err),
+    }
+}
+
+/// The index file under a daemon's home (found, not assumed: the engine names it).
+fn index_file(home: &Path) -> Result<std::path::PathBuf, String> {
+    let mut stack = vec![home.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let rd = fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if e.file_name() == "index-v1.redb" {
+                return Ok(p);
+            }
+        }
+    }
+    Err(format!("no index-v1.redb under {}", home.display()))
+}
+
+/// Files named `index-v1.redb.damaged-*` (the engine's moved-aside copies) under `home`.
+fn damaged_copies(home: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![home.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else if e.file_name().to_string_lossy().contains(".damaged-") {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// A damaged index (issue 33): a daemon is SIGKILLed, its index truncated, overwritten with
+/// garbage pages or deleted, and while it is down its user overwrites files both sides hold
+/// and creates new ones. It must start, say that it rebuilds (a damaged file is moved aside),
+/// and lose nothing: the edits made while the index was damaged are not overwritten by the
+/// peer's older versions (the oracle: each survives as the file or a conflict copy).
+pub(crate) fn index_damage(ctx: &mut Ctx, pair: &mut Pair) -> Result<(), String> {
+    const NS: &str = "dmg";
+    populate(ctx, pair, Side::A, NS, 30, 0)?;
+    verify(ctx, pair, "index-damage-setup")?;
+    let kinds = [Damage::Truncate, Damage::Garbage, Damage::Delete];
+    for round in 0..ctx.plan.index_damages {
+        let how = kinds[(round % 3) as usize];
+        let side = ctx.side();
+        let phase = format!("index-damage {}/{}", round + 1, ctx.plan.index_damages);
+        let node = pair.node(side);
+        if node.kill9() {
+            ctx.report.kills += 1;
+        }
+        let index = index_file(&node.home)?;
+        let before = damaged_copies(&node.home);
+        damage(&index, how, &mut ctx.rng)?;
+        // The user goes on working while the daemon is down: overwrites (of files the peer
+        // holds too) and new files, no deletes (a delete the rebuilt index never saw comes
+        // back from the peer, which loses nothing).
+        let mut w = ctx.workload(0xDA3A + round);
+        w.weights = [30, 70, 0, 0];
+        w.big_one_in = 0;
+        let t = target(pair, side);
+        let edits = 12;
+        for _ in 0..edits {
+            w.step(&t, NS, &ctx.oracle)?;
+        }
+        let node = pair.node(side);
+        node.start()?;
+        node.wait_rest(Duration::from_secs(60)).map_err(|e| {
+            format!(
+                "{phase}: daemon {} did not start over a {how:?} index: {e}\n{}",
+                side.tag(),
+                node.log_tail(12)
+            )
+        })?;
+        let after = damaged_copies(&node.home);
+        // A truncated file is always found; garbage may land on free pages, which redb
+        // never reads (then there is nothing to rebuild, and the oracle still checks).
+        let aside = after == before + 1;
+        if matches!(how, Damage::Truncate) && !aside {
+            ctx.report.fail(format!(
+                "{phase}: the truncated index was not moved aside ({before} -> {after} copies)"
+            ));
+        }
+        ctx.report.index_damages += 1;
+        progress(&format!(
+            "{phase}: {how:?} index on {}{}, {edits} edits while it was down, restarted",
+            side.tag(),
+            if aside {
+                " (found and moved aside)"
+            } else {
+                ""
+            }
+        ));
+        verify(ctx, pair, &phase)?;
+    }
+    Ok(())
 }
