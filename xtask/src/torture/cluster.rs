@@ -188,7 +188,8 @@ impl Pair {
     pub(crate) fn node(&mut self, side: Side) -> &mut Node {
         match side {
             Side::A => &mut self.a,
-            Side::B => &mut self.b,
+            // A pair has two sides; the phases on it only ever pick A or B.
+            Side::B | Side::C => &mut self.b,
         }
     }
 
@@ -196,7 +197,7 @@ impl Pair {
     pub(crate) fn dirs(&self, side: Side) -> (PathBuf, PathBuf) {
         match side {
             Side::A => (self.a.folder.clone(), self.stage_a.clone()),
-            Side::B => (self.b.folder.clone(), self.stage_b.clone()),
+            Side::B | Side::C => (self.b.folder.clone(), self.stage_b.clone()),
         }
     }
 

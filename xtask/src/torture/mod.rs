@@ -5,12 +5,13 @@
 //! peer suite (`crates/syncd/tests/hostile.rs`) runs last. See `docs/reliability.md`.
 //!
 //! The last line printed is always the summary:
-//! `torture: kills=<n> faults=<n> config_changes=<n> index_damages=<n> hostile_inputs=<n>
-//! files_lost=<n> -> PASS|FAIL`; the exit status is non-zero on any loss, any unverified phase,
+//! `torture: kills=<n> faults=<n> config_changes=<n> index_damages=<n> mixed_rounds=<n>
+//! hostile_inputs=<n> files_lost=<n> -> PASS|FAIL`; the exit status is non-zero on any loss, any unverified phase,
 //! or when fewer kills, faults, settings changes or damaged-index restarts than the plan's
 //! minimum actually happened.
 
 mod cluster;
+mod mixed;
 mod oracle;
 mod phases;
 mod proxy;
@@ -72,6 +73,10 @@ pub(crate) struct Plan {
     pub churn_changes: u64,
     /// Restarts over a damaged index (truncated, garbage pages, deleted, in turn).
     pub index_damages: u64,
+    /// Rounds of edits and kills in the mixed cluster (two syncd, one Syncthing).
+    pub mixed_rounds: u64,
+    /// Kills per mixed round (every third one Syncthing's).
+    pub mixed_kills: u64,
 }
 
 impl Plan {
@@ -92,6 +97,8 @@ impl Plan {
         hostile_timeout: Duration::from_secs(15 * 60),
         churn_changes: 24,
         index_damages: 1,
+        mixed_rounds: 1,
+        mixed_kills: 6,
     };
 
     /// The long form.
@@ -111,6 +118,8 @@ impl Plan {
         hostile_timeout: Duration::from_secs(30 * 60),
         churn_changes: 200,
         index_damages: 6,
+        mixed_rounds: 3,
+        mixed_kills: 12,
     };
 }
 
@@ -127,6 +136,8 @@ pub(crate) struct Report {
     pub config_changes: u64,
     /// Restarts over a damaged index.
     pub index_damages: u64,
+    /// Verified rounds of the mixed cluster.
+    pub mixed_rounds: u64,
     /// Versions lost or torn.
     pub files_lost: u64,
     /// Conflict copies in the last converged tree.
@@ -277,6 +288,26 @@ fn run_phases(root: &Path, o: &Options, report: Report) -> Report {
     if let Err(e) = phases::disk_full(&mut ctx, &bin, scratch.path()) {
         ctx.report.fail(format!("disk-full: {e}"));
     }
+    progress("=== mixed");
+    match syncd_testkit::syncthing_on_path() {
+        Some(st) => {
+            if let Err(e) = mixed::mixed(&mut ctx, &bin, &st, scratch.path()) {
+                ctx.report.fail(format!("mixed: {e}"));
+            }
+        }
+        None if std::env::var_os("SYNCD_REQUIRE_SYNCTHING").is_some_and(|v| v == "1") => {
+            ctx.report.fail(
+                "mixed: no `syncthing` on PATH and SYNCD_REQUIRE_SYNCTHING=1 (apt-get install syncthing)"
+                    .to_string(),
+            );
+        }
+        None => {
+            let msg =
+                "SKIPPED mixed: no `syncthing` on PATH (apt-get install syncthing)".to_string();
+            println!("!!!!!!!! {msg} !!!!!!!!");
+            ctx.report.skipped.push(msg);
+        }
+    }
     drop(scratch);
     progress("=== hostile");
     if o.hostile {
@@ -352,10 +383,11 @@ pub(crate) fn run(root: &Path, args: &[String]) -> ExitCode {
     }
     let pass = report.failures.is_empty();
     println!(
-        "torture: kills={} faults={faults} config_changes={} index_damages={} hostile_inputs={} files_lost={} -> {}",
+        "torture: kills={} faults={faults} config_changes={} index_damages={} mixed_rounds={} hostile_inputs={} files_lost={} -> {}",
         report.kills,
         report.config_changes,
         report.index_damages,
+        report.mixed_rounds,
         report.hostile_inputs,
         report.files_lost,
         if pass { "PASS" } else { "FAIL" }

@@ -52,6 +52,8 @@ pub(crate) enum Side {
     A,
     /// The second daemon.
     B,
+    /// The third device of the mixed cluster (a stock Syncthing).
+    C,
 }
 
 impl Side {
@@ -60,6 +62,7 @@ impl Side {
         match self {
             Side::A => "a",
             Side::B => "b",
+            Side::C => "c",
         }
     }
 }

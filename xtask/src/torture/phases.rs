@@ -34,15 +34,15 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    fn workload(&mut self, salt: u64) -> Workload {
+    pub(crate) fn workload(&mut self, salt: u64) -> Workload {
         Workload::new(self.seed ^ salt.wrapping_mul(0x9E37_79B9), self.seq.clone())
     }
 
-    fn ms(&mut self, lo: u64, hi: u64) -> Duration {
+    pub(crate) fn ms(&mut self, lo: u64, hi: u64) -> Duration {
         Duration::from_millis(self.rng.range(lo, hi))
     }
 
-    fn side(&mut self) -> Side {
+    pub(crate) fn side(&mut self) -> Side {
         if self.rng.range(0, 1) == 0 {
             Side::A
         } else {
@@ -366,7 +366,7 @@ pub(crate) fn churn(ctx: &mut Ctx, pair: &mut Pair) -> Result<(), String> {
         let side = ctx.side();
         let peer = match side {
             Side::A => pair.b.id.clone(),
-            Side::B => pair.a.id.clone(),
+            Side::B | Side::C => pair.a.id.clone(),
         };
         let device = format!("/rest/config/devices/{peer}");
         // A partition/heal cycle runs under the churn: every few changes the link flips.
@@ -528,7 +528,7 @@ pub(crate) fn churn(ctx: &mut Ctx, pair: &mut Pair) -> Result<(), String> {
     for side in [Side::A, Side::B] {
         let peer = match side {
             Side::A => pair.b.id.clone(),
-            Side::B => pair.a.id.clone(),
+            Side::B | Side::C => pair.a.id.clone(),
         };
         let node = pair.node(side);
         let resume = [
@@ -638,7 +638,7 @@ pub(crate) fn versioning(ctx: &mut Ctx, pair: &mut Pair) -> Result<(), String> {
         let side = ctx.side();
         let other = match side {
             Side::A => Side::B,
-            Side::B => Side::A,
+            Side::B | Side::C => Side::A,
         };
         let t = target(pair, side);
         let mut changed = Vec::new();
