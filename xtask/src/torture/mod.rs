@@ -38,6 +38,9 @@ const USAGE: &str = "usage: cargo xtask torture [options]
   --data-dir DIR    where scratch data goes (default: $TMPDIR); removed when done
   --keep            keep the scratch data
   --no-hostile      skip the hostile-peer suite (says so loudly)
+  --only P[,P...]   run only these phases (crash-initial, crash-edits, network, partition,
+                    churn, versioning, index-damage, disk-full, mixed, hostile); the pair is
+                    started first; the form's minimums are not checked (a partial run)
 ";
 
 /// How much of everything to do.
@@ -184,6 +187,30 @@ struct Options {
     data_dir: PathBuf,
     keep: bool,
     hostile: bool,
+    /// `--only`: the phases to run (`None`: all).
+    only: Option<Vec<String>>,
+}
+
+/// The phases `--only` accepts.
+const PHASES: [&str; 10] = [
+    "crash-initial",
+    "crash-edits",
+    "network",
+    "partition",
+    "churn",
+    "versioning",
+    "index-damage",
+    "disk-full",
+    "mixed",
+    "hostile",
+];
+
+impl Options {
+    fn runs(&self, phase: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|p| p == phase))
+    }
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -194,6 +221,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         data_dir: std::env::temp_dir(),
         keep: false,
         hostile: true,
+        only: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -209,6 +237,13 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--data-dir" => o.data_dir = PathBuf::from(val()?),
             "--keep" => o.keep = true,
             "--no-hostile" => o.hostile = false,
+            "--only" => {
+                let list: Vec<String> = val()?.split(',').map(str::to_string).collect();
+                if let Some(bad) = list.iter().find(|p| !PHASES.contains(&p.as_str())) {
+                    return Err(format!("--only: no phase {bad:?}\n\n{USAGE}"));
+                }
+                o.only = Some(list);
+            }
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown option {other:?}\n\n{USAGE}")),
         }
@@ -272,7 +307,16 @@ fn run_phases(root: &Path, o: &Options, report: Report) -> Report {
                     ("versioning", phases::versioning),
                     ("index-damage", phases::index_damage),
                 ];
+                // A partial run that leaves out the initial sync starts the pair itself.
+                if !o.runs("crash-initial")
+                    && let Err(e) = pair.start()
+                {
+                    ctx.report.fail(format!("starting the pair: {e}"));
+                }
                 for (name, phase) in list {
+                    if !o.runs(name) || !ctx.report.failures.is_empty() {
+                        continue;
+                    }
                     progress(&format!("=== {name}"));
                     if let Err(e) = phase(&mut ctx, &mut pair) {
                         ctx.report.fail(format!(
@@ -284,17 +328,22 @@ fn run_phases(root: &Path, o: &Options, report: Report) -> Report {
             }
         }
     }
-    progress("=== disk-full");
-    if let Err(e) = phases::disk_full(&mut ctx, &bin, scratch.path()) {
-        ctx.report.fail(format!("disk-full: {e}"));
+    if o.runs("disk-full") {
+        progress("=== disk-full");
+        if let Err(e) = phases::disk_full(&mut ctx, &bin, scratch.path()) {
+            ctx.report.fail(format!("disk-full: {e}"));
+        }
     }
-    progress("=== mixed");
-    match syncd_testkit::syncthing_on_path() {
+    if o.runs("mixed") {
+        progress("=== mixed");
+    }
+    match syncd_testkit::syncthing_on_path().filter(|_| o.runs("mixed")) {
         Some(st) => {
             if let Err(e) = mixed::mixed(&mut ctx, &bin, &st, scratch.path()) {
                 ctx.report.fail(format!("mixed: {e}"));
             }
         }
+        None if !o.runs("mixed") => {}
         None if std::env::var_os("SYNCD_REQUIRE_SYNCTHING").is_some_and(|v| v == "1") => {
             ctx.report.fail(
                 "mixed: no `syncthing` on PATH and SYNCD_REQUIRE_SYNCTHING=1 (apt-get install syncthing)"
@@ -309,6 +358,9 @@ fn run_phases(root: &Path, o: &Options, report: Report) -> Report {
         }
     }
     drop(scratch);
+    if !o.runs("hostile") {
+        return ctx.report;
+    }
     progress("=== hostile");
     if o.hostile {
         if let Err(e) = phases::hostile(&mut ctx, root) {
@@ -334,25 +386,33 @@ pub(crate) fn run(root: &Path, args: &[String]) -> ExitCode {
     };
     let mut report = run_phases(root, &o, Report::default());
     let faults = report.total_faults();
-    if report.kills < o.plan.min_kills {
+    if let Some(only) = &o.only {
+        progress(&format!(
+            "a partial run (--only {}): the {} form's minimums are not checked",
+            only.join(","),
+            o.plan.name
+        ));
+    }
+    let full = o.only.is_none();
+    if full && report.kills < o.plan.min_kills {
         report.fail(format!(
             "only {} kills were injected (the {} form needs {})",
             report.kills, o.plan.name, o.plan.min_kills
         ));
     }
-    if faults < o.plan.min_faults {
+    if full && faults < o.plan.min_faults {
         report.fail(format!(
             "only {faults} faults were injected (the {} form needs {})",
             o.plan.name, o.plan.min_faults
         ));
     }
-    if report.config_changes < o.plan.churn_changes {
+    if full && report.config_changes < o.plan.churn_changes {
         report.fail(format!(
             "only {} settings changes were applied (the {} form needs {})",
             report.config_changes, o.plan.name, o.plan.churn_changes
         ));
     }
-    if report.index_damages < o.plan.index_damages {
+    if full && report.index_damages < o.plan.index_damages {
         report.fail(format!(
             "only {} restarts over a damaged index (the {} form needs {})",
             report.index_damages, o.plan.name, o.plan.index_damages
@@ -418,5 +478,9 @@ mod tests {
         assert_eq!((o.plan.name, o.seed), ("short", 7));
         assert_eq!(parse_args(&[]).unwrap().plan.name, "long");
         assert!(parse_args(&["--bogus".into()]).is_err());
+        let o = parse_args(&["--only".into(), "churn,mixed".into()]).unwrap();
+        assert!(o.runs("churn") && o.runs("mixed") && !o.runs("crash-initial"));
+        assert!(parse_args(&["--only".into(), "churn,nope".into()]).is_err());
+        assert!(parse_args(&[]).unwrap().runs("hostile"));
     }
 }
