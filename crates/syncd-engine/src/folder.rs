@@ -141,6 +141,11 @@ pub(crate) struct FolderCtx {
     pub(crate) large_announced: AtomicU64,
     /// A [`FolderInput::Committed`] is waiting in the inbox (the hook sends no second one).
     commit_signalled: Arc<AtomicBool>,
+    /// Files the last block verification found damaged (name -> indices of the blocks that
+    /// differ from the index): the serving path hashes every block of these before sending.
+    pub(crate) damaged: Mutex<std::collections::BTreeMap<RelPath, Vec<u32>>>,
+    /// Requests for blocks of damaged files refused because the bytes on disk did not match.
+    pub(crate) damaged_refused: AtomicU64,
 }
 
 impl std::fmt::Debug for FolderCtx {
@@ -171,6 +176,8 @@ impl FolderCtx {
             pending_rescans: AtomicUsize::new(0),
             large_announced: AtomicU64::new(0),
             commit_signalled: Arc::new(AtomicBool::new(false)),
+            damaged: Mutex::new(std::collections::BTreeMap::new()),
+            damaged_refused: AtomicU64::new(0),
         });
         (ctx, rx)
     }

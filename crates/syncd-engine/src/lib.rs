@@ -82,8 +82,8 @@ pub use pending::{
     PendingFolder,
 };
 pub use status::{
-    Completion, ConnectionStatus, Counts, FileDetails, FileError, FilePage, FileSummary,
-    FolderState, FolderStatus,
+    Completion, ConnectionStatus, Counts, DamagedFile, FileDetails, FileError, FilePage,
+    FileSummary, FolderState, FolderStatus, VerifyReport,
 };
 pub use syncd_proto::CompressionPolicy;
 pub use syncd_transport::discovery::{self, Discovery, DiscoveryConfig};

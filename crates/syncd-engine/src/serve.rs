@@ -232,7 +232,16 @@ fn answer(
     // file changed since is hashed again here. The requester verifies every piece in any case.
     // A snapshot up to SNAPSHOT_AGE old changes nothing here: a file changed since it was
     // taken no longer shows the recorded stat.
-    if !scanned.matches(&meta) && Sha256::digest(&data).as_slice() != req.hash.as_slice() {
+    // A file the last block verification found damaged looks unchanged but is not: its
+    // blocks are always hashed, and a damaged one is refused (and counted), never sent.
+    let damaged = crate::engine::lock(&ctx.damaged).contains_key(&name);
+    if (damaged || !scanned.matches(&meta))
+        && Sha256::digest(&data).as_slice() != req.hash.as_slice()
+    {
+        if damaged {
+            ctx.damaged_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         return Err(NoSuchFile.into());
     }
     Ok(data)

@@ -109,6 +109,38 @@ pub struct FolderStatus {
     pub remote_sequence: BTreeMap<DeviceId, u64>,
     /// Why the watcher is not running, if it failed.
     pub watch_error: Option<String>,
+    /// Block requests refused because the file is damaged on disk (see
+    /// [`EngineHandle::verify`](crate::EngineHandle::verify)).
+    pub damaged_blocks_refused: u64,
+}
+
+/// What a block verification of a folder found ([`EngineHandle::verify`](crate::EngineHandle::verify)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// Files read and checked block by block.
+    pub files: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Files left to the next scan: not the recorded file any more (changed, gone).
+    pub changed: u64,
+    /// Files that could not be read, with why.
+    pub unreadable: Vec<FileError>,
+    /// Files whose bytes differ from the index although their size and modification time
+    /// did not change.
+    pub damaged: Vec<DamagedFile>,
+}
+
+/// One damaged file of a [`VerifyReport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DamagedFile {
+    /// The folder-relative path.
+    pub path: String,
+    /// Indices (in the index's block list) of the blocks that differ.
+    pub blocks: Vec<u32>,
+    /// Bytes in the file.
+    pub size: u64,
 }
 
 /// One configured peer and its connection, connected or not.

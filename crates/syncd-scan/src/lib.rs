@@ -56,6 +56,7 @@ pub mod hash;
 mod params;
 mod scan;
 pub mod stat;
+pub mod verify;
 mod watch;
 
 pub use scan::{
