@@ -109,6 +109,9 @@ pub struct FolderStatus {
     pub remote_sequence: BTreeMap<DeviceId, u64>,
     /// Why the watcher is not running, if it failed.
     pub watch_error: Option<String>,
+    /// A receive-only folder's local changes (kept local, undone by a revert); `None` for
+    /// the other types (Syncthing reports `receiveOnlyChanged*` only for receive-only).
+    pub receive_only_changed: Option<Counts>,
 }
 
 /// One configured peer and its connection, connected or not.
