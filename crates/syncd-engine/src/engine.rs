@@ -570,10 +570,12 @@ impl EngineHandle {
         let receive_only = ctx.config().folder_type == crate::config::FolderType::ReceiveOnly;
         if let Ok(r) = self.shared.index.read(folder) {
             if receive_only {
-                st.receive_only_changed =
-                    Some(crate::folder_types::receive_only_counts(&r).unwrap_or_default());
+                st.receive_only_changed = Some(Counts::default());
             }
             if let Ok(c) = r.counts() {
+                if receive_only {
+                    st.receive_only_changed = Some(counts(&c.receive_only));
+                }
                 st.global = counts(&c.global);
                 st.local = counts(&c.local);
                 st.need = counts(&c.need);

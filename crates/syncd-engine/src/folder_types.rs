@@ -25,7 +25,7 @@ use crate::engine::{Shared, lock};
 use crate::error::EngineError;
 use crate::folder::FolderCtx;
 use crate::fsutil;
-use crate::status::{Counts, FilePage, FileSummary};
+use crate::status::{FilePage, FileSummary};
 
 /// The operations of this module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,31 +330,6 @@ fn remove_one(
             std::fs::remove_file(&path)
         }
     }
-}
-
-/// The receive-only changes of a folder's local records, counted as `/rest/db/status`'s
-/// `receiveOnlyChanged*` keys count them.
-pub(crate) fn receive_only_counts(r: &syncd_index::FolderReader) -> Result<Counts, EngineError> {
-    let mut c = Counts::default();
-    for rec in r.local_since(0).map_err(index_err)? {
-        let rec = rec.map_err(index_err)?;
-        if !rec.receive_only {
-            continue;
-        }
-        if rec.deleted {
-            c.deleted += 1;
-            continue;
-        }
-        match rec.kind {
-            FileKind::File => {
-                c.files += 1;
-                c.bytes += rec.size;
-            }
-            FileKind::Directory => c.directories += 1,
-            FileKind::Symlink => c.symlinks += 1,
-        }
-    }
-    Ok(c)
 }
 
 /// Page `page` (from 1) of `per_page` receive-only changes, in name order.

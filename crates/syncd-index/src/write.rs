@@ -712,6 +712,9 @@ impl State {
             if !r.invalid {
                 count(COUNT_HAVE, *d, &Counts::of(r));
             }
+            if r.receive_only {
+                count(COUNT_RECEIVE_ONLY, *d, &Counts::of(r));
+            }
         }
         if let Some(c) = global_counts(entry, &eval) {
             count(COUNT_GLOBAL, LOCAL, &c);

@@ -270,4 +270,11 @@ fn a_receive_only_scanner_marks_local_changes_but_not_the_global_version() {
         "{gone:?}"
     );
     assert!(gone.version.counters().is_empty());
+    // The index counts what is left: the changed a.txt.
+    let counts = f.index.read(&f.folder).unwrap().counts().unwrap();
+    assert_eq!(
+        (counts.receive_only.files, counts.receive_only.deleted),
+        (1, 0)
+    );
+    assert_eq!(counts.receive_only.bytes, b"changed here".len() as u64);
 }
