@@ -1129,6 +1129,12 @@ fn status(home: &Path, only: Option<&str>, as_json: bool) -> CliResult {
                 _ => String::new(),
             }
         );
+        if let Some(n) = s["receiveOnlyTotalItems"].as_u64().filter(|n| *n > 0) {
+            out!(
+                "    {n} local changes kept here (receive-only), {}; `syncd folder revert {id}` drops them",
+                human_bytes(s["receiveOnlyChangedBytes"].as_u64().unwrap_or(0))
+            );
+        }
     }
     let asking = pending_devices.as_object().is_some_and(|m| !m.is_empty())
         || pending_folders.as_object().is_some_and(|m| !m.is_empty());

@@ -1807,6 +1807,8 @@ fn folder_types_override_and_revert_through_the_cli() {
     eventually("B counts its local change", || {
         db.get("/rest/db/status?folder=shared")["receiveOnlyTotalItems"] == 1
     });
+    let shown = p.b.ok(&["status"]);
+    assert!(shown.contains("1 local changes kept here"), "{shown}");
     let listed = db.get("/rest/db/localchanged?folder=shared");
     assert_eq!(listed["files"][0]["name"], "b-only.txt", "{listed}");
     assert!(da.get("/rest/db/status?folder=shared")["needFiles"] == 0);
