@@ -246,3 +246,20 @@ async fn a_receive_only_folder_made_send_receive_sends_its_local_changes() {
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_only_folder_made_send_receive_pulls_what_it_needed() {
+    let p = pair().await;
+    set_type(&p, &p.a, FolderType::SendOnly, None).await;
+    p.db.write("from-b.txt", "b's file");
+    p.b.scan(&p.folder, None).await.unwrap();
+    until("a needs b's file", || {
+        p.a.folder_status(&p.folder).unwrap().need.files == 1
+    })
+    .await;
+    assert!(!p.da.exists("from-b.txt"));
+    set_type(&p, &p.a, FolderType::SendReceive, None).await;
+    until("a pulled b's file", || p.da.exists("from-b.txt")).await;
+    p.synced().await;
+    assert_eq!(p.da.read("from-b.txt"), b"b's file");
+}
