@@ -1147,6 +1147,31 @@ mod tests {
     }
 
     #[test]
+    fn folder_type_is_read_written_back_and_reaches_the_engine() {
+        for (name, want) in [
+            ("sendreceive", syncd_engine::FolderType::SendReceive),
+            ("sendonly", syncd_engine::FolderType::SendOnly),
+            ("receiveonly", syncd_engine::FolderType::ReceiveOnly),
+        ] {
+            let c = parse(&format!(
+                "[[folder]]\nid = \"w\"\npath = \"/w\"\ntype = \"{name}\"\n"
+            ))
+            .unwrap();
+            assert_eq!(c.folders[0].to_engine().folder_type, want, "{name}");
+            assert_eq!(
+                FolderEntry::from_engine(&c.folders[0].to_engine()).kind,
+                c.folders[0].kind
+            );
+            let dir = tempfile::tempdir().unwrap();
+            c.save(dir.path()).unwrap();
+            assert_eq!(Config::load(dir.path()).unwrap(), Some(c));
+        }
+        assert!(
+            parse("[[folder]]\nid = \"w\"\npath = \"/w\"\ntype = \"receiveencrypted\"\n").is_err()
+        );
+    }
+
+    #[test]
     fn folder_versioning_is_read_written_back_and_checked() {
         let text = "[[folder]]\nid = \"w\"\npath = \"/w\"\n[folder.versioning]\n\
                     type = \"simple\"\nparams = { keep = \"3\" }\n";

@@ -1387,6 +1387,21 @@ mod tests {
     }
 
     #[test]
+    fn folder_type_is_read_from_a_body_and_listed() {
+        let f = FolderEntry::new(FolderId::new("w").unwrap(), "/w".into());
+        for (t, want) in [
+            ("sendonly", "sendonly"),
+            ("receiveonly", "receiveonly"),
+            ("readonly", "sendonly"),
+            ("sendreceive", "sendreceive"),
+        ] {
+            let g = apply_folder(f.clone(), &json!({"type": t}), &me()).unwrap();
+            assert_eq!(folder(&g, &me())["type"], want, "{t}");
+        }
+        assert_eq!(folder(&f, &me())["type"], "sendreceive");
+    }
+
+    #[test]
     fn bad_bodies_are_errors() {
         let f = FolderEntry::new(FolderId::new("w").unwrap(), "/w".into());
         for body in [
