@@ -66,22 +66,35 @@ async fn receive_only_changes_stay_local_until_a_revert_brings_the_global_versio
     // Local changes on the receive-only side: a modification, an addition, a deletion.
     p.db.write("edit.txt", "changed on b");
     p.db.write("only-b.txt", "made on b");
+    p.db.write("b-dir/inner.txt", "in a directory made on b");
     std::fs::remove_file(p.db.path("gone.txt")).unwrap();
     p.b.scan(&p.folder, None).await.unwrap();
     let st = p.b.folder_status(&p.folder).unwrap();
     let ro = st.receive_only_changed.unwrap();
-    assert_eq!((ro.files, ro.deleted), (2, 1), "{ro:?}");
+    assert_eq!((ro.files, ro.directories, ro.deleted), (3, 1, 1), "{ro:?}");
     assert_eq!(
         ro.bytes,
-        "changed on b".len() as u64 + "made on b".len() as u64
+        ["changed on b", "made on b", "in a directory made on b"]
+            .iter()
+            .map(|s| s.len() as u64)
+            .sum::<u64>()
     );
     let listed = p.b.local_changes(&p.folder, 1, 100).await.unwrap();
     let names: Vec<&str> = listed.files.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["edit.txt", "gone.txt", "only-b.txt"]);
-    assert_eq!(listed.total, 3);
-    let page2 = p.b.local_changes(&p.folder, 2, 2).await.unwrap();
-    assert_eq!(page2.files.len(), 1);
-    assert_eq!(page2.files[0].name, "only-b.txt");
+    assert_eq!(
+        names,
+        [
+            "b-dir",
+            "b-dir/inner.txt",
+            "edit.txt",
+            "gone.txt",
+            "only-b.txt"
+        ]
+    );
+    assert_eq!(listed.total, 5);
+    let page3 = p.b.local_changes(&p.folder, 3, 2).await.unwrap();
+    assert_eq!(page3.files.len(), 1);
+    assert_eq!(page3.files[0].name, "only-b.txt");
 
     // They stay local: `a` sees them as invalid records with an empty version, its files and
     // its global versions are untouched, and neither side needs anything.
@@ -97,7 +110,7 @@ async fn receive_only_changes_stay_local_until_a_revert_brings_the_global_versio
     }
     assert_eq!(p.da.read("edit.txt"), b"global");
     assert_eq!(p.da.read("gone.txt"), b"global, deleted on b");
-    assert!(!p.da.exists("only-b.txt"));
+    assert!(!p.da.exists("only-b.txt") && !p.da.exists("b-dir"));
     // b needs nothing; a sees b as needing what b changed (its versions are empty), as
     // Syncthing shows a receive-only device with local changes.
     let st = p.b.folder_status(&p.folder).unwrap();
@@ -111,6 +124,7 @@ async fn receive_only_changes_stay_local_until_a_revert_brings_the_global_versio
             && p.db.read("edit.txt") == b"global"
             && p.db.exists("gone.txt")
             && !p.db.exists("only-b.txt")
+            && !p.db.exists("b-dir")
     })
     .await;
     p.synced().await;
@@ -118,6 +132,10 @@ async fn receive_only_changes_stay_local_until_a_revert_brings_the_global_versio
     assert_eq!(
         std::fs::read(p.db.path(".stversions/only-b.txt")).unwrap(),
         b"made on b"
+    );
+    assert_eq!(
+        std::fs::read(p.db.path(".stversions/b-dir/inner.txt")).unwrap(),
+        b"in a directory made on b"
     );
     assert!(!has_conflict_copy(&p.db.entries()), "{:?}", p.db.entries());
     assert_eq!(receive_only_items(&p.b, &p), 0);
