@@ -153,7 +153,56 @@ pub struct FolderConfig {
     /// What happens to a file the puller deletes or replaces (off by default); see
     /// [`crate::versioner`].
     pub versioning: crate::versioner::VersioningConfig,
+    /// Which way changes flow (Syncthing's folder `type`).
+    pub folder_type: FolderType,
 }
+
+/// A folder's type: which way changes flow (Syncthing 1.19.2's `sendreceive`, `sendonly`,
+/// `receiveonly`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FolderType {
+    /// Local changes are announced and remote changes applied.
+    #[default]
+    SendReceive,
+    /// Local changes are announced; remote changes are never applied (they stay needed, the
+    /// folder out of sync) until [`crate::EngineHandle::override_changes`] makes ours win.
+    /// Announced to peers as read-only in ClusterConfig.
+    SendOnly,
+    /// Remote changes are applied; local changes stay local: recorded as receive-only changes
+    /// and announced as invalid records with an empty version, until
+    /// [`crate::EngineHandle::revert_changes`] brings the global version back.
+    ReceiveOnly,
+}
+
+impl FolderType {
+    /// Syncthing's name: `sendreceive`, `sendonly` or `receiveonly`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FolderType::SendReceive => "sendreceive",
+            FolderType::SendOnly => "sendonly",
+            FolderType::ReceiveOnly => "receiveonly",
+        }
+    }
+}
+
+impl std::str::FromStr for FolderType {
+    type Err = UnknownFolderType;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sendreceive" => Ok(FolderType::SendReceive),
+            "sendonly" => Ok(FolderType::SendOnly),
+            "receiveonly" => Ok(FolderType::ReceiveOnly),
+            other => Err(UnknownFolderType(other.to_owned())),
+        }
+    }
+}
+
+/// A folder type name that is not `sendreceive`, `sendonly` or `receiveonly` (Syncthing's
+/// `receiveencrypted` included: syncd has no untrusted devices).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown folder type {0:?} (sendreceive, sendonly or receiveonly)")]
+pub struct UnknownFolderType(pub String);
 
 impl FolderConfig {
     /// A folder with the given ID and root, shared with nobody yet, every option at its default.
@@ -173,6 +222,7 @@ impl FolderConfig {
             paused: false,
             scan_progress_interval_ms: DEFAULT_SCAN_PROGRESS_INTERVAL_MS,
             versioning: crate::versioner::VersioningConfig::default(),
+            folder_type: FolderType::SendReceive,
         }
     }
 }

@@ -55,16 +55,21 @@ pub(crate) fn record_to_wire(r: &FileRecord, with_chunks: bool) -> bep::FileInfo
         deleted: r.deleted,
         invalid: r.invalid,
         no_permissions: r.no_permissions,
+        // A receive-only change goes out with an empty version (Syncthing's
+        // prepareFileInfoForIndex): it never wins, and no peer sees itself as outdated.
         version: Some(bep::Vector {
-            counters: r
-                .version
-                .counters()
-                .iter()
-                .map(|c| bep::Counter {
-                    id: c.id.get(),
-                    value: c.value,
-                })
-                .collect(),
+            counters: if r.receive_only {
+                Vec::new()
+            } else {
+                r.version
+                    .counters()
+                    .iter()
+                    .map(|c| bep::Counter {
+                        id: c.id.get(),
+                        value: c.value,
+                    })
+                    .collect()
+            },
         }),
         sequence: clamp_i64(r.sequence),
         modified_ns: r.modified_ns,
@@ -202,6 +207,22 @@ mod tests {
             hash: [4; 32],
         }];
         r
+    }
+
+    #[test]
+    fn a_receive_only_change_goes_out_invalid_with_an_empty_version() {
+        let mut r = sample();
+        r.invalid = true;
+        r.receive_only = true;
+        let f = record_to_wire(&r, false);
+        assert!(f.invalid);
+        assert!(f.version.unwrap_or_default().counters.is_empty());
+        // Received back, a record never carries the local flag.
+        assert!(
+            !wire_to_record(record_to_wire(&r, false))
+                .unwrap()
+                .receive_only
+        );
     }
 
     #[test]

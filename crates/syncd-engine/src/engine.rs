@@ -567,6 +567,7 @@ impl EngineHandle {
             remote_sequence: BTreeMap::new(),
             watch_error: rt.watch_error,
             damaged_blocks_refused: ctx.damaged_refused.load(Ordering::Relaxed),
+            receive_only_changed: None,
         };
         for (name, blocks) in lock(&ctx.damaged).iter() {
             st.errors.push(crate::status::FileError {
@@ -574,8 +575,15 @@ impl EngineHandle {
                 error: damaged_message(blocks),
             });
         }
+        let receive_only = ctx.config().folder_type == crate::config::FolderType::ReceiveOnly;
         if let Ok(r) = self.shared.index.read(folder) {
+            if receive_only {
+                st.receive_only_changed = Some(Counts::default());
+            }
             if let Ok(c) = r.counts() {
+                if receive_only {
+                    st.receive_only_changed = Some(counts(&c.receive_only));
+                }
                 st.global = counts(&c.global);
                 st.local = counts(&c.local);
                 st.need = counts(&c.need);
@@ -661,6 +669,58 @@ impl EngineHandle {
     ) -> Result<FilePage, EngineError> {
         self.listing(folder, None, Some(device), |_| true, page, per_page)
             .await
+    }
+
+    /// A receive-only folder's local changes (what a revert would undo), in name order: page
+    /// `page` (from 1) of `per_page` entries, and how many there are in all. Empty for the
+    /// other types.
+    pub async fn local_changes(
+        &self,
+        folder: &FolderId,
+        page: usize,
+        per_page: usize,
+    ) -> Result<FilePage, EngineError> {
+        if self.shared.folder_ctx(folder).is_none() {
+            return Err(EngineError::UnknownFolder(folder.clone()));
+        }
+        let (index, fid) = (self.shared.index.clone(), folder.clone());
+        tokio::task::spawn_blocking(move || {
+            let r = index
+                .read(&fid)
+                .map_err(|e| EngineError::Index(e.to_string()))?;
+            crate::folder_types::local_changes(&r, page, per_page)
+        })
+        .await
+        .map_err(|e| EngineError::Index(e.to_string()))?
+    }
+
+    /// Send-only folders: makes our versions of everything the folder needs win on every
+    /// device (Syncthing's "Override Changes"); what we lack is announced deleted. Returns
+    /// how many records changed; another type, or a paused folder, changes nothing.
+    pub async fn override_changes(&self, folder: &FolderId) -> Result<usize, EngineError> {
+        self.folder_op(folder, FolderInput::Override).await
+    }
+
+    /// Receive-only folders: drops the local changes (Syncthing's "Revert Local Changes"):
+    /// the global versions are pulled back without conflict copies, and what exists only
+    /// here is removed (to the versions when versioning is on). Returns how many records
+    /// changed (the pull follows); another type, or a paused folder, changes nothing.
+    pub async fn revert_changes(&self, folder: &FolderId) -> Result<usize, EngineError> {
+        self.folder_op(folder, FolderInput::Revert).await
+    }
+
+    async fn folder_op(
+        &self,
+        folder: &FolderId,
+        input: fn(oneshot::Sender<Result<usize, EngineError>>) -> FolderInput,
+    ) -> Result<usize, EngineError> {
+        let ctx = self
+            .shared
+            .folder_ctx(folder)
+            .ok_or_else(|| EngineError::UnknownFolder(folder.clone()))?;
+        let (tx, rx) = oneshot::channel();
+        ctx.tx.send(input(tx)).map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
     }
 
     /// The global records of `folder` below `dir` (the whole folder when `None`; `dir`
@@ -1028,6 +1088,7 @@ impl EngineHandle {
             || old.label != new.label
             || old.paused != new.paused
             || old.ignore_perms != new.ignore_perms
+            || old.folder_type != new.folder_type
         {
             self.shared.announce_folder_change().await;
         }

@@ -14,10 +14,11 @@ use syncd_types::{DeviceId, FolderId, RelPath};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::config::{ConfigCell, FolderConfig};
+use crate::config::{ConfigCell, FolderConfig, FolderType};
 use crate::engine::{Shared, lock};
 use crate::error::EngineError;
 use crate::event::{Event, EventBus};
+use crate::folder_types;
 use crate::health;
 use crate::puller::{self, PullOutcome};
 
@@ -110,6 +111,12 @@ pub(crate) enum FolderInput {
         old: Box<FolderConfig>,
         reply: oneshot::Sender<()>,
     },
+    /// Send-only: make our versions win everywhere (after the pull in progress); reply
+    /// with how many records changed.
+    Override(oneshot::Sender<Result<usize, EngineError>>),
+    /// Receive-only: drop our local changes (after the pull in progress), then pull the
+    /// global versions back; reply with how many records changed.
+    Revert(oneshot::Sender<Result<usize, EngineError>>),
     /// Stop the actor (after the pull in progress).
     Stop,
 }
@@ -126,7 +133,7 @@ pub(crate) struct FolderCtx {
     pub(crate) tx: mpsc::UnboundedSender<FolderInput>,
     /// Our local sequence for this folder; index senders wait on it.
     pub(crate) local_seq: watch::Sender<u64>,
-    scanner: Mutex<Option<Arc<Scanner>>>,
+    pub(crate) scanner: Mutex<Option<Arc<Scanner>>>,
     watcher: Mutex<Option<FolderWatcher>>,
     /// True once a full scan has committed since start; no pull happens before.
     pub(crate) scanned_once: AtomicBool,
@@ -389,18 +396,51 @@ impl Driver {
                 }
                 Some(Input::PullDone(summary))
             }
+            FolderInput::Override(reply) => self.type_op(folder_types::Op::Override, reply).await,
+            FolderInput::Revert(reply) => self.type_op(folder_types::Op::Revert, reply).await,
             FolderInput::Pause => Some(Input::Pause),
             FolderInput::Resume => Some(Input::Resume),
             FolderInput::Reconfigured { old, reply } => {
                 tracing::info!(folder = %ctx.id, "folder configuration changed; applying it");
                 self.reply = Some(reply);
                 let new = ctx.config();
+                if old.folder_type == FolderType::ReceiveOnly
+                    && new.folder_type != FolderType::ReceiveOnly
+                {
+                    let op = folder_types::Op::ClearReceiveOnly;
+                    if folder_types::run_blocking(shared, ctx, op)
+                        .await
+                        .is_ok_and(|n| n > 0)
+                    {
+                        publish_sequence(shared, ctx).await;
+                    }
+                }
                 Some(Input::Reconfigured {
                     was_paused: old.paused,
                     restart: needs_restart(&old, &new),
                 })
             }
         })
+    }
+
+    /// Override or revert (see [`folder_types`]), never beside a pull: the pass in progress
+    /// finishes first (its PullDone follows in the inbox). A paused folder changes nothing.
+    async fn type_op(
+        &mut self,
+        op: folder_types::Op,
+        reply: oneshot::Sender<Result<usize, EngineError>>,
+    ) -> Option<Input> {
+        if self.ctx.config().paused {
+            let _ = reply.send(Ok(0));
+            return None;
+        }
+        if let Some(t) = self.pull_task.take() {
+            let _ = t.await;
+        }
+        let r = folder_types::run_blocking(&self.shared, &self.ctx, op).await;
+        publish_sequence(&self.shared, &self.ctx).await;
+        let _ = reply.send(r);
+        Some(Input::RemoteChanged)
     }
 
     /// Runs one action; returns the input that answers it, if any.
@@ -462,6 +502,21 @@ impl Driver {
             Action::FullScan => {
                 let _ = scan(shared, ctx, None).await;
             }
+            Action::StartPull if ctx.config().folder_type == FolderType::SendOnly => {
+                // A send-only folder never pulls: what it needs stays needed (out of sync),
+                // apart from what it already has (see `folder_types::settle_send_only`).
+                let r =
+                    folder_types::run_blocking(shared, ctx, folder_types::Op::SettleSendOnly).await;
+                if r.as_ref().is_ok_and(|n| *n > 0) {
+                    publish_sequence(shared, ctx).await;
+                }
+                return Some(Input::PullDone(PullSummary {
+                    changed: false,
+                    more: false,
+                    failed: r.is_err(),
+                    no_space: false,
+                }));
+            }
             Action::StartPull => {
                 if let Err(e) = check_health(ctx).await {
                     ctx.set_state(shared, FolderState::Error, Some(e));
@@ -501,6 +556,7 @@ pub(crate) fn needs_restart(old: &FolderConfig, new: &FolderConfig) -> bool {
         || old.watcher_enabled != new.watcher_enabled
         || old.watcher_delay_ms != new.watcher_delay_ms
         || old.rescan_interval_s != new.rescan_interval_s
+        || old.folder_type != new.folder_type
 }
 
 /// Stops the watcher, drops the scanner and starts both again from the current
@@ -541,6 +597,7 @@ async fn start(shared: &Arc<Shared>, ctx: &Arc<FolderCtx>) {
     let scan_cfg = ScanConfig {
         ignore_perms: cfg.ignore_perms,
         auto_normalize: cfg.auto_normalize,
+        receive_only: cfg.folder_type == crate::config::FolderType::ReceiveOnly,
         ..ScanConfig::default()
     };
     let watch_cfg = WatchConfig {

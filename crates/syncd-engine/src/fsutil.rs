@@ -171,7 +171,7 @@ fn meta_matches(
     ignore_perms: bool,
 ) -> io::Result<bool> {
     use std::os::unix::fs::PermissionsExt;
-    let Some(local) = local.filter(|l| !l.deleted && !l.invalid) else {
+    let Some(local) = local.filter(|l| l.is_live_local()) else {
         return Ok(false);
     };
     let ft = meta.file_type();

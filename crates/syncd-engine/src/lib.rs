@@ -53,6 +53,7 @@ mod engine;
 mod error;
 mod event;
 mod folder;
+mod folder_types;
 mod fsutil;
 pub mod health;
 mod join;
@@ -69,7 +70,7 @@ pub mod versioner;
 pub use config::{
     DEFAULT_INDEX_CACHE_BYTES, DEFAULT_LISTEN, DEFAULT_MAX_CONFLICTS, DEFAULT_RESCAN_INTERVAL_S,
     DEFAULT_SCAN_PROGRESS_INTERVAL_MS, DEFAULT_WATCHER_DELAY_MS, DeviceConfig, EngineConfig,
-    FolderConfig,
+    FolderConfig, FolderType, UnknownFolderType,
 };
 pub use engine::{Engine, EngineHandle, INDEX_FILE, device_id_for_home};
 pub use error::{EngineError, PeerError, WaitError};

@@ -381,6 +381,8 @@ pub(crate) async fn our_cluster_config(
             label: cfg.label.clone(),
             ignore_permissions: cfg.ignore_perms,
             paused: cfg.paused,
+            // Only send-only is flagged; receive-only has no flag (Syncthing 1.19.2).
+            read_only: cfg.folder_type == crate::config::FolderType::SendOnly,
             devices,
             ..Default::default()
         });

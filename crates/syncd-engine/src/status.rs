@@ -112,6 +112,9 @@ pub struct FolderStatus {
     /// Block requests refused because the file is damaged on disk (see
     /// [`EngineHandle::verify`](crate::EngineHandle::verify)).
     pub damaged_blocks_refused: u64,
+    /// A receive-only folder's local changes (kept local, undone by a revert); `None` for
+    /// the other types (Syncthing reports `receiveOnlyChanged*` only for receive-only).
+    pub receive_only_changed: Option<Counts>,
 }
 
 /// What a block verification of a folder found ([`EngineHandle::verify`](crate::EngineHandle::verify)).

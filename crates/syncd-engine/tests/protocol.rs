@@ -111,6 +111,35 @@ async fn cluster_config_comes_first_and_lists_both_devices() {
     assert!(ids.contains(&raw_id.as_bytes().as_slice()));
 }
 
+/// ClusterConfig's `read_only` is set for a send-only folder only (Syncthing 1.19.2 flags
+/// receive-only nowhere), and a type change is announced at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_config_flags_only_a_send_only_folder_read_only() {
+    let Setup {
+        engine,
+        raw_id,
+        mut conn,
+        ..
+    } = engine_and_raw_peer().await;
+    let read_only =
+        |cc: &bep::ClusterConfig| cc.folders.iter().find(|f| f.id == "f").unwrap().read_only;
+    assert!(!read_only(&next_cluster_config(&mut conn).await));
+    send_index(&conn, raw_id, engine.device_id()).await;
+    for (t, want) in [
+        (syncd_engine::FolderType::SendOnly, true),
+        (syncd_engine::FolderType::ReceiveOnly, false),
+    ] {
+        let mut f = engine.config().folders[0].clone();
+        f.folder_type = t;
+        engine.add_folder(f).await.unwrap();
+        assert_eq!(
+            read_only(&next_cluster_config(&mut conn).await),
+            want,
+            "{t:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn index_for_an_unshared_folder_closes_the_connection() {
     let Setup { mut conn, .. } = engine_and_raw_peer().await;

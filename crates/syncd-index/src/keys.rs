@@ -33,6 +33,7 @@ pub(crate) const NEED_DELETE: u8 = 1;
 pub(crate) const COUNT_GLOBAL: u8 = 0;
 pub(crate) const COUNT_HAVE: u8 = 1;
 pub(crate) const COUNT_NEED: u8 = 2;
+pub(crate) const COUNT_RECEIVE_ONLY: u8 = 3;
 
 /// The local device's number in every folder.
 pub(crate) const LOCAL: u32 = 0;

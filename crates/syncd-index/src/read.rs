@@ -23,6 +23,9 @@ pub struct FolderCounts {
     pub local: Counts,
     /// What the local device needs (sizes of the global versions it lacks).
     pub need: Counts,
+    /// The local device's receive-only changes (records with
+    /// [`crate::FileRecord::receive_only`]).
+    pub receive_only: Counts,
 }
 
 /// What the index holds about one device in one folder.
@@ -167,6 +170,7 @@ impl FolderReader {
             global: self.counts_of(fidx, COUNT_GLOBAL, LOCAL)?,
             local: self.counts_of(fidx, COUNT_HAVE, LOCAL)?,
             need: self.counts_of(fidx, COUNT_NEED, LOCAL)?,
+            receive_only: self.counts_of(fidx, COUNT_RECEIVE_ONLY, LOCAL)?,
         })
     }
 

@@ -72,6 +72,12 @@ pub struct FileRecord {
     /// of an index whether a peer holding its records up to some sequence holds the replaced
     /// record, and what that record's content was.
     pub replaced: Option<Replaced>,
+    /// A local change in a receive-only folder (Syncthing's `FlagLocalReceiveOnly`): such a
+    /// record is also [`FileRecord::invalid`], so it never becomes global while a valid record
+    /// exists, yet it describes what is on disk, and the scanner treats it as live. Local
+    /// records only: [`crate::FolderWriter::apply_remote`] stores `false`; on the wire it is
+    /// an invalid record with an empty version.
+    pub receive_only: bool,
 }
 
 /// The live local record a local deletion replaced (see [`FileRecord::replaced`]).
@@ -106,7 +112,14 @@ impl FileRecord {
             previous_blocks_hash: Vec::new(),
             inode: 0,
             replaced: None,
+            receive_only: false,
         }
+    }
+
+    /// Whether this local record describes an entry on disk: not deleted, and valid or a
+    /// receive-only change (invalid toward peers, but live here).
+    pub fn is_live_local(&self) -> bool {
+        !self.deleted && (!self.invalid || self.receive_only)
     }
 
     /// Whether `other` repeats this live record's content under another name: the fields
@@ -179,7 +192,8 @@ impl FileRecord {
             | u8::from(self.invalid) << 1
             | u8::from(self.no_permissions) << 2
             | u8::from(self.inode != 0) << 3
-            | u8::from(self.replaced.is_some()) << 4;
+            | u8::from(self.replaced.is_some()) << 4
+            | u8::from(self.receive_only) << 5;
         out.push(flags);
         out.push(match self.kind {
             FileKind::File => 0,
@@ -216,7 +230,7 @@ impl FileRecord {
     pub(crate) fn decode(name: RelPath, b: &[u8]) -> Result<FileRecord, DecodeError> {
         let mut r = Reader::new(b, "file record");
         let flags = r.u8()?;
-        if flags & !0b1_1111 != 0 {
+        if flags & !0b11_1111 != 0 {
             return Err(DecodeError::OutOfRange {
                 what: "file record",
                 field: "flags",
@@ -304,6 +318,7 @@ impl FileRecord {
             previous_blocks_hash,
             inode,
             replaced,
+            receive_only: flags & 32 != 0,
         })
     }
 }
@@ -503,6 +518,17 @@ mod tests {
             f.encode_into(&mut body);
             assert_eq!(FileRecord::decode(f.name.clone(), &body).unwrap(), f);
         }
+    }
+
+    #[test]
+    fn receive_only_round_trips_as_flag_bit_5() {
+        let mut f = sample();
+        f.invalid = true;
+        f.receive_only = true;
+        let mut body = Vec::new();
+        f.encode_into(&mut body);
+        assert_eq!(body[0] & 0b10_0010, 0b10_0010);
+        assert_eq!(FileRecord::decode(f.name.clone(), &body).unwrap(), f);
     }
 
     #[test]

@@ -17,13 +17,14 @@ use crate::record::{Entry, FileRecord};
 use crate::write::FolderWriter;
 
 /// Version of the on-disk layout (tables, keys and values) described in `docs/index-format.md`.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// The oldest format [`Index::open`] upgrades in place. Version 1 lacks only the optional inode
 /// of a record (flag bit 3), so its entries are valid version-2 entries with the inode unknown;
 /// version 2 lacks only the need mode byte of a `folders` row, whose absence means what
-/// version 2 did (every needed name listed in `need`). The upgrade rewrites the version number
-/// and nothing else.
+/// version 2 did (every needed name listed in `need`); versions 3 and 4 lack only optional
+/// record flags (bit 4, the replaced record; bit 5, a receive-only change) that are then
+/// unset. The upgrade rewrites the version number and nothing else.
 const OLDEST_MIGRATED_FORMAT: u32 = 1;
 
 /// redb page-cache size used unless [`IndexOptions::cache_size`] says otherwise: 16 MiB.

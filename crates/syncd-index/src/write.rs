@@ -234,10 +234,11 @@ impl<'db> FolderWriter<'db> {
         let mut max = self.st.state(dev).max_sequence;
         for mut rec in records {
             max = max.max(rec.sequence);
-            // The inode and what a deletion replaced are local knowledge; a peer's record
-            // never carries them.
+            // The inode, what a deletion replaced and the receive-only flag are local
+            // knowledge; a peer's record never carries them.
             rec.inode = 0;
             rec.replaced = None;
+            rec.receive_only = false;
             self.pending.push((dev, rec));
         }
         self.st.state_mut(dev)?.max_sequence = max;
@@ -710,6 +711,9 @@ impl State {
             }
             if !r.invalid {
                 count(COUNT_HAVE, *d, &Counts::of(r));
+            }
+            if r.receive_only {
+                count(COUNT_RECEIVE_ONLY, *d, &Counts::of(r));
             }
         }
         if let Some(c) = global_counts(entry, &eval) {

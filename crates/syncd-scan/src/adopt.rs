@@ -17,7 +17,9 @@ use crate::ScanConfig;
 /// global's version. The globals are read in one snapshot taken now, after hashing, just
 /// before the batch is written: the freshest view (a global that changes after it simply
 /// supersedes the adopted version, as it would any local one). Invalid (newly ignored)
-/// records are left as they are.
+/// records are left as they are. In a receive-only folder ([`ScanConfig::receive_only`])
+/// every other record is a local change that must stay local: it is marked receive-only
+/// (and invalid), as Syncthing's scanner sets `FlagLocalReceiveOnly`.
 pub(crate) fn adopt_global(
     index: &Index,
     folder: &FolderId,
@@ -29,25 +31,42 @@ pub(crate) fn adopt_global(
     }
     let reader = index.read(folder)?;
     let local = index.local_device();
-    if reader.devices().iter().all(|d| *d == local) {
-        // Only the local device holds records: the global of a name is our own record.
+    // Only the local device holds records: the global of a name is our own record.
+    let alone = reader.devices().iter().all(|d| *d == local);
+    if alone && !config.receive_only {
         return Ok(());
     }
     for rec in batch.iter_mut().filter(|r| !r.invalid) {
-        let Some(global) = reader.global(&rec.name)? else {
-            continue;
+        let global = if alone {
+            None
+        } else {
+            reader.global(&rec.name)?
         };
-        let g = &global.record;
-        if !equivalent(rec, g, config.ignore_perms) {
-            continue;
-        }
-        rec.version = g.version.clone();
-        rec.modified_by = g.modified_by;
-        rec.previous_blocks_hash = g.previous_blocks_hash.clone();
-        if rec.deleted {
-            // A tombstone's time is when it was deleted: take the global one's.
-            rec.modified_s = g.modified_s;
-            rec.modified_ns = g.modified_ns;
+        match global {
+            Some(global) if equivalent(rec, &global.record, config.ignore_perms) => {
+                let g = &global.record;
+                rec.version = g.version.clone();
+                rec.modified_by = g.modified_by;
+                rec.previous_blocks_hash = g.previous_blocks_hash.clone();
+                if rec.deleted {
+                    // A tombstone's time is when it was deleted: take the global one's.
+                    rec.modified_s = g.modified_s;
+                    rec.modified_ns = g.modified_ns;
+                }
+            }
+            Some(ref g) if rec.deleted && config.receive_only && g.record.invalid => {
+                // Deleting what only existed here (no valid version anywhere): no change
+                // left to keep or revert; recorded, as Syncthing does, with an empty version.
+                rec.version = syncd_conflict::VersionVector::new();
+            }
+            None if rec.deleted && config.receive_only => {
+                rec.version = syncd_conflict::VersionVector::new();
+            }
+            _ if config.receive_only => {
+                rec.invalid = true;
+                rec.receive_only = true;
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -105,7 +124,7 @@ pub(crate) fn drop_recorded(
 /// files the same permission bits unless permissions are ignored on either side; for live
 /// symlinks the same target. Deleted entries of the same kind carry no content to compare.
 /// Directory and symlink times are not compared, as in the scanner's change shortcut.
-fn equivalent(ours: &FileRecord, global: &FileRecord, ignore_perms: bool) -> bool {
+pub fn equivalent(ours: &FileRecord, global: &FileRecord, ignore_perms: bool) -> bool {
     if global.invalid || ours.invalid || ours.kind != global.kind || ours.deleted != global.deleted
     {
         return false;

@@ -52,6 +52,7 @@
 struct ReadmeDoctests;
 
 mod adopt;
+pub use adopt::equivalent;
 pub mod hash;
 mod params;
 mod scan;

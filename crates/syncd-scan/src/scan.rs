@@ -38,6 +38,10 @@ pub struct ScanConfig {
     /// filesystem only finds a file under the spelling it was created with. Off, such a name is
     /// reported ([`EntryError::NotNormalized`]) and not synced.
     pub auto_normalize: bool,
+    /// A receive-only folder: every local change (one not equivalent to the global version)
+    /// is recorded as a receive-only change ([`FileRecord::receive_only`], and invalid), so it
+    /// stays local.
+    pub receive_only: bool,
 }
 
 impl Default for ScanConfig {
@@ -46,6 +50,7 @@ impl Default for ScanConfig {
             hashers: 0,
             ignore_perms: false,
             auto_normalize: true,
+            receive_only: false,
         }
     }
 }
@@ -499,7 +504,7 @@ impl Scanner {
         for rel in singles {
             match reader.get(self.local, &rel)? {
                 Some(rec) if rec.kind.is_dir() && !rec.deleted => prefixes.push(Some(rel)),
-                Some(rec) if !rec.deleted && !rec.invalid => gone_singles.push(rec),
+                Some(rec) if rec.is_live_local() => gone_singles.push(rec),
                 _ => {}
             }
         }
@@ -563,8 +568,7 @@ impl Scanner {
             // Still live now (a full scan's `known` predates the walk: the puller may have
             // recorded a deletion meanwhile, which needs no second one).
             if let Some(rec) = reader.get(self.local, &name)?
-                && !rec.deleted
-                && !rec.invalid
+                && rec.is_live_local()
             {
                 gone.push(self.gone(&ignore, rec));
             }
@@ -628,7 +632,7 @@ impl Scanner {
     ) -> Result<HashMap<RelPath, Known>, ScanError> {
         let mut known = HashMap::new();
         let mut keep = |rec: syncd_index::FileRecord| {
-            if !rec.deleted && !rec.invalid {
+            if rec.is_live_local() {
                 let k = Known::of(&rec);
                 known.insert(rec.name, k);
             }
@@ -1075,7 +1079,7 @@ impl Scanner {
     /// The local record is live (not deleted, not invalid) and matches what the walk found:
     /// nothing to record for this entry.
     fn still_current(&self, old: Option<&FileRecord>, f: &Found) -> bool {
-        old.is_some_and(|o| !o.deleted && !o.invalid && self.unchanged(&Known::of(o), f))
+        old.is_some_and(|o| o.is_live_local() && self.unchanged(&Known::of(o), f))
     }
 
     /// Syncthing's equivalence shortcut (spec §4.2), for a live (not deleted, not invalid)
@@ -1147,6 +1151,7 @@ impl Scanner {
         if self.is_ignored(ignore, &rec.name, rec.kind.is_dir()) {
             let mut r = rec;
             r.invalid = true;
+            r.receive_only = false;
             r
         } else {
             self.deletion(rec)

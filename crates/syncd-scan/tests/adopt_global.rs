@@ -223,3 +223,58 @@ fn a_scan_adopting_the_version_the_puller_already_recorded_writes_nothing() {
     assert_eq!(f.record("a.txt").unwrap().version, global.version);
     assert!(need_names(&f).is_empty());
 }
+
+/// In a receive-only folder a scanned change is marked receive-only (and invalid), except
+/// what is equivalent to the global version, which takes that version as always; a changed
+/// file stays marked when rescanned unchanged, and a deletion of what only existed here is
+/// recorded with an empty version and no mark.
+#[test]
+fn a_receive_only_scanner_marks_local_changes_but_not_the_global_version() {
+    let f = Fixture::with_config(
+        "",
+        syncd_scan::ScanConfig {
+            receive_only: true,
+            ..syncd_scan::ScanConfig::default()
+        },
+    );
+    announce(&f, peer_record());
+    place(&f, CONTENT, global_mtime(), PERMS);
+    f.write("mine.txt", b"made here");
+    f.scanner.scan().unwrap();
+    let same = f.record("a.txt").unwrap();
+    assert!(!same.receive_only && !same.invalid);
+    assert_eq!(same.version, peer_record().version);
+    let mine = f.record("mine.txt").unwrap();
+    assert!(mine.receive_only && mine.invalid, "{mine:?}");
+    assert!(need_names(&f).is_empty());
+
+    let seq = local_sequence(&f);
+    f.scanner.scan().unwrap();
+    assert_eq!(
+        local_sequence(&f),
+        seq,
+        "an unchanged receive-only change is not rewritten"
+    );
+
+    place(&f, b"changed here", global_mtime(), PERMS);
+    f.scanner.scan().unwrap();
+    let changed = f.record("a.txt").unwrap();
+    assert!(changed.receive_only && changed.invalid);
+    assert!(need_names(&f).is_empty(), "a local change needs nothing");
+
+    std::fs::remove_file(f.path("mine.txt")).unwrap();
+    f.scanner.scan().unwrap();
+    let gone = f.record("mine.txt").unwrap();
+    assert!(
+        gone.deleted && !gone.receive_only && !gone.invalid,
+        "{gone:?}"
+    );
+    assert!(gone.version.counters().is_empty());
+    // The index counts what is left: the changed a.txt.
+    let counts = f.index.read(&f.folder).unwrap().counts().unwrap();
+    assert_eq!(
+        (counts.receive_only.files, counts.receive_only.deleted),
+        (1, 0)
+    );
+    assert_eq!(counts.receive_only.bytes, b"changed here".len() as u64);
+}

@@ -290,6 +290,8 @@
         if (s.error) return badge('Stopped', 'bad');
         if (s.pullErrors > 0) return badge('Failed items', 'bad');
         if (need > 0) return badge('Out of sync', 'warn');
+        // As Syncthing's GUI: a receive-only folder with local changes shows "Local Additions".
+        if (s.receiveOnlyTotalItems > 0) return badge('Local additions', 'warn');
         if ((f.devices || []).filter((d) => d.deviceID !== myID).length === 0) return badge('Unshared', 'warn');
         return badge('Up to date', 'ok');
       case 'scanning': case 'scan-waiting': return badge('Scanning', 'sync');
@@ -363,7 +365,11 @@
         const lf = fst.lastFile || {};
         rows.push(['Latest change', lf.filename ? (lf.deleted ? 'Deleted ' : 'Updated ') + lf.filename + ', ' + fmtTime(lf.at) : 'none', { 'data-field': 'latest-change' }]);
       }
-      rows.push(['Folder type', 'Send & receive']);
+      rows.push(['Folder type', folderTypeText(f.type), { 'data-field': 'type' }]);
+      if (s && s.receiveOnlyTotalItems > 0) {
+        rows.push(['Locally changed', s.receiveOnlyTotalItems + ' items, ' + fmtBytes(s.receiveOnlyChangedBytes || 0),
+          { 'data-field': 'local-changes' }]);
+      }
       rows.push(['Rescans', (f.rescanIntervalS ? fmtDuration(f.rescanIntervalS) : 'never') +
         (f.fsWatcherEnabled ? ', watcher on (' + f.fsWatcherDelayS + ' s delay)' : ', watcher off')]);
       rows.push(['File versioning', versioningText(f.versioning), { 'data-field': 'versioning' }]);
@@ -377,6 +383,12 @@
         el('button', { type: 'button', class: 'pause-folder', onclick: () => pauseFolder(f.id, !f.paused) }, f.paused ? 'Resume' : 'Pause'),
         el('button', { type: 'button', onclick: () => rescan(f.id), disabled: !!f.paused }, 'Rescan'),
         el('button', { type: 'button', class: 'show-conflicts', onclick: () => openConflicts(f.id) }, 'Conflicts'),
+        // Syncthing shows Override when a send-only folder is out of sync, Revert when a
+        // receive-only folder has local changes.
+        el('button', { type: 'button', class: 'override-folder danger', hidden: !(f.type === 'sendonly' && s && needItems(s) > 0),
+          onclick: () => revertOverride(f.id, 'override') }, 'Override changes'),
+        el('button', { type: 'button', class: 'revert-folder danger', hidden: !(f.type === 'receiveonly' && s && s.receiveOnlyTotalItems > 0),
+          onclick: () => revertOverride(f.id, 'revert') }, 'Revert local changes'),
         el('button', { type: 'button', class: 'show-versions', hidden: !(f.versioning && f.versioning.type && f.versioning.type !== 'external'), onclick: () => openVersions(f.id) }, 'Versions'),
         el('button', { type: 'button', class: 'edit-folder', 'data-folder': f.id, onclick: () => openFolder(f.id) }, 'Edit')));
       const p = panel('folder:' + f.id, f.label || f.id, folderBadge(f, s), body);
@@ -562,6 +574,18 @@
     catch (e) { banner((paused ? 'Pausing' : 'Resuming') + ' failed: ' + e.message); }
   }
 
+  function folderTypeText(t) {
+    return { sendonly: 'Send only', receiveonly: 'Receive only' }[t] || 'Send & receive';
+  }
+
+  async function revertOverride(id, op) {
+    const what = op === 'override'
+      ? 'Make this device\'s version of every out-of-sync item win on all devices of folder ' + id + '?'
+      : 'Drop the local changes of folder ' + id + '? Files that exist only here are removed (to the versions when versioning is on).';
+    if (!(await confirmRemove(what, op === 'override' ? 'Override' : 'Revert'))) return;
+    try { await api('POST', 'db/' + op + '?folder=' + q(id)); } catch (e) { banner((op === 'override' ? 'Override' : 'Revert') + ' failed: ' + e.message); }
+  }
+
   async function rescan(id) {
     try { await api('POST', 'db/scan?folder=' + q(id)); } catch (e) { banner('Rescan failed: ' + e.message); }
   }
@@ -575,9 +599,10 @@
     b.addEventListener('click', () => closeDialog(b.getAttribute('data-close')));
   }
 
-  function confirmRemove(text) {
+  function confirmRemove(text, action) {
     return new Promise((resolve) => {
       $('dlg-confirm-text').textContent = text;
+      $('confirm-yes').textContent = action || 'Remove';
       const yes = $('confirm-yes'), dlg = $('dlg-confirm');
       const done = (v) => { yes.removeEventListener('click', onYes); dlg.removeEventListener('close', onClose); resolve(v); };
       const onYes = () => { done(true); closeDialog('dlg-confirm'); };
@@ -756,6 +781,7 @@
     $('folder-watch').checked = base.fsWatcherEnabled;
     $('folder-watch-delay').value = base.fsWatcherDelayS;
     $('folder-rescan').value = base.rescanIntervalS;
+    $('folder-type').value = base.type || 'sendreceive';
     const v = base.versioning || {};
     const params = v.params || {};
     $('folder-versioning').value = v.type || '';
@@ -828,6 +854,7 @@
       fsWatcherEnabled: $('folder-watch').checked,
       fsWatcherDelayS: Number($('folder-watch-delay').value) || 0.1,
       rescanIntervalS: Math.max(0, Math.floor(Number($('folder-rescan').value) || 0)),
+      type: $('folder-type').value,
       versioning: versioningBody(),
     };
     if (body.versioning.type === 'external' && !body.versioning.params.command) {

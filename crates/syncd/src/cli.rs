@@ -238,6 +238,9 @@ pub enum FolderCommand {
         /// A device to share it with (repeatable; add the device first).
         #[arg(long = "device", value_name = "ID")]
         devices: Vec<String>,
+        /// Folder type: sendreceive (default), sendonly or receiveonly.
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
         /// File versioning.
         #[command(flatten)]
         versioning: VersioningArgs,
@@ -249,9 +252,25 @@ pub enum FolderCommand {
         /// A human label.
         #[arg(long)]
         label: Option<String>,
+        /// Folder type: sendreceive, sendonly or receiveonly.
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
         /// File versioning.
         #[command(flatten)]
         versioning: VersioningArgs,
+    },
+    /// Send-only folder: make this device's versions win on every device ("Override
+    /// Changes"; needs a running daemon).
+    Override {
+        /// The folder ID.
+        id: String,
+    },
+    /// Receive-only folder: drop this device's local changes and bring the global versions
+    /// back ("Revert Local Changes"; needs a running daemon). Files that exist only here are
+    /// removed (to the versions when versioning is on).
+    Revert {
+        /// The folder ID.
+        id: String,
     },
     /// Accept a folder a device offers (see `syncd pending`): shares it with the device,
     /// creating it (at --path, or under the default folder path) if it is new here.
@@ -696,6 +715,47 @@ fn looks_like_tcp_host(a: &str) -> bool {
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
+/// Parses `--type`.
+fn folder_type(raw: Option<&str>) -> Result<Option<crate::config::FolderType>, Failure> {
+    raw.map(|t| {
+        crate::config::FolderType::parse(t).map_err(|e| Failure::usage(anyhow!("--type: {e}")))
+    })
+    .transpose()
+}
+
+/// `syncd folder override|revert ID`: asks the running daemon; the folder must be of the
+/// type the operation is for.
+fn folder_type_op(home: &Path, id: &str, op: &str) -> CliResult {
+    let (config, _, client) = require_daemon(home)?;
+    let Some(entry) = config.folder(id) else {
+        return Err(Failure::usage(anyhow!("no folder `{id}` in the config")));
+    };
+    let (wanted, verb) = match op {
+        "override" => (
+            crate::config::FolderType::Sendonly,
+            "Override of remote changes",
+        ),
+        _ => (
+            crate::config::FolderType::Receiveonly,
+            "Revert of local changes",
+        ),
+    };
+    if entry.kind != wanted {
+        return Err(Failure::usage(anyhow!(
+            "folder `{id}` is {}; {op} is for {} folders",
+            entry.kind.as_str(),
+            wanted.as_str()
+        )));
+    }
+    client.json(
+        "POST",
+        &format!("/rest/db/{op}?folder={}", encode_query(id)),
+        None,
+    )?;
+    out!("{verb} requested for folder `{id}`; the daemon applies it now.");
+    Ok(EXIT_OK)
+}
+
 fn folder_cmd(home: &Path, cmd: FolderCommand) -> CliResult {
     let (mut config, my_id, _) = load_or_init(home, true)?;
     let daemon = running_daemon(home, &config, &my_id);
@@ -705,8 +765,10 @@ fn folder_cmd(home: &Path, cmd: FolderCommand) -> CliResult {
             path,
             label,
             devices,
+            kind,
             versioning,
         } => {
+            let kind = folder_type(kind.as_deref())?;
             let fid = FolderId::new(id.as_str())
                 .map_err(|e| Failure::usage(anyhow!("folder ID `{id}`: {e}")))?;
             let path = home::expand_tilde(&path);
@@ -741,6 +803,9 @@ fn folder_cmd(home: &Path, cmd: FolderCommand) -> CliResult {
             if !devices.is_empty() {
                 entry.devices = devs;
             }
+            if let Some(k) = kind {
+                entry.kind = k;
+            }
             versioning.apply(&mut entry.versioning, &path)?;
             match daemon {
                 Some(c) => {
@@ -768,8 +833,10 @@ fn folder_cmd(home: &Path, cmd: FolderCommand) -> CliResult {
         FolderCommand::Set {
             id,
             label,
+            kind,
             versioning,
         } => {
+            let kind = folder_type(kind.as_deref())?;
             let Some(mut entry) = config.folder(&id).cloned() else {
                 return Err(Failure::usage(anyhow!(
                     "no folder `{id}` in the config (add it with `syncd folder add`)"
@@ -777,6 +844,9 @@ fn folder_cmd(home: &Path, cmd: FolderCommand) -> CliResult {
             };
             if let Some(l) = label {
                 entry.label = l;
+            }
+            if let Some(k) = kind {
+                entry.kind = k;
             }
             let root = home::expand_tilde(&entry.path);
             versioning.apply(&mut entry.versioning, &root)?;
@@ -804,6 +874,8 @@ fn folder_cmd(home: &Path, cmd: FolderCommand) -> CliResult {
             label,
         } => return pending::folder_accept(home, id, &from, path, label),
         FolderCommand::Ignore { id, from } => return pending::folder_ignore(home, &id, &from),
+        FolderCommand::Override { id } => return folder_type_op(home, &id, "override"),
+        FolderCommand::Revert { id } => return folder_type_op(home, &id, "revert"),
         FolderCommand::List { json } if json => {
             let list: Vec<Value> = config
                 .folders
@@ -816,8 +888,12 @@ fn folder_cmd(home: &Path, cmd: FolderCommand) -> CliResult {
             for f in &config.folders {
                 let devs: Vec<String> = f.devices.iter().map(|d| d.short().to_string()).collect();
                 let paused = if f.paused { " (paused)" } else { "" };
+                let kind = match f.kind {
+                    crate::config::FolderType::Sendreceive => String::new(),
+                    k => format!(" ({})", k.as_str()),
+                };
                 out!(
-                    "{}  {}  shared with: {}{paused}",
+                    "{}  {}  shared with: {}{kind}{paused}",
                     f.id,
                     f.path.display(),
                     devs.join(",")
@@ -1053,6 +1129,12 @@ fn status(home: &Path, only: Option<&str>, as_json: bool) -> CliResult {
                 _ => String::new(),
             }
         );
+        if let Some(n) = s["receiveOnlyTotalItems"].as_u64().filter(|n| *n > 0) {
+            out!(
+                "    {n} local changes kept here (receive-only), {}; `syncd folder revert {id}` drops them",
+                human_bytes(s["receiveOnlyChangedBytes"].as_u64().unwrap_or(0))
+            );
+        }
     }
     let asking = pending_devices.as_object().is_some_and(|m| !m.is_empty())
         || pending_folders.as_object().is_some_and(|m| !m.is_empty());

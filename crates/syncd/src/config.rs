@@ -344,13 +344,52 @@ impl DeviceEntry {
     }
 }
 
-/// A folder's type. Only send-receive exists so far.
+/// A folder's type (TOML `type`, Syncthing's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum FolderType {
     /// Both directions (Syncthing's `sendreceive`).
     #[default]
     Sendreceive,
+    /// Local changes are sent, remote ones never applied (`sendonly`).
+    Sendonly,
+    /// Remote changes are applied, local ones kept local (`receiveonly`).
+    Receiveonly,
+}
+
+impl FolderType {
+    /// Syncthing's name.
+    pub fn as_str(self) -> &'static str {
+        self.to_engine().as_str()
+    }
+
+    /// The engine's value.
+    pub fn to_engine(self) -> syncd_engine::FolderType {
+        match self {
+            FolderType::Sendreceive => syncd_engine::FolderType::SendReceive,
+            FolderType::Sendonly => syncd_engine::FolderType::SendOnly,
+            FolderType::Receiveonly => syncd_engine::FolderType::ReceiveOnly,
+        }
+    }
+
+    /// From the engine's value.
+    pub fn from_engine(t: syncd_engine::FolderType) -> FolderType {
+        match t {
+            syncd_engine::FolderType::SendReceive => FolderType::Sendreceive,
+            syncd_engine::FolderType::SendOnly => FolderType::Sendonly,
+            syncd_engine::FolderType::ReceiveOnly => FolderType::Receiveonly,
+        }
+    }
+
+    /// Parses Syncthing's name, or its old names `readwrite` and `readonly` (which Syncthing
+    /// still reads as send-receive and send-only).
+    pub fn parse(s: &str) -> Result<FolderType, syncd_engine::UnknownFolderType> {
+        match s {
+            "readwrite" => Ok(FolderType::Sendreceive),
+            "readonly" => Ok(FolderType::Sendonly),
+            other => other.parse().map(FolderType::from_engine),
+        }
+    }
 }
 
 /// One `[[folder]]`: a shared folder.
@@ -365,7 +404,7 @@ pub struct FolderEntry {
     pub label: String,
     /// Where it lives on this machine (`~` is expanded).
     pub path: PathBuf,
-    /// Folder type; `sendreceive`.
+    /// Folder type: `sendreceive` (default), `sendonly` or `receiveonly`.
     #[serde(default, rename = "type")]
     pub kind: FolderType,
     /// Seconds between full rescans (0 = never).
@@ -945,6 +984,7 @@ impl FolderEntry {
             scan_progress_interval_ms: syncd_engine::DEFAULT_SCAN_PROGRESS_INTERVAL_MS,
             // Checked when the file is loaded and when REST or the CLI changes it.
             versioning: self.versioning.to_engine(&self.path).unwrap_or_default(),
+            folder_type: self.kind.to_engine(),
         }
     }
 
@@ -962,6 +1002,7 @@ impl FolderEntry {
             devices: f.devices.clone(),
             introduced_by: introduced_map(f),
             versioning: Versioning::from_engine(&f.versioning),
+            kind: FolderType::from_engine(f.folder_type),
             ..FolderEntry::new(f.id.clone(), f.path.clone())
         }
     }
@@ -1103,6 +1144,31 @@ mod tests {
         assert_eq!(c.gui.address, DEFAULT_GUI_ADDRESS);
         assert_eq!(c.options.listen, vec![DEFAULT_LISTEN.to_owned()]);
         assert!(c.devices.is_empty() && c.folders.is_empty());
+    }
+
+    #[test]
+    fn folder_type_is_read_written_back_and_reaches_the_engine() {
+        for (name, want) in [
+            ("sendreceive", syncd_engine::FolderType::SendReceive),
+            ("sendonly", syncd_engine::FolderType::SendOnly),
+            ("receiveonly", syncd_engine::FolderType::ReceiveOnly),
+        ] {
+            let c = parse(&format!(
+                "[[folder]]\nid = \"w\"\npath = \"/w\"\ntype = \"{name}\"\n"
+            ))
+            .unwrap();
+            assert_eq!(c.folders[0].to_engine().folder_type, want, "{name}");
+            assert_eq!(
+                FolderEntry::from_engine(&c.folders[0].to_engine()).kind,
+                c.folders[0].kind
+            );
+            let dir = tempfile::tempdir().unwrap();
+            c.save(dir.path()).unwrap();
+            assert_eq!(Config::load(dir.path()).unwrap(), Some(c));
+        }
+        assert!(
+            parse("[[folder]]\nid = \"w\"\npath = \"/w\"\ntype = \"receiveencrypted\"\n").is_err()
+        );
     }
 
     #[test]

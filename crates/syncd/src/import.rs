@@ -369,12 +369,12 @@ pub fn from_syncthing_xml(text: &str, own_id: DeviceId) -> Result<Imported, Impo
         }
         let mut entry = FolderEntry::new(id, PathBuf::from(path));
         entry.label = f.attr("label").unwrap_or("").to_owned();
-        match f.attr("type").unwrap_or("sendreceive") {
-            "sendreceive" | "readwrite" => {}
-            other => {
+        match crate::config::FolderType::parse(f.attr("type").unwrap_or("sendreceive")) {
+            Ok(t) => entry.kind = t,
+            Err(e) => {
+                // receiveencrypted: syncd has no untrusted devices.
                 not_carried.push(format!(
-                    "{what}: type \"{other}\" (only sendreceive exists in syncd; imported PAUSED \
-                     so nothing is sent until you decide)"
+                    "{what}: {e} (imported PAUSED so nothing is sent until you decide)"
                 ));
                 entry.paused = true;
             }
@@ -716,10 +716,27 @@ mod tests {
     }
 
     #[test]
-    fn receive_only_folder_is_imported_paused() {
-        let i = import("<folder id=\"a\" path=\"/a\" type=\"receiveonly\"></folder>");
+    fn folder_types_carry_over() {
+        for (ty, want) in [
+            ("sendreceive", crate::config::FolderType::Sendreceive),
+            ("sendonly", crate::config::FolderType::Sendonly),
+            ("receiveonly", crate::config::FolderType::Receiveonly),
+            ("readonly", crate::config::FolderType::Sendonly),
+        ] {
+            let i = import(&format!(
+                "<folder id=\"a\" path=\"/a\" type=\"{ty}\"></folder>"
+            ));
+            assert_eq!(i.config.folders[0].kind, want, "{ty}");
+            assert!(!i.config.folders[0].paused, "{ty}");
+            assert!(i.not_carried.is_empty(), "{ty}: {:?}", i.not_carried);
+        }
+    }
+
+    #[test]
+    fn receive_encrypted_folder_is_imported_paused() {
+        let i = import("<folder id=\"a\" path=\"/a\" type=\"receiveencrypted\"></folder>");
         assert!(i.config.folders[0].paused);
-        assert!(i.not_carried.iter().any(|n| n.contains("receiveonly")));
+        assert!(i.not_carried.iter().any(|n| n.contains("receiveencrypted")));
     }
 
     #[test]

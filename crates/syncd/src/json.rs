@@ -30,8 +30,22 @@ pub fn folder_summary(s: &FolderStatus, has_ignore_patterns: bool) -> Value {
     counts("global", &s.global, "Deleted", &mut m);
     counts("local", &s.local, "Deleted", &mut m);
     counts("need", &s.need, "Deletes", &mut m);
-    // Syncthing 1.19 adds `receiveOnlyChanged*` only to receive-only folders (syncd has none)
-    // and has no `remoteSequence` yet; `error` and `watchError` appear only when set.
+    // Syncthing 1.19 adds `receiveOnlyChanged*` only to receive-only folders and has no
+    // `remoteSequence` yet; `error` and `watchError` appear only when set.
+    if let Some(ro) = &s.receive_only_changed {
+        m.insert("receiveOnlyChangedFiles".into(), json!(ro.files));
+        m.insert(
+            "receiveOnlyChangedDirectories".into(),
+            json!(ro.directories),
+        );
+        m.insert("receiveOnlyChangedSymlinks".into(), json!(ro.symlinks));
+        m.insert("receiveOnlyChangedDeletes".into(), json!(ro.deleted));
+        m.insert("receiveOnlyChangedBytes".into(), json!(ro.bytes));
+        m.insert(
+            "receiveOnlyTotalItems".into(),
+            json!(ro.items().saturating_add(ro.deleted)),
+        );
+    }
     let errors = s.errors.len();
     m.insert("inSyncFiles".into(), json!(s.in_sync_files));
     m.insert("inSyncBytes".into(), json!(s.in_sync_bytes));
@@ -376,7 +390,7 @@ pub fn folder(f: &FolderEntry, my_id: &DeviceId) -> Value {
         "label": f.label,
         "filesystemType": "basic",
         "path": f.path.to_string_lossy(),
-        "type": "sendreceive",
+        "type": f.kind.as_str(),
         "devices": devices,
         "rescanIntervalS": f.rescan_interval_s,
         "fsWatcherEnabled": f.watcher_enabled,
@@ -831,11 +845,10 @@ pub fn apply_folder(
         f.path = v.into();
     }
     if let Some(t) = field::<String>(o, "type")?
-        && !matches!(t.as_str(), "sendreceive" | "readwrite" | "")
+        && !t.is_empty()
     {
-        return Err(BodyError(format!(
-            "type: \"{t}\" is not supported (only sendreceive)"
-        )));
+        f.kind =
+            crate::config::FolderType::parse(&t).map_err(|e| BodyError(format!("type: {e}")))?;
     }
     if let Some(v) = field(o, "rescanIntervalS")? {
         f.rescan_interval_s = v;
@@ -1156,6 +1169,7 @@ mod tests {
             errors: vec![],
             remote_sequence: BTreeMap::from([(PEER.parse().unwrap(), 9)]),
             watch_error: None,
+            receive_only_changed: None,
         }
     }
 
@@ -1189,6 +1203,35 @@ mod tests {
     fn db_status_of_a_healthy_folder_has_exactly_syncthing_1_19s_keys() {
         let reference = fixture("db_status.json");
         assert_eq!(keys(&folder_summary(&status(), false)), keys(&reference));
+    }
+
+    #[test]
+    fn db_status_of_a_receive_only_folder_adds_the_receive_only_keys() {
+        let mut s = status();
+        s.receive_only_changed = Some(Counts {
+            files: 2,
+            directories: 1,
+            symlinks: 0,
+            deleted: 3,
+            bytes: 40,
+        });
+        let v = folder_summary(&s, false);
+        let reference = fixture("db_status.json");
+        let mut expected = keys(&reference);
+        expected.extend([
+            "receiveOnlyChangedBytes",
+            "receiveOnlyChangedDeletes",
+            "receiveOnlyChangedDirectories",
+            "receiveOnlyChangedFiles",
+            "receiveOnlyChangedSymlinks",
+            "receiveOnlyTotalItems",
+        ]);
+        expected.sort_unstable();
+        assert_eq!(keys(&v), expected);
+        assert_eq!(v["receiveOnlyChangedFiles"], 2);
+        assert_eq!(v["receiveOnlyChangedDeletes"], 3);
+        assert_eq!(v["receiveOnlyChangedBytes"], 40);
+        assert_eq!(v["receiveOnlyTotalItems"], 6);
     }
 
     #[test]
@@ -1344,12 +1387,27 @@ mod tests {
     }
 
     #[test]
+    fn folder_type_is_read_from_a_body_and_listed() {
+        let f = FolderEntry::new(FolderId::new("w").unwrap(), "/w".into());
+        for (t, want) in [
+            ("sendonly", "sendonly"),
+            ("receiveonly", "receiveonly"),
+            ("readonly", "sendonly"),
+            ("sendreceive", "sendreceive"),
+        ] {
+            let g = apply_folder(f.clone(), &json!({"type": t}), &me()).unwrap();
+            assert_eq!(folder(&g, &me())["type"], want, "{t}");
+        }
+        assert_eq!(folder(&f, &me())["type"], "sendreceive");
+    }
+
+    #[test]
     fn bad_bodies_are_errors() {
         let f = FolderEntry::new(FolderId::new("w").unwrap(), "/w".into());
         for body in [
             json!([1]),
             json!({"paused": "yes"}),
-            json!({"type": "receiveonly"}),
+            json!({"type": "receiveencrypted"}),
             json!({"devices": [{"deviceID": "nope"}]}),
             json!({"rescanIntervalS": -1}),
         ] {

@@ -259,6 +259,8 @@ pub fn router(state: Shared) -> Router {
         .route("/rest/db/need", get(db_need))
         .route("/rest/db/remoteneed", get(db_remoteneed))
         .route("/rest/db/localchanged", get(db_localchanged))
+        .route("/rest/db/override", post(db_override))
+        .route("/rest/db/revert", post(db_revert))
         .route("/rest/db/file", get(db_file))
         .route("/rest/db/browse", get(db_browse))
         .route(
@@ -1177,14 +1179,56 @@ async fn db_remoteneed(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiRes
     ok_json(json!({"files": file_list(&need.files), "page": page, "perpage": perpage}))
 }
 
-/// `GET /rest/db/localchanged?folder=`: the local changes of a receive-only folder. syncd's
-/// folders are send-receive (their changes are not "local changes" in this sense), so the
-/// list is empty, as Syncthing's is for such a folder.
+/// `GET /rest/db/localchanged?folder=[&page=&perpage=]`: the local changes of a receive-only
+/// folder (what a revert would undo), in name order; empty for the other types.
 async fn db_localchanged(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
     let q = Query::new(&q);
-    q.folder(&s)?;
+    let folder = q.folder(&s)?;
     let (page, perpage) = paging(&q)?;
-    ok_json(json!({"files": [], "page": page, "perpage": perpage}))
+    let changed = s
+        .engine
+        .local_changes(&folder, page, perpage)
+        .await
+        .map_err(engine_error)?;
+    ok_json(json!({"files": file_list(&changed.files), "page": page, "perpage": perpage}))
+}
+
+/// `POST /rest/db/override?folder=`: a send-only folder's versions win everywhere. As in
+/// Syncthing, the answer is an empty 200 at once (the work runs after it), and a folder that
+/// is unknown or of another type is left alone.
+async fn db_override(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    folder_type_op(&s, &q, "override");
+    ok_empty()
+}
+
+/// `POST /rest/db/revert?folder=`: a receive-only folder's local changes are dropped (see
+/// [`db_override`] for the answer).
+async fn db_revert(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    folder_type_op(&s, &q, "revert");
+    ok_empty()
+}
+
+fn folder_type_op(s: &Shared, q: &Option<String>, op: &'static str) {
+    let q = Query::new(q);
+    let Some(folder) = q.get("folder").and_then(|f| FolderId::new(f).ok()) else {
+        return;
+    };
+    let engine = s.engine.clone();
+    tokio::spawn(async move {
+        let r = if op == "override" {
+            engine.override_changes(&folder).await
+        } else {
+            engine.revert_changes(&folder).await
+        };
+        match r {
+            Ok(n) => {
+                tracing::debug!(folder = %folder, op, records = n, "folder type operation done")
+            }
+            Err(e) => {
+                tracing::info!(folder = %folder, op, error = %e, "folder type operation failed")
+            }
+        }
+    });
 }
 
 /// `GET /rest/db/file?folder=&file=`: the global and local records of one name and which

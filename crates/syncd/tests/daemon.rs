@@ -1783,3 +1783,69 @@ fn versioning_set_at_runtime_keeps_what_the_peer_replaces_and_restores_it() {
     let missing = p.b.run(&["versions", "restore", "shared", "nothing.txt"]);
     assert_eq!(missing.status.code(), Some(2));
 }
+
+/// Folder types through the CLI on two running daemons: B made receive-only keeps a file it
+/// adds local (counted and listed by REST) until `syncd folder revert` removes it; A made
+/// send-only ignores B's edit until `syncd folder override` makes A's version win on B.
+/// Each operation refuses a folder of the other type.
+#[test]
+fn folder_types_override_and_revert_through_the_cli() {
+    let p = cli_pair(small_tree, false);
+    let (da, db, b_dir) = (&p.da, &p.db, &p.b_dir);
+    wait_in_sync(&p.b);
+    p.b.ok(&["folder", "set", "shared", "--type", "receiveonly"]);
+    p.a.ok(&["folder", "set", "shared", "--type", "sendonly"]);
+    assert_eq!(db.get("/rest/config/folders/shared")["type"], "receiveonly");
+    assert_eq!(da.get("/rest/config/folders/shared")["type"], "sendonly");
+    let list = p.a.ok(&["folder", "list"]);
+    assert!(list.contains("(sendonly)"), "{list}");
+
+    // Receive-only: B's addition stays on B, counted and listed, until B reverts.
+    std::fs::write(b_dir.join("b-only.txt"), b"b's own").unwrap();
+    let c = db.client();
+    c.json("POST", "/rest/db/scan?folder=shared", None).unwrap();
+    eventually("B counts its local change", || {
+        db.get("/rest/db/status?folder=shared")["receiveOnlyTotalItems"] == 1
+    });
+    let shown = p.b.ok(&["status"]);
+    assert!(shown.contains("1 local changes kept here"), "{shown}");
+    let listed = db.get("/rest/db/localchanged?folder=shared");
+    assert_eq!(listed["files"][0]["name"], "b-only.txt", "{listed}");
+    assert!(da.get("/rest/db/status?folder=shared")["needFiles"] == 0);
+    let wrong = p.b.run(&["folder", "override", "shared"]);
+    assert_eq!(
+        wrong.status.code(),
+        Some(2),
+        "override on a receive-only folder"
+    );
+    let out = p.b.ok(&["folder", "revert", "shared"]);
+    assert!(out.contains("Revert"), "{out}");
+    eventually("B's addition is gone", || {
+        !b_dir.join("b-only.txt").exists()
+    });
+    eventually("B has no local change left", || {
+        db.get("/rest/db/status?folder=shared")["receiveOnlyTotalItems"] == 0
+    });
+
+    // Send-only: A does not take B's edit until A overrides; B gets A's content back.
+    p.b.ok(&["folder", "set", "shared", "--type", "sendreceive"]);
+    std::fs::write(b_dir.join("hello.txt"), b"edited on b\n").unwrap();
+    c.json("POST", "/rest/db/scan?folder=shared", None).unwrap();
+    eventually("A needs B's edit", || {
+        da.get("/rest/db/status?folder=shared")["needFiles"] == 1
+    });
+    let a_dir = p.a.user.join("shared");
+    assert_eq!(
+        std::fs::read(a_dir.join("hello.txt")).unwrap(),
+        b"hello from a\n"
+    );
+    let wrong = p.a.run(&["folder", "revert", "shared"]);
+    assert_eq!(wrong.status.code(), Some(2), "revert on a send-only folder");
+    p.a.ok(&["folder", "override", "shared"]);
+    eventually("B has A's version again", || {
+        std::fs::read(b_dir.join("hello.txt")).ok().as_deref() == Some(&b"hello from a\n"[..])
+    });
+    eventually("A needs nothing", || {
+        da.get("/rest/db/status?folder=shared")["needFiles"] == 0
+    });
+}

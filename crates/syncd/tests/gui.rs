@@ -1957,3 +1957,64 @@ fn versioning_is_set_in_the_folder_dialog_and_a_version_is_restored_from_the_bro
     assert_eq!(v["a.txt"][0]["size"], 7, "the replaced file is kept: {v}");
     no_script_ran(&b, "#dlg-versions");
 }
+
+/// Folder dialog → Folder type saves Syncthing's `type`; a receive-only folder with a local
+/// change shows it in its panel with **Revert local changes**, which (once confirmed) removes
+/// the file that exists only here.
+#[test]
+fn folder_type_is_set_in_the_folder_dialog_and_local_changes_are_reverted_from_the_panel() {
+    let Some(tools) = tools() else { return };
+    let m = Machine::new();
+    let d = m.start();
+    let c = rest(&m, &d);
+    let root = m.user().join("r");
+    c.json(
+        "POST",
+        "/rest/config/folders",
+        Some(&json!({"id": "r", "path": root.to_string_lossy()})),
+    )
+    .unwrap();
+    let b = Browser::start(&tools);
+    open_gui(&b, &d);
+    plant_alert_recorder(&b);
+    let panel = "#folders [data-folder=\"r\"]";
+    b.click(&format!("{panel} summary"));
+    b.click(&format!("{panel} .edit-folder"));
+    b.js(
+        "document.getElementById('folder-type').value = 'receiveonly';",
+        json!([]),
+    );
+    b.click("#folder-save");
+    wait("type saved", || {
+        (c.get("/rest/config/folders/r").unwrap()["type"] == "receiveonly").then_some(())
+    });
+    write(&root, "local.txt", "made here");
+    c.json("POST", "/rest/db/scan?folder=r", None).unwrap();
+    let revert = format!("{panel} .revert-folder");
+    wait("the Revert button", || {
+        b.js(
+            "const x = document.querySelector(arguments[0]); return !!x && !x.hidden;",
+            json!([revert]),
+        )
+        .as_bool()
+        .filter(|ok| *ok)
+    });
+    let shown = b
+        .js(
+            "return document.querySelector(arguments[0]).textContent;",
+            json!([format!("{panel} [data-field=\"type\"]")]),
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(shown.contains("Receive only"), "{shown}");
+    b.click(&revert);
+    b.click("#confirm-yes");
+    wait("the local-only file removed", || {
+        (!root.join("local.txt").exists()).then_some(())
+    });
+    wait("no local change left", || {
+        (c.get("/rest/db/status?folder=r").unwrap()["receiveOnlyTotalItems"] == 0).then_some(())
+    });
+    no_script_ran(&b, "#folders");
+}

@@ -250,6 +250,7 @@ pub(super) fn folder_accept(
             path,
             label,
             devices,
+            kind: None,
             versioning: super::VersioningArgs::default(),
         },
     )
