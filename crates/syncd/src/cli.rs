@@ -272,6 +272,17 @@ pub enum FolderCommand {
         /// The folder ID.
         id: String,
     },
+    /// Read every file the index says is unchanged and check each block against its recorded
+    /// hash (needs a running daemon): finds files damaged on disk behind the scanner's back
+    /// (bytes changed, size and modification time kept), which are then reported in the
+    /// folder's errors and never sent to peers. Exit status 1 when damage was found.
+    Verify {
+        /// The folder ID.
+        id: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Accept a folder a device offers (see `syncd pending`): shares it with the device,
     /// creating it (at --path, or under the default folder path) if it is new here.
     Accept {
@@ -756,6 +767,56 @@ fn folder_type_op(home: &Path, id: &str, op: &str) -> CliResult {
     Ok(EXIT_OK)
 }
 
+/// `syncd folder verify ID [--json]`: the running daemon reads the folder and reports.
+fn folder_verify(home: &Path, id: &str, as_json: bool) -> CliResult {
+    let (config, _, client) = require_daemon(home)?;
+    if config.folder(id).is_none() {
+        return Err(Failure::usage(anyhow!("no folder `{id}` in the config")));
+    }
+    if !as_json {
+        out!("verifying folder `{id}` (reads every file; the daemon logs its progress)...");
+    }
+    let report = client.json(
+        "POST",
+        &format!("/rest/syncd/verify?folder={}", encode_query(id)),
+        None,
+    )?;
+    let damaged = report
+        .get("damaged")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if as_json {
+        out!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let n = |k: &str| report.get(k).and_then(Value::as_u64).unwrap_or(0);
+        out!(
+            "{} files ({:.1} MB) checked, {} changed since the last scan (left to it), {} unreadable, {} damaged",
+            n("files"),
+            n("bytes") as f64 / 1e6,
+            n("changed"),
+            report
+                .get("unreadable")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len),
+            damaged.len()
+        );
+        for d in &damaged {
+            out!(
+                "  DAMAGED {} (blocks {})",
+                d.get("path").and_then(Value::as_str).unwrap_or("?"),
+                d.get("blocks").map(Value::to_string).unwrap_or_default()
+            );
+        }
+        if !damaged.is_empty() {
+            out!(
+                "Damaged blocks are never sent to peers. The peers hold the good version: copy each file back from one of them (or restore it from .stversions); do not just touch it."
+            );
+        }
+    }
+    Ok(if damaged.is_empty() { EXIT_OK } else { 1 })
+}
+
 fn folder_cmd(home: &Path, cmd: FolderCommand) -> CliResult {
     let (mut config, my_id, _) = load_or_init(home, true)?;
     let daemon = running_daemon(home, &config, &my_id);
@@ -874,6 +935,7 @@ fn folder_cmd(home: &Path, cmd: FolderCommand) -> CliResult {
             label,
         } => return pending::folder_accept(home, id, &from, path, label),
         FolderCommand::Ignore { id, from } => return pending::folder_ignore(home, &id, &from),
+        FolderCommand::Verify { id, json } => return folder_verify(home, &id, json),
         FolderCommand::Override { id } => return folder_type_op(home, &id, "override"),
         FolderCommand::Revert { id } => return folder_type_op(home, &id, "revert"),
         FolderCommand::List { json } if json => {

@@ -1170,6 +1170,7 @@ mod tests {
             remote_sequence: BTreeMap::from([(PEER.parse().unwrap(), 9)]),
             watch_error: None,
             receive_only_changed: None,
+            damaged_blocks_refused: 0,
         }
     }
 

@@ -281,6 +281,7 @@ pub fn router(state: Shared) -> Router {
         .route("/meta.js", get(meta_js))
         .route("/qr/", get(qr))
         .route("/rest/syncd/wait", get(syncd_wait))
+        .route("/rest/syncd/verify", post(syncd_verify))
         .route("/rest/syncd/conflicts", get(conflicts_list))
         .route("/rest/syncd/conflicts/file", get(conflicts_file))
         .route("/rest/syncd/conflicts/resolve", post(conflicts_resolve))
@@ -2113,6 +2114,33 @@ async fn syncd_wait(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult
         Err(WaitError::UnknownFolder(_)) => Err(not_found("no such folder")),
         Err(other) => Err(internal(other)),
     }
+}
+
+/// `POST /rest/syncd/verify?folder=` (syncd's own): block verification of the folder (see
+/// `EngineHandle::verify`); answers when it is done with
+/// `{"folder", "files", "bytes", "changed", "unreadable": [{"path", "error"}],
+/// "damaged": [{"path", "blocks", "size"}]}`.
+async fn syncd_verify(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let folder = Query::new(&q).folder(&s)?;
+    let r = s.engine.verify(&folder).await.map_err(engine_error)?;
+    let unreadable: Vec<Value> = r
+        .unreadable
+        .iter()
+        .map(|e| json!({"path": e.path, "error": e.error}))
+        .collect();
+    let damaged: Vec<Value> = r
+        .damaged
+        .iter()
+        .map(|d| json!({"path": d.path, "blocks": d.blocks, "size": d.size}))
+        .collect();
+    ok_json(json!({
+        "folder": folder.as_str(),
+        "files": r.files,
+        "bytes": r.bytes,
+        "changed": r.changed,
+        "unreadable": unreadable,
+        "damaged": damaged,
+    }))
 }
 
 #[cfg(test)]

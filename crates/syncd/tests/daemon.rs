@@ -1849,3 +1849,46 @@ fn folder_types_override_and_revert_through_the_cli() {
         da.get("/rest/db/status?folder=shared")["needFiles"] == 0
     });
 }
+
+/// `syncd folder verify` (issue 33): a block of a synced file overwritten in place with its
+/// modification time put back is invisible to scans; verification finds it (exit 1, the
+/// path and block in the report and in `/rest/folder/errors`), and a clean folder exits 0.
+#[test]
+fn folder_verify_finds_a_block_damaged_behind_the_scanners_back() {
+    use std::os::unix::fs::FileExt;
+    let p = cli_pair(small_tree, false);
+    wait_in_sync(&p.b);
+    let clean = p.a.ok(&["folder", "verify", "shared"]);
+    assert!(clean.contains("0 damaged"), "{clean}");
+
+    let path = p.a.user.join("shared/sub/data.bin");
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.write_all_at(&[9u8; 16], 200_000).unwrap();
+    f.set_times(std::fs::FileTimes::new().set_modified(mtime))
+        .unwrap();
+    drop(f);
+    let out = p.a.run(&["folder", "verify", "shared", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "damage found: exit 1");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["damaged"][0]["path"], "sub/data.bin", "{report}");
+    assert_eq!(
+        report["damaged"][0]["blocks"],
+        serde_json::json!([1]),
+        "{report}"
+    );
+    assert_eq!(report["files"], 2, "{report}");
+    let errors = p.da.get("/rest/folder/errors?folder=shared");
+    assert!(
+        errors["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["path"] == "sub/data.bin"
+                && e["error"].as_str().unwrap().contains("damaged on disk")),
+        "{errors}"
+    );
+    let text = p.a.run(&["folder", "verify", "shared"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("DAMAGED sub/data.bin"), "{text}");
+}
