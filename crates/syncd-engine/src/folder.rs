@@ -491,6 +491,7 @@ pub(crate) fn needs_restart(old: &FolderConfig, new: &FolderConfig) -> bool {
     old.path != new.path
         || old.ignore_perms != new.ignore_perms
         || old.auto_normalize != new.auto_normalize
+        || old.case_sensitive_fs != new.case_sensitive_fs
         || old.watcher_enabled != new.watcher_enabled
         || old.watcher_delay_ms != new.watcher_delay_ms
         || old.rescan_interval_s != new.rescan_interval_s
@@ -534,6 +535,7 @@ async fn start(shared: &Arc<Shared>, ctx: &Arc<FolderCtx>) {
     let scan_cfg = ScanConfig {
         ignore_perms: cfg.ignore_perms,
         auto_normalize: cfg.auto_normalize,
+        case_sensitive_fs: cfg.case_sensitive_fs,
         ..ScanConfig::default()
     };
     let watch_cfg = WatchConfig {

@@ -175,7 +175,6 @@ const FOLDER_DEFAULTS: &[(&str, &str)] = &[
     ("disableFsync", "false"),
     ("blockPullOrder", "standard"),
     ("copyRangeMethod", "standard"),
-    ("caseSensitiveFS", "false"),
     ("junctionsAsDirs", "false"),
     ("syncOwnership", "false"),
     ("sendOwnership", "false"),
@@ -193,6 +192,7 @@ const FOLDER_CARRIED: &[&str] = &[
     "@fsWatcherDelayS",
     "@ignorePerms",
     "autoNormalize",
+    "caseSensitiveFS",
     "device",
     "maxConflicts",
     "paused",
@@ -386,6 +386,7 @@ pub fn from_syncthing_xml(text: &str, own_id: DeviceId) -> Result<Imported, Impo
         entry.watcher_delay_ms = (delay_s * 1000.0).round().min(f64::from(u32::MAX)) as u32;
         entry.ignore_perms = parse_bool(f.attr("ignorePerms"), false);
         entry.auto_normalize = parse_bool(f.child_text("autoNormalize"), true);
+        entry.case_sensitive_fs = parse_bool(f.child_text("caseSensitiveFS"), false);
         entry.max_conflicts = parse_num(f.child_text("maxConflicts"), 10);
         entry.paused = entry.paused || parse_bool(f.child_text("paused"), false);
         for d in f.children("device") {

@@ -404,7 +404,7 @@ pub fn folder(f: &FolderEntry, my_id: &DeviceId) -> Value {
         "disableFsync": false,
         "blockPullOrder": "standard",
         "copyRangeMethod": "standard",
-        "caseSensitiveFS": false,
+        "caseSensitiveFS": f.case_sensitive_fs,
         "junctionsAsDirs": false,
     })
 }
@@ -855,6 +855,9 @@ pub fn apply_folder(
     }
     if let Some(v) = field(o, "autoNormalize")? {
         f.auto_normalize = v;
+    }
+    if let Some(v) = field(o, "caseSensitiveFS")? {
+        f.case_sensitive_fs = v;
     }
     if let Some(v) = field(o, "maxConflicts")? {
         f.max_conflicts = v;

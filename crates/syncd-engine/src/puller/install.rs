@@ -15,8 +15,11 @@ use syncd_conflict::{LocalFate, Resolution};
 use syncd_index::{FileRecord, Needed};
 use syncd_types::{FileKind, RelPath};
 
+use syncd_scan::case::OnDisk;
+
 use super::{
-    Ctx, PullError, PullOutcome, conflicts, decide, emit_started, parent_of, plan, refused, report,
+    Ctx, PullError, PullOutcome, case, conflicts, decide, emit_started, parent_of, plan, refused,
+    report,
 };
 use crate::event::{Event, ItemAction};
 use crate::fsutil;
@@ -117,6 +120,9 @@ fn pull_dir(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), Pull
     let Resolution::TakeRemote { adopt_version, .. } = decide(ctx, n) else {
         return Err(PullError::NotNeeded);
     };
+    if let OnDisk::Conflict(c) = case::on_disk(ctx, &n.global.name)? {
+        return Err(PullError::CaseConflict(c));
+    }
     let path = safe_target(ctx, n)?;
     if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
         return Err(PullError::Modified);
@@ -141,6 +147,7 @@ fn pull_dir(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), Pull
         }
         Err(e) => return Err(e.into()),
     }
+    case::forget_parent(ctx, &path);
     Ok((
         plan::installed(&n.global, adopt_version),
         Some(parent_of(&path)),
@@ -186,6 +193,9 @@ fn pull_symlink(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), 
     let Resolution::TakeRemote { adopt_version, .. } = decide(ctx, n) else {
         return Err(PullError::NotNeeded);
     };
+    if let OnDisk::Conflict(c) = case::on_disk(ctx, &n.global.name)? {
+        return Err(PullError::CaseConflict(c));
+    }
     let path = safe_target(ctx, n)?;
     if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
         return Err(PullError::Modified);
@@ -199,6 +209,7 @@ fn pull_symlink(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), 
         Err(_) => {}
     }
     std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&n.global.symlink_target), &path)?;
+    case::forget_parent(ctx, &path);
     Ok((
         plan::installed(&n.global, adopt_version),
         Some(parent_of(&path)),
@@ -215,9 +226,15 @@ fn delete_item(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), P
         return Err(PullError::NotNeeded);
     };
     let path = safe_target(ctx, n)?;
+    if let OnDisk::Conflict(_) = case::on_disk(ctx, &n.global.name)? {
+        // Only another spelling is on disk (a case-only rename, or never here): that file is
+        // not this name's, and this name is already gone.
+        return Ok((plan::installed(&n.global, adopt_version), None));
+    }
     if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
         return Err(PullError::Modified);
     }
+    case::forget_parent(ctx, &path);
     match std::fs::symlink_metadata(&path) {
         Ok(m) if m.is_dir() => {
             remove_temps_in(&path);

@@ -105,6 +105,8 @@ pub struct Node {
     /// syncd only: run with the discovery its config sets, listening on
     /// `tcp://localhost:PORT` (what a discovery server keeps); otherwise `--no-discovery`.
     pub discovery: bool,
+    /// syncd only: extra environment variables (e.g. `SYNCD_LOCAL_NFD=1`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Node {
@@ -136,6 +138,7 @@ impl Node {
             child: None,
             starts: 0,
             discovery: false,
+            env: Vec::new(),
         }
     }
 
@@ -241,6 +244,7 @@ impl Node {
                     "RUST_LOG",
                     std::env::var("SYNCD_LOG").unwrap_or_else(|_| "info".into()),
                 );
+                cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
                 cmd
             }
         };
@@ -630,6 +634,7 @@ pub fn cluster() -> Option<Cluster> {
         child: None,
         starts: 0,
         discovery: false,
+        env: Vec::new(),
     };
     let sd = Node {
         kind: Kind::Syncd,
@@ -644,6 +649,7 @@ pub fn cluster() -> Option<Cluster> {
         child: None,
         starts: 0,
         discovery: false,
+        env: Vec::new(),
     };
     Some(Cluster {
         st,
