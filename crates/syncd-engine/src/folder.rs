@@ -216,6 +216,21 @@ impl FolderCtx {
         lock(&self.scanner).as_ref().map(|s| s.ignores())
     }
 
+    /// The entries the last scan skipped with an error (a name two files share in different
+    /// Unicode normalisations, an unreadable file...), as Syncthing lists its scan errors
+    /// among the folder's errors.
+    pub(crate) fn scan_errors(&self) -> Vec<FileError> {
+        lock(&self.scanner).as_ref().map_or_else(Vec::new, |s| {
+            s.errors()
+                .iter()
+                .map(|e| FileError {
+                    path: e.path().to_owned(),
+                    error: e.to_string(),
+                })
+                .collect()
+        })
+    }
+
     /// The scanner's commit hook: wakes the actor with [`FolderInput::Committed`] unless one
     /// is already waiting.
     fn commit_hook(&self) -> syncd_scan::CommitHook {

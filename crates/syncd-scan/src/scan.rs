@@ -162,6 +162,18 @@ pub enum EntryError {
     },
 }
 
+impl EntryError {
+    /// The folder-relative path of the entry.
+    pub fn path(&self) -> &str {
+        match self {
+            EntryError::UnsyncableName { path, .. }
+            | EntryError::NotNormalized { path }
+            | EntryError::NormalizationConflict { path }
+            | EntryError::Io { path, .. } => path,
+        }
+    }
+}
+
 /// Why a whole scan failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
