@@ -669,9 +669,11 @@ mod tests {
             "<folder id=\"work\" label=\"Work\" path=\"/srv/work\" type=\"sendreceive\" \
              rescanIntervalS=\"60\" fsWatcherEnabled=\"false\" fsWatcherDelayS=\"2\" ignorePerms=\"true\">\
              <device id=\"{OWN}\"></device><device id=\"{PEER}\"></device>\
-             <maxConflicts>3</maxConflicts><paused>false</paused></folder>"
+             <maxConflicts>3</maxConflicts><paused>false</paused>\
+             <caseSensitiveFS>true</caseSensitiveFS></folder>"
         ));
         let f = &i.config.folders[0];
+        assert!(f.case_sensitive_fs);
         assert_eq!((f.id.as_str(), f.label.as_str()), ("work", "Work"));
         assert_eq!(f.path, PathBuf::from("/srv/work"));
         assert_eq!((f.rescan_interval_s, f.watcher_delay_ms), (60, 2000));

@@ -1321,7 +1321,9 @@ mod tests {
         f.devices = vec![PEER.parse().unwrap()];
         f.watcher_delay_ms = 250;
         f.max_conflicts = -1;
+        f.case_sensitive_fs = true;
         let v = folder(&f, &me());
+        assert_eq!(v["caseSensitiveFS"], json!(true));
         assert_eq!(v["devices"].as_array().unwrap().len(), 2);
         let back = apply_folder(
             FolderEntry::new(FolderId::new("x").unwrap(), "/".into()),

@@ -249,3 +249,20 @@ fn the_case_folding_view_is_case_insensitive_and_case_preserving() {
     // Unmounted: the mount point is an empty directory again.
     assert!(names(&view).is_empty());
 }
+
+/// On a case-sensitive filesystem (ext4) with `caseSensitiveFS` off, as Syncthing on Linux:
+/// a name that does not exist on disk is no conflict, so both spellings are two files.
+#[test]
+fn on_a_case_sensitive_disk_both_names_sync_as_two_files() {
+    let Some(mut c) = cluster() else {
+        return;
+    };
+    c.st.write("Readme.md", "title case");
+    c.st.write("README.md", "upper case");
+    c.start();
+    c.converge();
+    assert!(errors(&c).is_empty(), "{:?}", errors(&c));
+    assert_eq!(c.sd.read("Readme.md"), b"title case");
+    assert_eq!(c.sd.read("README.md"), b"upper case");
+    c.assert_clean_logs(&[]);
+}
