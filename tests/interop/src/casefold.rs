@@ -235,6 +235,23 @@ impl CaseFold {
         }
     }
 
+    /// Removes the entry `name` finds in `parent` with `how` (a file or a directory).
+    fn remove(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        how: fn(PathBuf) -> std::io::Result<()>,
+        reply: ReplyEmpty,
+    ) {
+        match self
+            .child(parent, name)
+            .and_then(|(p, _)| how(p).map_err(|e| errno(&e)))
+        {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
     fn add_file(&self, f: File) -> FileHandle {
         let mut next = Self::lock(&self.next_fh);
         let fh = *next;
@@ -380,23 +397,11 @@ impl Filesystem for CaseFold {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self
-            .child(parent, name)
-            .and_then(|(p, _)| std::fs::remove_file(p).map_err(|e| errno(&e)))
-        {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        self.remove(parent, name, std::fs::remove_file, reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self
-            .child(parent, name)
-            .and_then(|(p, _)| std::fs::remove_dir(p).map_err(|e| errno(&e)))
-        {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        self.remove(parent, name, std::fs::remove_dir, reply);
     }
 
     fn symlink(

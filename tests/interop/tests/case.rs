@@ -9,10 +9,9 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use common::{Cluster, FOLDER, cluster, poll};
+use common::{Cluster, cluster, name_set as set, names, poll};
 use syncd_interop_tests::casefold::CaseFoldMount;
 
 const CONFLICT_TEXT: &str = "uses different upper or lowercase characters than local";
@@ -62,35 +61,8 @@ fn case_only_rename(from: &Path, to: &Path) {
     std::fs::rename(&between, to).unwrap();
 }
 
-/// Names directly in `dir` (as stored), without syncd's and Syncthing's own.
-fn names(dir: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| !n.starts_with(".st") && !n.starts_with(".syncthing."))
-        .collect()
-}
-
-/// syncd's `/rest/folder/errors`: (path, error) pairs.
 fn errors(c: &Cluster) -> Vec<(String, String)> {
-    let body = c.sd.get_ok(&format!("/rest/folder/errors?folder={FOLDER}"));
-    body["errors"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| {
-                    (
-                        e["path"].as_str().unwrap_or_default().to_owned(),
-                        e["error"].as_str().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn set(names: &[&str]) -> BTreeSet<String> {
-    names.iter().map(|s| (*s).to_owned()).collect()
+    c.sd.folder_errors()
 }
 
 fn context(k: &CaseCluster) -> String {

@@ -6,10 +6,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::path::Path;
-
-use common::{Cluster, FOLDER, cluster, poll};
+use common::{Cluster, FOLDER, cluster, name_set as set, names, poll};
 
 const CAFE_NFC: &str = "caf\u{e9}";
 const CAFE_NFD: &str = "cafe\u{301}";
@@ -22,34 +19,8 @@ fn nfd_cluster(setup: impl FnOnce(&Cluster)) -> Option<Cluster> {
     Some(c)
 }
 
-/// Names directly in `dir` as stored, without syncd's and Syncthing's own.
-fn names(dir: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| !n.starts_with(".st") && !n.starts_with(".syncthing."))
-        .collect()
-}
-
-fn set(names: &[&str]) -> BTreeSet<String> {
-    names.iter().map(|s| (*s).to_owned()).collect()
-}
-
 fn errors(c: &Cluster) -> Vec<(String, String)> {
-    let body = c.sd.get_ok(&format!("/rest/folder/errors?folder={FOLDER}"));
-    body["errors"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| {
-                    (
-                        e["path"].as_str().unwrap_or_default().to_owned(),
-                        e["error"].as_str().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    c.sd.folder_errors()
 }
 
 fn context(c: &Cluster) -> String {

@@ -286,6 +286,24 @@ impl Node {
         self.get_ok("/rest/system/connections")["connections"][peer].clone()
     }
 
+    /// This node's `/rest/folder/errors` for the shared folder: (path, error) pairs.
+    pub fn folder_errors(&self) -> Vec<(String, String)> {
+        let body = self.get_ok(&format!("/rest/folder/errors?folder={FOLDER}"));
+        body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| {
+                        (
+                            e["path"].as_str().unwrap_or_default().to_owned(),
+                            e["error"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Path inside the folder.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.folder.join(rel)
@@ -361,6 +379,21 @@ impl Drop for Node {
 
 // ---------------------------------------------------------------------------------------------
 // Trees
+
+/// The names directly in `dir` as stored on disk, without syncd's and Syncthing's own
+/// (`.stfolder`, `.stignore`, temp files).
+pub fn names(dir: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with(".st") && !n.starts_with(".syncthing."))
+        .collect()
+}
+
+/// A set of names, to compare with [`names`].
+pub fn name_set(names: &[&str]) -> std::collections::BTreeSet<String> {
+    names.iter().map(|s| (*s).to_owned()).collect()
+}
 
 /// What we compare of one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
