@@ -147,7 +147,7 @@ pub struct FolderConfig {
     /// Names differing only in case are different files (Syncthing's `caseSensitiveFS`,
     /// default false): off, the puller checks each name's case on disk before it creates,
     /// renames into or deletes it, and a remote name that differs only in case from another
-    /// local entry is a case-conflict error (see [`crate::casefs`]).
+    /// local entry is a case-conflict error (see [`syncd_scan::case`]).
     pub case_sensitive_fs: bool,
     /// Conflict copies kept per file: `-1` unlimited, `0` none (the losing file is deleted).
     pub max_conflicts: i32,
