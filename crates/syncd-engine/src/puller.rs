@@ -697,14 +697,14 @@ fn prepare_file(
     else {
         return Err(PullError::NotNeeded);
     };
-    case::check_create(ctx, &n.global.name)?;
+    let case_only_rename = case::check_create(ctx, &n.global.name)?;
     let (path, parent_exists) = safe_file_target(ctx, &n)?;
-    if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
+    if !case_only_rename && !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
         return Err(PullError::Modified);
     }
     let dir = parent_of(&path);
     let record = plan::installed(&n.global, adopt_version);
-    if matches!(fate, LocalFate::MetadataOnly) && path.exists() {
+    if matches!(fate, LocalFate::MetadataOnly) && !case_only_rename && path.exists() {
         let file = set_meta(&path, &n.global, ctx.ignore_perms)?;
         return Ok(Prepared::Done(batch::Item {
             record,

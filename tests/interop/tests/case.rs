@@ -169,6 +169,8 @@ fn a_case_only_rename_on_syncthing_renames_the_file_on_syncd() {
         b"notes"
     );
     assert_eq!(names(&k.c.st.folder), set(&["NOTES.txt", "dir"]));
+    // Renamed in place, not by deleting and fetching again after a retry.
+    assert_eq!(k.c.sd.log_text().matches("case-only rename").count(), 2);
     k.c.assert_clean_logs(&[]);
 }
 

@@ -27,12 +27,14 @@ pub(super) fn on_disk(ctx: &Ctx, name: &RelPath) -> Result<OnDisk, PullError> {
 }
 
 /// Fails with the case conflict unless `name` is absent or spelt so on disk, or the name on
-/// disk is the old spelling of a case-only rename (see [`renamed_from`]).
-pub(super) fn check_create(ctx: &Ctx, name: &RelPath) -> Result<(), PullError> {
+/// disk is the old spelling of a case-only rename (see [`renamed_from`]); returns whether it
+/// is (then what the filesystem finds under `name` is that old file, already checked against
+/// its own record, and [`make_way`] removes it before the new one is put in place).
+pub(super) fn check_create(ctx: &Ctx, name: &RelPath) -> Result<bool, PullError> {
     match on_disk(ctx, name)? {
-        OnDisk::Absent | OnDisk::Exact => Ok(()),
+        OnDisk::Absent | OnDisk::Exact => Ok(false),
         OnDisk::Conflict(c) => match renamed_from(ctx, &c)? {
-            Some(_) => Ok(()),
+            Some(_) => Ok(true),
             None => Err(PullError::CaseConflict(c)),
         },
     }
