@@ -216,6 +216,18 @@ mod tests {
     }
 
     #[test]
+    fn a_name_spelt_in_nfd_on_disk_is_found_under_any_case_and_reported_in_nfc() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("Cafe\u{301}")).unwrap();
+        std::fs::write(d.path().join("Cafe\u{301}/x"), "x").unwrap();
+        let r = CaseResolver::new(d.path());
+        assert_eq!(
+            r.real_case(&rel("CAF\u{c9}/X")).unwrap().as_deref(),
+            Some("Caf\u{e9}/x")
+        );
+    }
+
+    #[test]
     fn the_conflict_text_is_syncthings() {
         let e = CaseConflict {
             given: "foo".into(),
