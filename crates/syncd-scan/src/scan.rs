@@ -853,8 +853,10 @@ impl Scanner {
         let mut cur: Option<RelPath> = None;
         let mut abs = self.root.clone();
         let depth = p.depth();
-        for (i, c) in p.components().enumerate() {
-            abs.push(c);
+        // The components as local names spell them (NFD where they are).
+        let local = p.to_path_under(Path::new(""));
+        for (i, (c, on_disk)) in p.components().zip(local.components()).enumerate() {
+            abs.push(on_disk);
             let next = match &cur {
                 None => RelPath::new(c),
                 Some(d) => d.join(c),
