@@ -13,9 +13,8 @@ use std::time::SystemTime;
 
 use syncd_conflict::{LocalFate, Resolution};
 use syncd_index::{FileRecord, Needed};
-use syncd_types::{FileKind, RelPath};
-
 use syncd_scan::case::OnDisk;
+use syncd_types::{FileKind, RelPath};
 
 use super::{
     Ctx, PullError, PullOutcome, case, conflicts, decide, emit_started, parent_of, plan, refused,
@@ -234,7 +233,6 @@ fn delete_item(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), P
     if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
         return Err(PullError::Modified);
     }
-    case::forget_parent(ctx, &path);
     match std::fs::symlink_metadata(&path) {
         Ok(m) if m.is_dir() => {
             remove_temps_in(&path);
@@ -254,6 +252,7 @@ fn delete_item(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), P
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
+    case::forget_parent(ctx, &path);
     // A temp file a failed pull of this file left behind is no longer of use.
     let temp = parent_of(&path).join(syncd_types::names::temp_name(n.global.name.file_name()));
     if std::fs::symlink_metadata(&temp).is_ok_and(|m| m.is_file()) {
