@@ -562,6 +562,7 @@ impl EngineHandle {
             in_sync_files: 0,
             in_sync_bytes: 0,
             sequence: 0,
+            pull_errors: rt.errors.len(),
             errors: ctx.scan_errors().into_iter().chain(rt.errors).collect(),
             remote_sequence: BTreeMap::new(),
             watch_error: rt.watch_error,

@@ -36,7 +36,7 @@ pub fn folder_summary(s: &FolderStatus, has_ignore_patterns: bool) -> Value {
     m.insert("inSyncFiles".into(), json!(s.in_sync_files));
     m.insert("inSyncBytes".into(), json!(s.in_sync_bytes));
     m.insert("errors".into(), json!(errors));
-    m.insert("pullErrors".into(), json!(errors));
+    m.insert("pullErrors".into(), json!(s.pull_errors));
     m.insert("invalid".into(), json!(""));
     m.insert("state".into(), json!(s.state.as_str()));
     m.insert("stateChanged".into(), json!(rfc3339(s.state_changed)));
@@ -1157,6 +1157,7 @@ mod tests {
             in_sync_bytes: 100,
             sequence: 7,
             errors: vec![],
+            pull_errors: 0,
             remote_sequence: BTreeMap::from([(PEER.parse().unwrap(), 9)]),
             watch_error: None,
         }
