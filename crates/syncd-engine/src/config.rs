@@ -144,6 +144,11 @@ pub struct FolderConfig {
     /// Rename names not spelt in Unicode NFC on disk to NFC (Syncthing's `autoNormalize`,
     /// default true); off, such names are reported and not synced.
     pub auto_normalize: bool,
+    /// Names differing only in case are different files (Syncthing's `caseSensitiveFS`,
+    /// default false): off, the puller checks each name's case on disk before it creates,
+    /// renames into or deletes it, and a remote name that differs only in case from another
+    /// local entry is a case-conflict error (see [`syncd_scan::case`]).
+    pub case_sensitive_fs: bool,
     /// Conflict copies kept per file: `-1` unlimited, `0` none (the losing file is deleted).
     pub max_conflicts: i32,
     /// A paused folder neither scans, pulls nor exchanges indexes.
@@ -218,6 +223,7 @@ impl FolderConfig {
             watcher_enabled: true,
             ignore_perms: false,
             auto_normalize: true,
+            case_sensitive_fs: false,
             max_conflicts: DEFAULT_MAX_CONFLICTS,
             paused: false,
             scan_progress_interval_ms: DEFAULT_SCAN_PROGRESS_INTERVAL_MS,

@@ -230,6 +230,21 @@ impl FolderCtx {
         lock(&self.scanner).as_ref().map(|s| s.ignores())
     }
 
+    /// The entries the last scan skipped with an error (a name two files share in different
+    /// Unicode normalisations, an unreadable file...), as Syncthing lists its scan errors
+    /// among the folder's errors.
+    pub(crate) fn scan_errors(&self) -> Vec<FileError> {
+        lock(&self.scanner).as_ref().map_or_else(Vec::new, |s| {
+            s.errors()
+                .iter()
+                .map(|e| FileError {
+                    path: e.path().to_owned(),
+                    error: e.to_string(),
+                })
+                .collect()
+        })
+    }
+
     /// The scanner's commit hook: wakes the actor with [`FolderInput::Committed`] unless one
     /// is already waiting.
     fn commit_hook(&self) -> syncd_scan::CommitHook {
@@ -553,6 +568,7 @@ pub(crate) fn needs_restart(old: &FolderConfig, new: &FolderConfig) -> bool {
     old.path != new.path
         || old.ignore_perms != new.ignore_perms
         || old.auto_normalize != new.auto_normalize
+        || old.case_sensitive_fs != new.case_sensitive_fs
         || old.watcher_enabled != new.watcher_enabled
         || old.watcher_delay_ms != new.watcher_delay_ms
         || old.rescan_interval_s != new.rescan_interval_s
@@ -598,6 +614,7 @@ async fn start(shared: &Arc<Shared>, ctx: &Arc<FolderCtx>) {
         ignore_perms: cfg.ignore_perms,
         auto_normalize: cfg.auto_normalize,
         receive_only: cfg.folder_type == crate::config::FolderType::ReceiveOnly,
+        case_sensitive_fs: cfg.case_sensitive_fs,
         ..ScanConfig::default()
     };
     let watch_cfg = WatchConfig {

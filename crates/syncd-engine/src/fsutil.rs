@@ -20,7 +20,10 @@ pub fn safe_path(root: &Path, rel: &RelPath) -> io::Result<PathBuf> {
 /// `Ok(false)` when one is missing (none of them a symlink or a file).
 fn check_parents(root: &Path, rel: &RelPath) -> io::Result<bool> {
     let mut cur = root.to_path_buf();
-    let comps: Vec<&str> = rel.components().collect();
+    // Spelt as local names are (NFD where they are, see `syncd_types::local_names_nfd`), so
+    // each parent checked is the one the final path goes through.
+    let local = rel.to_path_under(Path::new(""));
+    let comps: Vec<_> = local.components().collect();
     let parents = comps.len().saturating_sub(1);
     for c in comps.iter().take(parents) {
         cur.push(c);

@@ -26,6 +26,7 @@
 //! [`batch`] makes finished files durable, puts them in place and commits them.
 
 mod batch;
+mod case;
 pub(crate) mod conflicts;
 mod direct;
 mod fetch;
@@ -134,6 +135,9 @@ pub(crate) enum PullError {
     /// The file could not be versioned before it was deleted or replaced (it stays).
     #[error("versioning: {0}")]
     Versioning(String),
+    /// The name exists on disk under another case (folders that are not case-sensitive).
+    #[error("{0}")]
+    CaseConflict(#[from] syncd_scan::case::CaseConflict),
     /// The conflict rules keep the local version: nothing to do, not an error.
     #[error("local version kept")]
     NotNeeded,
@@ -154,6 +158,12 @@ struct Ctx {
     /// The folder's versioner for this pass (its settings as the pass started); an error
     /// (a bad setting) fails every delete or replace, so nothing is lost unversioned.
     versioner: Result<Option<crate::versioner::Versioner>, String>,
+    /// The on-disk case of names, unless the folder is case-sensitive (see [`case`]).
+    case: Option<syncd_scan::case::CaseResolver>,
+    /// The temp files of this pass by directory and folded name, with the item each is
+    /// for: on a case-insensitive filesystem `.syncthing.A.tmp` and `.syncthing.a.tmp` are
+    /// one file, so two names differing only in case never share one (see [`case`]).
+    temps: std::sync::Mutex<HashMap<(PathBuf, String), RelPath>>,
 }
 
 /// [`install::safe_target`] for the files phase, with the directories checked so far in the pass
@@ -183,6 +193,8 @@ pub(crate) async fn pull(shared: Arc<Shared>, fctx: Arc<FolderCtx>) -> PullOutco
         peers: Box::new(crate::peer_blocks::ConnectedPeers::new(shared.clone())),
         versioner: crate::versioner::Versioner::new(&cfg.path, &cfg.versioning)
             .map_err(|e| e.to_string()),
+        case: (!cfg.case_sensitive_fs).then(|| syncd_scan::case::CaseResolver::new(&cfg.path)),
+        temps: std::sync::Mutex::default(),
     });
     let mut out = PullOutcome::default();
     // Large files announced from here on are started by this pass (see [`Refill`]).
@@ -685,13 +697,14 @@ fn prepare_file(
     else {
         return Err(PullError::NotNeeded);
     };
+    let case_only_rename = case::check_create(ctx, &n.global.name)?;
     let (path, parent_exists) = safe_file_target(ctx, &n)?;
-    if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
+    if !case_only_rename && !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
         return Err(PullError::Modified);
     }
     let dir = parent_of(&path);
     let record = plan::installed(&n.global, adopt_version);
-    if matches!(fate, LocalFate::MetadataOnly) && path.exists() {
+    if matches!(fate, LocalFate::MetadataOnly) && !case_only_rename && path.exists() {
         let file = set_meta(&path, &n.global, ctx.ignore_perms)?;
         return Ok(Prepared::Done(batch::Item {
             record,
@@ -704,6 +717,7 @@ fn prepare_file(
         std::fs::create_dir_all(&dir)?;
     }
     let temp = dir.join(syncd_types::names::temp_name(n.global.name.file_name()));
+    case::claim_temp(ctx, &n.global.name, &temp)?;
     let meta = local::Meta::of(&n.global, ctx.ignore_perms);
     let src = sources(ctx, &n, &path);
     let prepared = local::prepare(

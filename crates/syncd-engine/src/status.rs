@@ -103,8 +103,10 @@ pub struct FolderStatus {
     pub in_sync_bytes: u64,
     /// Our local sequence number for this folder.
     pub sequence: u64,
-    /// Current per-file pull/scan errors.
+    /// Current per-file errors: the entries the last scan skipped, then the last pull's.
     pub errors: Vec<FileError>,
+    /// How many of [`FolderStatus::errors`] are the last pull's (Syncthing's `pullErrors`).
+    pub pull_errors: usize,
     /// Highest sequence received from each peer for this folder.
     pub remote_sequence: BTreeMap<DeviceId, u64>,
     /// Why the watcher is not running, if it failed.

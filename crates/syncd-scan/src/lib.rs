@@ -23,6 +23,8 @@
 //!   so reading a file costs the watcher nothing), debounced and coalesced into paths to
 //!   rescan, overflow → full rescan, a watch cap with a one-time warning and periodic
 //!   fallback, periodic full rescans.
+//! - [`case::CaseResolver`]: the on-disk case of names, for folders on a case-insensitive
+//!   filesystem (a cached directory-listing lookup; Syncthing's case-conflict error).
 //! - [`CounterSnapshot`]: directories opened, files read, bytes hashed, progress totals.
 //!
 //! Invariants: symlinks are recorded (with their target bytes), never followed — not while
@@ -53,6 +55,7 @@ struct ReadmeDoctests;
 
 mod adopt;
 pub use adopt::equivalent;
+pub mod case;
 pub mod hash;
 mod params;
 mod scan;

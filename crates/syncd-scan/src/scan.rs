@@ -42,6 +42,11 @@ pub struct ScanConfig {
     /// is recorded as a receive-only change ([`FileRecord::receive_only`], and invalid), so it
     /// stays local.
     pub receive_only: bool,
+    /// Names differing only in case are different files (Syncthing's `caseSensitiveFS`,
+    /// default false). Off, a path given to [`Scanner::scan_paths`] that exists on disk only
+    /// under another case (a case-insensitive filesystem finds it) is taken as missing: what
+    /// is recorded is always the spelling the directory lists.
+    pub case_sensitive_fs: bool,
 }
 
 impl Default for ScanConfig {
@@ -51,6 +56,7 @@ impl Default for ScanConfig {
             ignore_perms: false,
             auto_normalize: true,
             receive_only: false,
+            case_sensitive_fs: false,
         }
     }
 }
@@ -159,6 +165,18 @@ pub enum EntryError {
         /// The OS error text.
         message: String,
     },
+}
+
+impl EntryError {
+    /// The folder-relative path of the entry.
+    pub fn path(&self) -> &str {
+        match self {
+            EntryError::UnsyncableName { path, .. }
+            | EntryError::NotNormalized { path }
+            | EntryError::NormalizationConflict { path }
+            | EntryError::Io { path, .. } => path,
+        }
+    }
 }
 
 /// Why a whole scan failed.
@@ -482,10 +500,15 @@ impl Scanner {
         // records), and targets that are single names (one lookup each).
         let mut prefixes: Vec<Option<RelPath>> = Vec::new();
         let mut singles: Vec<RelPath> = Vec::new();
+        let case = (!self.config.case_sensitive_fs)
+            .then(|| crate::case::CaseResolver::new(self.root.clone()));
         for t in &targets {
             match t {
                 // Walked above.
                 None => prefixes.push(None),
+                // Found only under another case: that spelling is recorded when it is
+                // scanned, this one is gone.
+                Some(rel) if other_case_only(case.as_ref(), rel) => singles.push(rel.clone()),
                 Some(rel) => match self.walk_target(&ignore, &mut walk, rel) {
                     Some(FileKind::Directory) => prefixes.push(Some(rel.clone())),
                     Some(_) => {}
@@ -834,8 +857,10 @@ impl Scanner {
         let mut cur: Option<RelPath> = None;
         let mut abs = self.root.clone();
         let depth = p.depth();
-        for (i, c) in p.components().enumerate() {
-            abs.push(c);
+        // The components as local names spell them (NFD where they are).
+        let local = p.to_path_under(Path::new(""));
+        for (i, (c, on_disk)) in p.components().zip(local.components()).enumerate() {
+            abs.push(on_disk);
             let next = match &cur {
                 None => RelPath::new(c),
                 Some(d) => d.join(c),
@@ -901,8 +926,10 @@ impl Scanner {
         Some(kind)
     }
 
-    /// Renames `abs`, whose name is not spelt in NFC, to the NFC spelling `path` has (see
+    /// Renames `abs`, whose name is not spelt as local names are (NFC; NFD where
+    /// [`syncd_types::local_names_nfd`]), to that spelling of `path` (see
     /// [`ScanConfig::auto_normalize`]); the new absolute path, or why the entry is skipped.
+    /// Another file under the right spelling is a conflict: neither is touched.
     fn normalize_on_disk(&self, abs: &Path, path: &RelPath) -> Result<PathBuf, EntryError> {
         if !self.config.auto_normalize {
             return Err(EntryError::NotNormalized {
@@ -910,7 +937,7 @@ impl Scanner {
             });
         }
         let to = path.to_path_under(&self.root);
-        if std::fs::symlink_metadata(&to).is_ok() {
+        if std::fs::symlink_metadata(&to).is_ok() && !same_file(abs, &to) {
             return Err(EntryError::NormalizationConflict {
                 path: path.to_string(),
             });
@@ -922,7 +949,18 @@ impl Scanner {
         } else {
             // A link fails if the NFC name appeared meanwhile, where a rename would replace it.
             match std::fs::hard_link(abs, &to) {
-                Ok(()) => {}
+                Ok(()) => {
+                    std::fs::remove_file(abs).map_err(|e| io_error(path.as_str(), &e))?;
+                }
+                // A filesystem that finds either spelling (APFS, ZFS with normalisation)
+                // says the other spelling exists when it is the same file: it is renamed
+                // through a temporary name.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && same_file(abs, &to) => {
+                    let temp = abs.with_file_name(syncd_types::names::temp_name(path.file_name()));
+                    std::fs::rename(abs, &temp)
+                        .and_then(|()| std::fs::rename(&temp, &to))
+                        .map_err(|e| io_error(path.as_str(), &e))?;
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     return Err(EntryError::NormalizationConflict {
                         path: path.to_string(),
@@ -930,7 +968,6 @@ impl Scanner {
                 }
                 Err(e) => return Err(io_error(path.as_str(), &e)),
             }
-            std::fs::remove_file(abs).map_err(|e| io_error(path.as_str(), &e))?;
         }
         tracing::info!(
             folder = %self.folder,
@@ -995,7 +1032,9 @@ impl Scanner {
             }
             let mut child_abs = entry.path();
             let mut renamed = false;
-            if cfg!(not(target_os = "macos")) && path.as_str().as_bytes() != bytes.as_slice() {
+            let spelt_locally =
+                std::str::from_utf8(name.as_bytes()).is_ok_and(syncd_types::is_local_spelling);
+            if !spelt_locally {
                 match self.normalize_on_disk(&child_abs, &path) {
                     Ok(to) => {
                         child_abs = to;
@@ -1221,6 +1260,21 @@ impl Scanner {
 }
 
 /// A file record's block size when it has several blocks (one block says nothing).
+/// Whether `a` and `b` name the same file (one inode on one device).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// Whether `rel` exists on disk only under another case (never when `case` is `None`: a
+/// case-sensitive folder). An error reading the disk is left to the walk to report.
+fn other_case_only(case: Option<&crate::case::CaseResolver>, rel: &RelPath) -> bool {
+    case.is_some_and(|c| matches!(c.check(rel), Ok(crate::case::OnDisk::Conflict(_))))
+}
+
 fn old_block_size(r: &FileRecord) -> Option<u32> {
     if r.kind.is_file() && r.blocks.len() > 1 {
         r.blocks.first().map(|b| b.size)

@@ -36,4 +36,4 @@ mod path;
 pub use device::{DeviceId, DeviceIdError, ShortId};
 pub use folder::{FolderId, FolderIdError};
 pub use kind::FileKind;
-pub use path::{PathError, RelPath};
+pub use path::{PathError, RelPath, fold_case, is_local_spelling, local_names_nfd};

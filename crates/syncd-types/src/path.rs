@@ -175,13 +175,61 @@ impl RelPath {
     /// The path on the local filesystem below `root`. Safe by construction: a `RelPath` has
     /// no `..` and is relative, so the result is always inside `root` (symlinked parents
     /// are the caller's concern).
+    ///
+    /// Each component is spelt as local names are (see [`local_names_nfd`]): NFC as on the
+    /// wire, or NFD where the filesystem hands out NFD names (macOS).
     pub fn to_path_under(&self, root: &std::path::Path) -> std::path::PathBuf {
         let mut p = root.to_path_buf();
+        let nfd = !self.0.is_ascii() && local_names_nfd();
         for c in self.components() {
-            p.push(c);
+            if nfd {
+                p.push(c.nfd().collect::<String>());
+            } else {
+                p.push(c);
+            }
         }
         p
     }
+}
+
+/// Whether local names are spelt in Unicode NFD: names on the wire and in the index are NFC,
+/// and where local names are NFD (macOS, as Syncthing) a name is converted on its way to the
+/// disk ([`RelPath::to_path_under`]) and back ([`RelPath::new`] normalises what a directory
+/// listing holds). Always on macOS; elsewhere only when the environment variable
+/// `SYNCD_LOCAL_NFD` is `1` as the process starts, a switch that runs the macOS conversion on
+/// Linux (tests).
+pub fn local_names_nfd() -> bool {
+    static NFD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *NFD.get_or_init(|| {
+        cfg!(target_os = "macos") || std::env::var_os("SYNCD_LOCAL_NFD").is_some_and(|v| v == "1")
+    })
+}
+
+/// Whether `name` (one component as a directory listing holds it) is spelt as local names
+/// should be (see [`local_names_nfd`]): NFC, or NFD where local names are NFD.
+pub fn is_local_spelling(name: &str) -> bool {
+    if name.is_ascii() {
+        return true;
+    }
+    if local_names_nfd() {
+        unicode_normalization::is_nfd(name)
+    } else {
+        is_nfc(name)
+    }
+}
+
+/// `s` with its case folded as Syncthing compares names on a case-insensitive filesystem:
+/// each character upper-cased then lower-cased, then NFC (so `Straße` and `STRASSE` fold
+/// alike, and an NFD spelling folds like its NFC one).
+pub fn fold_case(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
+    s.chars()
+        .flat_map(char::to_uppercase)
+        .flat_map(char::to_lowercase)
+        .nfc()
+        .collect()
 }
 
 impl fmt::Display for RelPath {
@@ -212,6 +260,20 @@ impl std::str::FromStr for RelPath {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn case_folding_is_syncthings_upper_then_lower_then_nfc() {
+        for (a, b) in [
+            ("README.md", "readme.md"),
+            ("Readme.MD", "rEADME.md"),
+            ("STRASSE", "strasse"),
+            ("Äpfel", "a\u{308}pfel"),
+            ("ΣΊΣΥΦΟΣ", "σίσυφοσ"),
+        ] {
+            assert_eq!(fold_case(a), fold_case(b), "{a} and {b}");
+        }
+        assert_ne!(fold_case("a"), fold_case("b"));
+    }
 
     #[test]
     fn quick_check_accepts_only_valid_paths_and_check_decides_the_rest() {

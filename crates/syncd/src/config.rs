@@ -422,6 +422,10 @@ pub struct FolderEntry {
     /// Rename names not spelt in Unicode NFC on disk to NFC (Syncthing's `autoNormalize`).
     #[serde(default = "yes")]
     pub auto_normalize: bool,
+    /// Names differing only in case are different files (Syncthing's `caseSensitiveFS`,
+    /// default false: the puller refuses a name that differs only in case from a local one).
+    #[serde(default)]
+    pub case_sensitive_fs: bool,
     /// Conflict copies kept per file (-1 = unlimited, 0 = none).
     #[serde(default = "default_max_conflicts")]
     pub max_conflicts: i32,
@@ -533,6 +537,7 @@ impl FolderEntry {
             watcher_delay_ms: DEFAULT_WATCHER_DELAY_MS,
             ignore_perms: false,
             auto_normalize: true,
+            case_sensitive_fs: false,
             max_conflicts: DEFAULT_MAX_CONFLICTS,
             paused: false,
             devices: Vec::new(),
@@ -979,6 +984,7 @@ impl FolderEntry {
             watcher_enabled: self.watcher_enabled,
             ignore_perms: self.ignore_perms,
             auto_normalize: self.auto_normalize,
+            case_sensitive_fs: self.case_sensitive_fs,
             max_conflicts: self.max_conflicts,
             paused: self.paused,
             scan_progress_interval_ms: syncd_engine::DEFAULT_SCAN_PROGRESS_INTERVAL_MS,
@@ -997,6 +1003,7 @@ impl FolderEntry {
             watcher_delay_ms: f.watcher_delay_ms,
             ignore_perms: f.ignore_perms,
             auto_normalize: f.auto_normalize,
+            case_sensitive_fs: f.case_sensitive_fs,
             max_conflicts: f.max_conflicts,
             paused: f.paused,
             devices: f.devices.clone(),

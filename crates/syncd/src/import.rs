@@ -175,7 +175,6 @@ const FOLDER_DEFAULTS: &[(&str, &str)] = &[
     ("disableFsync", "false"),
     ("blockPullOrder", "standard"),
     ("copyRangeMethod", "standard"),
-    ("caseSensitiveFS", "false"),
     ("junctionsAsDirs", "false"),
     ("syncOwnership", "false"),
     ("sendOwnership", "false"),
@@ -193,6 +192,7 @@ const FOLDER_CARRIED: &[&str] = &[
     "@fsWatcherDelayS",
     "@ignorePerms",
     "autoNormalize",
+    "caseSensitiveFS",
     "device",
     "maxConflicts",
     "paused",
@@ -386,6 +386,7 @@ pub fn from_syncthing_xml(text: &str, own_id: DeviceId) -> Result<Imported, Impo
         entry.watcher_delay_ms = (delay_s * 1000.0).round().min(f64::from(u32::MAX)) as u32;
         entry.ignore_perms = parse_bool(f.attr("ignorePerms"), false);
         entry.auto_normalize = parse_bool(f.child_text("autoNormalize"), true);
+        entry.case_sensitive_fs = parse_bool(f.child_text("caseSensitiveFS"), false);
         entry.max_conflicts = parse_num(f.child_text("maxConflicts"), 10);
         entry.paused = entry.paused || parse_bool(f.child_text("paused"), false);
         for d in f.children("device") {
@@ -668,9 +669,11 @@ mod tests {
             "<folder id=\"work\" label=\"Work\" path=\"/srv/work\" type=\"sendreceive\" \
              rescanIntervalS=\"60\" fsWatcherEnabled=\"false\" fsWatcherDelayS=\"2\" ignorePerms=\"true\">\
              <device id=\"{OWN}\"></device><device id=\"{PEER}\"></device>\
-             <maxConflicts>3</maxConflicts><paused>false</paused></folder>"
+             <maxConflicts>3</maxConflicts><paused>false</paused>\
+             <caseSensitiveFS>true</caseSensitiveFS></folder>"
         ));
         let f = &i.config.folders[0];
+        assert!(f.case_sensitive_fs);
         assert_eq!((f.id.as_str(), f.label.as_str()), ("work", "Work"));
         assert_eq!(f.path, PathBuf::from("/srv/work"));
         assert_eq!((f.rescan_interval_s, f.watcher_delay_ms), (60, 2000));

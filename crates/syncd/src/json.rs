@@ -50,7 +50,7 @@ pub fn folder_summary(s: &FolderStatus, has_ignore_patterns: bool) -> Value {
     m.insert("inSyncFiles".into(), json!(s.in_sync_files));
     m.insert("inSyncBytes".into(), json!(s.in_sync_bytes));
     m.insert("errors".into(), json!(errors));
-    m.insert("pullErrors".into(), json!(errors));
+    m.insert("pullErrors".into(), json!(s.pull_errors));
     m.insert("invalid".into(), json!(""));
     m.insert("state".into(), json!(s.state.as_str()));
     m.insert("stateChanged".into(), json!(rfc3339(s.state_changed)));
@@ -418,7 +418,7 @@ pub fn folder(f: &FolderEntry, my_id: &DeviceId) -> Value {
         "disableFsync": false,
         "blockPullOrder": "standard",
         "copyRangeMethod": "standard",
-        "caseSensitiveFS": false,
+        "caseSensitiveFS": f.case_sensitive_fs,
         "junctionsAsDirs": false,
     })
 }
@@ -869,6 +869,9 @@ pub fn apply_folder(
     if let Some(v) = field(o, "autoNormalize")? {
         f.auto_normalize = v;
     }
+    if let Some(v) = field(o, "caseSensitiveFS")? {
+        f.case_sensitive_fs = v;
+    }
     if let Some(v) = field(o, "maxConflicts")? {
         f.max_conflicts = v;
     }
@@ -1167,6 +1170,7 @@ mod tests {
             in_sync_bytes: 100,
             sequence: 7,
             errors: vec![],
+            pull_errors: 0,
             remote_sequence: BTreeMap::from([(PEER.parse().unwrap(), 9)]),
             watch_error: None,
             receive_only_changed: None,
@@ -1362,7 +1366,9 @@ mod tests {
         f.devices = vec![PEER.parse().unwrap()];
         f.watcher_delay_ms = 250;
         f.max_conflicts = -1;
+        f.case_sensitive_fs = true;
         let v = folder(&f, &me());
+        assert_eq!(v["caseSensitiveFS"], json!(true));
         assert_eq!(v["devices"].as_array().unwrap().len(), 2);
         let back = apply_folder(
             FolderEntry::new(FolderId::new("x").unwrap(), "/".into()),

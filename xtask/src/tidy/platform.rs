@@ -27,8 +27,8 @@ pub const ALLOWED: &[(&str, &str)] = &[
         "inotify per directory on Linux, notify's recommended watcher (FSEvents) elsewhere",
     ),
     (
-        "crates/syncd-scan/src/scan.rs",
-        "names not spelt in NFC renamed to NFC on disk except on macOS, whose filesystems find either spelling",
+        "crates/syncd-types/src/path.rs",
+        "local names spelt in NFD on macOS (as Syncthing), NFC elsewhere unless SYNCD_LOCAL_NFD=1",
     ),
     (
         "crates/syncd-scan/src/hash.rs",

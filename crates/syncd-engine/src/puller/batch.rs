@@ -154,6 +154,7 @@ pub(crate) fn flush(ctx: &Ctx, items: Vec<Item>) -> Flushed {
 /// file over the target.
 fn install(ctx: &Ctx, record: &FileRecord, s: Staged) -> Result<(), PullError> {
     drop(s.file);
+    super::case::make_way(ctx, &record.name)?;
     if !fsutil::matches_index(&s.target, s.local.as_ref(), ctx.ignore_perms)? {
         return Err(PullError::Modified);
     }
@@ -172,6 +173,7 @@ fn install(ctx: &Ctx, record: &FileRecord, s: Staged) -> Result<(), PullError> {
         Err(_) => {}
     }
     std::fs::rename(&s.temp, &s.target)?;
+    super::case::forget_parent(ctx, &s.target);
     Ok(())
 }
 

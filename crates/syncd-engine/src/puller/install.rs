@@ -13,10 +13,12 @@ use std::time::SystemTime;
 
 use syncd_conflict::{LocalFate, Resolution};
 use syncd_index::{FileRecord, Needed};
+use syncd_scan::case::OnDisk;
 use syncd_types::{FileKind, RelPath};
 
 use super::{
-    Ctx, PullError, PullOutcome, conflicts, decide, emit_started, parent_of, plan, refused, report,
+    Ctx, PullError, PullOutcome, case, conflicts, decide, emit_started, parent_of, plan, refused,
+    report,
 };
 use crate::event::{Event, ItemAction};
 use crate::fsutil;
@@ -117,6 +119,9 @@ fn pull_dir(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), Pull
     let Resolution::TakeRemote { adopt_version, .. } = decide(ctx, n) else {
         return Err(PullError::NotNeeded);
     };
+    if let OnDisk::Conflict(c) = case::on_disk(ctx, &n.global.name)? {
+        return Err(PullError::CaseConflict(c));
+    }
     let path = safe_target(ctx, n)?;
     if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
         return Err(PullError::Modified);
@@ -141,6 +146,7 @@ fn pull_dir(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), Pull
         }
         Err(e) => return Err(e.into()),
     }
+    case::forget_parent(ctx, &path);
     Ok((
         plan::installed(&n.global, adopt_version),
         Some(parent_of(&path)),
@@ -186,6 +192,9 @@ fn pull_symlink(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), 
     let Resolution::TakeRemote { adopt_version, .. } = decide(ctx, n) else {
         return Err(PullError::NotNeeded);
     };
+    if let OnDisk::Conflict(c) = case::on_disk(ctx, &n.global.name)? {
+        return Err(PullError::CaseConflict(c));
+    }
     let path = safe_target(ctx, n)?;
     if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
         return Err(PullError::Modified);
@@ -199,6 +208,7 @@ fn pull_symlink(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), 
         Err(_) => {}
     }
     std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&n.global.symlink_target), &path)?;
+    case::forget_parent(ctx, &path);
     Ok((
         plan::installed(&n.global, adopt_version),
         Some(parent_of(&path)),
@@ -215,6 +225,11 @@ fn delete_item(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), P
         return Err(PullError::NotNeeded);
     };
     let path = safe_target(ctx, n)?;
+    if let OnDisk::Conflict(_) = case::on_disk(ctx, &n.global.name)? {
+        // Only another spelling is on disk (a case-only rename, or never here): that file is
+        // not this name's, and this name is already gone.
+        return Ok((plan::installed(&n.global, adopt_version), None));
+    }
     if !fsutil::matches_index(&path, n.local.as_ref(), ctx.ignore_perms)? {
         return Err(PullError::Modified);
     }
@@ -237,6 +252,7 @@ fn delete_item(ctx: &Ctx, n: &Needed) -> Result<(FileRecord, Option<PathBuf>), P
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
+    case::forget_parent(ctx, &path);
     // A temp file a failed pull of this file left behind is no longer of use.
     let temp = parent_of(&path).join(syncd_types::names::temp_name(n.global.name.file_name()));
     if std::fs::symlink_metadata(&temp).is_ok_and(|m| m.is_file()) {

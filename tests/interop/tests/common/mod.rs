@@ -105,6 +105,8 @@ pub struct Node {
     /// syncd only: run with the discovery its config sets, listening on
     /// `tcp://localhost:PORT` (what a discovery server keeps); otherwise `--no-discovery`.
     pub discovery: bool,
+    /// syncd only: extra environment variables (e.g. `SYNCD_LOCAL_NFD=1`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Node {
@@ -136,6 +138,7 @@ impl Node {
             child: None,
             starts: 0,
             discovery: false,
+            env: Vec::new(),
         }
     }
 
@@ -241,6 +244,7 @@ impl Node {
                     "RUST_LOG",
                     std::env::var("SYNCD_LOG").unwrap_or_else(|_| "info".into()),
                 );
+                cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
                 cmd
             }
         };
@@ -280,6 +284,24 @@ impl Node {
     /// This node's `/rest/system/connections` entry for `peer`.
     pub fn connection(&self, peer: &str) -> Value {
         self.get_ok("/rest/system/connections")["connections"][peer].clone()
+    }
+
+    /// This node's `/rest/folder/errors` for the shared folder: (path, error) pairs.
+    pub fn folder_errors(&self) -> Vec<(String, String)> {
+        let body = self.get_ok(&format!("/rest/folder/errors?folder={FOLDER}"));
+        body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| {
+                        (
+                            e["path"].as_str().unwrap_or_default().to_owned(),
+                            e["error"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Path inside the folder.
@@ -357,6 +379,21 @@ impl Drop for Node {
 
 // ---------------------------------------------------------------------------------------------
 // Trees
+
+/// The names directly in `dir` as stored on disk, without syncd's and Syncthing's own
+/// (`.stfolder`, `.stignore`, temp files).
+pub fn names(dir: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with(".st") && !n.starts_with(".syncthing."))
+        .collect()
+}
+
+/// A set of names, to compare with [`names`].
+pub fn name_set(names: &[&str]) -> std::collections::BTreeSet<String> {
+    names.iter().map(|s| (*s).to_owned()).collect()
+}
 
 /// What we compare of one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -630,6 +667,7 @@ pub fn cluster() -> Option<Cluster> {
         child: None,
         starts: 0,
         discovery: false,
+        env: Vec::new(),
     };
     let sd = Node {
         kind: Kind::Syncd,
@@ -644,6 +682,7 @@ pub fn cluster() -> Option<Cluster> {
         child: None,
         starts: 0,
         discovery: false,
+        env: Vec::new(),
     };
     Some(Cluster {
         st,
