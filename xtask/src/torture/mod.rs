@@ -261,6 +261,7 @@ fn run_phases(root: &Path, o: &Options, report: Report) -> Report {
         seq: Arc::new(AtomicU64::new(0)),
         oracle: Arc::new(Mutex::new(oracle::Oracle::new())),
         report,
+        partial: o.only.is_some(),
     };
     // Given, else `<target>/debug/syncd` if built (CI's test step built it), else built now.
     let bin =

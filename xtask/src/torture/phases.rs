@@ -31,6 +31,8 @@ pub(crate) struct Ctx {
     pub oracle: Arc<Mutex<Oracle>>,
     /// The tally.
     pub report: Report,
+    /// A partial run (`--only`): changes an older syncd does not offer are skipped.
+    pub partial: bool,
 }
 
 impl Ctx {
@@ -490,9 +492,23 @@ pub(crate) fn churn(ctx: &mut Ctx, pair: &mut Pair) -> Result<(), String> {
             ),
         };
         let node = pair.node(side);
-        if let Err(e) = node.rest.send_json(method, &path, &body, t) {
-            result = Err(format!("churn: {what} on {side:?}: {e}"));
-            break;
+        match node.rest.send_json(method, &path, &body, t) {
+            Ok(_) => {}
+            // An endpoint an older syncd does not have (a partial run against an old binary,
+            // `--only churn --syncd OLD`): that kind of change is skipped, and a full run
+            // fails on any such skip.
+            Err(syncd_testkit::RestError::Status {
+                status: 404 | 405, ..
+            }) if ctx.partial => {
+                progress(&format!(
+                    "churn: {what}: {method} {path} is not offered by this syncd (404 or 405): skipped"
+                ));
+                continue;
+            }
+            Err(e) => {
+                result = Err(format!("churn: {what} on {side:?}: {e}"));
+                break;
+            }
         }
         applied += 1;
         if what == "unshare" {
@@ -517,12 +533,16 @@ pub(crate) fn churn(ctx: &mut Ctx, pair: &mut Pair) -> Result<(), String> {
             "/rest/db/ignores?folder={}",
             crate::bench::daemon::FOLDER_ID
         );
-        if let Err(e) = pair
+        match pair
             .node(side)
             .rest
             .send_json("POST", &path, "{\"ignore\": []}", t)
         {
-            result = result.and(Err(format!("churn: clearing ignores on {side:?}: {e}")));
+            Ok(_) => {}
+            Err(syncd_testkit::RestError::Status {
+                status: 404 | 405, ..
+            }) if ctx.partial => {}
+            Err(e) => result = result.and(Err(format!("churn: clearing ignores on {side:?}: {e}"))),
         }
     }
     for side in [Side::A, Side::B] {
