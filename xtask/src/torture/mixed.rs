@@ -243,17 +243,7 @@ fn verify(ctx: &mut Ctx, trio: &mut Trio, phase: &str) -> Result<(), String> {
         tree.files.len(),
         tree.conflict_copies()
     ));
-    for l in findings.lost.iter().chain(findings.foreign.iter()) {
-        progress(&format!("{phase}: LOST {l}"));
-    }
-    ctx.report.files_lost += (findings.lost.len() + findings.foreign.len()) as u64;
-    if !findings.clean() {
-        ctx.report.fail(format!(
-            "{phase}: {} versions lost, {} files hold content that was never written",
-            findings.lost.len(),
-            findings.foreign.len()
-        ));
-    }
+    super::phases::record_findings(ctx, phase, &findings);
     workload::lock(&ctx.oracle).checkpoint();
     Ok(())
 }

@@ -62,6 +62,21 @@ fn target(pair: &Pair, side: Side) -> Target {
     }
 }
 
+/// Prints and counts what the oracle found in a converged tree; a loss fails the run.
+pub(crate) fn record_findings(ctx: &mut Ctx, phase: &str, findings: &oracle::Findings) {
+    for l in findings.lost.iter().chain(findings.foreign.iter()) {
+        progress(&format!("{phase}: LOST {l}"));
+    }
+    ctx.report.files_lost += (findings.lost.len() + findings.foreign.len()) as u64;
+    if !findings.clean() {
+        ctx.report.fail(format!(
+            "{phase}: {} versions lost, {} files hold content that was never written",
+            findings.lost.len(),
+            findings.foreign.len()
+        ));
+    }
+}
+
 /// Converges, checks the tree against the oracle, checks temp files and the rescan, then
 /// checkpoints the oracle. Losses and torn files are counted; an error means the phase could
 /// not be verified (no convergence, a daemon died).
@@ -77,17 +92,7 @@ pub(crate) fn verify(ctx: &mut Ctx, pair: &mut Pair, phase: &str) -> Result<(), 
         workload::lock(&ctx.oracle).versions()
     ));
     ctx.report.conflict_copies = ctx.report.conflict_copies.max(conflicts);
-    for l in findings.lost.iter().chain(findings.foreign.iter()) {
-        progress(&format!("{phase}: LOST {l}"));
-    }
-    ctx.report.files_lost += (findings.lost.len() + findings.foreign.len()) as u64;
-    if !findings.clean() {
-        ctx.report.fail(format!(
-            "{phase}: {} versions lost, {} files hold content that was never written",
-            findings.lost.len(),
-            findings.foreign.len()
-        ));
-    }
+    record_findings(ctx, phase, &findings);
     let temps: Vec<String> = c
         .tree
         .temps
